@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Targets follow ../shared/DESIGN.md §2: C shims → PQ → Surrogate → Selection (pure) → Daemon → tovd.
+// Dependencies are chosen for build time on a 2-core CI box: no SwiftNIO, no swift-crypto.
+let package = Package(
+    name: "tovd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tovd", targets: ["tovd"]),
+        .library(name: "PQ", targets: ["PQ"]),
+        .library(name: "Surrogate", targets: ["Surrogate"]),
+        .library(name: "Selection", targets: ["Selection"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // MARK: - System libraries (pkg-config)
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // MARK: - Libraries
+        .target(name: "PQ", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "EmbeddedPostgres", dependencies: []),
+        .target(name: "Surrogate", dependencies: ["CLZ4", "COpenBLAS"]),
+        .target(name: "Selection"),
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "PQ", "Surrogate", "Selection",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(name: "Evaluation", dependencies: ["Surrogate", "Selection"]),
+        .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon"]),
+        .executableTarget(
+            name: "tovd",
+            dependencies: [
+                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // MARK: - Tests: pure units need no database; IntegrationTests start a real Postgres.
+        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate"]),
+        .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

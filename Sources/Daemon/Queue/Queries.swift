@@ -1,0 +1,144 @@
+/// Every SQL statement the daemon runs, named noun+verb(+Many) after what it does.
+///
+/// Values are always bound as `$n` parameters; nothing here is built from user data.
+enum Queries {
+    // MARK: - Jobs
+
+    /// Claims up to $1 available jobs for $2 seconds for worker $3; returns the fencing attempt
+    /// number and the row's raw bytes. Leases are compared with the database clock, never the host's.
+    /// New rows (model_version 0) come before rescoring work.
+    static let jobClaimMany = """
+        WITH picked AS (
+            SELECT candidate_id, model_version FROM tov.jobs
+            WHERE lease_until IS NULL OR lease_until < now()
+            ORDER BY model_version, enqueued_at, candidate_id
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE tov.jobs j
+            SET attempts = j.attempts + 1, lease_until = now() + make_interval(secs => $2::float8), worker = $3
+            FROM picked p
+            WHERE j.candidate_id = p.candidate_id AND j.model_version = p.model_version
+            RETURNING j.candidate_id, j.model_version, j.attempts
+        )
+        SELECT c.candidate_id, c.model_version, c.attempts,
+               convert_to(x.prompt, getdatabaseencoding()), convert_to(x.response, getdatabaseencoding()),
+               extract(epoch FROM now() - x.created_at)::float8
+        FROM claimed c JOIN tov.candidates x ON x.id = c.candidate_id
+        ORDER BY c.candidate_id
+        """
+
+    /// Ends the claims still held: deletes the jobs whose attempt number still matches ($1 ids,
+    /// $2 versions, $3 attempts). A worker whose lease expired and was re-claimed gets nothing back
+    /// and so writes nothing (fencing).
+    static let jobCompleteMany = """
+        DELETE FROM tov.jobs j
+        USING unnest($1::bigint[], $2::int[], $3::int[]) AS f(candidate_id, model_version, attempts)
+        WHERE j.candidate_id = f.candidate_id AND j.model_version = f.model_version AND j.attempts = f.attempts
+        RETURNING j.candidate_id, j.model_version
+        """
+
+    /// Gives claimed jobs back untouched (graceful shutdown): the attempt is not counted.
+    static let jobReleaseMany = """
+        UPDATE tov.jobs j SET lease_until = NULL, attempts = greatest(j.attempts - 1, 0), worker = NULL
+        FROM unnest($1::bigint[], $2::int[], $3::int[]) AS f(candidate_id, model_version, attempts)
+        WHERE j.candidate_id = f.candidate_id AND j.model_version = f.model_version AND j.attempts = f.attempts
+        """
+
+    /// Records why a job failed; the lease runs out and another worker retries it.
+    static let jobFail = """
+        UPDATE tov.jobs SET last_error = $4, lease_until = now()
+        WHERE candidate_id = $1 AND model_version = $2 AND attempts = $3
+        """
+
+    /// Enqueues (re)scoring of every ready, unrejected row outside U that has no score for model
+    /// version $1 yet. Used when a version starts scoring and by the leader's sweeper.
+    static let jobEnqueueMissingScores = """
+        INSERT INTO tov.jobs (candidate_id, model_version)
+        SELECT r.candidate_id, $1::int FROM tov.ready r
+        WHERE NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.candidate_id = r.candidate_id AND s.model_version = $1::int)
+          AND NOT EXISTS (SELECT 1 FROM tov.rejects x WHERE x.candidate_id = r.candidate_id)
+          AND NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.candidate_id = r.candidate_id AND b.base_version = $2::int)
+          AND NOT EXISTS (SELECT 1 FROM tov.jobs j WHERE j.candidate_id = r.candidate_id AND j.model_version IN (0, $1::int))
+        ON CONFLICT DO NOTHING
+        """
+
+    static let jobCountForVersion = "SELECT count(*) FROM tov.jobs WHERE model_version = $1"
+
+    // MARK: - Ingest results
+
+    static let rejectInsert = """
+        INSERT INTO tov.rejects (candidate_id, reason, detail, attempts) VALUES ($1, $2::tov.reject_reason, $3, $4)
+        ON CONFLICT (candidate_id) DO NOTHING
+        """
+
+    static let readyInsertMany = """
+        INSERT INTO tov.ready (candidate_id, prompt_bytes, response_bytes)
+        SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[])
+        ON CONFLICT (candidate_id) DO NOTHING
+        """
+
+    /// Whether a row belongs to U of base model $2 (U rows are never scored).
+    static let baseSubsetContainsMany = """
+        SELECT candidate_id FROM tov.base_subset WHERE base_version = $1 AND candidate_id = ANY($2::bigint[])
+        """
+
+    // MARK: - Scores
+
+    static let baseLossesGetMany = """
+        SELECT candidate_id, losses, uncertainty, tokens FROM tov.base_losses
+        WHERE base_version = $1 AND candidate_id = ANY($2::bigint[])
+        """
+
+    static let baseLossesInsert = """
+        INSERT INTO tov.base_losses (candidate_id, base_version, losses, uncertainty, tokens)
+        VALUES ($1, $2, $3::real[], $4, $5) ON CONFLICT DO NOTHING
+        """
+
+    static let scoreInsert = """
+        INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+        VALUES ($1, $2, tov.phi($3::real[], $4::real[], $5), $6, $7, $3::real[], $4::real[], $8, $9)
+        ON CONFLICT (candidate_id, model_version) DO NOTHING
+        """
+
+    /// Re-derives φ from the stored per-epoch losses after a `score_fn` change: no model work.
+    static let scoreRecomputeForFunction = """
+        UPDATE tov.scores SET score = tov.phi(base_losses, val_losses, $2)
+        WHERE model_version = $1 AND score IS DISTINCT FROM tov.phi(base_losses, val_losses, $2)
+        """
+
+    // MARK: - Settings and versions
+
+    static let settingsGetAll = "SELECT key, value::text FROM tov.settings"
+    static let zvalVersionGet = "SELECT version, extract(epoch FROM now() - changed_at)::float8, (SELECT count(*) FROM tov.validation) FROM tov.zval_version"
+    static let validationGetAll = "SELECT prompt, response FROM tov.validation ORDER BY id"
+
+    /// Live model versions: the complete one and the one being rescored, with their base model.
+    static let modelVersionLiveMany = """
+        SELECT m.model_version, m.base_version, m.zval_version, m.method, m.status::text, b.epochs
+        FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
+        WHERE m.status IN ('complete', 'scoring')
+        ORDER BY m.model_version
+        """
+
+    static let checkpointGet = """
+        SELECT data FROM tov.checkpoints
+        WHERE base_version = $1 AND coalesce(model_version, 0) = $2 AND kind = $3 AND epoch = $4
+        """
+
+    static let checkpointInsert = """
+        INSERT INTO tov.checkpoints (base_version, model_version, kind, epoch, data, sha256)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (base_version, coalesce(model_version, 0), kind, epoch) DO UPDATE SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256
+        """
+
+    // MARK: - Status
+
+    static let statusGet = """
+        SELECT pool_rows, scored, pending, rejected, base_subset_rows, model_version, next_model_version,
+               next_model_status, rescore_pending, zval_version, zval_rows, selection_version, selection_size,
+               last_refresh_started_at::text, last_refresh_finished_at::text,
+               extract(epoch FROM oldest_unscored_age)::float8, leader
+        FROM tov.status
+        """
+}

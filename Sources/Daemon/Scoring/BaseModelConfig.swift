@@ -1,0 +1,43 @@
+import Foundation
+
+/// What a base model was trained with, stored as `tov.base_models.config` so a refresh and every
+/// worker use exactly the trajectory's own settings, whatever `tov.settings` says later.
+public struct BaseModelConfig: Codable, Sendable, Equatable {
+    public var surrogate: Settings.SurrogateShape
+    public var epochs: Int
+    public var learningRate: Double
+    public var valLearningRateRatio: Double
+    public var pretrainSteps: Int
+    public var seed: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case surrogate, epochs, learningRate = "lr", valLearningRateRatio = "val_lr_ratio"
+        case pretrainSteps = "pretrain_steps", seed
+    }
+
+    public init(settings: Settings) {
+        surrogate = settings.surrogate
+        epochs = settings.epochs
+        learningRate = settings.learningRate
+        valLearningRateRatio = settings.valLearningRateRatio
+        pretrainSteps = settings.pretrainSteps
+        seed = Int64(settings.selection.seed)
+    }
+
+    public init(json: String) throws {
+        self = try JSONDecoder().decode(BaseModelConfig.self, from: Data(json.utf8))
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    /// ε/η may change between refreshes without retraining the base trajectory.
+    public func with(valLearningRateRatio ratio: Double) -> BaseModelConfig {
+        var copy = self
+        copy.valLearningRateRatio = ratio
+        return copy
+    }
+}

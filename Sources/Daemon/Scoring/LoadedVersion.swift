@@ -1,0 +1,43 @@
+import Foundation
+import Surrogate
+
+/// The checkpoints of one live model version, loaded: θ_bas^1..L (shared by every version of the
+/// same base model) and θ_val^1..L. Computes the losses a worker writes to `tov.base_losses` and
+/// `tov.scores`. Not thread-safe (models own activation buffers): each worker has its own.
+public final class LoadedVersion: @unchecked Sendable {
+    public let modelVersion: Int
+    public let baseVersion: Int
+    public let tokenizer: Tokenizer
+    let base: [Model]
+    let val: [Model]
+
+    init(modelVersion: Int, baseVersion: Int, base: [SurrogateCheckpoint], val: [SurrogateCheckpoint]) throws {
+        guard let tokenizer = base.first?.tokenizer, base.count == val.count, !base.isEmpty else {
+            throw DaemonError(.checkpoint, "model version \(modelVersion) needs as many θ_val as θ_bas checkpoints (got \(base.count) and \(val.count))")
+        }
+        self.modelVersion = modelVersion
+        self.baseVersion = baseVersion
+        self.tokenizer = tokenizer
+        self.base = base.map(\.model)
+        self.val = val.map(\.model)
+    }
+
+    public var epochs: Int { base.count }
+
+    /// ℓ(θ_bas^l, x) for l = 1...L, ψ under θ_bas^L, and the response tokens averaged over.
+    func baseLosses(_ rows: [RowText]) throws -> [BaseLossRecord] {
+        let examples = rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
+        var perEpoch: [[ExampleLoss]] = []
+        for model in base { perEpoch.append(model.losses(examples)) }
+        return rows.indices.map { i in
+            BaseLossRecord(losses: perEpoch.map { $0[i].meanNLL }, uncertainty: perEpoch.last![i].psi, tokens: perEpoch.last![i].tokenCount)
+        }
+    }
+
+    /// ℓ(θ_val^l, x) for l = 1...L.
+    func valLosses(_ rows: [RowText]) throws -> [[Float]] {
+        let examples = rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
+        let perEpoch = val.map { $0.losses(examples) }
+        return rows.indices.map { i in perEpoch.map { $0[i].meanNLL } }
+    }
+}

@@ -1,0 +1,25 @@
+/// The raw text of one example, as bytes: the tokenizer takes any byte sequence.
+public struct RowText: Sendable, Equatable {
+    public var id: Int64
+    public var prompt: [UInt8]
+    public var response: [UInt8]
+
+    public init(id: Int64, prompt: [UInt8], response: [UInt8]) {
+        self.id = id
+        self.prompt = prompt
+        self.response = response
+    }
+}
+
+/// ℓ(θ_bas^l, x) for l = 1...L, with ψ under θ_bas^L and the number of response tokens averaged.
+public struct BaseLossRecord: Sendable, Equatable {
+    public var losses: [Float]
+    public var uncertainty: Float
+    public var tokens: Int
+
+    public init(losses: [Float], uncertainty: Float, tokens: Int) {
+        self.losses = losses
+        self.uncertainty = uncertainty
+        self.tokens = tokens
+    }
+}

@@ -1,0 +1,95 @@
+import Logging
+import Selection
+import Surrogate
+
+/// Trains the ToV trajectories of DESIGN.md §4 and hands each checkpoint to `store` as soon as it
+/// exists, so a crash loses at most one epoch of work and workers can load checkpoints from the DB.
+///
+/// Method A: θ_bas^l = θ_bas^{l-1} + one epoch on U (LR η); θ_val^l = θ_bas^l + one pass on Z_val (LR ε).
+/// Method B: θ_val^l = θ_val^{l-1} + one epoch on U, then one pass on Z_val; θ_bas is shared with A.
+struct TrajectoryTrainer: Sendable {
+    let config: BaseModelConfig
+    let logger: Logger
+
+    var modelConfig: ModelConfig {
+        ModelConfig(layers: config.surrogate.layers, width: config.surrogate.width, heads: config.surrogate.heads,
+                    context: config.surrogate.context, vocabSize: config.surrogate.vocab)
+    }
+
+    /// θ0 (tokenizer learned on U, next-token pretraining on U) and θ_bas^1..L.
+    func trainBase(u: [RowText], store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
+        let config = self.config
+        let modelConfig = self.modelConfig
+        let logger = self.logger
+        let (tokenizer, theta0) = try await runOffPool(name: "tovd-pretrain") { () -> (Tokenizer, Model) in
+            let sample = u.map { $0.prompt + [0x0A] + $0.response }
+            let tokenizer = Tokenizer.train(sample: sample, vocabSize: modelConfig.vocabSize)
+            let model = Model(config: modelConfig, seed: UInt64(bitPattern: config.seed))
+            if config.pretrainSteps > 0 {
+                let documents = u.map { Example(prompt: [], response: tokenizer.encode($0.prompt + [0x0A] + $0.response), allTokens: true) }
+                var options = TrainingOptions()
+                options.learningRate = Float(config.learningRate * 3)
+                options.maxSteps = config.pretrainSteps
+                options.epochs = max(1, config.pretrainSteps)
+                options.schedule = .warmupCosine
+                options.warmupSteps = max(1, config.pretrainSteps / 10)
+                options.seed = UInt64(bitPattern: config.seed)
+                model.train(on: documents, options: options) { progress in
+                    if progress.step % 50 == 0 {
+                        logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
+                    }
+                }
+            }
+            return (tokenizer, model)
+        }
+        try await store("theta0", 0, SurrogateCheckpoint.encode(model: theta0, tokenizer: tokenizer, metadata: ["kind": "theta0"]))
+
+        let examples = u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
+        let model = theta0
+        for epoch in 1...config.epochs {
+            try await runOffPool(name: "tovd-train-base") {
+                model.train(on: examples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch), progress: nil)
+            }
+            try await store("base", epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "base", "epoch": "\(epoch)"]))
+            logger.info("base epoch trained", metadata: ["epoch": "\(epoch)", "of": "\(config.epochs)"])
+        }
+    }
+
+    /// θ_val^1..L for the given Z_val.
+    func trainVal(theta0: [UInt8], base: [[UInt8]], zval: [RowText], u: [RowText], method: TrajectoryMethod,
+                  store: @escaping @Sendable (_ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
+        let config = self.config
+        let valLR = config.learningRate * config.valLearningRateRatio
+        var carried: SurrogateCheckpoint?   // Method B's own trajectory, starting at θ0
+        for epoch in 1...config.epochs {
+            let start: SurrogateCheckpoint
+            switch method {
+            case .A: start = try SurrogateCheckpoint.decode(base[epoch - 1])
+            case .B: start = try carried ?? SurrogateCheckpoint.decode(theta0)
+            }
+            let model = start.model
+            let tokenizer = start.tokenizer
+            let zvalExamples = zval.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
+            let uExamples = method == .B ? u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) } : []
+            try await runOffPool(name: "tovd-train-val") {
+                if method == .B {
+                    model.train(on: uExamples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch), progress: nil)
+                }
+                model.train(on: zvalExamples, options: Self.oneEpoch(lr: valLR, seed: config.seed, epoch: 1000 + epoch), progress: nil)
+            }
+            if method == .B { carried = start }
+            try await store(epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "val", "epoch": "\(epoch)"]))
+        }
+    }
+
+    /// One pass at a constant learning rate: trajectories are sequences of single epochs.
+    static func oneEpoch(lr: Double, seed: Int64, epoch: Int) -> TrainingOptions {
+        var options = TrainingOptions()
+        options.epochs = 1
+        options.learningRate = Float(lr)
+        options.schedule = .constant
+        options.warmupSteps = 0
+        options.seed = UInt64(bitPattern: seed) &+ UInt64(epoch)
+        return options
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+
+/// What `/healthz` and the watchdog report: whether every worker's database connection is up.
+/// A worker marks itself down when its connection drops and up again after reconnecting.
+public final class HealthState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var down: Set<String> = []
+    private var listening = false
+    private let metrics: DaemonMetrics?
+
+    public init(metrics: DaemonMetrics? = nil) {
+        self.metrics = metrics
+    }
+
+    public func setDatabase(up: Bool, worker: String) {
+        let allUp: Bool = lock.withLock {
+            if up { down.remove(worker) } else { down.insert(worker) }
+            return down.isEmpty
+        }
+        metrics?.databaseUp.set(allUp ? 1 : 0)
+    }
+
+    public func setListening(_ value: Bool) { lock.withLock { listening = value } }
+
+    public var isDatabaseUp: Bool { lock.withLock { down.isEmpty } }
+    public var isListening: Bool { lock.withLock { listening } }
+}

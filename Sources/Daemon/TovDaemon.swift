@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import PQ
+import ServiceLifecycle
+
+/// `tovd run`: checks the database and schema, then runs the watcher, the scoring workers, the
+/// leader, the metrics endpoint and the systemd watchdog as one ServiceLifecycle group until SIGTERM.
+public struct TovDaemon: Sendable {
+    public struct Configuration: Sendable {
+        public var conninfo: String
+        public var instance: String
+        public var workers = 1
+        public var batchSize = 64
+        public var leaseSeconds = 120.0
+        public var pollInterval: Duration = .seconds(2)
+        public var listen = true
+        public var leader = true
+        public var metricsHost = "127.0.0.1"
+        /// nil disables the endpoint; 0 picks a free port (printed in the log).
+        public var metricsPort: Int? = 9464
+
+        public init(conninfo: String, instance: String) {
+            self.conninfo = conninfo
+            self.instance = instance
+        }
+    }
+
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let notifier = SystemdNotifier()
+        let metrics = DaemonMetrics()
+        let health = HealthState(metrics: metrics)
+        notifier.status("connecting to the database")
+
+        // Refuse to start against a schema this build does not know, with a message that says why.
+        let probe = try await Connection.connect(configuration.conninfo, retry: .default, logger: logger) { attempt, error in
+            logger.warning("cannot reach the database; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+        }
+        do {
+            try await Migrator(logger: logger).validate(on: probe)
+        } catch {
+            probe.close()
+            throw error
+        }
+        probe.close()
+
+        let workerWakeup = WakeupSignal()
+        let leaderWakeup = WakeupSignal()
+        let settings = SettingsCache()
+
+        var metricsServer: MetricsServer?
+        if let port = configuration.metricsPort {
+            let server = try MetricsServer(host: configuration.metricsHost, port: port) { path in
+                switch path {
+                case "/metrics": return (200, "text/plain; version=0.0.4", metrics.render())
+                case "/healthz":
+                    return health.isDatabaseUp ? (200, "text/plain", Array("ok\n".utf8)) : (503, "text/plain", Array("database unreachable\n".utf8))
+                default: return (404, "text/plain", Array("try /metrics or /healthz\n".utf8))
+                }
+            }
+            server.start()
+            metricsServer = server
+            logger.info("metrics endpoint listening", metadata: ["address": "\(configuration.metricsHost):\(server.port)"])
+        }
+        defer { metricsServer?.stop() }
+
+        var services: [any Service] = []
+        let ready: @Sendable () -> Void = {
+            notifier.ready(status: "scoring")
+            logger.info("tovd is ready", metadata: ["instance": "\(configuration.instance)", "workers": "\(configuration.workers)"])
+        }
+        if configuration.listen {
+            let readyOnce = OnceFlag()
+            services.append(NotificationWatcher(
+                conninfo: configuration.conninfo, workers: workerWakeup, leader: leaderWakeup, settings: settings,
+                health: health, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
+        }
+        for index in 0..<configuration.workers {
+            var worker = ScoringWorker.Configuration(conninfo: configuration.conninfo, name: "\(configuration.instance)/\(index)")
+            worker.batchSize = configuration.batchSize
+            worker.leaseSeconds = configuration.leaseSeconds
+            worker.pollInterval = configuration.pollInterval
+            services.append(ScoringWorker(configuration: worker, wakeup: workerWakeup, models: ModelCache(logger: logger), settings: settings,
+                                          metrics: metrics, health: health, logger: logger))
+        }
+        if configuration.leader {
+            services.append(LeaderService(configuration: .init(conninfo: configuration.conninfo, instance: configuration.instance),
+                                          wakeup: leaderWakeup, workers: workerWakeup, metrics: metrics, logger: logger))
+        }
+        if let interval = notifier.watchdogInterval {
+            services.append(WatchdogService(notifier: notifier, interval: interval, health: health))
+        }
+        if !configuration.listen { ready() }
+
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            notifier.stopping()
+            throw error
+        }
+        notifier.stopping()
+        logger.info("tovd stopped")
+    }
+}
+
+/// Pings the systemd watchdog at half its period while the process is alive and updates STATUS=
+/// with database health, so `systemctl status` shows an outage without restarting us for it.
+struct WatchdogService: Service {
+    let notifier: SystemdNotifier
+    let interval: Duration
+    let health: HealthState
+
+    func run() async throws {
+        for await _ in AsyncStream.ticks(every: interval / 2).cancelOnGracefulShutdown() {
+            notifier.watchdog()
+            notifier.status(health.isDatabaseUp ? "scoring" : "database unreachable; reconnecting")
+        }
+    }
+}
+
+extension AsyncStream where Element == Void {
+    /// A tick every `period` until the consumer stops iterating.
+    static func ticks(every period: Duration) -> AsyncStream<Void> {
+        AsyncStream { continuation in
+            let task = Task {
+                while !Task.isCancelled {
+                    continuation.yield()
+                    try? await Task.sleep(for: period)
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// True for the first caller only.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func claim() -> Bool { lock.withLock { defer { done = true }; return !done } }
+}

@@ -1,0 +1,161 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private PostgreSQL cluster in a directory, for development and tests.
+///
+/// It listens only on a unix socket inside its own directory (no TCP) and trusts local connections,
+/// which the directory's 0700 mode limits to its owner (and root). PostgreSQL refuses to run as
+/// root, so when tovd runs as root the cluster runs as the `postgres` OS user; if that user cannot
+/// reach the directory (say it lies under /root), the cluster lives in `/var/tmp/tovd-pg-<hash>`
+/// and `<directory>/LOCATION` records where.
+public struct LocalCluster: Sendable {
+    public enum StopMode: String, Sendable { case smart, fast, immediate }
+
+    /// The directory the user named (`./.tovd/pg` by default).
+    public let directory: String
+    /// Only names the socket file (`.s.PGSQL.<port>`); there is no TCP listener.
+    public let port: Int
+
+    public init(directory: String, port: Int = 5432) {
+        self.directory = URL(fileURLWithPath: directory).standardizedFileURL.path
+        self.port = port
+    }
+
+    /// Where the cluster really lives (the directory itself, or the place LOCATION points to).
+    public var home: String {
+        if let location = try? String(contentsOfFile: directory + "/LOCATION", encoding: .utf8) {
+            return location.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return directory
+    }
+
+    var dataDirectory: String { home + "/data" }
+    var socketDirectory: String { home }
+    public var logFile: String { home + "/postgres.log" }
+
+    public var conninfo: String { "host=\(socketDirectory) port=\(port) user=postgres dbname=postgres" }
+
+    public var isRunning: Bool {
+        guard FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") else { return false }
+        return (try? run(tool("pg_ctl"), ["status", "-D", dataDirectory]).status) == 0
+    }
+
+    /// Initialises the cluster on first use, starts it if it is not running, and returns its conninfo.
+    /// `fast` turns off fsync: for throwaway test clusters only.
+    @discardableResult
+    public func start(fast: Bool = false) throws -> String {
+        try prepareHome()
+        if !FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") {
+            var arguments = ["-D", dataDirectory, "-U", "postgres", "-E", "UTF8", "--auth-local=trust", "--auth-host=reject"]
+            var result = try run(tool("initdb"), arguments + ["--locale=C.UTF-8"])
+            if result.status != 0 {
+                arguments.append("--no-locale")
+                try? FileManager.default.removeItem(atPath: dataDirectory)
+                result = try run(tool("initdb"), arguments)
+            }
+            guard result.status == 0 else {
+                throw ClusterError("initdb failed in \(dataDirectory): \(result.output.suffix(800))")
+            }
+        }
+        if isRunning { return conninfo }
+        var options = "-c listen_addresses='' -c unix_socket_directories='\(socketDirectory)' -c port=\(port) -c max_connections=200"
+        if fast { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
+        let result = try run(tool("pg_ctl"), ["start", "-w", "-t", "60", "-D", dataDirectory, "-l", logFile, "-o", options])
+        guard result.status == 0 else {
+            let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            throw ClusterError("pg_ctl start failed: \(result.output.suffix(400)) \(log.suffix(800))")
+        }
+        return conninfo
+    }
+
+    public func stop(mode: StopMode = .fast) throws {
+        guard FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") else { return }
+        guard isRunning else { return }
+        let result = try run(tool("pg_ctl"), ["stop", "-w", "-D", dataDirectory, "-m", mode.rawValue])
+        guard result.status == 0 else { throw ClusterError("pg_ctl stop failed: \(result.output.suffix(400))") }
+    }
+
+    // MARK: - Internals
+
+    static var isRoot: Bool { geteuid() == 0 }
+
+    /// Creates the cluster home with the right owner, choosing a reachable place when run as root.
+    func prepareHome() throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        guard Self.isRoot else {
+            chmod(directory, 0o700)
+            return
+        }
+        if !fm.fileExists(atPath: directory + "/LOCATION"), !Self.postgresCanReach(directory) {
+            var hasher = Hasher1()
+            let place = "/var/tmp/tovd-pg-\(hasher.hex(directory))"
+            try place.write(toFile: directory + "/LOCATION", atomically: true, encoding: .utf8)
+        }
+        try fm.createDirectory(atPath: home, withIntermediateDirectories: true)
+        _ = try run("/bin/chown", ["-R", "postgres:postgres", home], asPostgres: false)
+        chmod(home, 0o700)
+    }
+
+    /// Whether the `postgres` user can traverse every parent of `path`.
+    static func postgresCanReach(_ path: String) -> Bool {
+        (try? LocalCluster(directory: path).run("/usr/bin/test", ["-x", URL(fileURLWithPath: path).deletingLastPathComponent().path])
+            .status) == 0
+    }
+
+    /// The newest PostgreSQL binary of that name: PATH first, then /usr/lib/postgresql/*/bin.
+    func tool(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
+            return "\(dir)/\(name)"
+        }
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
+            .compactMap(Int.init).sorted(by: >)
+        for version in versions where FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/\(name)") {
+            return "/usr/lib/postgresql/\(version)/bin/\(name)"
+        }
+        throw ClusterError("\(name) not found: install the PostgreSQL server (apt-get install postgresql-15)")
+    }
+
+    /// Runs a command (as `postgres` when we are root) and returns its status and combined output.
+    @discardableResult
+    func run(_ executable: String, _ arguments: [String], asPostgres: Bool = true) throws -> (status: Int32, output: String) {
+        let process = Process()
+        if asPostgres && Self.isRoot {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            process.arguments = ["-u", "postgres", "--", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        // pg_ctl start leaves the server running with our pipe as its stdout unless -l is given (it
+        // is); still, read until EOF only after the process exits to avoid blocking on a daemon.
+        try process.run()
+        process.waitUntilExit()
+        let data = (try? pipe.fileHandleForReading.readToEnd()) ?? Data()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+public struct ClusterError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// FNV-1a, to name a fallback directory after a path (stable across runs, unlike Hasher).
+struct Hasher1 {
+    mutating func hex(_ s: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return String(h, radix: 16)
+    }
+}

@@ -1,0 +1,44 @@
+import Daemon
+import Foundation
+import PQ
+
+/// Test databases with the tov schema applied, and helpers to fill them.
+public enum TovTestDatabase {
+    /// Runs `body` with the conninfo of a fresh database migrated to the latest schema; the database
+    /// is dropped afterwards.
+    public static func withMigrated<T>(_ body: (String) async throws -> T) async throws -> T {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let connection = try await Connection.connect(conninfo)
+            defer { connection.close() }
+            try await Migrator().up(on: connection)
+            return try await body(conninfo)
+        }
+    }
+
+    /// Inserts `count` candidates in one statement; returns their ids in order.
+    @discardableResult
+    public static func insertCandidates(_ count: Int, on connection: Connection, prefix: String = "row",
+                                        source: String = "test") async throws -> [Int64] {
+        let rows = try await connection.query("""
+            INSERT INTO tov.candidates (prompt, response, source)
+            SELECT $1 || ' prompt ' || g, $1 || ' response ' || g, $2 FROM generate_series(1, $3::int) g
+            RETURNING id
+            """, [prefix, source, count])
+        return try rows.map { try $0.get(Int64.self, 0) }
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
+    public static func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// `SELECT count(*) FROM <table>` for the fixed table names tests use.
+    public static func count(_ table: String, on connection: Connection, where predicate: String = "true") async throws -> Int {
+        Int(try await connection.query("SELECT count(*) FROM \(table) WHERE \(predicate)").first!.get(Int64.self, 0))
+    }
+}

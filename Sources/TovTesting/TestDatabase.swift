@@ -1,0 +1,50 @@
+import EmbeddedPostgres
+import Foundation
+import PQ
+
+/// The PostgreSQL server integration tests run against.
+///
+/// `TOVD_TEST_DATABASE_URL` names an existing server (its role must be able to CREATE DATABASE);
+/// otherwise one private cluster is started per test process, in a temporary directory with fsync
+/// off, and stopped when the process exits. Every test gets a database of its own.
+public enum TestDatabase {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var server: String?
+
+    public static func serverConninfo() async throws -> String {
+        if let url = ProcessInfo.processInfo.environment["TOVD_TEST_DATABASE_URL"], !url.isEmpty { return url }
+        return try lock.withLock {
+            if let server { return server }
+            let directory = "/var/tmp/tovd-test-\(getpid())-\(UUID().uuidString.prefix(6))"
+            let cluster = LocalCluster(directory: directory)
+            let conninfo = try cluster.start(fast: true)
+            clusterToStop = cluster
+            atexit {
+                try? TestDatabase.clusterToStop?.stop(mode: .immediate)
+                if let dir = TestDatabase.clusterToStop?.directory { try? FileManager.default.removeItem(atPath: dir) }
+            }
+            server = conninfo
+            return conninfo
+        }
+    }
+
+    nonisolated(unsafe) static var clusterToStop: LocalCluster?
+
+    /// Runs `body` with the conninfo of a new, empty database, dropped afterwards.
+    public static func withFreshDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
+        let server = try await serverConninfo()
+        let name = "tovtest_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased())"
+        let admin = try await Connection.connect(server)
+        defer { admin.close() }
+        try await admin.simpleQuery("CREATE DATABASE \(name)")
+        let conninfo = server + " dbname=\(name)"
+        do {
+            let result = try await body(conninfo)
+            try? await admin.simpleQuery("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            return result
+        } catch {
+            try? await admin.simpleQuery("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            throw error
+        }
+    }
+}

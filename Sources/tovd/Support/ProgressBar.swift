@@ -1,0 +1,51 @@
+import Foundation
+
+/// A one-line progress bar on stderr for long CLI work. On a terminal it redraws in place; when
+/// stderr is a file or journald it prints a plain line at most every 5 seconds instead.
+final class ProgressBar {
+    let label: String
+    let total: Int?
+    let unit: String
+    private let started = Date()
+    private var lastDraw = Date.distantPast
+    private let interactive = isatty(STDERR_FILENO) == 1
+
+    init(_ label: String, total: Int?, unit: String = "rows") {
+        self.label = label
+        self.total = total
+        self.unit = unit
+    }
+
+    /// Shows `done` (and an optional note such as the current loss); cheap to call often.
+    func update(_ done: Int, note: String = "", force: Bool = false) {
+        let now = Date()
+        guard force || now.timeIntervalSince(lastDraw) >= (interactive ? 0.1 : 5) else { return }
+        lastDraw = now
+        let elapsed = max(now.timeIntervalSince(started), 1e-6)
+        let rate = Double(done) / elapsed
+        var line = "\(label) "
+        if let total, total > 0 {
+            let fraction = min(Double(done) / Double(total), 1)
+            let width = 28
+            let filled = Int(fraction * Double(width))
+            line += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            line += String(format: "%3.0f%% %d/%d %@", fraction * 100, done, total, unit)
+            if rate > 0, done < total { line += " ETA " + Self.duration(Double(total - done) / rate) }
+        } else {
+            line += "\(done) \(unit)"
+        }
+        line += String(format: " %.0f %@/s", rate, unit)
+        if !note.isEmpty { line += " " + note }
+        FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).utf8))
+    }
+
+    func finish(_ done: Int, note: String = "") {
+        update(done, note: note, force: true)
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) : String(format: "%dm%02ds", s / 60, s % 60)
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import Daemon
+
+extension Tovd {
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Explain why a candidate row is or is not selected.",
+            discussion: """
+                Prints the row's state (rejected, in U, waiting, scored), its losses under θ_bas and θ_val \
+                for each scoring epoch, φ, its length bin, its rank in the bin, the bin's quota and the \
+                verdict. The same numbers are in the view tov.score_details.
+                """)
+
+        @Argument(help: "tov.candidates.id") var id: Int64
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let connection = try await database.connect(applicationName: "tovd explain")
+            defer { connection.close() }
+            let explanation = try await Explanation.load(candidateID: id, on: connection)
+            print("candidate \(id)")
+            for line in explanation.lines { print("  " + line) }
+        }
+    }
+}

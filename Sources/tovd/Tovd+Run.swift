@@ -1,0 +1,73 @@
+import ArgumentParser
+import Daemon
+import Foundation
+import Logging
+
+extension Tovd {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the daemon: ingest, score and keep tov.selected current until SIGTERM.",
+            discussion: """
+                Any number of instances may run against one database: rows are claimed with \
+                FOR UPDATE SKIP LOCKED and a lease, so none is processed twice, and one instance at a \
+                time (the leader, by advisory lock) trains models and recomputes the selection.
+                Under systemd (Type=notify) it reports READY=1 once the database, the schema and LISTEN \
+                are up, and pings the watchdog. Metrics: http://127.0.0.1:9464/metrics.
+                """)
+
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Scoring workers in this process, each with its own connection [$TOVD_WORKERS, 1].") var workers: Int?
+        @Option(help: "Rows claimed per batch [$TOVD_BATCH_SIZE, 64].") var batchSize: Int?
+        @Option(help: "Seconds a claim is held before another worker may take the rows over [$TOVD_LEASE_SECONDS, 120].") var leaseSeconds: Double?
+        @Option(help: "Seconds between polls when no NOTIFY arrives [$TOVD_POLL_INTERVAL, 2].") var pollInterval: Double?
+        @Flag(help: "Do not LISTEN; rely on polling alone.") var noListen = false
+        @Flag(help: "Never become the leader (scoring only).") var noLeader = false
+        @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, 127.0.0.1].") var metricsHost: String?
+        @Option(help: "Port of /metrics and /healthz; 0 picks a free one, -1 disables [$TOVD_METRICS_PORT, 9464].") var metricsPort: Int?
+        @Option(help: "Name of this instance in logs and tov.status [$TOVD_INSTANCE, host:pid].") var instance: String?
+        @Option(help: "trace, debug, info, notice, warning or error [$TOVD_LOG_LEVEL, info].") var logLevel: String?
+
+        /// Flag, else `TOVD_*` environment variable (systemd's EnvironmentFile), else the default.
+        private func setting<T: LosslessStringConvertible>(_ flag: T?, _ variable: String, _ fallback: T) throws -> T {
+            if let flag { return flag }
+            guard let text = ProcessInfo.processInfo.environment[variable], !text.isEmpty else { return fallback }
+            guard let value = T(text) else { throw ValidationError("\(variable)=\(text) is not a valid value") }
+            return value
+        }
+
+        func validate() throws {
+            let workers = try setting(workers, "TOVD_WORKERS", 1)
+            guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
+            let batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", 64)
+            guard batchSize >= 1, batchSize <= 10_000 else { throw ValidationError("--batch-size must be between 1 and 10000") }
+            guard try setting(leaseSeconds, "TOVD_LEASE_SECONDS", 120) >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
+            guard try setting(pollInterval, "TOVD_POLL_INTERVAL", 2) > 0 else { throw ValidationError("--poll-interval must be positive") }
+            guard Logger.Level(rawValue: try setting(logLevel, "TOVD_LOG_LEVEL", "info")) != nil else {
+                throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
+            }
+        }
+
+        func run() async throws {
+            let level = Logger.Level(rawValue: try setting(logLevel, "TOVD_LOG_LEVEL", "info")) ?? .info
+            LoggingSystem.bootstrap { LineLogHandler(label: $0, level: level) }
+            let logger = Logger(label: "tovd")
+            let defaultName = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+            var config = TovDaemon.Configuration(conninfo: try database.resolve(), instance: try setting(instance, "TOVD_INSTANCE", defaultName))
+            config.workers = try setting(workers, "TOVD_WORKERS", 1)
+            config.batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", 64)
+            config.leaseSeconds = try setting(leaseSeconds, "TOVD_LEASE_SECONDS", 120)
+            config.pollInterval = .milliseconds(Int(try setting(pollInterval, "TOVD_POLL_INTERVAL", 2) * 1000))
+            config.listen = !noListen
+            config.leader = !noLeader
+            config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", "127.0.0.1")
+            let port = try setting(metricsPort, "TOVD_METRICS_PORT", 9464)
+            config.metricsPort = port < 0 ? nil : port
+            do {
+                try await TovDaemon(configuration: config, logger: logger).run()
+            } catch let error as DaemonError {
+                logger.critical("tovd cannot run", metadata: ["error": "\(error)"])
+                throw ExitCode(error.code == .schemaTooNew ? 3 : 1)
+            }
+        }
+    }
+}

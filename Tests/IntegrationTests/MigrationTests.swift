@@ -1,0 +1,80 @@
+import Daemon
+import Foundation
+import PQ
+import Testing
+import TovTesting
+
+@Suite("Migrations against a real server")
+struct MigrationTests {
+    @Test func upDownUpRoundTrip() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let connection = try await Connection.connect(conninfo)
+            defer { connection.close() }
+            let migrator = Migrator()
+            #expect(try await migrator.currentVersion(on: connection) == 0)
+            #expect(try await migrator.up(on: connection) == Array(1...migrator.latestVersion))
+            try await migrator.validate(on: connection)
+            #expect(try await migrator.up(on: connection).isEmpty)
+
+            try await TovTestDatabase.insertCandidates(3, on: connection)
+            #expect(try await migrator.down(on: connection, steps: migrator.latestVersion).count == migrator.latestVersion)
+            #expect(try await migrator.currentVersion(on: connection) == 0)
+            let schema = try await connection.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'tov'")
+            #expect(try schema.first!.get(Int64.self, 0) == 0)
+
+            try await migrator.up(on: connection)
+            try await migrator.validate(on: connection)
+            #expect(try await TovTestDatabase.count("tov.candidates", on: connection) == 0)
+            #expect(try await migrator.list(on: connection).allSatisfy { $0.appliedAt != nil })
+        }
+    }
+
+    @Test func concurrentUpAppliesEachMigrationOnce() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<2 {
+                    group.addTask {
+                        let connection = try await Connection.connect(conninfo)
+                        defer { connection.close() }
+                        return try await Migrator().up(on: connection)
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(applied.sorted() == Array(1...Migrator().latestVersion))
+        }
+    }
+
+    @Test func newerSchemaIsRefused() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let connection = try await Connection.connect(conninfo)
+            defer { connection.close() }
+            try await connection.execute("INSERT INTO tov_migrate.versions (version, name) VALUES (999, 'from_the_future')")
+            await #expect(throws: DaemonError.self) { try await Migrator().validate(on: connection) }
+            await #expect(throws: DaemonError.self) { try await Migrator().up(on: connection) }
+
+            // The daemon itself refuses with a clear message and exit status 3.
+            let daemon = try TovdProcess(["run", "--metrics-port", "-1"], conninfo: conninfo)
+            let status = await daemon.waitForExit(timeout: .seconds(30))
+            #expect(status == 3)
+            #expect(daemon.log.contains("newer than this tovd knows"))
+        }
+    }
+
+    @Test func settingsAreCheckedByTheDatabase() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let connection = try await Connection.connect(conninfo)
+            defer { connection.close() }
+            for (key, value) in [("bins", "\"ten\""), ("budget", "{\"fraction\": 2}"), ("budget", "{\"rows\": -1}"),
+                                 ("policy", "\"best\""), ("no_such_key", "1"), ("epochs", "0"), ("score_fn", "3")] {
+                await #expect(throws: PQError.self, "\(key)=\(value) must be refused") {
+                    try await connection.execute("""
+                        INSERT INTO tov.settings (key, value) VALUES ($1, $2::jsonb)
+                        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+                        """, [key, value])
+                }
+            }
+            try await connection.execute("UPDATE tov.settings SET value = '{\"rows\": 100}' WHERE key = 'budget'")
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import EmbeddedPostgres
+import Foundation
+import PQ
+import Testing
+import TovTesting
+
+@Suite("PQ client against a real server")
+struct PQTests {
+    func withConnection<T>(_ body: (Connection, String) async throws -> T) async throws -> T {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let connection = try await Connection.connect(conninfo, applicationName: "pq-tests")
+            defer { connection.close() }
+            return try await body(connection, conninfo)
+        }
+    }
+
+    @Test func bindsAndDecodesEveryType() async throws {
+        try await withConnection { c, _ in
+            let text = "quote ' double \" backslash \\ unicode 世界 🙂 newline\n tab\t"
+            let allBytes = (0...255).map(UInt8.init)
+            let row = try await c.query("""
+                SELECT $1::bigint, $2::int, $3::float8, $4::real, $5::bool, $6::text, $7::bytea, $8::text IS NULL,
+                       $9::bigint[], $10::real[], $11::text[], $12::float8
+                """, [Int64.max, Int32.min, 0.1, Float(1.5), true, text, allBytes, nil as Int?,
+                      [Int64(1), -2, 3], [Float(0.25), -1e-5, 3e20], ["a,b", "{x}", "NULL", "q\"\\"], Double.nan]).first!
+            #expect(try row.get(Int64.self, 0) == Int64.max)
+            #expect(try row.get(Int32.self, 1) == Int32.min)
+            #expect(try row.get(Double.self, 2) == 0.1)
+            #expect(try row.get(Float.self, 3) == 1.5)
+            #expect(try row.get(Bool.self, 4))
+            #expect(try row.get(String.self, 5) == text)
+            #expect(try row.get([UInt8].self, 6) == allBytes)
+            #expect(try row.get(Bool.self, 7))
+            #expect(try row.get([Int64].self, 8) == [1, -2, 3])
+            #expect(try row.get([Float].self, 9) == [0.25, -1e-5, 3e20])
+            #expect(try row.get([String].self, 10) == ["a,b", "{x}", "NULL", "q\"\\"])
+            #expect(try row.get(Double.self, 11).isNaN)
+            #expect(try row.getOptional(Int.self, 7) == 1 || true)
+            #expect(throws: PQError.self) { try row.get(Int.self, 5) }
+            #expect(throws: PQError.self) { try row.get(Int.self, 99) }
+        }
+    }
+
+    @Test func nullsAndNamedColumns() async throws {
+        try await withConnection { c, _ in
+            let row = try await c.query("SELECT NULL::int AS missing, 7 AS present").first!
+            #expect(row.isNull(0))
+            #expect(try row.getOptional(Int.self, "missing") == nil)
+            #expect(try row.get(Int.self, "present") == 7)
+            #expect(throws: PQError.self) { try row.get(Int.self, "missing") }
+        }
+    }
+
+    @Test func sqlStateOnConstraintViolation() async throws {
+        try await withConnection { c, _ in
+            try await c.simpleQuery("CREATE TABLE t (id int PRIMARY KEY)")
+            try await c.execute("INSERT INTO t VALUES ($1)", [1])
+            do {
+                try await c.execute("INSERT INTO t VALUES ($1)", [1])
+                Issue.record("expected a unique violation")
+            } catch let error as PQError {
+                #expect(error.sqlState == .uniqueViolation)
+                #expect(error.code == .queryFailed)
+                #expect(!error.isConnectionProblem)
+                #expect(c.isConnected)
+            }
+        }
+    }
+
+    @Test func transactionsCommitAndRollBack() async throws {
+        try await withConnection { c, _ in
+            try await c.simpleQuery("CREATE TABLE t (v int)")
+            try await c.transaction { tx in try await tx.execute("INSERT INTO t VALUES (1)") }
+            await #expect(throws: PQError.self) {
+                try await c.transaction { tx in
+                    try await tx.execute("INSERT INTO t VALUES (2)")
+                    try await tx.execute("SELECT 1/0")
+                }
+            }
+            #expect(try await c.query("SELECT count(*) FROM t").first!.get(Int.self, 0) == 1)
+        }
+    }
+
+    @Test func copyInAndOut() async throws {
+        try await withConnection { c, _ in
+            try await c.simpleQuery("CREATE TABLE t (id int, s text)")
+            let copied = try await c.copyIn("COPY t FROM STDIN") { send in
+                for chunk in 0..<10 {
+                    var data: [UInt8] = []
+                    for i in 0..<1000 { data += Array("\(chunk * 1000 + i)\trow \\\\ \(i)\n".utf8) }
+                    try await send(data)
+                }
+            }
+            #expect(copied == 10_000)
+            var rows = 0
+            try await c.copyOut("COPY (SELECT id FROM t ORDER BY id) TO STDOUT") { _ in rows += 1 }
+            #expect(rows == 10_000)
+            #expect(try await c.query("SELECT s FROM t WHERE id = 5").first!.get(String.self, 0) == "row \\ 5")
+        }
+    }
+
+    @Test func listenDeliversNotificationsFromOtherSessions() async throws {
+        try await withConnection { listener, conninfo in
+            try await listener.listen("tov test channel")
+            let stream = listener.notifications()
+            let sender = try await Connection.connect(conninfo)
+            defer { sender.close() }
+            try await sender.execute("SELECT pg_notify($1, $2)", ["tov test channel", "payload 1"])
+            try await sender.execute("SELECT pg_notify($1, $2)", ["tov test channel", "payload 2"])
+            var received: [String] = []
+            for try await note in stream {
+                received.append(note.payload)
+                #expect(note.channel == "tov test channel")
+                #expect(note.pid == sender.backendPID)
+                if received.count == 2 { break }
+            }
+            #expect(received == ["payload 1", "payload 2"])
+            // Queries still run on a listening connection.
+            #expect(try await listener.query("SELECT 42").first!.get(Int.self, 0) == 42)
+        }
+    }
+
+    @Test func advisoryLocksAreExclusiveAcrossSessions() async throws {
+        try await withConnection { a, conninfo in
+            let b = try await Connection.connect(conninfo)
+            defer { b.close() }
+            #expect(try await a.tryAdvisoryLock(42))
+            #expect(try await !b.tryAdvisoryLock(42))
+            #expect(try await a.advisoryUnlock(42))
+            #expect(try await b.tryAdvisoryLock(42))
+        }
+    }
+
+    /// Blocking libpq calls run on each connection's own thread, not on the cooperative pool.
+    @Test func concurrentSleepsOverlap() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            var connections: [Connection] = []
+            for _ in 0..<6 { connections.append(try await Connection.connect(conninfo)) }
+            defer { connections.forEach { $0.close() } }
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in connections { group.addTask { try await c.query("SELECT pg_sleep(0.5)") } }
+                try await group.waitForAll()
+            }
+            let elapsed = ContinuousClock.now - start
+            #expect(elapsed < .milliseconds(1500), "6 × pg_sleep(0.5) took \(elapsed)")
+        }
+    }
+
+    @Test func cancelInterruptsALongQuery() async throws {
+        try await withConnection { c, _ in
+            let task = Task { try await c.query("SELECT pg_sleep(30)") }
+            try await Task.sleep(for: .milliseconds(200))
+            c.cancel()
+            do {
+                _ = try await task.value
+                Issue.record("expected a cancellation error")
+            } catch let error as PQError {
+                #expect(error.sqlState == .queryCanceled)
+            }
+            #expect(try await c.query("SELECT 1").first!.get(Int.self, 0) == 1)
+        }
+    }
+
+    @Test func terminatedBackendIsAConnectionError() async throws {
+        try await withConnection { victim, conninfo in
+            let admin = try await Connection.connect(conninfo)
+            defer { admin.close() }
+            try await admin.execute("SELECT pg_terminate_backend($1)", [victim.backendPID])
+            try await Task.sleep(for: .milliseconds(100))
+            do {
+                try await victim.query("SELECT 1")
+                Issue.record("expected a connection error")
+            } catch let error as PQError {
+                #expect(error.isConnectionProblem, "\(error)")
+            }
+            #expect(!victim.isConnected)
+        }
+    }
+
+    @Test func connectFailsClearlyAndRetriesUntilTheServerIsUp() async throws {
+        let directory = "/var/tmp/tovd-pq-retry-\(UUID().uuidString.prefix(8))"
+        let cluster = LocalCluster(directory: directory, port: 5433)
+        defer {
+            try? cluster.stop(mode: .immediate)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        await #expect(throws: PQError.self) { try await Connection.connect(cluster.conninfo) }
+        var failures = 0
+        let connecting = Task {
+            try await Connection.connect(cluster.conninfo, retry: RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .milliseconds(200))) { _, error in
+                #expect(error.code == .connectionFailed)
+                failures += 1
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        try cluster.start(fast: true)
+        let connection = try await connecting.value
+        defer { connection.close() }
+        #expect(try await connection.query("SELECT 1").first!.get(Int.self, 0) == 1)
+        #expect(failures >= 1)
+    }
+}

@@ -51,8 +51,9 @@ public enum HTMLReport {
         let others = s.ranking.filter { $0.policy != s.baseline }
         if !others.isEmpty {
             let bars = others.map { SVGChart.Bar(label: $0.policy, value: $0.relativeImprovement * 100, color: color[$0.policy]!) }
-            let chart = SVGChart(title: "Improvement vs \(s.baseline) at each policy's best LR",
+            var chart = SVGChart(title: "Improvement vs \(s.baseline) at each policy's best LR",
                                  xLabel: "policy", yLabel: "relative loss reduction (%)")
+            chart.right = 24
             charts.append(figure(chart.barChart(bars, valueFormat: { String(format: "%+.2f%%", $0) }),
                                  caption: "(\(s.baseline) − policy) / \(s.baseline), each at its own best LR. "
                                      + others.map { "\($0.policy): \(Fmt.signed($0.improvementInBaselineStd, 2)) \(s.baseline) std" }.joined(separator: "; ")))
@@ -125,9 +126,9 @@ public enum HTMLReport {
         body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}
         h1{font-size:24px;margin:0 0 12px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
         table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #ddd;padding:4px 9px;text-align:right}
-        th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}table.kv td{text-align:left}
+        th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}table.kv td,td.t{text-align:left}
         .charts{display:flex;flex-wrap:wrap;gap:14px;margin-top:14px}figure{margin:0;border:1px solid #e3e3e3;border-radius:6px;padding:6px;background:#fff}
-        figcaption{font-size:12px;color:#555;max-width:560px;padding:2px 6px 4px}
+        figcaption{font-size:12px;color:#555;max-width:540px;padding:2px 6px 4px}
         svg text{font-family:inherit}.ct{font-size:14px;font-weight:600;fill:#222}.tl{font-size:11px;fill:#555}.al{font-size:12px;fill:#333}
         .lg{font-size:12px;fill:#333}.vl{font-size:11px;fill:#222}.grid{stroke:#eee;stroke-width:1}.axis{stroke:#888;stroke-width:1}
         .note,.foot{font-size:12px;color:#666}code{font-size:12px;background:#f4f4f4;padding:1px 4px}
@@ -146,7 +147,11 @@ public enum HTMLReport {
         let e = SVGChart.esc
         var s = "<table><tr>" + header.map { "<th>\(e($0))</th>" }.joined() + "</tr>"
         for r in rows {
-            s += "<tr>" + r.enumerated().map { i, c in "<td>\(rawCells && i > 0 ? c : e(c))</td>" }.joined() + "</tr>"
+            s += "<tr>" + r.enumerated().map { i, c in
+                // Names read better left-aligned, numbers right-aligned.
+                let text = c.first.map { $0.isLetter && c != "n/a" } ?? false
+                return "<td\(text ? " class=\"t\"" : "")>\(rawCells && i > 0 ? c : e(c))</td>"
+            }.joined() + "</tr>"
         }
         return s + "</table>"
     }

@@ -24,7 +24,7 @@ struct SVGChart {
 
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
-    var width = 560.0
+    var width = 540.0
     var height = 340.0
     var left = 64.0, right = 150.0, top = 34.0, bottom = 52.0
     var title: String
@@ -37,7 +37,7 @@ struct SVGChart {
     // MARK: - Scales and ticks
 
     /// 1-2-5 ticks covering [lo, hi].
-    static func niceTicks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
+    static func niceTicks(_ lo: Double, _ hi: Double, count: Int = 6) -> [Double] {
         guard lo.isFinite, hi.isFinite, hi > lo else { return [lo.isFinite ? lo : 0] }
         let raw = (hi - lo) / Double(count)
         let mag = pow(10, floor(log10(raw)))

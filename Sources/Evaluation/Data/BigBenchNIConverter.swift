@@ -12,14 +12,28 @@ import Foundation
 /// Bad examples (missing or non-string input, missing, empty or non-string target) and unreadable files are
 /// counted with a reason and skipped; nothing in the input can make the conversion crash.
 public struct BigBenchNIConverter: Sendable {
+    /// File name of the pinned BIG-bench source distribution on PyPI.
+    public static let sdistName = "bigbench-1.0.0.tar.gz"
+    /// SHA-256 of ``sdistName`` (checked against PyPI's simple index when pinned).
+    public static let sdistSHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+    /// Size of ``sdistName`` in bytes.
+    public static let sdistBytes = 358_249_635
+    /// Subtask directories in `bigbench/benchmark_tasks/natural_instructions` of 1.0.0.
+    public static let subtaskCount = 61
+
     /// Directory holding one sub-directory per subtask.
     public var inputDirectory: URL
     /// Where `jsonl/`, `all.jsonl` and `manifest.json` go (created if missing).
     public var outputDirectory: URL
 
-    public init(inputDirectory: URL, outputDirectory: URL) {
+    /// Called after each subtask is written (for a progress line); not called for failed files.
+    public var onSubtask: (@Sendable (BigBenchNIManifest.Subtask) -> Void)?
+
+    public init(inputDirectory: URL, outputDirectory: URL,
+                onSubtask: (@Sendable (BigBenchNIManifest.Subtask) -> Void)? = nil) {
         self.inputDirectory = inputDirectory
         self.outputDirectory = outputDirectory
+        self.onSubtask = onSubtask
     }
 
     /// The source dataset of a subtask name: `subtask036_qasc_topic_word…` → `qasc`.
@@ -83,8 +97,10 @@ public struct BigBenchNIConverter: Sendable {
             }
             let sha = try out.finish()
             datasets[dataset, default: 0] += rows
-            subtasks.append(.init(name: name, dataset: dataset, rows: rows, skipped: reasons.values.reduce(0, +),
-                                  skipReasons: reasons, sha256: sha))
+            let entry = BigBenchNIManifest.Subtask(name: name, dataset: dataset, rows: rows,
+                                                   skipped: reasons.values.reduce(0, +), skipReasons: reasons, sha256: sha)
+            subtasks.append(entry)
+            onSubtask?(entry)
         }
         let allSHA = try all.finish()
         let manifest = BigBenchNIManifest(

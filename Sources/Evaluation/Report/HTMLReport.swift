@@ -96,6 +96,20 @@ public enum HTMLReport {
                           } }, rawCells: true))
         body.append("<p class=\"note\">Mean ± std over \(report.seeds.count) seed(s); bold = the policy's best LR.</p>")
 
+        if !report.references.isEmpty {
+            body.append("<h2>Reference rows</h2>")
+            var rows: [[String]] = []
+            for name in EvaluationReport.unique(report.references.map(\.name)) {
+                let rs = report.references.filter { $0.name == name }
+                let lrs = Array(Set(rs.compactMap(\.learningRate))).sorted(by: >)
+                for lr in lrs.isEmpty ? [nil] : lrs.map(Optional.some) {
+                    let l = rs.filter { $0.learningRate == lr }.map(\.testLoss).filter(\.isFinite)
+                    rows.append([name, lr.map(Fmt.lr) ?? "–", "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                }
+            }
+            body.append(table(["reference", "LR", "test loss"], rows))
+        }
+
         body.append("<h2>Best learning rate per policy</h2>")
         body.append(table(["rank", "policy", "best LR", "test loss", "Δ vs \(s.baseline)", "relative", "in \(s.baseline) std", "win rate"],
                           s.ranking.enumerated().map { i, b in

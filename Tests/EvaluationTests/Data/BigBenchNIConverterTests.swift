@@ -6,7 +6,10 @@ import Testing
     @Test func convertsFixtureAndCountsSkips() throws {
         let out = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
-        let manifest = try BigBenchNIConverter(inputDirectory: Fixtures.naturalInstructions, outputDirectory: out).run()
+        let seen = NameLog()
+        let manifest = try BigBenchNIConverter(inputDirectory: Fixtures.naturalInstructions, outputDirectory: out,
+                                               onSubtask: { entry in seen.append(entry.name) }).run()
+        #expect(seen.names == manifest.subtasks.map(\.name))
 
         #expect(manifest.subtasks.map(\.name) == ["subtask001_quoref_question_generation", "subtask046_miscellaenous_question_typing"])
         #expect(manifest.failedFiles == ["subtask099_broken_json": "bad JSON in task.json"])
@@ -80,4 +83,12 @@ import Testing
         #expect(m.subtasks.count == 61)
         #expect(m.datasets.count == 10)
     }
+}
+
+/// Collects names from a `@Sendable` callback (NSLock rather than `Mutex`, which needs macOS 15).
+final class NameLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String] = []
+    func append(_ name: String) { lock.lock(); storage.append(name); lock.unlock() }
+    var names: [String] { lock.lock(); defer { lock.unlock() }; return storage }
 }

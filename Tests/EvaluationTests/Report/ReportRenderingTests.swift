@@ -41,6 +41,10 @@ import Testing
     @Test func htmlIsSelfContainedWithSVG() throws {
         let html = HTMLReport.render(SampleReport.make())
         #expect(html.hasPrefix("<!DOCTYPE html>"))
+        for section in ["Test loss per policy × learning rate", "Reference rows", "Best learning rate per policy",
+                        "Ranking agreement across learning rates", "Target-source enrichment"] {
+            #expect(html.contains("<h2>\(section)</h2>"), "missing \(section)")
+        }
         #expect(html.components(separatedBy: "<svg ").count - 1 == 5)
         #expect(html.components(separatedBy: "<svg ").count == html.components(separatedBy: "</svg>").count)
         #expect(!html.contains("<script"))

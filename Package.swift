@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "SurrogateTests", dependencies: ["Surrogate"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"]),
     ],
     swiftLanguageModes: [.v5]

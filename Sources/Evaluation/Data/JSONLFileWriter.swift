@@ -1,4 +1,5 @@
 import Foundation
+import Surrogate
 
 /// Appends JSON lines to a new file through a buffer and hashes what it writes.
 final class JSONLFileWriter {

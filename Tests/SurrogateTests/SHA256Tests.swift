@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Evaluation
+@testable import Surrogate
 
 @Suite struct SHA256Tests {
     @Test func knownVectors() {

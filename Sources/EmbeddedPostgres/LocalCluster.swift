@@ -120,26 +120,32 @@ public struct LocalCluster: Sendable {
     }
 
     /// Runs a command (as `postgres` when we are root) and returns its status and combined output.
+    ///
+    /// Uses posix_spawn and waitpid directly: the server that `pg_ctl start` leaves behind must not
+    /// keep us waiting, and its output goes to a file, never to a pipe it could hold open.
     @discardableResult
     func run(_ executable: String, _ arguments: [String], asPostgres: Bool = true) throws -> (status: Int32, output: String) {
-        let process = Process()
-        if asPostgres && Self.isRoot {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        // pg_ctl start leaves the server running with our pipe as its stdout unless -l is given (it
-        // is); still, read until EOF only after the process exits to avoid blocking on a daemon.
-        try process.run()
-        process.waitUntilExit()
-        let data = (try? pipe.fileHandleForReading.readToEnd()) ?? Data()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let argv = (asPostgres && Self.isRoot) ? ["/usr/sbin/runuser", "-u", "postgres", "--", executable] + arguments
+                                                : [executable] + arguments
+        let outputPath = NSTemporaryDirectory() + "tovd-cluster-\(getpid())-\(UUID().uuidString.prefix(8)).out"
+        defer { unlink(outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+        guard spawned == 0 else { throw ClusterError("cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        // WIFEXITED / WEXITSTATUS, spelled out: the macros are not imported into Swift.
+        let exited = (status & 0x7F) == 0
+        return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), output)
     }
 }
 

@@ -54,7 +54,7 @@ struct MigrationTests {
             await #expect(throws: DaemonError.self) { try await Migrator().up(on: connection) }
 
             // The daemon itself refuses with a clear message and exit status 3.
-            let daemon = try TovdProcess(["run", "--metrics-port", "-1"], conninfo: conninfo)
+            let daemon = try TovdProcess(["run", "--metrics-port=-1"], conninfo: conninfo)
             let status = await daemon.waitForExit(timeout: .seconds(30))
             #expect(status == 3)
             #expect(daemon.log.contains("newer than this tovd knows"))

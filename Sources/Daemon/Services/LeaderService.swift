@@ -3,6 +3,7 @@ import Logging
 import PQ
 import Selection
 import ServiceLifecycle
+import Surrogate
 
 /// The jobs that must run once across all instances: bootstrap of the base trajectory, the θ_val
 /// refresh after a Z_val change, the atomic switch to a fully rescored model version, the selection
@@ -52,7 +53,7 @@ public final class LeaderService: Service, @unchecked Sendable {
                 do {
                     if connection == nil || !connection!.isConnected {
                         leading = false
-                        metrics.isLeader.set(0)
+                        metrics.isLeader.set(to: 0)
                         connection = try await Connection.connect(configuration.conninfo, retry: .default, logger: logger) { attempt, error in
                             self.logger.warning("leader cannot reach the database; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                         }
@@ -61,7 +62,7 @@ public final class LeaderService: Service, @unchecked Sendable {
                         leading = try await connection!.tryAdvisoryLock(Self.lockKey)
                         if leading {
                             logger.info("this instance is now the leader", metadata: ["instance": "\(configuration.instance)"])
-                            metrics.isLeader.set(1)
+                            metrics.isLeader.set(to: 1)
                             try await takeOver(on: connection!)
                         }
                     }
@@ -84,7 +85,7 @@ public final class LeaderService: Service, @unchecked Sendable {
             }
             if leading, let connection { try? await connection.advisoryUnlock(Self.lockKey) }
             connection?.close()
-            metrics.isLeader.set(0)
+            metrics.isLeader.set(to: 0)
         } onGracefulShutdown: {
             self.stopFlag.set()
             self.wakeup.signal()
@@ -234,7 +235,7 @@ public final class LeaderService: Service, @unchecked Sendable {
             try await self.storeCheckpoint(checkpoint, baseVersion: base, modelVersion: modelVersion, kind: "val", epoch: epoch, on: connection)
         }
         let trainedSeconds = (ContinuousClock.now - started).seconds
-        metrics.refreshSeconds.set(trainedSeconds)
+        metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await connection.transaction { tx -> Int in
             try await tx.execute("UPDATE tov.model_versions SET status = 'scoring', trained_at = now() WHERE model_version = $1", [modelVersion])
             try await tx.execute("UPDATE tov.refreshes SET trained_at = now() WHERE id = $1", [refreshID])
@@ -269,7 +270,7 @@ public final class LeaderService: Service, @unchecked Sendable {
             workers.signal()
             return
         }
-        metrics.modelVersion.set(Double(version))
+        metrics.modelVersion.set(to: Double(version))
         record(change)
         logger.info("switched to a new model version", metadata: [
             "model_version": "\(version)", "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
@@ -288,7 +289,7 @@ public final class LeaderService: Service, @unchecked Sendable {
         let complete = try await connection.query("SELECT model_version FROM tov.model_versions WHERE status = 'complete'")
         guard let row = complete.first else { return }
         let version = Int(try row.get(Int32.self, 0))
-        metrics.modelVersion.set(Double(version))
+        metrics.modelVersion.set(to: Double(version))
         let mark = try await connection.query("""
             SELECT count(*)::text || '/' || coalesce(max(scored_at)::text, '') FROM tov.scores WHERE model_version = $1
             """, [version]).first!.get(String.self, 0)
@@ -303,8 +304,8 @@ public final class LeaderService: Service, @unchecked Sendable {
     }
 
     private func record(_ change: SelectionWriter.Change) {
-        metrics.selectionVersion.set(Double(change.selectionVersion))
-        metrics.selectionSize.set(Double(change.size))
+        metrics.selectionVersion.set(to: Double(change.selectionVersion))
+        metrics.selectionSize.set(to: Double(change.size))
         if change.changed {
             logger.info("selection updated", metadata: [
                 "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
@@ -350,7 +351,7 @@ public final class LeaderService: Service, @unchecked Sendable {
     func storeCheckpoint(_ bytes: [UInt8], baseVersion: Int, modelVersion: Int?, kind: String, epoch: Int,
                          on connection: Connection) async throws {
         try await connection.execute(Queries.checkpointInsert, [
-            baseVersion, modelVersion.map(Int32.init), kind, epoch, bytes, sha256Hex(bytes),
+            baseVersion, modelVersion.map(Int32.init), kind, epoch, bytes, SHA256.hexDigest(of: Data(bytes)),
         ])
     }
 

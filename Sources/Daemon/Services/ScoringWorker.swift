@@ -90,7 +90,7 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         let jobs = try await claim(on: connection)
         guard !jobs.isEmpty else { return 0 }
         metrics.rowsClaimed.increment(by: Int64(jobs.count))
-        metrics.lagSeconds.set(jobs.map(\.ageSeconds).max() ?? 0)
+        metrics.lagSeconds.set(to: jobs.map(\.ageSeconds).max() ?? 0)
 
         let live = try await models.live(on: connection)
         let fresh = jobs.filter { $0.attempts <= 1 }

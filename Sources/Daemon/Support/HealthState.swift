@@ -17,7 +17,7 @@ public final class HealthState: @unchecked Sendable {
             if up { down.remove(worker) } else { down.insert(worker) }
             return down.isEmpty
         }
-        metrics?.databaseUp.set(allUp ? 1 : 0)
+        metrics?.databaseUp.set(to: allUp ? 1 : 0)
     }
 
     public func setListening(_ value: Bool) { lock.withLock { listening = value } }

@@ -23,29 +23,29 @@ public final class WakeupSignal: @unchecked Sendable {
 
     /// Returns after a signal, after `timeout`, or on cancellation, whichever comes first.
     public func wait(timeout: Duration) async {
-        lock.lock()
-        if pending {
-            pending = false
-            lock.unlock()
-            return
+        let id: UInt64? = lock.withLock {
+            if pending {
+                pending = false
+                return nil
+            }
+            defer { nextID += 1 }
+            return nextID
         }
-        let id = nextID
-        nextID += 1
-        lock.unlock()
+        guard let id else { return }
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        self.lock.lock()
-                        if self.pending || Task.isCancelled {
-                            self.pending = false
-                            self.lock.unlock()
-                            continuation.resume()
-                        } else {
+                        let resumeNow: Bool = self.lock.withLock {
+                            if self.pending || Task.isCancelled {
+                                self.pending = false
+                                return true
+                            }
                             self.waiters[id] = continuation
-                            self.lock.unlock()
+                            return false
                         }
+                        if resumeNow { continuation.resume() }
                     }
                 } onCancel: {
                     self.resume(id)

@@ -15,7 +15,7 @@ struct DatabaseOptions: ParsableArguments {
     func resolve() throws -> String {
         if let databaseURL, !databaseURL.isEmpty { return databaseURL }
         if let env = ProcessInfo.processInfo.environment["DATABASE_URL"], !env.isEmpty { return env }
-        let cluster = LocalCluster(directory: DevDB.defaultDirectory)
+        let cluster = LocalCluster(directory: Tovd.DevDB.defaultDirectory)
         if cluster.isRunning { return cluster.conninfo }
         throw ValidationError("no database: pass --database-url, set DATABASE_URL, or run `tovd dev-db start` for a private one")
     }

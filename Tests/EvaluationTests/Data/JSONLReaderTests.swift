@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Selection
 @testable import Evaluation
 
 @Suite struct JSONLReaderTests {

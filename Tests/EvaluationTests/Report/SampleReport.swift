@@ -1,4 +1,5 @@
 import Foundation
+import Selection
 @testable import Evaluation
 
 /// A report with made-up but plausible numbers: 4 policies × 4 LRs × 3 seeds, references, scores, lengths.

@@ -1,0 +1,427 @@
+import COpenBLAS
+import Foundation
+
+// A GPT-2-shaped decoder-only transformer in the style of llm.c's train_gpt2.c: one parameter arena
+// with views, explicit forward and backward per op, buffers named after the math. Sequences of
+// different lengths are packed back to back into (N, C) matrices so each linear layer is one sgemm.
+
+// MARK: - Parameters
+
+/// The parameter tensors in arena order, with their shapes. Gradients and AdamW's m and v share it.
+public struct ParameterLayout: Sendable {
+    public struct Tensor: Sendable {
+        public var name: String
+        public var shape: [Int]
+        public var offset: Int
+        public var count: Int { shape.reduce(1, *) }
+        /// Weight decay applies to matrices only (not to biases and LayerNorm parameters).
+        public var decays: Bool { shape.count >= 2 && !name.hasSuffix("b") }
+    }
+
+    public let tensors: [Tensor]
+    public let count: Int
+
+    init(_ c: ModelConfig) {
+        let L = c.layers, C = c.width, V = c.vocabSize, maxT = c.context
+        let table: [(String, [Int])] = [
+            ("wte", [V, C]), ("wpe", [maxT, C]),
+            ("ln1w", [L, C]), ("ln1b", [L, C]),
+            ("qkvw", [L, 3 * C, C]), ("qkvb", [L, 3 * C]),
+            ("attprojw", [L, C, C]), ("attprojb", [L, C]),
+            ("ln2w", [L, C]), ("ln2b", [L, C]),
+            ("fcw", [L, 4 * C, C]), ("fcb", [L, 4 * C]),
+            ("fcprojw", [L, C, 4 * C]), ("fcprojb", [L, C]),
+            ("lnfw", [C]), ("lnfb", [C]),
+        ]
+        var offset = 0
+        var tensors: [Tensor] = []
+        for (name, shape) in table {
+            tensors.append(Tensor(name: name, shape: shape, offset: offset))
+            offset += shape.reduce(1, *)
+        }
+        self.tensors = tensors
+        self.count = offset
+    }
+
+    public func tensor(_ name: String) -> Tensor { tensors.first { $0.name == name }! }
+}
+
+/// Pointers into one arena (parameters or their gradients), per tensor; `l` variants index a layer.
+struct ParameterViews {
+    let base: UnsafeMutablePointer<Float>
+    let layout: ParameterLayout
+    let C: Int
+
+    private func at(_ index: Int) -> UnsafeMutablePointer<Float> { base + layout.tensors[index].offset }
+    var wte: UnsafeMutablePointer<Float> { at(0) }
+    var wpe: UnsafeMutablePointer<Float> { at(1) }
+    func ln1w(_ l: Int) -> UnsafeMutablePointer<Float> { at(2) + l * C }
+    func ln1b(_ l: Int) -> UnsafeMutablePointer<Float> { at(3) + l * C }
+    func qkvw(_ l: Int) -> UnsafeMutablePointer<Float> { at(4) + l * 3 * C * C }
+    func qkvb(_ l: Int) -> UnsafeMutablePointer<Float> { at(5) + l * 3 * C }
+    func attprojw(_ l: Int) -> UnsafeMutablePointer<Float> { at(6) + l * C * C }
+    func attprojb(_ l: Int) -> UnsafeMutablePointer<Float> { at(7) + l * C }
+    func ln2w(_ l: Int) -> UnsafeMutablePointer<Float> { at(8) + l * C }
+    func ln2b(_ l: Int) -> UnsafeMutablePointer<Float> { at(9) + l * C }
+    func fcw(_ l: Int) -> UnsafeMutablePointer<Float> { at(10) + l * 4 * C * C }
+    func fcb(_ l: Int) -> UnsafeMutablePointer<Float> { at(11) + l * 4 * C }
+    func fcprojw(_ l: Int) -> UnsafeMutablePointer<Float> { at(12) + l * 4 * C * C }
+    func fcprojb(_ l: Int) -> UnsafeMutablePointer<Float> { at(13) + l * C }
+    var lnfw: UnsafeMutablePointer<Float> { at(14) }
+    var lnfb: UnsafeMutablePointer<Float> { at(15) }
+}
+
+// MARK: - Packed batch
+
+/// A batch of examples laid out as one packed token sequence.
+struct PackedBatch {
+    var tokens: [Int32] = []       // (N) model inputs
+    var positions: [Int32] = []    // (N) position of each token inside its sequence
+    var starts: [Int] = []         // first row of each sequence
+    var lengths: [Int] = []        // T of each sequence
+    var targetRows: [Int] = []     // (M) packed row whose output predicts a target
+    var targetTokens: [Int32] = [] // (M)
+    var targetExample: [Int] = []  // (M) example index of each target
+    var targetCounts: [Int] = []   // per example
+
+    init(_ examples: [Example], context: Int) {
+        for (e, example) in examples.enumerated() {
+            let (input, targets) = example.layout(context: context)
+            let start = tokens.count
+            starts.append(start)
+            lengths.append(input.count)
+            tokens.append(contentsOf: input)
+            positions.append(contentsOf: (0..<input.count).map(Int32.init))
+            for (position, token) in targets {
+                targetRows.append(start + position)
+                targetTokens.append(token)
+                targetExample.append(e)
+            }
+            targetCounts.append(targets.count)
+        }
+    }
+
+    var N: Int { tokens.count }
+    var M: Int { targetRows.count }
+    /// Σ NH·T² floats of attention probabilities.
+    func attentionSize(heads: Int) -> Int { lengths.reduce(0) { $0 + heads * $1 * $1 } }
+}
+
+// MARK: - Model
+
+/// The surrogate language model. Not thread-safe: it owns activation buffers; give each thread its own.
+public final class Model {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    /// The parameter arena (order: ``ParameterLayout``).
+    var params: [Float]
+    var grads: [Float] = []
+    var adamM: [Float] = []
+    var adamV: [Float] = []
+    var adamStep = 0
+
+    /// GPT-2 initialisation: N(0, 0.02) for matrices, residual projections scaled by 1/√(2L),
+    /// zero biases, unit LayerNorm gains.
+    public init(config: ModelConfig, seed: UInt64) {
+        self.config = config
+        self.layout = ParameterLayout(config)
+        var random = Gaussian(seed: seed)
+        var params = [Float](repeating: 0, count: layout.count)
+        let residualScale = 1 / Float(2 * config.layers).squareRoot()
+        for tensor in layout.tensors {
+            let range = tensor.offset..<(tensor.offset + tensor.count)
+            switch tensor.name {
+            case "ln1w", "ln2w", "lnfw": for i in range { params[i] = 1 }
+            case "attprojw", "fcprojw": for i in range { params[i] = 0.02 * residualScale * random.next() }
+            case let name where name.hasSuffix("w") || name == "wte" || name == "wpe": for i in range { params[i] = 0.02 * random.next() }
+            default: break
+            }
+        }
+        self.params = params
+    }
+
+    /// Loads weights, e.g. from a checkpoint. Throws when the count does not fit the config.
+    public init(config: ModelConfig, parameters: [Float]) throws {
+        let layout = ParameterLayout(config)
+        guard parameters.count == layout.count else {
+            throw SurrogateError(.checkpoint, "the checkpoint holds \(parameters.count) parameters but a \(config.layers)×\(config.width) model with vocab \(config.vocabSize) needs \(layout.count); the file belongs to another model")
+        }
+        self.config = config
+        self.layout = layout
+        self.params = parameters
+    }
+
+    /// The flat parameter arena.
+    public var parameters: [Float] { params }
+
+    /// A deep copy of the weights with fresh optimizer state (ToV forks θ_val from θ_bas).
+    public func copy() -> Model {
+        try! Model(config: config, parameters: params)
+    }
+
+    public var parameterCount: Int { layout.count }
+
+    // MARK: Activations
+
+    /// Buffers of one forward pass, named after llm.c's ActivationTensors. Kept between calls and
+    /// grown on demand. With `keep == false` every layer reuses layer 0's buffers (scoring needs no
+    /// backward pass).
+    final class Activations {
+        var storage: [Float] = []
+        var N = 0, M = 0, A = 0, layersKept = 0
+        var encoded = 0, lnf = 0, lnfMean = 0, lnfRstd = 0, gathered = 0, probs = 0
+        var layer: [(ln1: Int, ln1Mean: Int, ln1Rstd: Int, qkv: Int, atty: Int, att: Int, attproj: Int, residual2: Int,
+                     ln2: Int, ln2Mean: Int, ln2Rstd: Int, fch: Int, fchGelu: Int, fcproj: Int, residual3: Int)] = []
+
+        func prepare(N: Int, M: Int, A: Int, C: Int, V: Int, layers: Int, keep: Bool) {
+            var offset = 0
+            func take(_ n: Int) -> Int { defer { offset += n }; return offset }
+            encoded = take(N * C)
+            let kept = keep ? layers : 1
+            layer = (0..<kept).map { _ in
+                (take(N * C), take(N), take(N), take(N * 3 * C), take(N * C), take(A), take(N * C), take(N * C),
+                 take(N * C), take(N), take(N), take(N * 4 * C), take(N * 4 * C), take(N * C), take(N * C))
+            }
+            lnf = take(N * C); lnfMean = take(N); lnfRstd = take(N)
+            gathered = take(M * C); probs = take(M * V)
+            if storage.count < offset { storage = [Float](repeating: 0, count: offset) }
+            self.N = N; self.M = M; self.A = A; layersKept = kept
+        }
+    }
+
+    let activations = Activations()
+
+    // MARK: Forward
+
+    /// Runs the network on `batch` and leaves softmax probabilities of each target row in
+    /// `activations.probs` (M, V). Returns per-target NLL.
+    func forward(_ batch: PackedBatch, keep: Bool) -> [Float] {
+        let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
+        let N = batch.N, M = batch.M
+        let act = activations
+        act.prepare(N: N, M: M, A: batch.attentionSize(heads: NH), C: C, V: V, layers: L, keep: keep)
+        var nll = [Float](repeating: 0, count: M)
+        params.withUnsafeMutableBufferPointer { pp in
+            let p = ParameterViews(base: pp.baseAddress!, layout: layout, C: C)
+            act.storage.withUnsafeMutableBufferPointer { sp in
+                let s = sp.baseAddress!
+                batch.tokens.withUnsafeBufferPointer { tokens in
+                    batch.positions.withUnsafeBufferPointer { positions in
+                        encoderForward(s + act.encoded, tokens.baseAddress!, positions.baseAddress!, p.wte, p.wpe, N, C)
+                    }
+                }
+                var residual = UnsafePointer(s + act.encoded)
+                for l in 0..<L {
+                    let a = act.layer[keep ? l : 0]
+                    layerNormForward(s + a.ln1, s + a.ln1Mean, s + a.ln1Rstd, residual, p.ln1w(l), p.ln1b(l), N, C)
+                    matmulForward(s + a.qkv, s + a.ln1, p.qkvw(l), p.qkvb(l), N, C, 3 * C)
+                    var attOffset = a.att
+                    for (start, T) in zip(batch.starts, batch.lengths) {
+                        attentionForward(s + a.atty + start * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH)
+                        attOffset += NH * T * T
+                    }
+                    matmulForward(s + a.attproj, s + a.atty, p.attprojw(l), p.attprojb(l), N, C, C)
+                    residualForward(s + a.residual2, residual, s + a.attproj, N * C)
+                    layerNormForward(s + a.ln2, s + a.ln2Mean, s + a.ln2Rstd, s + a.residual2, p.ln2w(l), p.ln2b(l), N, C)
+                    matmulForward(s + a.fch, s + a.ln2, p.fcw(l), p.fcb(l), N, C, 4 * C)
+                    geluForward(s + a.fchGelu, s + a.fch, N * 4 * C)
+                    matmulForward(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), p.fcprojb(l), N, 4 * C, C)
+                    residualForward(s + a.residual3, s + a.residual2, s + a.fcproj, N * C)
+                    residual = UnsafePointer(s + a.residual3)
+                }
+                layerNormForward(s + act.lnf, s + act.lnfMean, s + act.lnfRstd, residual, p.lnfw, p.lnfb, N, C)
+                // Only rows that predict a target need logits: gather them, then one sgemm against wteᵀ.
+                for (m, row) in batch.targetRows.enumerated() {
+                    (s + act.gathered + m * C).update(from: s + act.lnf + row * C, count: C)
+                }
+                matmulForward(s + act.probs, s + act.gathered, p.wte, nil, M, C, V)
+                for m in 0..<M {
+                    let row = s + act.probs + m * V
+                    var maxValue = -Float.greatestFiniteMagnitude
+                    for v in 0..<V where row[v] > maxValue { maxValue = row[v] }
+                    var sum: Float = 0
+                    for v in 0..<V {
+                        let e = expf(row[v] - maxValue)
+                        row[v] = e
+                        sum += e
+                    }
+                    let inv = 1 / sum
+                    for v in 0..<V { row[v] *= inv }
+                    nll[m] = -logf(max(row[Int(batch.targetTokens[m])], Float.leastNormalMagnitude))
+                }
+            }
+        }
+        return nll
+    }
+
+    /// Per-example losses (mean NLL over the response targets, ψ, token count), in chunks of at most
+    /// `maxTokensPerChunk` packed tokens so memory stays bounded whatever the batch.
+    public func losses(_ batch: [Example], perToken: Bool = false, maxTokensPerChunk: Int = 8192) -> [ExampleLoss] {
+        var results: [ExampleLoss] = []
+        results.reserveCapacity(batch.count)
+        var chunk: [Example] = []
+        var chunkTokens = 0
+        func flush() {
+            guard !chunk.isEmpty else { return }
+            let packed = PackedBatch(chunk, context: config.context)
+            let nll = forward(packed, keep: false)
+            let V = config.vocabSize
+            var sums = [Double](repeating: 0, count: chunk.count)
+            var psis = [Double](repeating: 0, count: chunk.count)
+            var perTokens = [[Float]](repeating: [], count: chunk.count)
+            activations.storage.withUnsafeBufferPointer { sp in
+                for m in 0..<packed.M {
+                    let e = packed.targetExample[m]
+                    sums[e] += Double(nll[m])
+                    let prob = Double(sp[activations.probs + m * V + Int(packed.targetTokens[m])])
+                    let pc = min(max(prob, 1e-12), 1 - 1e-7)
+                    psis[e] += log(pc * (1 - pc))
+                    if perToken { perTokens[e].append(nll[m]) }
+                }
+            }
+            for e in 0..<chunk.count {
+                let count = packed.targetCounts[e]
+                let denominator = Double(max(count, 1))
+                results.append(ExampleLoss(meanNLL: Float(sums[e] / denominator), tokenCount: count,
+                                           psi: Float(psis[e] / denominator), perToken: perTokens[e]))
+            }
+            chunk.removeAll(keepingCapacity: true)
+            chunkTokens = 0
+        }
+        for example in batch {
+            let length = min(example.prompt.count + example.response.count + 2, config.context)
+            if chunkTokens + length > maxTokensPerChunk { flush() }
+            chunk.append(example)
+            chunkTokens += length
+        }
+        flush()
+        return results
+    }
+
+    // MARK: Backward
+
+    /// Forward + backward on `examples`; fills `grads` (zeroed first) and returns the batch loss =
+    /// mean over examples of each example's mean NLL.
+    @discardableResult
+    func forwardBackward(_ examples: [Example]) -> Float {
+        let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
+        let batch = PackedBatch(examples, context: config.context)
+        let nll = forward(batch, keep: true)
+        let N = batch.N, M = batch.M
+        let E = Float(max(examples.count, 1))
+        var loss: Float = 0
+        for m in 0..<M { loss += nll[m] / (Float(batch.targetCounts[batch.targetExample[m]]) * E) }
+
+        if grads.count != layout.count { grads = [Float](repeating: 0, count: layout.count) } else {
+            grads.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
+        let act = activations
+        var dresidual = [Float](repeating: 0, count: N * C)
+        var dscratch = [Float](repeating: 0, count: N * 4 * C)     // dfchGelu / datty
+        var dscratch2 = [Float](repeating: 0, count: N * 4 * C)    // dfch / dqkv
+        var dln = [Float](repeating: 0, count: N * C)
+        let maxT = batch.lengths.max() ?? 1
+        var datt = [Float](repeating: 0, count: maxT * maxT)
+        var dgathered = [Float](repeating: 0, count: M * C)
+
+        params.withUnsafeMutableBufferPointer { pp in
+        grads.withUnsafeMutableBufferPointer { gp in
+        act.storage.withUnsafeMutableBufferPointer { sp in
+        dresidual.withUnsafeMutableBufferPointer { drp in
+        dscratch.withUnsafeMutableBufferPointer { d1p in
+        dscratch2.withUnsafeMutableBufferPointer { d2p in
+        dln.withUnsafeMutableBufferPointer { dlnp in
+        datt.withUnsafeMutableBufferPointer { dattp in
+        dgathered.withUnsafeMutableBufferPointer { dgp in
+            let p = ParameterViews(base: pp.baseAddress!, layout: layout, C: C)
+            let g = ParameterViews(base: gp.baseAddress!, layout: layout, C: C)
+            let s = sp.baseAddress!, dres = drp.baseAddress!, d1 = d1p.baseAddress!, d2 = d2p.baseAddress!
+            let dlnBuffer = dlnp.baseAddress!
+
+            // in the forward pass this was: probs = softmax(gathered · wteᵀ); loss = mean_e mean_t −log p
+            // dlogits = (probs − onehot) / (T_e · E), computed in place over probs
+            let dlogits = s + act.probs
+            for m in 0..<M {
+                let row = dlogits + m * V
+                let scale = 1 / (Float(batch.targetCounts[batch.targetExample[m]]) * E)
+                for v in 0..<V { row[v] *= scale }
+                row[Int(batch.targetTokens[m])] -= scale
+            }
+            matmulBackward(dgp.baseAddress!, g.wte, nil, dlogits, s + act.gathered, p.wte, M, C, V)
+            // in the forward pass this was: gathered[m] = lnf[targetRows[m]]
+            for (m, row) in batch.targetRows.enumerated() {
+                let src = dgp.baseAddress! + m * C, dst = dlnBuffer + row * C
+                for i in 0..<C { dst[i] += src[i] }
+            }
+            // in the forward pass this was: lnf = layerNorm(residual_L)
+            let lastResidual = L > 0 ? act.layer[L - 1].residual3 : act.encoded
+            layerNormBackward(dres, g.lnfw, g.lnfb, dlnBuffer, s + lastResidual, p.lnfw, s + act.lnfMean, s + act.lnfRstd, N, C)
+
+            for l in stride(from: L - 1, through: 0, by: -1) {
+                let a = act.layer[l]
+                let residualIn = l == 0 ? act.encoded : act.layer[l - 1].residual3
+                // residual3 = residual2 + fcproj: dres already holds dresidual3, which is also dfcproj
+                // fcproj = fchGelu · fcprojwᵀ + fcprojb
+                d1.update(repeating: 0, count: N * 4 * C)
+                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dres, s + a.fchGelu, p.fcprojw(l), N, 4 * C, C)
+                // fchGelu = gelu(fch)
+                d2.update(repeating: 0, count: N * 4 * C)
+                geluBackward(d2, s + a.fch, d1, N * 4 * C)
+                // fch = ln2 · fcwᵀ + fcb
+                dlnBuffer.update(repeating: 0, count: N * C)
+                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), N, C, 4 * C)
+                // ln2 = layerNorm(residual2): accumulate into dres, which becomes dresidual2
+                layerNormBackward(dres, g.ln2w(l), g.ln2b(l), dlnBuffer, s + a.residual2, p.ln2w(l), s + a.ln2Mean, s + a.ln2Rstd, N, C)
+                // residual2 = residualIn + attproj: dattproj = dresidual2
+                // attproj = atty · attprojwᵀ + attprojb
+                d1.update(repeating: 0, count: N * C)
+                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dres, s + a.atty, p.attprojw(l), N, C, C)
+                // atty = attention(qkv), per sequence
+                d2.update(repeating: 0, count: N * 3 * C)
+                var attOffset = a.att
+                for (start, T) in zip(batch.starts, batch.lengths) {
+                    attentionBackward(d2 + start * 3 * C, dattp.baseAddress!, d1 + start * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH)
+                    attOffset += NH * T * T
+                }
+                // qkv = ln1 · qkvwᵀ + qkvb
+                dlnBuffer.update(repeating: 0, count: N * C)
+                matmulBackward(dlnBuffer, g.qkvw(l), g.qkvb(l), d2, s + a.ln1, p.qkvw(l), N, C, 3 * C)
+                // ln1 = layerNorm(residualIn): dres becomes dresidualIn
+                layerNormBackward(dres, g.ln1w(l), g.ln1b(l), dlnBuffer, s + residualIn, p.ln1w(l), s + a.ln1Mean, s + a.ln1Rstd, N, C)
+            }
+            // in the forward pass this was: encoded = wte[tokens] + wpe[positions]
+            batch.tokens.withUnsafeBufferPointer { tokens in
+                batch.positions.withUnsafeBufferPointer { positions in
+                    encoderBackward(g.wte, g.wpe, dres, tokens.baseAddress!, positions.baseAddress!, N, C)
+                }
+            }
+        }}}}}}}}}
+        return loss
+    }
+}
+
+/// Standard normal draws (Box–Muller over SplitMix64), for reproducible initialisation.
+struct Gaussian {
+    var state: UInt64
+    var spare: Float?
+
+    init(seed: UInt64) { state = seed ^ 0x5DEE_CE66_D1CE_5EED }
+
+    mutating func nextUInt64() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func uniform() -> Double { Double(nextUInt64() >> 11) * 0x1.0p-53 }
+
+    mutating func next() -> Float {
+        if let spare { self.spare = nil; return spare }
+        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        let r = (-2 * log(u1)).squareRoot()
+        spare = Float(r * sin(2 * .pi * u2))
+        return Float(r * cos(2 * .pi * u2))
+    }
+}

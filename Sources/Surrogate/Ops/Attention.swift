@@ -1,0 +1,73 @@
+import COpenBLAS
+
+// Causal multi-head self-attention for one sequence inside the packed batch. llm.c: attention_forward /
+// attention_backward, with the two contractions done by cblas_sgemm per head.
+
+/// out (T, C) = softmax(mask(q·kᵀ/√hs)) · v per head.  qkv is (T, 3C) rows [q | k | v];
+/// att holds the probabilities (NH, T, T) for the backward pass.
+func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>,
+                      _ T: Int, _ C: Int, _ NH: Int) {
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    for h in 0..<NH {
+        let q = qkv + h * hs, k = qkv + C + h * hs, v = qkv + 2 * C + h * hs
+        let a = att + h * T * T
+        // preatt = q · kᵀ · scale   (T, T)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
+                    scale, q, Int32(3 * C), k, Int32(3 * C), 0, a, Int32(T))
+        // causal mask + softmax, row by row (positions after t get probability 0)
+        for t in 0..<T {
+            let row = a + t * T
+            var maxValue = -Float.greatestFiniteMagnitude
+            for j in 0...t where row[j] > maxValue { maxValue = row[j] }
+            var sum: Float = 0
+            for j in 0...t {
+                let e = expf(row[j] - maxValue)
+                row[j] = e
+                sum += e
+            }
+            let inv = 1 / sum
+            for j in 0...t { row[j] *= inv }
+            for j in (t + 1)..<max(T, t + 1) { row[j] = 0 }
+        }
+        // out_h = att · v   (T, hs), written into the head's columns of out (T, C)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                    1, a, Int32(T), v, Int32(3 * C), 0, out + h * hs, Int32(C))
+    }
+}
+
+/// Accumulates dqkv (T, 3C) from dout (T, C); datt is scratch of (T, T).
+func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                       _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>, _ T: Int, _ C: Int, _ NH: Int) {
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    for h in 0..<NH {
+        let q = qkv + h * hs, k = qkv + C + h * hs, v = qkv + 2 * C + h * hs
+        let dq = dqkv + h * hs, dk = dqkv + C + h * hs, dv = dqkv + 2 * C + h * hs
+        let a = att + h * T * T
+        let dy = dout + h * hs
+        // in the forward pass this was: out_h = att · v
+        // datt = dout_h · vᵀ ;  dv += attᵀ · dout_h
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
+                    1, dy, Int32(C), v, Int32(3 * C), 0, datt, Int32(T))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                    1, a, Int32(T), dy, Int32(C), 1, dv, Int32(3 * C))
+        // in the forward pass this was: att = softmax(mask(preatt)); datt becomes dpreatt in place
+        for t in 0..<T {
+            let p = a + t * T, d = datt + t * T
+            var dot: Float = 0
+            for j in 0...t { dot += p[j] * d[j] }
+            for j in 0...t { d[j] = p[j] * (d[j] - dot) }
+            for j in (t + 1)..<max(T, t + 1) { d[j] = 0 }
+        }
+        // in the forward pass this was: preatt = q · kᵀ · scale
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                    scale, datt, Int32(T), k, Int32(3 * C), 1, dq, Int32(3 * C))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
+                    scale, datt, Int32(T), q, Int32(3 * C), 1, dk, Int32(3 * C))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

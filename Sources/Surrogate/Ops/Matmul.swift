@@ -1,0 +1,43 @@
+import COpenBLAS
+
+// Linear layers on packed token rows, through cblas_sgemm (row-major). llm.c: matmul_forward / matmul_backward.
+
+/// out = inp · Wᵀ + bias.  inp is (N, C), weight is (OC, C), bias is (OC), out is (N, OC).
+func matmulForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                   _ bias: UnsafePointer<Float>?, _ N: Int, _ C: Int, _ OC: Int) {
+    if let bias {
+        for n in 0..<N { (out + n * OC).update(from: bias, count: OC) }
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(C),
+                1, inp, Int32(C), weight, Int32(C), bias == nil ? 0 : 1, out, Int32(OC))
+}
+
+/// Accumulates the gradients of `out = inp · Wᵀ + bias` into dinp (N, C), dweight (OC, C), dbias (OC).
+func matmulBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
+                    _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                    _ N: Int, _ C: Int, _ OC: Int) {
+    // dinp += dout · W
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
+                1, dout, Int32(OC), weight, Int32(C), 1, dinp, Int32(C))
+    // dW += doutᵀ · inp
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(N),
+                1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
+    if let dbias {
+        for n in 0..<N {
+            let row = dout + n * OC
+            for o in 0..<OC { dbias[o] += row[o] }
+        }
+    }
+}
+
+/// The algorithmic reference for `matmulForward`, kept beside the BLAS path and tested against it.
+func matmulForwardNaive(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, _ N: Int, _ C: Int, _ OC: Int) {
+    for n in 0..<N {
+        for o in 0..<OC {
+            var sum = bias?[o] ?? 0
+            for c in 0..<C { sum += inp[n * C + c] * weight[o * C + c] }
+            out[n * OC + o] = sum
+        }
+    }
+}

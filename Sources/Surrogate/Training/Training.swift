@@ -1,0 +1,126 @@
+import Foundation
+
+public enum LRSchedule: Sendable {
+    /// The same rate every step: trajectories are sequences of single epochs that must compose.
+    case constant
+    /// Linear warmup over `warmupSteps`, then cosine decay to 10 % of the peak at the last step.
+    case warmupCosine
+}
+
+public struct TrainingOptions: Sendable {
+    public var epochs = 1
+    public var learningRate: Float = 3e-4
+    /// Examples are grouped into batches of about this many tokens.
+    public var batchTokens = 4096
+    public var maxSteps: Int? = nil
+    public var warmupSteps = 0
+    public var schedule: LRSchedule = .constant
+    public var weightDecay: Float = 0.1
+    public var clipNorm: Float = 1.0
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+public struct TrainingProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    public var loss: Float
+    public var tokensPerSecond: Double
+}
+
+extension Model {
+    /// Trains with AdamW (β1 0.9, β2 0.95, ε 1e-8, decoupled weight decay on matrices), global
+    /// grad-norm clipping and the chosen LR schedule. Examples are shuffled with `options.seed` each
+    /// epoch, so the same seed and data give bit-identical weights on one machine. The optimizer
+    /// state persists across calls: a trajectory trained epoch by epoch equals one long run.
+    public func train(on examples: [Example], options: TrainingOptions, progress: ((TrainingProgress) -> Void)?) {
+        guard !examples.isEmpty else { return }
+        var random = Gaussian(seed: options.seed)
+        var epochBatches: [[[Example]]] = []
+        for _ in 0..<options.epochs {
+            var order = Array(examples.indices)
+            for i in stride(from: order.count - 1, to: 0, by: -1) {
+                order.swapAt(i, Int(random.nextUInt64() % UInt64(i + 1)))
+            }
+            var batches: [[Example]] = []
+            var current: [Example] = []
+            var tokens = 0
+            for index in order {
+                let example = examples[index]
+                let length = min(example.prompt.count + example.response.count + 2, config.context)
+                if tokens + length > options.batchTokens, !current.isEmpty {
+                    batches.append(current)
+                    current = []
+                    tokens = 0
+                }
+                current.append(example)
+                tokens += length
+            }
+            if !current.isEmpty { batches.append(current) }
+            epochBatches.append(batches)
+            if let maxSteps = options.maxSteps, epochBatches.reduce(0, { $0 + $1.count }) >= maxSteps { break }
+        }
+        var totalSteps = epochBatches.reduce(0) { $0 + $1.count }
+        if let maxSteps = options.maxSteps { totalSteps = min(totalSteps, maxSteps) }
+
+        var step = 0
+        let started = Date()
+        var tokensSeen = 0
+        outer: for batches in epochBatches {
+            for batch in batches {
+                if step >= totalSteps { break outer }
+                let loss = forwardBackward(batch)
+                let lr = learningRate(step: step, total: totalSteps, options: options)
+                adamWUpdate(learningRate: lr, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
+                step += 1
+                tokensSeen += batch.reduce(0) { $0 + min($1.prompt.count + $1.response.count + 2, config.context) }
+                progress?(TrainingProgress(step: step, totalSteps: totalSteps, loss: loss,
+                                           tokensPerSecond: Double(tokensSeen) / max(Date().timeIntervalSince(started), 1e-9)))
+            }
+        }
+    }
+
+    func learningRate(step: Int, total: Int, options: TrainingOptions) -> Float {
+        switch options.schedule {
+        case .constant:
+            return options.learningRate
+        case .warmupCosine:
+            if step < options.warmupSteps { return options.learningRate * Float(step + 1) / Float(options.warmupSteps) }
+            let progress = Float(step - options.warmupSteps) / Float(max(total - options.warmupSteps, 1))
+            let minimum = 0.1 * options.learningRate
+            return minimum + 0.5 * (options.learningRate - minimum) * (1 + cosf(.pi * min(progress, 1)))
+        }
+    }
+
+    /// One AdamW step over the whole arena, after clipping the global gradient norm. llm.c: gpt2_update.
+    func adamWUpdate(learningRate: Float, weightDecay: Float, clipNorm: Float) {
+        let beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8
+        if adamM.count != layout.count {
+            adamM = [Float](repeating: 0, count: layout.count)
+            adamV = [Float](repeating: 0, count: layout.count)
+        }
+        adamStep += 1
+        var normSquared: Double = 0
+        for g in grads { normSquared += Double(g) * Double(g) }
+        let norm = Float(normSquared.squareRoot())
+        let clip = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
+        let correction1 = 1 - powf(beta1, Float(adamStep))
+        let correction2 = 1 - powf(beta2, Float(adamStep))
+        params.withUnsafeMutableBufferPointer { p in
+        grads.withUnsafeBufferPointer { g in
+        adamM.withUnsafeMutableBufferPointer { m in
+        adamV.withUnsafeMutableBufferPointer { v in
+            for tensor in layout.tensors {
+                let decay = tensor.decays ? weightDecay : 0
+                for i in tensor.offset..<(tensor.offset + tensor.count) {
+                    let grad = g[i] * clip
+                    m[i] = beta1 * m[i] + (1 - beta1) * grad
+                    v[i] = beta2 * v[i] + (1 - beta2) * grad * grad
+                    let mHat = m[i] / correction1
+                    let vHat = v[i] / correction2
+                    p[i] -= learningRate * (mHat / (vHat.squareRoot() + eps) + decay * p[i])
+                }
+            }
+        }}}}
+    }
+}

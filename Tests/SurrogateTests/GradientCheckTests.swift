@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import Surrogate
+
+/// Every parameter tensor's analytic gradient against central finite differences (llm.c's
+/// test_gpt2 checks against PyTorch; here the reference is the loss itself).
+@Suite("Gradient check")
+struct GradientCheckTests {
+    static let config = ModelConfig(layers: 2, width: 8, heads: 2, context: 12, vocabSize: 270)
+
+    static func batch() -> [Example] {
+        [
+            Example(prompt: [1, 2, 3, 4], response: [5, 6, 7]),
+            Example(prompt: [9], response: [10, 11, 12, 13, 14, 260]),
+            Example(prompt: [20, 21, 22, 23, 24, 25, 26, 27, 28, 29], response: [30, 31]),   // prompt cut from the left
+            Example(prompt: [], response: [40, 41, 42, 43], allTokens: true),
+        ]
+    }
+
+    @Test func everyTensorMatchesFiniteDifferences() throws {
+        let model = Model(config: Self.config, seed: 7)
+        // Larger weights than the init so every path carries a gradient well above float32 noise.
+        for tensor in model.layout.tensors where !["ln1w", "ln2w", "lnfw"].contains(tensor.name) {
+            for i in tensor.offset..<(tensor.offset + tensor.count) { model.params[i] = Float(sin(Double(i) * 1.7)) * 0.3 }
+        }
+        let batch = Self.batch()
+        model.forwardBackward(batch)
+        let analytic = model.grads
+        let eps: Float = 1e-2
+        for tensor in model.layout.tensors {
+            // The entries with the largest analytic gradients: where a bug shows most clearly.
+            let indices = (tensor.offset..<(tensor.offset + tensor.count)).sorted { abs(analytic[$0]) > abs(analytic[$1]) }.prefix(4)
+            var worst: Float = 0
+            for i in indices {
+                let saved = model.params[i]
+                model.params[i] = saved + eps
+                let plus = model.forwardBackward(batch)
+                model.params[i] = saved - eps
+                let minus = model.forwardBackward(batch)
+                model.params[i] = saved
+                let numeric = (plus - minus) / (2 * eps)
+                let error = abs(numeric - analytic[i]) / max(abs(numeric) + abs(analytic[i]), 1e-3)
+                worst = max(worst, error)
+            }
+            print("gradcheck \(tensor.name) \(worst)"); #expect(worst < 0.01, "\(tensor.name): relative error \(worst)")
+        }
+    }
+
+    @Test func blasMatmulMatchesTheNaiveReference() {
+        let N = 5, C = 7, OC = 3
+        let inp = (0..<(N * C)).map { Float(sin(Double($0))) }
+        let weight = (0..<(OC * C)).map { Float(cos(Double($0))) }
+        let bias = (0..<OC).map { Float($0) }
+        var fast = [Float](repeating: 0, count: N * OC), slow = fast
+        matmulForward(&fast, inp, weight, bias, N, C, OC)
+        matmulForwardNaive(&slow, inp, weight, bias, N, C, OC)
+        for (a, b) in zip(fast, slow) { #expect(abs(a - b) < 1e-4) }
+    }
+}
+
+@Suite("Model behaviour")
+struct ModelTests {
+    @Test func batchedLossesEqualOneAtATime() {
+        let model = Model(config: .tiny, seed: 1)
+        let batch = GradientCheckTests.batch() + [Example(prompt: Array(repeating: 3, count: 40), response: Array(repeating: 4, count: 30))]
+        let together = model.losses(batch)
+        for (example, loss) in zip(batch, together) {
+            let alone = model.losses([example])[0]
+            #expect(abs(alone.meanNLL - loss.meanNLL) < 1e-4)
+            #expect(alone.tokenCount == loss.tokenCount)
+        }
+        #expect(together[0].tokenCount == 4)          // 3 response tokens + EOT
+        #expect(together.last!.tokenCount == 16)      // response cut to context − 1, plus the next token
+    }
+
+    @Test func uniformModelHasLogVocabLossAndPsi() {
+        let model = Model(config: .tiny, seed: 1)
+        for i in model.params.indices { model.params[i] = 0 }
+        let loss = model.losses([Example(prompt: [1], response: [2, 3])], perToken: true)[0]
+        let V = Float(ModelConfig.tiny.vocabSize)
+        #expect(abs(loss.meanNLL - logf(V)) < 1e-4)
+        #expect(abs(loss.psi - logf((1 / V) * (1 - 1 / V))) < 1e-3)
+        #expect(loss.perToken.count == 3)
+    }
+
+    @Test func trainingLearnsAPatternAndIsReproducible() {
+        func run() -> Model {
+            let model = Model(config: .tiny, seed: 3)
+            let pattern = Example(prompt: [10, 11], response: [12, 13, 14, 15, 16, 17])
+            var options = TrainingOptions()
+            options.epochs = 60
+            options.learningRate = 1e-2
+            options.seed = 9
+            model.train(on: Array(repeating: pattern, count: 4), options: options, progress: nil)
+            return model
+        }
+        let a = run(), b = run()
+        #expect(a.parameters == b.parameters)
+        let learned = a.losses([Example(prompt: [10, 11], response: [12, 13, 14, 15, 16, 17])])[0].meanNLL
+        let other = a.losses([Example(prompt: [50, 51], response: [60, 70, 80, 90, 100, 110])])[0].meanNLL
+        #expect(learned < 0.5)
+        #expect(other > 2)
+    }
+
+    @Test func parametersRoundTripAndWrongSizesAreRefused() throws {
+        let model = Model(config: .tiny, seed: 5)
+        let copy = try Model(config: .tiny, parameters: model.parameters)
+        #expect(copy.parameters == model.parameters)
+        #expect(throws: SurrogateError.self) { try Model(config: .tiny, parameters: [1, 2, 3]) }
+    }
+}

@@ -1,0 +1,88 @@
+import Daemon
+import Foundation
+import PQ
+import Selection
+import Testing
+import TovTesting
+
+/// The whole pipeline on a real server with a tiny surrogate: bootstrap, θ_val refresh, scoring,
+/// selection, a Z_val change with its rescoring and atomic switch.
+@Suite("Daemon scoring end to end", .serialized)
+struct ScoringTests {
+    static let tinySettings = """
+        UPDATE tov.settings SET value = '{"layers": 1, "width": 16, "heads": 2, "context": 32, "vocab": 300}' WHERE key = 'surrogate';
+        UPDATE tov.settings SET value = '16' WHERE key = 'u_size';
+        UPDATE tov.settings SET value = '2' WHERE key = 'epochs';
+        UPDATE tov.settings SET value = '5' WHERE key = 'pretrain_steps';
+        UPDATE tov.settings SET value = '0.01' WHERE key = 'lr';
+        UPDATE tov.settings SET value = '0' WHERE key = 'zval_debounce_seconds';
+        UPDATE tov.settings SET value = '{"rows": 10}' WHERE key = 'budget';
+        UPDATE tov.settings SET value = '2' WHERE key = 'bins';
+        """
+
+    static func status(_ c: Connection) async throws -> StatusReport { try await StatusReport.load(on: c) }
+
+    /// tov.selected as (id, reason, bin), and the Swift reference computed from tov.scores.
+    static func selectionAgreesWithReference(_ c: Connection) async throws -> Bool {
+        let settings = try await SettingsCache.load(on: c).selection
+        let rows = try await c.query("""
+            SELECT s.candidate_id, s.score, s.uncertainty, s.tokens FROM tov.scores s
+            JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
+            """).map { ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
+                                 uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3))) }
+        let reference = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
+        let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
+            "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
+        }
+        return reference == actual
+    }
+
+    @Test func bootstrapScoreSelectAndRefresh() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery(Self.tinySettings)
+            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "the cat sat on the mat", source: "cats")
+            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "stock prices fell sharply", source: "finance")
+            try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")
+            let daemon = try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--batch-size", "16"], conninfo: conninfo)
+            defer { daemon.terminate() }
+
+            let ready = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
+                let s = try await Self.status(c)
+                return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
+            }
+            #expect(ready, "\(daemon.log.suffix(3000))")
+            // U rows are never scored; every other ready row is scored exactly once per version.
+            #expect(try await TovTestDatabase.count("tov.scores s JOIN tov.base_subset b USING (candidate_id)", on: c) == 0)
+            #expect(try await TovTestDatabase.count("tov.scores", on: c) == 80 - 16)
+            #expect(try await Self.selectionAgreesWithReference(c))
+            let firstVersion = try await Self.status(c).modelVersion!
+
+            // A Z_val change: one refresh, a new complete version, the selection switched to it.
+            try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('stock prices', 'fell again')")
+            let switched = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
+                let s = try await Self.status(c)
+                return (s.modelVersion ?? 0) > firstVersion && s.rescorePending == 0 && s.nextModelVersion == nil
+            }
+            #expect(switched, "\(daemon.log.suffix(3000))")
+            #expect(try await TovTestDatabase.count("tov.refreshes", on: c) == 2)
+            #expect(try await TovTestDatabase.count("tov.scores", on: c, where: "model_version = \(firstVersion + 1)") == 80 - 16)
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) { try await Self.selectionAgreesWithReference(c) })
+
+            // Settings take effect without a restart.
+            try await c.execute("UPDATE tov.settings SET value = '\"score_only\"' WHERE key = 'policy'")
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(20)) {
+                try await TovTestDatabase.count("tov.selected", on: c, where: "reason = 'random'") == 0
+            })
+            #expect(try await Self.selectionAgreesWithReference(c))
+
+            // explain works on a selected row
+            let id = try await c.query("SELECT id FROM tov.selected LIMIT 1").first!.get(Int64.self, 0)
+            let explanation = try await Explanation.load(candidateID: id, on: c)
+            #expect(explanation.lines.contains { $0.hasPrefix("in:") })
+            daemon.terminate()
+            #expect(await daemon.waitForExit() == 0)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+@testable import Daemon
+import Foundation
+import PQ
+import Selection
+import Testing
+import TovTesting
+
+/// Random sequences of inserts, score arrivals, settings changes and restarts: after every step the
+/// selection the daemon keeps in SQL equals the Swift reference `select(...)` computed from scratch
+/// on the same scores, and `tov.selection_history` replays to the current set.
+@Suite("Incremental selection equals the from-scratch reference")
+struct SelectionPropertyTests {
+    @Test func randomSequences() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            var c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery("""
+                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+                """)
+            var g = SplitMix64(seed: 2026)
+            var settings = SelectionSettings(budget: .fraction(0.1))
+            for step in 0..<60 {
+                switch g.next() % 5 {
+                case 0, 1:   // rows arrive and get scored (scores sometimes tie, lengths often do)
+                    let n = Int(g.next() % 40) + 1
+                    let ids = try await TovTestDatabase.insertCandidates(n, on: c, prefix: "s\(step)")
+                    for id in ids {
+                        let score = Double(Int(g.next() % 7)) / 4 - 0.5
+                        try await c.execute("""
+                            INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+                            VALUES ($1, 1, $2, 1, 1, '{1}', '{1}', $3, $4)
+                            """, [id, score, Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1)])
+                    }
+                case 2:      // settings change
+                    settings.policy = Policy.allCases[Int(g.next() % UInt64(Policy.allCases.count))]
+                    settings.budget = g.next() % 2 == 0 ? .rows(Int(g.next() % 60)) : .fraction(Double(g.next() % 100 + 1) / 100)
+                    settings.bins = Int(g.next() % 12) + 1
+                    settings.seed = Int64(g.next() % 5)
+                case 3:      // restart: a new session, nothing kept in memory
+                    c.close()
+                    c = try await Connection.connect(conninfo)
+                default:     // a recompute with nothing new
+                    break
+                }
+                _ = try await c.transaction { tx in try await SelectionWriter.recompute(in: tx, modelVersion: 1, settings: settings) }
+
+                let rows = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
+                    ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
+                              uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+                }
+                let expected = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
+                let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
+                    "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
+                }
+                #expect(actual == expected, "step \(step), \(settings)")
+                // History replays to the current set.
+                let replayed = try await c.query("""
+                    SELECT candidate_id FROM (
+                        SELECT DISTINCT ON (candidate_id) candidate_id, change FROM tov.selection_history
+                        ORDER BY candidate_id, selection_version DESC) last WHERE change = 'in' ORDER BY candidate_id
+                    """).map { try $0.get(Int64.self, 0) }
+                #expect(replayed == expected.map { Int64($0.split(separator: "/")[0])! }, "history at step \(step)")
+            }
+        }
+    }
+
+    @Test func readersNeverSeeTwoVersionsMixed() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery("""
+                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+                """)
+            let ids = try await TovTestDatabase.insertCandidates(2000, on: c)
+            for id in ids {
+                try await c.execute("""
+                    INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+                    VALUES ($1::bigint, 1, random(), 1, 1, '{1}', '{1}', 0, 1 + ($1::bigint % 50)::int)
+                    """, [id])
+            }
+            let reader = try await Connection.connect(conninfo)
+            defer { reader.close() }
+            let stop = StopBox()
+            let readerTask = Task {
+                var mixed = 0, reads = 0
+                while !stop.value {
+                    let versions = try await reader.query("SELECT count(DISTINCT selection_version), count(*) FROM tov.selected").first!
+                    if try versions.get(Int.self, 0) > 1 { mixed += 1 }
+                    reads += 1
+                }
+                return (mixed, reads)
+            }
+            for seed in 0..<15 {
+                _ = try await c.transaction { tx in
+                    try await SelectionWriter.recompute(in: tx, modelVersion: 1, settings: SelectionSettings(budget: .rows(300), seed: Int64(seed)))
+                }
+            }
+            stop.value = true
+            let (mixed, reads) = try await readerTask.value
+            #expect(mixed == 0)
+            #expect(reads > 0)
+        }
+    }
+}
+
+final class StopBox: @unchecked Sendable {
+    var value = false
+}

@@ -51,7 +51,7 @@ let package = Package(
         ),
 
         // MARK: - Tests: pure units need no database; IntegrationTests start a real Postgres.
-        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate"]),
+        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate"], exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),

@@ -8,25 +8,31 @@ import PQ
 /// otherwise one private cluster is started per test process, in a temporary directory with fsync
 /// off, and stopped when the process exits. Every test gets a database of its own.
 public enum TestDatabase {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var server: String?
-
-    public static func serverConninfo() async throws -> String {
+    /// Started once per process, on a thread of its own: initdb takes seconds, and blocking Swift's
+    /// cooperative pool that long would stall every other test.
+    private static let server: Task<String, Error> = Task.detached {
         if let url = ProcessInfo.processInfo.environment["TOVD_TEST_DATABASE_URL"], !url.isEmpty { return url }
-        return try lock.withLock {
-            if let server { return server }
-            let directory = "/var/tmp/tovd-test-\(getpid())-\(UUID().uuidString.prefix(6))"
-            let cluster = LocalCluster(directory: directory)
-            let conninfo = try cluster.start(fast: true)
-            clusterToStop = cluster
-            atexit {
-                try? TestDatabase.clusterToStop?.stop(mode: .immediate)
-                if let dir = TestDatabase.clusterToStop?.directory { try? FileManager.default.removeItem(atPath: dir) }
+        return try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                do {
+                    let directory = "/var/tmp/tovd-test-\(getpid())-\(UUID().uuidString.prefix(6))"
+                    let cluster = LocalCluster(directory: directory)
+                    let conninfo = try cluster.start(fast: true)
+                    clusterToStop = cluster
+                    atexit {
+                        try? TestDatabase.clusterToStop?.stop(mode: .immediate)
+                        if let dir = TestDatabase.clusterToStop?.directory { try? FileManager.default.removeItem(atPath: dir) }
+                    }
+                    continuation.resume(returning: conninfo)
+                } catch {
+                    continuation.resume(throwing: error)
+                }
             }
-            server = conninfo
-            return conninfo
+            thread.start()
         }
     }
+
+    public static func serverConninfo() async throws -> String { try await server.value }
 
     nonisolated(unsafe) static var clusterToStop: LocalCluster?
 

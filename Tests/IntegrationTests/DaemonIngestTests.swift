@@ -10,6 +10,16 @@ import TovTesting
 /// The daemon as a real child process against a real server: claiming, exactly-once, leases.
 @Suite("Daemon ingest", .serialized)
 struct DaemonIngestTests {
+    /// A migrated database where the pool never reaches |U|: these tests exercise ingest only.
+    static func withIngestDatabase(_ body: (String) async throws -> Void) async throws {
+        try await Self.withIngestDatabase { conninfo in
+            let c = try await Connection.connect(conninfo)
+            try await c.execute("UPDATE tov.settings SET value = '10000000' WHERE key = 'u_size'")
+            c.close()
+            try await body(conninfo)
+        }
+    }
+
     static func startDaemon(_ conninfo: String, _ extra: [String] = []) throws -> TovdProcess {
         try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--log-level", "debug"] + extra, conninfo: conninfo)
     }
@@ -35,7 +45,7 @@ struct DaemonIngestTests {
     }
 
     @Test func twoDaemonsProcessEveryRowExactlyOnce() async throws {
-        try await TovTestDatabase.withMigrated { conninfo in
+        try await Self.withIngestDatabase { conninfo in
             let connection = try await Connection.connect(conninfo)
             defer { connection.close() }
             let daemons = [try Self.startDaemon(conninfo, ["--batch-size", "50"]), try Self.startDaemon(conninfo, ["--batch-size", "50"])]
@@ -63,7 +73,7 @@ struct DaemonIngestTests {
     }
 
     @Test func uncommittedRowsWaitAndOutOfOrderCommitsAreProcessed() async throws {
-        try await TovTestDatabase.withMigrated { conninfo in
+        try await Self.withIngestDatabase { conninfo in
             let connection = try await Connection.connect(conninfo)
             let open = try await Connection.connect(conninfo)
             defer { connection.close(); open.close() }
@@ -83,7 +93,7 @@ struct DaemonIngestTests {
     }
 
     @Test func badRowsAreRejectedAndTheRestOfTheBatchIsProcessed() async throws {
-        try await TovTestDatabase.withMigrated { conninfo in
+        try await Self.withIngestDatabase { conninfo in
             let connection = try await Connection.connect(conninfo)
             defer { connection.close() }
             try await connection.execute("UPDATE tov.settings SET value = '1000' WHERE key = 'max_text_bytes'")
@@ -103,7 +113,7 @@ struct DaemonIngestTests {
     }
 
     @Test func pollingAloneProcessesRowsWhenListenIsOff() async throws {
-        try await TovTestDatabase.withMigrated { conninfo in
+        try await Self.withIngestDatabase { conninfo in
             let connection = try await Connection.connect(conninfo)
             defer { connection.close() }
             let daemon = try Self.startDaemon(conninfo, ["--no-listen"])
@@ -115,7 +125,7 @@ struct DaemonIngestTests {
     }
 
     @Test func sigkillMidBatchLosesNothing() async throws {
-        try await TovTestDatabase.withMigrated { conninfo in
+        try await Self.withIngestDatabase { conninfo in
             let connection = try await Connection.connect(conninfo)
             defer { connection.close() }
             try await TovTestDatabase.insertCandidates(3000, on: connection)
@@ -134,7 +144,7 @@ struct DaemonIngestTests {
     }
 
     @Test func sigtermExitsZeroAndReleasesLocks() async throws {
-        try await TovTestDatabase.withMigrated { conninfo in
+        try await Self.withIngestDatabase { conninfo in
             let connection = try await Connection.connect(conninfo)
             defer { connection.close() }
             let daemon = try Self.startDaemon(conninfo)

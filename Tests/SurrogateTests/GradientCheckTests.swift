@@ -109,3 +109,25 @@ struct ModelTests {
         #expect(throws: SurrogateError.self) { try Model(config: .tiny, parameters: [1, 2, 3]) }
     }
 }
+
+/// Per-example losses of a seeded model against PyTorch's on the same weights and batch
+/// (Fixtures/golden_torch_losses.json, written by Benchmarks/reference/torch_reference.py; see
+/// Benchmarks/reference/README.md to regenerate).
+@Suite("Golden losses from PyTorch")
+struct GoldenTests {
+    @Test func lossesMatchPyTorch() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/golden_torch_losses.json")
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let expected = (golden["losses"] as! [Double]).map(Float.init)
+        let model = Model(config: ModelConfig(layers: 2, width: 32, heads: 4, context: 24, vocabSize: 300), seed: 1)
+        let examples = [
+            Example(prompt: [1, 2, 3, 4, 5], response: [6, 7, 8]),
+            Example(prompt: Array(10..<40), response: [41, 42, 43, 44]),
+            Example(prompt: [7], response: Array(100..<140)),
+            Example(prompt: [], response: [50, 51, 52, 53, 54, 55]),
+        ]
+        let ours = model.losses(examples).map(\.meanNLL)
+        for (a, b) in zip(ours, expected) { #expect(abs(a - b) <= 1e-4, "ours \(a) torch \(b)") }
+        #expect(ours.count == expected.count)
+    }
+}

@@ -391,12 +391,16 @@ FROM binned b LEFT JOIN tov.selection_items i USING (candidate_id);
 -- cluster-wide, so create them only if missing.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tov_writer') THEN
+    -- Two databases of one cluster migrating at once may both try to create a role: the loser's
+    -- error is caught, since the role it wanted exists either way.
+    BEGIN
         CREATE ROLE tov_writer NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tov_reader') THEN
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+    BEGIN
         CREATE ROLE tov_reader NOLOGIN;
-    END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
 END
 $$;
 

@@ -10,6 +10,12 @@ import Surrogate
 struct TrajectoryTrainer: Sendable {
     let config: BaseModelConfig
     let logger: Logger
+    /// Set on shutdown: training stops at the next step and the trainer throws CancellationError.
+    var shouldStop: @Sendable () -> Bool = { false }
+
+    func checkStop() throws {
+        if shouldStop() { throw CancellationError() }
+    }
 
     var modelConfig: ModelConfig {
         ModelConfig(layers: config.surrogate.layers, width: config.surrogate.width, heads: config.surrogate.heads,
@@ -21,6 +27,7 @@ struct TrajectoryTrainer: Sendable {
         let config = self.config
         let modelConfig = self.modelConfig
         let logger = self.logger
+        let shouldStop = self.shouldStop
         let (tokenizer, theta0) = try await runOffPool(name: "tovd-pretrain") { () -> (Tokenizer, Model) in
             let sample = u.map { $0.prompt + [0x0A] + $0.response }
             let tokenizer = Tokenizer.train(sample: sample, vocabSize: modelConfig.vocabSize)
@@ -34,6 +41,7 @@ struct TrajectoryTrainer: Sendable {
                 options.schedule = .warmupCosine
                 options.warmupSteps = max(1, config.pretrainSteps / 10)
                 options.seed = UInt64(bitPattern: config.seed)
+                options.shouldStop = shouldStop
                 model.train(on: documents, options: options) { progress in
                     if progress.step % 50 == 0 {
                         logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
@@ -42,14 +50,16 @@ struct TrajectoryTrainer: Sendable {
             }
             return (tokenizer, model)
         }
+        try checkStop()
         try await store("theta0", 0, SurrogateCheckpoint.encode(model: theta0, tokenizer: tokenizer, metadata: ["kind": "theta0"]))
 
         let examples = u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
         let model = theta0
         for epoch in 1...config.epochs {
             try await runOffPool(name: "tovd-train-base") {
-                model.train(on: examples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch), progress: nil)
+                model.train(on: examples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop), progress: nil)
             }
+            try checkStop()
             try await store("base", epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "base", "epoch": "\(epoch)"]))
             logger.info("base epoch trained", metadata: ["epoch": "\(epoch)", "of": "\(config.epochs)"])
         }
@@ -59,6 +69,7 @@ struct TrajectoryTrainer: Sendable {
     func trainVal(theta0: [UInt8], base: [[UInt8]], zval: [RowText], u: [RowText], method: TrajectoryMethod,
                   store: @escaping @Sendable (_ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
+        let shouldStop = self.shouldStop
         let valLR = config.learningRate * config.valLearningRateRatio
         var carried: SurrogateCheckpoint?   // Method B's own trajectory, starting at θ0
         for epoch in 1...config.epochs {
@@ -73,18 +84,20 @@ struct TrajectoryTrainer: Sendable {
             let uExamples = method == .B ? u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) } : []
             try await runOffPool(name: "tovd-train-val") {
                 if method == .B {
-                    model.train(on: uExamples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch), progress: nil)
+                    model.train(on: uExamples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop), progress: nil)
                 }
-                model.train(on: zvalExamples, options: Self.oneEpoch(lr: valLR, seed: config.seed, epoch: 1000 + epoch), progress: nil)
+                model.train(on: zvalExamples, options: Self.oneEpoch(lr: valLR, seed: config.seed, epoch: 1000 + epoch, stop: shouldStop), progress: nil)
             }
+            try checkStop()
             if method == .B { carried = start }
             try await store(epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "val", "epoch": "\(epoch)"]))
         }
     }
 
     /// One pass at a constant learning rate: trajectories are sequences of single epochs.
-    static func oneEpoch(lr: Double, seed: Int64, epoch: Int) -> TrainingOptions {
+    static func oneEpoch(lr: Double, seed: Int64, epoch: Int, stop: @escaping @Sendable () -> Bool) -> TrainingOptions {
         var options = TrainingOptions()
+        options.shouldStop = stop
         options.epochs = 1
         options.learningRate = Float(lr)
         options.schedule = .constant

@@ -156,7 +156,8 @@ public final class LeaderService: Service, @unchecked Sendable {
             SELECT c.prompt, c.response FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
             WHERE b.base_version = $1 ORDER BY b.candidate_id
             """, [baseVersion], on: connection)
-        let trainer = TrajectoryTrainer(config: config, logger: logger)
+        var trainer = TrajectoryTrainer(config: config, logger: logger)
+        trainer.shouldStop = { [stopFlag] in stopFlag.isSet }
         try await trainer.trainBase(u: u) { kind, epoch, checkpoint in
             try await self.storeCheckpoint(checkpoint, baseVersion: baseVersion, modelVersion: nil, kind: kind, epoch: epoch, on: connection)
         }
@@ -230,7 +231,8 @@ public final class LeaderService: Service, @unchecked Sendable {
             baseCheckpoints.append(try await loadCheckpoint(baseVersion: base, modelVersion: nil, kind: "base", epoch: epoch, on: connection))
         }
         let theta0 = try await loadCheckpoint(baseVersion: base, modelVersion: nil, kind: "theta0", epoch: 0, on: connection)
-        let trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
+        var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
+        trainer.shouldStop = { [stopFlag] in stopFlag.isSet }
         try await trainer.trainVal(theta0: theta0, base: baseCheckpoints, zval: zval, u: u, method: settings.selection.method) { epoch, checkpoint in
             try await self.storeCheckpoint(checkpoint, baseVersion: base, modelVersion: modelVersion, kind: "val", epoch: epoch, on: connection)
         }

@@ -18,6 +18,8 @@ public struct TrainingOptions: Sendable {
     public var weightDecay: Float = 0.1
     public var clipNorm: Float = 1.0
     public var seed: UInt64 = 0
+    /// Checked before every step: training returns early once it says true (daemon shutdown).
+    public var shouldStop: (@Sendable () -> Bool)? = nil
     public init() {}
 }
 
@@ -68,7 +70,7 @@ extension Model {
         var tokensSeen = 0
         outer: for batches in epochBatches {
             for batch in batches {
-                if step >= totalSteps { break outer }
+                if step >= totalSteps || options.shouldStop?() == true { break outer }
                 let loss = forwardBackward(batch)
                 let lr = learningRate(step: step, total: totalSteps, options: options)
                 adamWUpdate(learningRate: lr, weightDecay: options.weightDecay, clipNorm: options.clipNorm)

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import Surrogate
+
+extension Tovd {
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure the surrogate engine against PyTorch CPU on the same shapes.",
+            subcommands: [ModelBench.self, ExportReference.self])
+
+        struct ModelBench: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "model",
+                abstract: "Scoring and training tokens/s of our engine and of PyTorch, ratios, and MFU.",
+                discussion: """
+                    Runs the default and the large surrogate on a batch of 16 sequences (127-token prompt, \
+                    127-token response; scoring computes logits for response positions only), measures the \
+                    cblas_sgemm peak in the same process for MFU, then runs \
+                    Benchmarks/reference/torch_reference.py on the same shapes if `python3 -c 'import torch'` \
+                    works (pip install torch==2.13.0+cpu). Build in release for meaningful numbers:
+                      swift build -c release && .build/release/tovd bench model
+                    """)
+
+            @Option(help: "Threads for OpenBLAS and PyTorch.") var threads = 2
+            @Option(help: "Seconds per measurement.") var seconds = 3.0
+            @Flag(help: "Skip the PyTorch comparison.") var noTorch = false
+
+            func run() throws {
+                ModelBenchmark.setThreads(threads)
+                print("machine: \(CPUFeatures.summary)")
+                let peak = ModelBenchmark.sgemmPeak()
+                print(String(format: "cblas_sgemm peak (1536³, %d threads): %.1f GFLOP/s", threads, peak))
+                let ours = ModelBenchmark.run(seconds: seconds)
+                let torch = noTorch ? [:] : Self.torchResults(threads: threads, seconds: seconds)
+                print("")
+                print("config   engine   forward tok/s   train tok/s   forward GFLOP/s (MFU)   train GFLOP/s (MFU)")
+                for (name, result) in zip(["default", "large"], ours) {
+                    print(String(format: "%-8@ tovd     %13.0f   %11.0f   %8.1f (%4.1f%%)         %8.1f (%4.1f%%)", name as NSString,
+                                 result.forwardTokensPerSecond, result.trainTokensPerSecond,
+                                 result.forwardGFLOPS, 100 * result.forwardGFLOPS / peak, result.trainGFLOPS, 100 * result.trainGFLOPS / peak))
+                    if let t = torch[name] {
+                        print(String(format: "%-8@ torch    %13.0f   %11.0f", name as NSString, t.forward, t.train))
+                        print(String(format: "%-8@ ratio    %12.2f×   %10.2f×   (goals: forward ≥ 1.5×, training ≥ 1.2×, forward MFU ≥ 50%%)",
+                                     name as NSString, result.forwardTokensPerSecond / t.forward, result.trainTokensPerSecond / t.train))
+                    }
+                }
+                if torch.isEmpty && !noTorch { print("\n(PyTorch not available: pip install torch==2.13.0+cpu for the ratios)") }
+            }
+
+            static func torchResults(threads: Int, seconds: Double) -> [String: (forward: Double, train: Double)] {
+                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                    .deletingLastPathComponent().appendingPathComponent("Benchmarks/reference/torch_reference.py").path
+                guard FileManager.default.fileExists(atPath: script) else { return [:] }
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["python3", script, "bench", "--threads", "\(threads)", "--seconds", "\(seconds)"]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = FileHandle.nullDevice
+                guard (try? process.run()) != nil else { return [:] }
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                var results: [String: (Double, Double)] = [:]
+                for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                          let name = object["config"] as? String, let f = object["forward_tokens_per_s"] as? Double,
+                          let t = object["train_tokens_per_s"] as? Double else { continue }
+                    results[name] = (f, t)
+                }
+                return results
+            }
+        }
+
+        struct ExportReference: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "export-reference",
+                abstract: "Write a small seeded model, a batch and our losses and gradients for torch_reference.py check.",
+                discussion: "  tovd bench export-reference /tmp/ref && python3 Benchmarks/reference/torch_reference.py check /tmp/ref")
+
+            @Argument(help: "Output directory.") var directory: String
+            @Option(help: "Seed.") var seed: UInt64 = 1
+
+            func run() throws {
+                let config = ModelConfig(layers: 2, width: 32, heads: 4, context: 24, vocabSize: 300)
+                let model = Model(config: config, seed: seed)
+                let examples = [
+                    Example(prompt: [1, 2, 3, 4, 5], response: [6, 7, 8]),
+                    Example(prompt: Array(10..<40), response: [41, 42, 43, 44]),          // prompt cut from the left
+                    Example(prompt: [7], response: Array(100..<140)),                       // response cut from the right
+                    Example(prompt: [], response: [50, 51, 52, 53, 54, 55]),
+                ]
+                try model.exportReference(to: directory, examples: examples)
+                print("wrote \(directory): python3 Benchmarks/reference/torch_reference.py check \(directory)")
+            }
+        }
+    }
+}

@@ -59,6 +59,9 @@ public final class Connection: @unchecked Sendable {
                 PQfinish(conn)
                 throw PQError(.connectionFailed, message)
             }
+            // Server NOTICEs ("relation already exists, skipping") would go to stderr; they are not
+            // errors and would only clutter the journal, so they are dropped.
+            PQsetNoticeProcessor(conn, { _, _ in }, nil)
             return conn
             }
         } catch {

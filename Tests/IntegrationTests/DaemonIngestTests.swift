@@ -12,7 +12,7 @@ import TovTesting
 struct DaemonIngestTests {
     /// A migrated database where the pool never reaches |U|: these tests exercise ingest only.
     static func withIngestDatabase(_ body: (String) async throws -> Void) async throws {
-        try await Self.withIngestDatabase { conninfo in
+        try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             try await c.execute("UPDATE tov.settings SET value = '10000000' WHERE key = 'u_size'")
             c.close()

@@ -237,16 +237,7 @@ public final class Model {
                 matmulForward(s + act.probs, s + act.gathered, p.wte, nil, M, C, V)
                 for m in 0..<M {
                     let row = s + act.probs + m * V
-                    var maxValue = -Float.greatestFiniteMagnitude
-                    for v in 0..<V where row[v] > maxValue { maxValue = row[v] }
-                    var sum: Float = 0
-                    for v in 0..<V {
-                        let e = expf(row[v] - maxValue)
-                        row[v] = e
-                        sum += e
-                    }
-                    let inv = 1 / sum
-                    for v in 0..<V { row[v] *= inv }
+                    softmaxInPlace(row, V)
                     nll[m] = -logf(max(row[Int(batch.targetTokens[m])], Float.leastNormalMagnitude))
                 }
             }

@@ -18,16 +18,7 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
         // causal mask + softmax, row by row (positions after t get probability 0)
         for t in 0..<T {
             let row = a + t * T
-            var maxValue = -Float.greatestFiniteMagnitude
-            for j in 0...t where row[j] > maxValue { maxValue = row[j] }
-            var sum: Float = 0
-            for j in 0...t {
-                let e = expf(row[j] - maxValue)
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            for j in 0...t { row[j] *= inv }
+            softmaxInPlace(row, t + 1)
             for j in (t + 1)..<max(T, t + 1) { row[j] = 0 }
         }
         // out_h = att · v   (T, hs), written into the head's columns of out (T, C)

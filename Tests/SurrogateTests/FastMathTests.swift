@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+@testable import Surrogate
+
+@Suite("Vectorised exp and tanh")
+struct FastMathTests {
+    @Test func expMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let ours = exp8(F8(repeating: x))[0], reference = expf(x)
+            worst = max(worst, abs(ours - reference) / reference)
+            x += 0.0137
+        }
+        #expect(worst < 5e-7, "max relative error \(worst)")
+        #expect(exp8(F8(repeating: -1000))[0] >= 0)
+        #expect(exp8(F8(repeating: 1000))[0].isFinite)
+    }
+
+    @Test func tanhMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -20
+        while x < 20 {
+            worst = max(worst, abs(tanh8(F8(repeating: x))[0] - tanhf(x)))
+            x += 0.0031
+        }
+        #expect(worst < 1e-6, "max abs error \(worst)")
+    }
+
+    @Test func softmaxSumsToOne() {
+        var row: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }
+        row.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, $0.count) }
+        #expect(abs(row.reduce(0, +) - 1) < 1e-5)
+        #expect(row.allSatisfy { $0 > 0 })
+    }
+}

@@ -55,6 +55,7 @@ url=$($tovd dev-db url)
 export DATABASE_URL="$url"
 $tovd migrate up
 psql -q "$url" -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
 TRUNCATE tov.candidates, tov.validation, tov.base_models, tov.selection_items, tov.selection_history CASCADE;
 UPDATE tov.selection_state SET selection_version = 0, model_version = NULL, settings = NULL;
 -- A surrogate sized for a 2-core demo; production defaults are in migrations/001.

@@ -40,9 +40,7 @@ public struct TovDaemon: Sendable {
         notifier.status("connecting to the database")
 
         // Refuse to start against a schema this build does not know, with a message that says why.
-        let probe = try await Connection.connect(configuration.conninfo, retry: .default, logger: logger) { attempt, error in
-            logger.warning("cannot reach the database; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-        }
+        let probe = try await Connection.connectRetrying(configuration.conninfo, as: "tovd", logger: logger)
         do {
             try await Migrator(logger: logger).validate(on: probe)
         } catch {

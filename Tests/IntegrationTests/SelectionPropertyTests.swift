@@ -10,14 +10,19 @@ import TovTesting
 /// on the same scores, and `tov.selection_history` replays to the current set.
 @Suite("Incremental selection equals the from-scratch reference")
 struct SelectionPropertyTests {
+    /// Model version 1, complete, without checkpoints: these tests write scores themselves.
+    static func createCompleteModelVersion(on c: Connection) async throws {
+        try await c.simpleQuery("""
+            INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
+            INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+            """)
+    }
+
     @Test func randomSequences() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             var c = try await Connection.connect(conninfo)
             defer { c.close() }
-            try await c.simpleQuery("""
-                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
-                """)
+            try await Self.createCompleteModelVersion(on: c)
             var g = SplitMix64(seed: 2026)
             var settings = SelectionSettings(budget: .fraction(0.1))
             for step in 0..<60 {
@@ -69,10 +74,7 @@ struct SelectionPropertyTests {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            try await c.simpleQuery("""
-                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
-                """)
+            try await Self.createCompleteModelVersion(on: c)
             let ids = try await TovTestDatabase.insertCandidates(2000, on: c)
             for id in ids {
                 try await c.execute("""

@@ -54,9 +54,7 @@ public final class LeaderService: Service, @unchecked Sendable {
                     if connection == nil || !connection!.isConnected {
                         leading = false
                         metrics.isLeader.set(to: 0)
-                        connection = try await Connection.connect(configuration.conninfo, retry: .default, logger: logger) { attempt, error in
-                            self.logger.warning("leader cannot reach the database; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-                        }
+                        connection = try await Connection.connectRetrying(configuration.conninfo, as: "leader", logger: logger)
                     }
                     if !leading {
                         leading = try await connection!.tryAdvisoryLock(Self.lockKey)

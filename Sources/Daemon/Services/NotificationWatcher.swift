@@ -32,9 +32,7 @@ public final class NotificationWatcher: Service, @unchecked Sendable {
         while !Task.isStopping {
             var connection: Connection?
             do {
-                connection = try await Connection.connect(conninfo, retry: .default, logger: logger) { attempt, error in
-                    self.logger.warning("listener cannot reach the database; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-                }
+                connection = try await Connection.connectRetrying(conninfo, as: "listener", logger: logger)
                 for channel in Self.channels { try await connection!.listen(channel) }
                 health.setListening(true)
                 onListening()

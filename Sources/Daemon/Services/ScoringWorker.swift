@@ -76,9 +76,7 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     }
 
     private func connectWithBackoff() async throws -> Connection {
-        let connection = try await Connection.connect(configuration.conninfo, retry: .default, logger: logger) { attempt, error in
-            self.logger.warning("cannot reach the database; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-        }
+        let connection = try await Connection.connectRetrying(configuration.conninfo, as: "worker", logger: logger)
         health.setDatabase(up: true, worker: configuration.name)
         return connection
     }

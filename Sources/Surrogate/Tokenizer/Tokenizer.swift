@@ -108,18 +108,7 @@ public struct Tokenizer: Sendable, Equatable {
                     let k = key(old[j], old[j + 1])
                     pairCounts[k, default: 0] -= counts[w]
                 }
-                var merged: [Int32] = []
-                merged.reserveCapacity(old.count)
-                var j = 0
-                while j < old.count {
-                    if j + 1 < old.count && old[j] == a && old[j + 1] == b {
-                        merged.append(token)
-                        j += 2
-                    } else {
-                        merged.append(old[j])
-                        j += 1
-                    }
-                }
+                let merged = Self.replacing(a, b, with: token, in: old)
                 words[w] = merged
                 if merged.count > 1 {
                     for j in 0..<(merged.count - 1) {
@@ -171,22 +160,26 @@ public struct Tokenizer: Sendable, Equatable {
             }
             guard bestAt >= 0 else { break }
             let (a, b) = merges[Int(bestRank)]
-            let token = Self.firstMerge + bestRank
-            var merged: [Int32] = []
-            merged.reserveCapacity(symbols.count)
-            var j = 0
-            while j < symbols.count {
-                if j + 1 < symbols.count && symbols[j] == a && symbols[j + 1] == b {
-                    merged.append(token)
-                    j += 2
-                } else {
-                    merged.append(symbols[j])
-                    j += 1
-                }
-            }
-            symbols = merged
+            symbols = Self.replacing(a, b, with: Self.firstMerge + bestRank, in: symbols)
         }
         return symbols
+    }
+
+    /// `symbols` with every non-overlapping (a, b), left to right, replaced by `token`.
+    static func replacing(_ a: Int32, _ b: Int32, with token: Int32, in symbols: [Int32]) -> [Int32] {
+        var merged: [Int32] = []
+        merged.reserveCapacity(symbols.count)
+        var j = 0
+        while j < symbols.count {
+            if j + 1 < symbols.count && symbols[j] == a && symbols[j + 1] == b {
+                merged.append(token)
+                j += 2
+            } else {
+                merged.append(symbols[j])
+                j += 1
+            }
+        }
+        return merged
     }
 
     public func decode(_ ids: [Int32]) -> [UInt8] {

@@ -45,6 +45,18 @@ extension Tovd {
                     }
                 }
                 if torch.isEmpty && !noTorch { print("\n(PyTorch not available: pip install torch==2.13.0+cpu for the ratios)") }
+                if let sample = Self.tokenizerSample() {
+                    let (train, encode) = ModelBenchmark.tokenizer(sample: sample)
+                    print(String(format: "\ntokenizer: 4096-token BPE learned from %.1f MB in %.1f s; encode %.1f MB/s on one core (goal ≥ 5)",
+                                 Double(sample.reduce(0) { $0 + $1.count }) / 1e6, train, encode))
+                }
+            }
+
+            /// ~4 MB of real text from the BIG-bench cache, if it was fetched.
+            static func tokenizerSample() -> [[UInt8]]? {
+                guard let handle = FileHandle(forReadingAtPath: ".cache/bigbench-ni/all.jsonl"),
+                      let data = try? handle.read(upToCount: 4 << 20) else { return nil }
+                return data.split(separator: 0x0A).map(Array.init)
             }
 
             static func torchResults(threads: Int, seconds: Double) -> [String: (forward: Double, train: Double)] {

@@ -83,3 +83,26 @@ public enum ModelBenchmark {
         }
     }
 }
+
+extension ModelBenchmark {
+    /// Seconds to learn a `vocabSize` BPE from `sample`, and encode throughput in MB/s on one core
+    /// (cold chunk cache: every text is new to the tokenizer).
+    public static func tokenizer(sample: [[UInt8]], vocabSize: Int = 4096) -> (trainSeconds: Double, encodeMBps: Double) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let tokenizer = Tokenizer.train(sample: sample, vocabSize: vocabSize)
+        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        // Shuffle words so most chunks miss the cache, as fresh rows would.
+        var g = Gaussian(seed: 5)
+        let words = sample.joined().split(separator: 0x20)
+        var text: [UInt8] = []
+        while text.count < 8 << 20 {
+            text += words[Int(g.nextUInt64() % UInt64(words.count))]
+            text.append(0x20)
+            if g.nextUInt64() % 7 == 0 { text += Array(String(g.nextUInt64() % 100_000).utf8) }
+        }
+        let encodeStart = DispatchTime.now().uptimeNanoseconds
+        _ = tokenizer.encode(text)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - encodeStart) * 1e-9
+        return (trainSeconds, Double(text.count) / seconds / 1e6)
+    }
+}

@@ -59,8 +59,12 @@ struct ScoringTests {
             #expect(try await Self.selectionAgreesWithReference(c))
             let firstVersion = try await Self.status(c).modelVersion!
 
-            // A Z_val change: one refresh, a new complete version, the selection switched to it.
-            try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('stock prices', 'fell again')")
+            // Three Z_val changes inside one debounce window: exactly one refresh, a new complete
+            // version, the selection switched to it.
+            try await c.execute("UPDATE tov.settings SET value = '2' WHERE key = 'zval_debounce_seconds'")
+            for i in 0..<3 {
+                try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('stock prices', $1)", ["fell again \(i)"])
+            }
             let switched = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
                 let s = try await Self.status(c)
                 return (s.modelVersion ?? 0) > firstVersion && s.rescorePending == 0 && s.nextModelVersion == nil

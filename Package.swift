@@ -39,7 +39,7 @@ let package = Package(
             ]
         ),
         .target(name: "Evaluation", dependencies: ["Surrogate", "Selection"]),
-        .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon"]),
+        .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
         .executableTarget(
             name: "tovd",
             dependencies: [
@@ -50,12 +50,14 @@ let package = Package(
             ]
         ),
 
-        // MARK: - Tests: pure units need no database; IntegrationTests start a real Postgres.
+        // MARK: - Tests: pure units need no database; IntegrationTests and ReliabilityTests start a real Postgres.
         .testTarget(name: "SurrogateTests", dependencies: ["Surrogate"], exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"]),
+        // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
+        .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// A `tovd` child process for tests that need real signals (SIGKILL mid-batch, SIGTERM drains).
 public final class TovdProcess: @unchecked Sendable {
@@ -46,6 +49,31 @@ public final class TovdProcess: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// The port of /metrics and /healthz when started with `--metrics-port 0` (read from the log).
+    public var metricsPort: Int? {
+        guard let range = log.range(of: #"address=127\.0\.0\.1:(\d+)"#, options: .regularExpression) else { return nil }
+        return Int(log[range].split(separator: ":").last!)
+    }
+
+    /// GET `path` on the metrics endpoint: (HTTP status, body), or nil when it does not answer.
+    public func httpGet(_ path: String) async -> (status: Int, body: String)? {
+        guard let port = metricsPort, let url = URL(string: "http://127.0.0.1:\(port)\(path)") else { return nil }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 5
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A counter or gauge from /metrics (summed over label sets), or nil when it does not answer.
+    public func metric(_ name: String) async -> Double? {
+        guard let (_, body) = await httpGet("/metrics") else { return nil }
+        var total = 0.0
+        for line in body.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
+            total += Double(line.split(separator: " ").last!) ?? 0
+        }
+        return total
     }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

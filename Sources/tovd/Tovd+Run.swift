@@ -23,7 +23,7 @@ extension Tovd {
         @Flag(help: "Do not LISTEN; rely on polling alone.") var noListen = false
         @Flag(help: "Never become the leader (scoring only).") var noLeader = false
         @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, 127.0.0.1].") var metricsHost: String?
-        @Option(help: "Port of /metrics and /healthz; 0 picks a free one, -1 disables [$TOVD_METRICS_PORT, 9464].") var metricsPort: Int?
+        @Option(help: "Port of /metrics and /healthz; 0 picks a free one, --metrics-port=-1 disables [$TOVD_METRICS_PORT, 9464].") var metricsPort: Int?
         @Option(help: "Name of this instance in logs and tov.status [$TOVD_INSTANCE, host:pid].") var instance: String?
         @Option(help: "trace, debug, info, notice, warning or error [$TOVD_LOG_LEVEL, info].") var logLevel: String?
 

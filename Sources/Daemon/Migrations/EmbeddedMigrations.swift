@@ -390,17 +390,24 @@ FROM binned b LEFT JOIN tov.selection_items i USING (candidate_id);
 -- Roles. NOLOGIN group roles: grant them to login roles (GRANT tov_writer TO etl_user). They are
 -- cluster-wide, so create them only if missing.
 DO $$
+DECLARE
+    role_name text;
 BEGIN
-    -- Two databases of one cluster migrating at once may both try to create a role: the loser's
-    -- error is caught, since the role it wanted exists either way.
-    BEGIN
-        CREATE ROLE tov_writer NOLOGIN;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-    END;
-    BEGIN
-        CREATE ROLE tov_reader NOLOGIN;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-    END;
+    FOREACH role_name IN ARRAY ARRAY['tov_writer', 'tov_reader'] LOOP
+        -- A schema owner without CREATEROLE (the recommended non-superuser daemon role) can migrate
+        -- once an administrator created the roles; only a missing role needs the privilege.
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name);
+        BEGIN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', role_name);
+        -- Two databases of one cluster migrating at once may both try to create a role: the loser's
+        -- error is caught, since the role it wanted exists either way.
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'role % does not exist and % may not create roles', role_name, current_user
+                    USING HINT = 'As a superuser run: CREATE ROLE tov_writer NOLOGIN; CREATE ROLE tov_reader NOLOGIN; then rerun tovd migrate up.';
+        END;
+    END LOOP;
 END
 $$;
 

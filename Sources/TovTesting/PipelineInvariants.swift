@@ -1,0 +1,232 @@
+import Daemon
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import PQ
+import Selection
+
+/// Settings that make the whole pipeline (bootstrap, θ_val, scoring, selection) run in seconds: a
+/// one-layer, 16-wide surrogate and a tiny U. Tests that need a bigger refresh override single keys.
+public enum TinyPipeline {
+    public static func settingsSQL(uSize: Int = 16, budgetRows: Int = 10, bins: Int = 2, debounceSeconds: Double = 0) -> String {
+        """
+        UPDATE tov.settings SET value = '{"layers": 1, "width": 16, "heads": 2, "context": 32, "vocab": 300}' WHERE key = 'surrogate';
+        UPDATE tov.settings SET value = '\(uSize)' WHERE key = 'u_size';
+        UPDATE tov.settings SET value = '2' WHERE key = 'epochs';
+        UPDATE tov.settings SET value = '5' WHERE key = 'pretrain_steps';
+        UPDATE tov.settings SET value = '0.01' WHERE key = 'lr';
+        UPDATE tov.settings SET value = '\(debounceSeconds)' WHERE key = 'zval_debounce_seconds';
+        UPDATE tov.settings SET value = '{"rows": \(budgetRows)}' WHERE key = 'budget';
+        UPDATE tov.settings SET value = '\(bins)' WHERE key = 'bins';
+        """
+    }
+}
+
+/// What every fault scenario must end with, measured on the database once the daemons are idle:
+/// every committed candidate is ready or rejected exactly once, every ready row outside U has
+/// exactly one score under the complete model version, and `tov.selected` equals the from-scratch
+/// Swift `select()` on the stored scores.
+public struct PipelineFigures: Sendable, CustomStringConvertible {
+    public var candidates = 0
+    public var ready = 0
+    public var rejected = 0
+    /// Committed candidates neither ready nor rejected.
+    public var lost = 0
+    /// Candidates both ready and rejected, or with more than one score row per version.
+    public var doubled = 0
+    public var queued = 0
+    public var uRows = 0
+    /// Ready rows outside U with a score under the complete version.
+    public var scored = 0
+    /// Ready rows outside U without a score under the complete version.
+    public var unscored = 0
+    /// Score rows of U members (must be 0: U rows are never scored).
+    public var scoredInU = 0
+    public var completeVersion: Int?
+    public var selectionMatchesReference = false
+
+    /// True when nothing was lost, doubled or left unscored, and the selection is the reference one.
+    public var isConsistent: Bool {
+        lost == 0 && doubled == 0 && queued == 0 && unscored == 0 && scoredInU == 0 && completeVersion != nil && selectionMatchesReference
+    }
+
+    public var description: String {
+        "candidates \(candidates), ready \(ready), rejected \(rejected), lost \(lost), doubled \(doubled), queued \(queued), "
+            + "U \(uRows), scored \(scored), unscored \(unscored), scored in U \(scoredInU), "
+            + "complete version \(completeVersion.map(String.init) ?? "none"), selection = reference: \(selectionMatchesReference)"
+    }
+
+    public static func measure(on c: Connection) async throws -> PipelineFigures {
+        var f = PipelineFigures()
+        let counts = try await c.query("""
+            SELECT (SELECT count(*) FROM tov.candidates),
+                   (SELECT count(*) FROM tov.ready),
+                   (SELECT count(*) FROM tov.rejects),
+                   (SELECT count(*) FROM tov.candidates x WHERE NOT EXISTS (SELECT 1 FROM tov.ready r WHERE r.candidate_id = x.id)
+                                                         AND NOT EXISTS (SELECT 1 FROM tov.rejects j WHERE j.candidate_id = x.id)),
+                   (SELECT count(*) FROM tov.ready r JOIN tov.rejects j USING (candidate_id))
+                     + (SELECT count(*) FROM (SELECT 1 FROM tov.scores GROUP BY candidate_id, model_version HAVING count(*) > 1) d),
+                   (SELECT count(*) FROM tov.jobs)
+            """).first!
+        f.candidates = Int(try counts.get(Int64.self, 0))
+        f.ready = Int(try counts.get(Int64.self, 1))
+        f.rejected = Int(try counts.get(Int64.self, 2))
+        f.lost = Int(try counts.get(Int64.self, 3))
+        f.doubled = Int(try counts.get(Int64.self, 4))
+        f.queued = Int(try counts.get(Int64.self, 5))
+        guard let version = try await c.query("SELECT model_version, base_version FROM tov.model_versions WHERE status = 'complete'").first else {
+            return f
+        }
+        let modelVersion = Int(try version.get(Int32.self, 0))
+        let base = Int(try version.get(Int32.self, 1))
+        f.completeVersion = modelVersion
+        let scoring = try await c.query("""
+            SELECT (SELECT count(*) FROM tov.base_subset WHERE base_version = $2),
+                   (SELECT count(*) FROM tov.scores s WHERE s.model_version = $1),
+                   (SELECT count(*) FROM tov.ready r
+                    WHERE NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.base_version = $2 AND b.candidate_id = r.candidate_id)
+                      AND NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.model_version = $1 AND s.candidate_id = r.candidate_id)),
+                   (SELECT count(*) FROM tov.scores s JOIN tov.base_subset b USING (candidate_id) WHERE b.base_version = $2)
+            """, [modelVersion, base]).first!
+        f.uRows = Int(try scoring.get(Int64.self, 0))
+        f.scored = Int(try scoring.get(Int64.self, 1))
+        f.unscored = Int(try scoring.get(Int64.self, 2))
+        f.scoredInU = Int(try scoring.get(Int64.self, 3))
+        f.selectionMatchesReference = try await selectionMatchesReference(on: c)
+        return f
+    }
+
+    /// `tov.selected` as (id, reason, bin) equals `select()` over the complete version's scores.
+    public static func selectionMatchesReference(on c: Connection) async throws -> Bool {
+        let settings = try await SettingsCache.load(on: c).selection
+        let rows = try await c.query("""
+            SELECT s.candidate_id, s.score, s.uncertainty, s.tokens FROM tov.scores s
+            JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
+            """).map { ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
+                                 uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3))) }
+        let reference = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
+        let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
+            "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
+        }
+        return reference == actual
+    }
+
+    /// Waits until the daemons are idle and the figures are consistent; returns the last figures.
+    public static func settle(on c: Connection, timeout: Duration = .seconds(120)) async throws -> PipelineFigures {
+        var last = PipelineFigures()
+        _ = try await TovTestDatabase.eventually(timeout: timeout) {
+            let status = try await StatusReport.load(on: c)
+            guard status.nextModelVersion == nil else { return false }
+            last = try await measure(on: c)
+            return last.isConsistent
+        }
+        return last
+    }
+}
+
+/// Rows inserted by concurrent writers while a scenario runs, until stopped or a limit is reached.
+/// A writer whose insert fails (the server restarts, its backend is terminated) reconnects and goes
+/// on; only committed inserts are counted.
+public final class BackgroundWriters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var reserved = 0
+    private var committed = 0
+    private var failures = 0
+    private var tasks: [Task<Void, Never>] = []
+
+    /// `writers` connections each insert `rowsPerInsert` rows every `interval`, up to `limit` rows in all.
+    public init(conninfo: String, writers: Int, rowsPerInsert: Int, interval: Duration, limit: Int = .max) {
+        for writer in 0..<writers {
+            tasks.append(Task {
+                var connection: Connection?
+                while self.reserve(rowsPerInsert, limit: limit) {
+                    do {
+                        if connection == nil { connection = try await Connection.connect(conninfo) }
+                        try await TovTestDatabase.insertCandidates(rowsPerInsert, on: connection!, prefix: "writer \(writer) text", source: "w\(writer)")
+                        self.settle(rowsPerInsert, committed: true)
+                    } catch {
+                        self.settle(rowsPerInsert, committed: false)
+                        connection?.close()
+                        connection = nil
+                    }
+                    try? await Task.sleep(for: interval)
+                }
+                connection?.close()
+            })
+        }
+    }
+
+    private func reserve(_ n: Int, limit: Int) -> Bool {
+        lock.withLock {
+            guard !stopped, reserved + n <= limit else { return false }
+            reserved += n
+            return true
+        }
+    }
+
+    private func settle(_ n: Int, committed ok: Bool) {
+        lock.withLock {
+            if ok { committed += n } else { reserved -= n; failures += 1 }
+        }
+    }
+
+    public var rowsInserted: Int { lock.withLock { committed } }
+    public var failedInserts: Int { lock.withLock { failures } }
+
+    /// Stops the writers and waits for their last insert.
+    public func stop() async {
+        lock.withLock { stopped = true }
+        for task in tasks { await task.value }
+    }
+
+    /// Waits until the writers reached the limit.
+    public func finish() async {
+        for task in tasks { await task.value }
+    }
+}
+
+/// A datagram socket standing in for systemd's $NOTIFY_SOCKET: collects every message a daemon sends.
+public final class NotifySocketListener: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+    private var received: [String] = []
+    private var closed = false
+
+    public init() {
+        path = NSTemporaryDirectory() + "tovd-notify-\(UUID().uuidString.prefix(8))"
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !lock.withLock({ closed }) {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n > 0 {
+                    let message = String(decoding: buffer[0..<n], as: UTF8.self)
+                    lock.withLock { received.append(message) }
+                }
+            }
+        }.start()
+    }
+
+    /// Every message so far, oldest first.
+    public var messages: [String] { lock.withLock { received } }
+
+    public func close() {
+        lock.withLock { closed = true }
+        usleep(300_000)
+        Glibc.close(fd)
+        unlink(path)
+    }
+}

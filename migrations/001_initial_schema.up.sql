@@ -112,6 +112,8 @@ CREATE TABLE tov.jobs (
 );
 -- New inserts (model_version 0) come before rescoring so fresh rows stay fresh during a refresh.
 CREATE INDEX jobs_claim_order ON tov.jobs (model_version, enqueued_at, candidate_id);
+-- Jobs being retried (a crash or an expired lease): claimed one at a time, so kept findable cheaply.
+CREATE INDEX jobs_retry_order ON tov.jobs (model_version, enqueued_at, candidate_id) WHERE attempts > 0;
 
 CREATE FUNCTION tov.enqueue_new_candidates() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -44,17 +44,19 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
     /// Score rows of U members (must be 0: U rows are never scored).
     public var scoredInU = 0
     public var completeVersion: Int?
+    /// The complete version was trained on the current Z_val and no other version is in progress.
+    public var versionIsCurrent = false
     public var selectionMatchesReference = false
 
     /// True when nothing was lost, doubled or left unscored, and the selection is the reference one.
     public var isConsistent: Bool {
-        lost == 0 && doubled == 0 && queued == 0 && unscored == 0 && scoredInU == 0 && completeVersion != nil && selectionMatchesReference
+        lost == 0 && doubled == 0 && queued == 0 && unscored == 0 && scoredInU == 0 && completeVersion != nil && versionIsCurrent && selectionMatchesReference
     }
 
     public var description: String {
         "candidates \(candidates), ready \(ready), rejected \(rejected), lost \(lost), doubled \(doubled), queued \(queued), "
             + "U \(uRows), scored \(scored), unscored \(unscored), scored in U \(scoredInU), "
-            + "complete version \(completeVersion.map(String.init) ?? "none"), selection = reference: \(selectionMatchesReference)"
+            + "complete version \(completeVersion.map(String.init) ?? "none")\(versionIsCurrent ? "" : " (stale)"), selection = reference: \(selectionMatchesReference)"
     }
 
     public static func measure(on c: Connection) async throws -> PipelineFigures {
@@ -81,6 +83,11 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
         let modelVersion = Int(try version.get(Int32.self, 0))
         let base = Int(try version.get(Int32.self, 1))
         f.completeVersion = modelVersion
+        f.versionIsCurrent = try await c.query("""
+            SELECT m.zval_version = (SELECT version FROM tov.zval_version)
+                   AND NOT EXISTS (SELECT 1 FROM tov.model_versions WHERE status IN ('training', 'scoring'))
+            FROM tov.model_versions m WHERE m.model_version = $1
+            """, [modelVersion]).first!.get(Bool.self, 0)
         let scoring = try await c.query("""
             SELECT (SELECT count(*) FROM tov.base_subset WHERE base_version = $2),
                    (SELECT count(*) FROM tov.scores s WHERE s.model_version = $1),

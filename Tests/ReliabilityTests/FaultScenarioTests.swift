@@ -82,6 +82,8 @@ struct FaultScenarioTests {
             let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(300))
             #expect(figures.isConsistent, "\(figures)\n\(survivor.log.suffix(3000))")
             #expect(figures.candidates == writers.rowsInserted)
+            // Rows that merely shared a batch with a kill are not charged for it (one retry per claim).
+            #expect(figures.rejected == 0)
             Self.report("20 SIGKILLs while 2 writers insert", figures,
                         "kills \(kills), rows \(writers.rowsInserted), recovered in \(Self.seconds(since: killedAt)) after the last kill")
         }
@@ -227,13 +229,11 @@ struct FaultScenarioTests {
 
     @Test func sigtermDuringABatchDrainsAndExitsZero() async throws {
         try await Self.withPipeline(surrogate: #"{"layers": 2, "width": 64, "heads": 2, "context": 64, "vocab": 300}"#) { conninfo, c in
-            try await TovTestDatabase.insertCandidates(3000, on: c, prefix: "writer 1 text")
+            try await TovTestDatabase.insertCandidates(6000, on: c, prefix: "writer 1 text")
             let daemon = try Self.daemon(conninfo, ["--instance", "draining", "--batch-size", "500", "--lease-seconds", "120"])
             // Wait for scoring to be under way, then stop it mid-batch.
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(120)) {
-                let claimed = try await TovTestDatabase.count("tov.jobs", on: c, where: "worker LIKE 'draining%' AND lease_until > now()")
-                let scored = try await StatusReport.load(on: c).scored
-                return claimed > 0 && scored > 0
+                try await TovTestDatabase.count("tov.jobs", on: c, where: "worker LIKE 'draining%' AND lease_until > now() AND model_version > 0") > 0
             })
             let stoppedAt = ContinuousClock.now
             daemon.terminate()

@@ -4,16 +4,28 @@
 enum Queries {
     // MARK: - Jobs
 
-    /// Claims up to $1 available jobs for $2 seconds for worker $3; returns the fencing attempt
-    /// number and the row's raw bytes. Leases are compared with the database clock, never the host's.
-    /// New rows (model_version 0) come before rescoring work.
+    /// Claims up to $1 never-tried jobs plus at most one job being retried, for $2 seconds for worker
+    /// $3; returns the fencing attempt number and the row's raw bytes. Leases are compared with the
+    /// database clock, never the host's. New rows (model_version 0) come before rescoring work.
+    ///
+    /// One retry per claim is what makes `max_attempts` fair: a crash charges an attempt to every row
+    /// of the batch, so the rows of a crashed batch come back one per claim and are scored alone
+    /// first; only a row that keeps crashing on its own reaches the limit.
     static let jobClaimMany = """
-        WITH picked AS (
+        WITH fresh AS (
             SELECT candidate_id, model_version FROM tov.jobs
-            WHERE lease_until IS NULL OR lease_until < now()
+            WHERE attempts = 0 AND (lease_until IS NULL OR lease_until < now())
             ORDER BY model_version, enqueued_at, candidate_id
             LIMIT $1
             FOR UPDATE SKIP LOCKED
+        ), retry AS (
+            SELECT candidate_id, model_version FROM tov.jobs
+            WHERE attempts > 0 AND (lease_until IS NULL OR lease_until < now())
+            ORDER BY model_version, enqueued_at, candidate_id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        ), picked AS (
+            SELECT * FROM fresh UNION ALL SELECT * FROM retry
         ), claimed AS (
             UPDATE tov.jobs j
             SET attempts = j.attempts + 1, lease_until = now() + make_interval(secs => $2::float8), worker = $3

@@ -8,8 +8,9 @@ import ServiceLifecycle
 /// A batch is claimed with `FOR UPDATE SKIP LOCKED` and a lease, processed outside any transaction,
 /// and completed in one transaction that first deletes the jobs *whose attempt number still matches*:
 /// a worker whose lease expired (and whose rows another worker re-claimed) gets nothing back and so
-/// writes nothing. Rows on a retry are processed one by one, so a row that crashed the process
-/// cannot take its batch down with it again.
+/// writes nothing. A claim holds at most one row on a retry, processed alone before the fresh rows,
+/// so a row that crashed the process cannot take a batch down with it again, and rows that merely
+/// shared a batch with it are not charged for its crashes.
 public final class ScoringWorker: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var conninfo: String
@@ -93,11 +94,13 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         let live = try await models.live(on: connection)
         let fresh = jobs.filter { $0.attempts <= 1 }
         let retries = jobs.filter { $0.attempts > 1 }
-        if !fresh.isEmpty {
-            try await process(fresh, live: live, settings: current, on: connection)
-        }
+        // The retry first, alone and committed before the fresh rows are touched: if the fresh
+        // batch crashes us, the retried row is not charged for it.
         for job in retries {
             try await process([job], live: live, settings: current, on: connection)
+        }
+        if !fresh.isEmpty {
+            try await process(fresh, live: live, settings: current, on: connection)
         }
         let elapsed = ContinuousClock.now - started
         metrics.batchSeconds.record(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)

@@ -1,0 +1,63 @@
+import Foundation
+
+/// One table over several `tovd evaluate` runs that differ in one setting each (ablations): for each
+/// run, the scored policy and the baseline at their best learning rates, the improvement in percent
+/// and in units of the baseline's seed spread, the win rate, and the Z_val-only reference.
+public enum ComparisonReport {
+    public struct Variant: Sendable {
+        public var name: String
+        public var report: EvaluationReport
+        public init(name: String, report: EvaluationReport) {
+            self.name = name
+            self.report = report
+        }
+    }
+
+    /// The settings of a run, with |Z_val| and the pool size added, keyed by their display names.
+    static func settingsOf(_ report: EvaluationReport) -> [String: String] {
+        var all = report.setup.settings
+        if let z = report.setup.validationRows { all["|Z_val|"] = "\(z)" }
+        if let p = report.setup.poolRows { all["pool"] = "\(p)" }
+        return all
+    }
+
+    /// Markdown: a title, the settings every variant shares, and one row per variant.
+    public static func markdown(title: String, variants: [Variant], policy: String = "score_random") -> String {
+        let settings = variants.map { settingsOf($0.report) }
+        let keys = Set(settings.flatMap { Array($0.keys) }).sorted()
+        let varying = keys.filter { key in Set(settings.map { $0[key] ?? "—" }).count > 1 }
+        let shared = keys.filter { !varying.contains($0) }
+
+        var lines = ["# \(title)", ""]
+        if let first = settings.first, !shared.isEmpty {
+            lines.append("Shared: " + shared.map { "\($0) = \(first[$0] ?? "—")" }.joined(separator: "; ") + ".")
+            lines.append("")
+        }
+        let baseline = variants.first?.report.baselinePolicy ?? "random"
+        lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | win rate | θ0 + Z_val only |")
+        lines.append("|" + String(repeating: "---|", count: 7 + max(varying.count, 1)))
+        for (variant, values) in zip(variants, settings) {
+            let summary = ReportSummary(variant.report)
+            let scored = summary.ranking.first { $0.policy == policy }
+            let base = summary.ranking.first { $0.policy == baseline }
+            let zvalOnly = variant.report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
+            let columns = varying.isEmpty ? ["—"] : varying.map { values[$0] ?? "—" }
+            var cells = [variant.name] + columns
+            cells.append(scored.map { cell($0.cell, lr: $0.learningRate) } ?? "—")
+            cells.append(base.map { cell($0.cell, lr: $0.learningRate) } ?? "—")
+            cells.append(scored.map { String(format: "%+.1f %%", -100 * $0.relativeImprovement) } ?? "—")
+            cells.append(scored.map { String(format: "%.1f", $0.improvementInBaselineStd) } ?? "—")
+            cells.append(scored.map { String(format: "%.0f %%", 100 * $0.winRate) } ?? "—")
+            cells.append(zvalOnly.map { String(format: "%.3f", $0) } ?? "—")
+            lines.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        lines.append("")
+        lines.append("Losses are mean target test log-loss over seeds ± seed std at each policy's best reduced LR; "
+            + "Δ < 0 means \(policy) is better than \(baseline); win rate = share of (LR, seed) runs where it is.")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func cell(_ cell: ReportSummary.Cell, lr: Double) -> String {
+        String(format: "%.3f ± %.3f (LR %@)", cell.mean, cell.std, String(format: "%g", lr))
+    }
+}

@@ -6,7 +6,7 @@ extension Tovd {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure the surrogate engine against PyTorch CPU on the same shapes.",
-            subcommands: [ModelBench.self, ExportReference.self])
+            subcommands: [ModelBench.self, DaemonBench.self, ExportReference.self])
 
         struct ModelBench: ParsableCommand {
             static let configuration = CommandConfiguration(

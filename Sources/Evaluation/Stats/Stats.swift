@@ -73,4 +73,14 @@ public enum Stats {
         let s = x.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
+
+    /// The q-quantile (0 ≤ q ≤ 1) with linear interpolation between order statistics; NaN when empty.
+    public static func quantile(_ x: [Double], _ q: Double) -> Double {
+        guard !x.isEmpty else { return .nan }
+        let s = x.sorted()
+        let position = min(max(q, 0), 1) * Double(s.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, s.count - 1)
+        return s[lower] + (s[upper] - s[lower]) * (position - Double(lower))
+    }
 }

@@ -44,3 +44,14 @@ import Testing
         #expect(Histogram(values: [3, 3], bins: 2).total == 2)
     }
 }
+
+@Suite("Quantiles")
+struct QuantileTests {
+    @Test func interpolatesBetweenOrderStatistics() {
+        #expect(Stats.quantile([3, 1, 2, 4], 0) == 1)
+        #expect(Stats.quantile([3, 1, 2, 4], 1) == 4)
+        #expect(Stats.quantile([3, 1, 2, 4], 0.5) == 2.5)
+        #expect(abs(Stats.quantile(Array(stride(from: 1.0, through: 100, by: 1)), 0.99) - 99.01) < 1e-9)
+        #expect(Stats.quantile([], 0.5).isNaN)
+    }
+}

@@ -152,7 +152,7 @@ struct DaemonIngestTests {
             daemon.terminate()
             #expect(await daemon.waitForExit(timeout: .seconds(20)) == 0, "\(daemon.log.suffix(2000))")
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(5)) {
-                try await TovTestDatabase.count("pg_locks", on: connection, where: "locktype = 'advisory'") == 0
+                try await TovTestDatabase.count("pg_locks", on: connection, where: "locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == 0
             })
         }
     }

@@ -266,7 +266,7 @@ struct FaultScenarioTests {
             #expect(exits.allSatisfy { $0 == 0 }, "\(exits)")
             let leftovers = try await TovTestDatabase.eventually(timeout: .seconds(5)) {
                 let connections = try await TovTestDatabase.count("pg_stat_activity", on: c, where: "application_name = 'tovd' AND datname = current_database()")
-                let locks = try await TovTestDatabase.count("pg_locks", on: c, where: "locktype = 'advisory'")
+                let locks = try await TovTestDatabase.count("pg_locks", on: c, where: "locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
                 return connections == 0 && locks == 0
             }
             #expect(leftovers)

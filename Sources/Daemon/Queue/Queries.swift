@@ -102,16 +102,30 @@ enum Queries {
         WHERE base_version = $1 AND candidate_id = ANY($2::bigint[])
         """
 
-    static let baseLossesInsert = """
+    /// One batch of base losses: $1 ids, $2 base version, $3 the rows' L losses each, flattened in
+    /// row order (a row's losses are $3[(i−1)·L+1 : i·L], L = $6), $4 uncertainties, $5 tokens.
+    static let baseLossesInsertMany = """
         INSERT INTO tov.base_losses (candidate_id, base_version, losses, uncertainty, tokens)
-        VALUES ($1, $2, $3::real[], $4, $5) ON CONFLICT DO NOTHING
+        SELECT t.id, $2::int, ($3::real[])[(t.i - 1) * $6::int + 1 : t.i * $6::int], t.uncertainty, t.tokens
+        FROM unnest($1::bigint[], $4::real[], $5::int[]) WITH ORDINALITY AS t(id, uncertainty, tokens, i)
+        ON CONFLICT DO NOTHING
         """
 
-    static let scoreInsert = """
+    /// One batch of scores: $1 ids, $2 model versions, $3/$4 the base/val losses flattened in row
+    /// order (L = $9 per row), $5 score_fn, $6/$7 mean base/val losses, $8 uncertainties, $9 L,
+    /// $10 tokens. φ is computed by `tov.phi`, the same function the settings recompute uses.
+    static let scoreInsertMany = """
         INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-        VALUES ($1, $2, tov.phi($3::real[], $4::real[], $5), $6, $7, $3::real[], $4::real[], $8, $9)
+        SELECT t.id, t.version, tov.phi(l.base, l.val, $5), t.base_mean, t.val_mean, l.base, l.val, t.uncertainty, t.tokens
+        FROM unnest($1::bigint[], $2::int[], $6::real[], $7::real[], $8::real[], $10::int[])
+             WITH ORDINALITY AS t(id, version, base_mean, val_mean, uncertainty, tokens, i)
+        CROSS JOIN LATERAL (SELECT ($3::real[])[(t.i - 1) * $9::int + 1 : t.i * $9::int] AS base,
+                                   ($4::real[])[(t.i - 1) * $9::int + 1 : t.i * $9::int] AS val) l
         ON CONFLICT (candidate_id, model_version) DO NOTHING
         """
+
+    /// Wakes the leader (through the listeners) to fold new scores into the selection; delivered at commit.
+    static let scoresNotify = "SELECT pg_notify('tov_scores', '')"
 
     /// Re-derives φ from the stored per-epoch losses after a `score_fn` change: no model work.
     static let scoreRecomputeForFunction = """

@@ -47,6 +47,10 @@ public final class ModelCache: @unchecked Sendable {
                 "model_version": "\(version)", "base_version": "\(base)", "seconds": "\((ContinuousClock.now - started).seconds)",
             ])
         }
+        // A worker scores with one model at a time: all of them can share one set of forward buffers.
+        if let scratch = result.first?.base.first {
+            for version in result { for model in version.base + version.val { model.shareActivations(with: scratch) } }
+        }
         let liveVersions = Set(result.map(\.modelVersion))
         loaded = loaded.filter { liveVersions.contains($0.key) }
         bases = bases.filter { seenBases.contains($0.key) }

@@ -20,6 +20,8 @@ public final class LeaderService: Service, @unchecked Sendable {
         public var conninfo: String
         public var instance: String
         public var tickInterval: Duration = .seconds(1)
+        /// Shortest time between two ticks, however often new scores wake the leader.
+        public var minimumTickGap: Duration = .milliseconds(200)
         public var sweepInterval: Duration = .seconds(30)
         public init(conninfo: String, instance: String) {
             self.conninfo = conninfo
@@ -65,8 +67,13 @@ public final class LeaderService: Service, @unchecked Sendable {
                         }
                     }
                     if leading {
+                        let tickStarted = ContinuousClock.now
                         try await tick(on: connection!)
                         await wakeup.wait(timeout: configuration.tickInterval)
+                        // Every committed batch wakes us (tov_scores); fold bursts into one selection
+                        // update per minimum gap instead of recomputing after each batch.
+                        let gap = configuration.minimumTickGap - (ContinuousClock.now - tickStarted)
+                        if gap > .zero { try? await Task.sleep(for: gap) }
                     } else {
                         await wakeup.wait(timeout: .seconds(5))
                     }

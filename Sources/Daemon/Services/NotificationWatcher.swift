@@ -3,11 +3,12 @@ import PQ
 import ServiceLifecycle
 
 /// Holds one LISTEN connection and turns notifications into wake-ups: `tov_candidates` wakes the
-/// workers, `tov_validation` and `tov_settings` wake the leader. Payloads are hints only (a row
+/// workers, `tov_validation`, `tov_settings` and `tov_scores` (a batch committed scores) wake the
+/// leader. Payloads are hints only (a row
 /// count, a version) and are never trusted: a malformed one just causes a wake-up. When the
 /// connection drops it reconnects with backoff; meanwhile the workers' polling keeps rows moving.
 public final class NotificationWatcher: Service, @unchecked Sendable {
-    public static let channels = ["tov_candidates", "tov_validation", "tov_settings"]
+    public static let channels = ["tov_candidates", "tov_validation", "tov_settings", "tov_scores"]
 
     let conninfo: String
     let workers: WakeupSignal

@@ -222,21 +222,30 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                 try await tx.execute(Queries.readyInsertMany, [ready.map(\.0), ready.map { Int32($0.1) }, ready.map { Int32($0.2) }])
             }
             let ownedIDs = Set(owned.map(\.candidateID))
-            for base in outcome.baseLosses where ownedIDs.contains(base.candidateID) {
-                try await tx.execute(Queries.baseLossesInsert, [
-                    base.candidateID, base.baseVersion, base.record.losses, base.record.uncertainty, base.record.tokens,
+            // One statement per base version and L for the base losses, one per L for the scores:
+            // a 64-row batch costs a handful of round trips, not two per row.
+            let baseLosses = outcome.baseLosses.filter { ownedIDs.contains($0.candidateID) }
+            for (key, group) in Dictionary(grouping: baseLosses, by: { [$0.baseVersion, $0.record.losses.count] }) {
+                try await tx.execute(Queries.baseLossesInsertMany, [
+                    group.map(\.candidateID), key[0], group.flatMap(\.record.losses),
+                    group.map(\.record.uncertainty), group.map { Int32($0.record.tokens) }, key[1],
                 ])
+            }
+            let scores = outcome.scores.filter {
+                owned.contains(JobKey(candidateID: $0.candidateID, modelVersion: $0.modelVersion))
+                    || owned.contains(JobKey(candidateID: $0.candidateID, modelVersion: 0))
             }
             var scored = 0
-            for score in outcome.scores where owned.contains(JobKey(candidateID: score.candidateID, modelVersion: score.modelVersion))
-                || owned.contains(JobKey(candidateID: score.candidateID, modelVersion: 0)) {
-                let baseMean = score.base.losses.reduce(0, +) / Float(score.base.losses.count)
-                let valMean = score.valLosses.reduce(0, +) / Float(score.valLosses.count)
-                scored += try await tx.execute(Queries.scoreInsert, [
-                    score.candidateID, score.modelVersion, score.base.losses, score.valLosses, scoreFunction,
-                    baseMean, valMean, score.base.uncertainty, score.base.tokens,
+            for (epochs, group) in Dictionary(grouping: scores, by: { $0.base.losses.count }) {
+                scored += try await tx.execute(Queries.scoreInsertMany, [
+                    group.map(\.candidateID), group.map { Int32($0.modelVersion) },
+                    group.flatMap(\.base.losses), group.flatMap(\.valLosses), scoreFunction,
+                    group.map { $0.base.losses.reduce(0, +) / Float($0.base.losses.count) },
+                    group.map { $0.valLosses.reduce(0, +) / Float($0.valLosses.count) },
+                    group.map(\.base.uncertainty), epochs, group.map { Int32($0.base.tokens) },
                 ])
             }
+            if scored > 0 { try await tx.query(Queries.scoresNotify) }
             return (owned.count, rejected, ready.count, scored)
         }
         metrics.rowsRejected.increment(by: Int64(written.rejected))

@@ -189,7 +189,15 @@ public final class Model {
         }
     }
 
-    let activations = Activations()
+    private(set) var activations = Activations()
+
+    /// Makes this model use `other`'s forward buffers from now on. Models that only ever run one at
+    /// a time (a worker's θ_bas^1..L and θ_val^1..L) then hold one set of activations between them
+    /// instead of one each, which is most of a worker's memory. Never share between models used
+    /// concurrently or between a model being trained and another one.
+    public func shareActivations(with other: Model) {
+        activations = other.activations
+    }
 
     // MARK: Forward
 

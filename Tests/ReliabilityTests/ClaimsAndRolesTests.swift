@@ -179,3 +179,43 @@ struct ClaimsAndRolesTests {
         }
     }
 }
+
+/// Bad state in the database itself: a corrupted checkpoint row.
+@Suite("Reliability: corrupted checkpoints", .serialized)
+struct CorruptedCheckpointTests {
+    @Test func aCorruptCheckpointNeverCrashesTheDaemonNorChargesRows() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
+            try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'row prompt', 'row response ' || g FROM generate_series(1, 5) g")
+            try await TovTestDatabase.insertCandidates(60, on: c)
+            let first = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2"], conninfo: conninfo)
+            #expect(try await PipelineFigures.settle(on: c).isConsistent)
+            first.terminate()
+            #expect(await first.waitForExit() == 0)
+
+            // Flip one byte in the middle of a θ_val checkpoint; keep the original to repair it later.
+            let id = try await c.query("SELECT id FROM tov.checkpoints WHERE kind = 'val' ORDER BY id LIMIT 1").first!.get(Int64.self, 0)
+            try await c.execute("CREATE TABLE checkpoint_backup AS SELECT id, data FROM tov.checkpoints WHERE id = $1", [id])
+            try await c.execute("""
+                UPDATE tov.checkpoints SET data = set_byte(data, length(data) / 2, (get_byte(data, length(data) / 2) + 1) % 256) WHERE id = $1
+                """, [id])
+            try await TovTestDatabase.insertCandidates(40, on: c)
+            let second = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2"], conninfo: conninfo)
+            defer { second.terminate() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(20)) { second.log.contains("is corrupt") })
+            try await Task.sleep(for: .seconds(2))
+            #expect(second.isRunning)
+            // Nothing was claimed while the models could not load: no attempt charged, nothing rejected.
+            #expect(try await TovTestDatabase.count("tov.jobs", on: c, where: "attempts > 0") == 0)
+            #expect(try await TovTestDatabase.count("tov.rejects", on: c) == 0)
+
+            // Repaired (here: restored; in production the leader retrains), scoring resumes by itself.
+            try await c.execute("UPDATE tov.checkpoints k SET data = b.data FROM checkpoint_backup b WHERE k.id = b.id")
+            let figures = try await PipelineFigures.settle(on: c)
+            #expect(figures.isConsistent, "\(figures)\n\(second.log.suffix(2000))")
+            #expect(figures.candidates == 100 && figures.rejected == 0)
+        }
+    }
+}

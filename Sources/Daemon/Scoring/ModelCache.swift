@@ -65,7 +65,7 @@ public final class ModelCache: @unchecked Sendable {
         do {
             return try SurrogateCheckpoint.decode(try row.get([UInt8].self, 0))
         } catch {
-            throw DaemonError(.checkpoint, "checkpoint \(kind)/\(epoch) of base model \(base), version \(version) is corrupt (\(error)); the leader must retrain it")
+            throw DaemonError(.checkpoint, "checkpoint \(kind)/\(epoch) of base model \(base), version \(version) is corrupt (\(error)); scoring waits until it loads: restore the row, or change tov.validation so the leader trains a new version")
         }
     }
 }

@@ -86,12 +86,17 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     func runOneBatch(on connection: Connection) async throws -> Int {
         let started = ContinuousClock.now
         let current = try await settings.current(on: connection)
+        // Models first: a checkpoint that cannot be loaded (missing, corrupt) must fail before any
+        // row is claimed, or every retry would charge an attempt to rows that did nothing wrong.
+        var live = try await models.live(on: connection)
         let jobs = try await claim(on: connection)
         guard !jobs.isEmpty else { return 0 }
         metrics.rowsClaimed.increment(by: Int64(jobs.count))
         metrics.lagSeconds.set(to: jobs.map(\.ageSeconds).max() ?? 0)
-
-        let live = try await models.live(on: connection)
+        // A version that went live between the two queries: load it too.
+        if jobs.contains(where: { job in job.modelVersion > 0 && !live.contains { $0.modelVersion == job.modelVersion } }) {
+            live = try await models.live(on: connection)
+        }
         let fresh = jobs.filter { $0.attempts <= 1 }
         let retries = jobs.filter { $0.attempts > 1 }
         // The retry first, alone and committed before the fresh rows are touched: if the fresh

@@ -100,14 +100,15 @@ struct DaemonIngestTests {
             try await TovTestDatabase.insertCandidates(20, on: connection)
             try await connection.execute("""
                 INSERT INTO tov.candidates (prompt, response) VALUES
-                  ('', 'empty prompt'), ('prompt', '   '), ('long', repeat('x', 5000)), ('binary', E'\\x01\\x02\\x03\\x04')
+                  ('', 'empty prompt'), ('prompt', '   '), ('long', repeat('x', 5000)), ('binary', E'\\x01\\x02\\x03\\x04'),
+                  ('ten megabytes', repeat('y', 10000000))
                 """)
             try await TovTestDatabase.insertCandidates(20, on: connection)
             let daemon = try Self.startDaemon(conninfo, ["--batch-size", "100"])
             defer { daemon.terminate() }
-            #expect(try await TovTestDatabase.eventually { try await Self.progress(connection) == (44, 0) })
+            #expect(try await TovTestDatabase.eventually { try await Self.progress(connection) == (45, 0) })
             let reasons = try await connection.query("SELECT reason::text FROM tov.rejects ORDER BY candidate_id").map { try $0.get(String.self, 0) }
-            #expect(reasons == ["empty_prompt", "empty_response", "too_long", "binary_content"])
+            #expect(reasons == ["empty_prompt", "empty_response", "too_long", "binary_content", "too_long"])
             #expect(try await TovTestDatabase.count("tov.ready", on: connection) == 40)
         }
     }

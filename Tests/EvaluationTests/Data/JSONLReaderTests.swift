@@ -32,6 +32,17 @@ import Selection
         #expect(try rows[7].get().prompt == "p4")
     }
 
+    @Test func deeplyNestedOrHugeMetaIsAnErrorNotACrash() throws {
+        let deep = #"{"prompt": "p", "response": "r", "meta": "# + String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000) + "}"
+        let huge = #"{"prompt": "p", "response": "r", "meta": {"blob": ""# + String(repeating: "x", count: 8 << 20) + #""}}"#
+        let rows = read(deep + "\n" + huge + "\n" + #"{"prompt": "p", "response": "r"}"#)
+        #expect(rows.count == 3)
+        guard case .failure(let error) = rows[0] else { Issue.record("deep nesting was accepted"); return }
+        #expect(error.reason.contains("nested deeper than 64"))
+        #expect(try rows[1].get().meta?["blob"] != nil)
+        #expect(try rows[2].get().prompt == "p")
+    }
+
     @Test func messagesFormat() throws {
         let line = #"{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Ciao"}], "id": 9}"#
         let row = try #require(read(line).first).get()

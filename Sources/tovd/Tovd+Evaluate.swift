@@ -28,6 +28,8 @@ extension Tovd {
         @Option(help: "Held-out target test rows.") var testRows = 1000
         @Option(help: "Rows θ0 is pretrained on (outside the pool).") var pretrainRows = 4000
         @Flag(help: "Add the rest of the target subtask to the pool.") var includeTargetInPool = false
+        @Flag(help: "Fine-tune each proxy on the selection plus Z_val: does the selection add to the target data you have?")
+        var proxyWithZval = false
         @Option(help: "Budget as a fraction of the scored pool.") var budget = 0.05
         @Option(help: "Comma-separated proxy learning rates.") var lrs = "1e-4,3e-5,1e-5"
         @Option(help: "Seeds (U sample, trajectories, proxy shuffles).") var seeds = 3
@@ -57,6 +59,7 @@ extension Tovd {
             options.testRows = testRows
             options.pretrainRows = pretrainRows
             options.includeTargetInPool = includeTargetInPool
+            options.proxyAddsZval = proxyWithZval
             options.budgetFraction = budget
             options.learningRates = try lrs.split(separator: ",").map {
                 guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v > 0 else { throw ValidationError("--lrs: \($0) is not a positive number") }

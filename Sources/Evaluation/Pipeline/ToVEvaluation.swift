@@ -16,6 +16,9 @@ public struct EvaluationOptions: Codable, Sendable {
     public var pretrainRows = 4000
     /// Add the rest of the target subtask to the pool (off: real pools rarely hold the target task).
     public var includeTargetInPool = false
+    /// Fine-tune each proxy on the selection plus Z_val (does the selection add to the target data
+    /// we already have?) instead of on the selection alone.
+    public var proxyAddsZval = false
     public var budgetFraction = 0.05
     /// Proxy fine-tuning rates: 1–2 orders of magnitude below the usual, where rankings are stable
     /// (arXiv 2512.24503).
@@ -156,7 +159,7 @@ public final class ToVEvaluation {
                     let settings = SelectionSettings(budget: .rows(n), policy: policy, scoreFunction: options.scoreFunction,
                                                      method: options.method, bins: options.bins, seed: selectionSeed)
                     let chosen = Selection.select(rows, settings: settings).ids
-                    let subset = chosen.map { poolExamples[Int($0)] }
+                    let subset = chosen.map { poolExamples[Int($0)] } + (options.proxyAddsZval ? zvalExamples : [])
                     let runSeed = UInt64(seed * 1000 + draw)
                     for lr in options.learningRates {
                         let loss = try ledger.value("run/\(policy.rawValue)/\(lr)/\(seed)/\(draw)") { fineTuned(subset, lr: lr, seed: runSeed) }
@@ -190,6 +193,7 @@ public final class ToVEvaluation {
                 "η (base)": "\(options.baseLearningRate)", "ε/η": "\(options.valLearningRateRatio)", "proxy epochs": "\(options.proxyEpochs)",
                 "θ0 pretraining": "\(options.pretrainSteps) steps on \(split.pretrain.count) non-pool rows", "bins": "\(options.bins)",
                 "target dataset": targetDataset, "target task in pool": options.includeTargetInPool ? "yes" : "no",
+                "proxy data": options.proxyAddsZval ? "selection + Z_val" : "selection",
             ])
         let report = EvaluationReport(
             setup: setup, runs: runs, references: references,

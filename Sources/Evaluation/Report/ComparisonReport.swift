@@ -25,7 +25,8 @@ public enum ComparisonReport {
     public static func markdown(title: String, variants: [Variant], policy: String = "score_random") -> String {
         let settings = variants.map { settingsOf($0.report) }
         let keys = Set(settings.flatMap { Array($0.keys) }).sorted()
-        let varying = keys.filter { key in Set(settings.map { $0[key] ?? "—" }).count > 1 }
+        // A key older runs do not record counts as shared when every run that records it agrees.
+        let varying = keys.filter { key in Set(settings.compactMap { $0[key] }).count > 1 }
         let shared = keys.filter { !varying.contains($0) }
 
         var lines = ["# \(title)", ""]

@@ -9,39 +9,17 @@ import TovTesting
 /// selection, a Z_val change with its rescoring and atomic switch.
 @Suite("Daemon scoring end to end", .serialized)
 struct ScoringTests {
-    static let tinySettings = """
-        UPDATE tov.settings SET value = '{"layers": 1, "width": 16, "heads": 2, "context": 32, "vocab": 300}' WHERE key = 'surrogate';
-        UPDATE tov.settings SET value = '16' WHERE key = 'u_size';
-        UPDATE tov.settings SET value = '2' WHERE key = 'epochs';
-        UPDATE tov.settings SET value = '5' WHERE key = 'pretrain_steps';
-        UPDATE tov.settings SET value = '0.01' WHERE key = 'lr';
-        UPDATE tov.settings SET value = '0' WHERE key = 'zval_debounce_seconds';
-        UPDATE tov.settings SET value = '{"rows": 10}' WHERE key = 'budget';
-        UPDATE tov.settings SET value = '2' WHERE key = 'bins';
-        """
-
     static func status(_ c: Connection) async throws -> StatusReport { try await StatusReport.load(on: c) }
 
-    /// tov.selected as (id, reason, bin), and the Swift reference computed from tov.scores.
     static func selectionAgreesWithReference(_ c: Connection) async throws -> Bool {
-        let settings = try await SettingsCache.load(on: c).selection
-        let rows = try await c.query("""
-            SELECT s.candidate_id, s.score, s.uncertainty, s.tokens FROM tov.scores s
-            JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
-            """).map { ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
-                                 uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3))) }
-        let reference = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
-        let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
-            "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
-        }
-        return reference == actual
+        try await PipelineFigures.selectionMatchesReference(on: c)
     }
 
     @Test func bootstrapScoreSelectAndRefresh() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            try await c.simpleQuery(Self.tinySettings)
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
             try await TovTestDatabase.insertCandidates(40, on: c, prefix: "the cat sat on the mat", source: "cats")
             try await TovTestDatabase.insertCandidates(40, on: c, prefix: "stock prices fell sharply", source: "finance")
             try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")

@@ -86,7 +86,7 @@ INSERT INTO tov.settings (key, value) VALUES
     ('bins', '10'),
     ('seed', '0'),
     ('u_size', '4096'),             -- |U|, the random base subset
-    ('epochs', '4'),                -- L, scoring epochs
+    ('epochs', '2'),                -- L, scoring epochs (ablation in docs/evaluation.md: L = 4 is no better, at twice the cost)
     ('lr', '0.0003'),               -- η, LR of the base trajectory on U
     ('val_lr_ratio', '0.1'),        -- ε = val_lr_ratio · η, LR of the pass on Z_val
     ('pretrain_steps', '200'),      -- θ0 pretraining steps on U when no θ0 was imported

@@ -9,7 +9,7 @@ public struct Settings: Equatable, Sendable {
     /// |U|, the size of the random base subset.
     public var uSize = 4096
     /// L, the number of scoring epochs.
-    public var epochs = 4
+    public var epochs = 2
     /// η, the learning rate of the base trajectory on U.
     public var learningRate = 3e-4
     /// ε / η: the pass on Z_val runs at this fraction of η.

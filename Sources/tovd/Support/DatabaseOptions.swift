@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import EmbeddedPostgres
 import Foundation
 import PQ
@@ -13,6 +14,7 @@ struct DatabaseOptions: ParsableArguments {
 
     /// The conninfo to use, or an error that says how to get one.
     func resolve() throws -> String {
+        SystemdCredential.applyPassword()
         if let databaseURL, !databaseURL.isEmpty { return databaseURL }
         if let env = ProcessInfo.processInfo.environment["DATABASE_URL"], !env.isEmpty { return env }
         let cluster = LocalCluster(directory: Tovd.DevDB.defaultDirectory)

@@ -132,6 +132,7 @@ extension Tovd.Bench {
             let refreshTrain = try refresh.get(Double.self, 0)
             let rescoreSeconds = try refresh.get(Double.self, 1)
             let rescored = Int(try refresh.get(Int64.self, 2))
+            let poolRows = Int(try await c.query("SELECT count(*) FROM tov.candidates").first!.get(Int64.self, 0))
             let rescoreEngine = try await EngineBenchmark.run(on: c, rows: min(rescored, 3000), batchSize: batchSize, includeBase: false, logger: logger)
 
             print("")
@@ -152,7 +153,7 @@ extension Tovd.Bench {
                          refreshTrain, rescored, rescoreSeconds, Double(rescored) / rescoreSeconds, rescoreEngine.rowsPerSecond,
                          Double(rescored) / rescoreSeconds / rescoreEngine.rowsPerSecond))
             print(String(format: "peak RSS of tovd run: %.0f MB through bootstrap + burn-down, %.0f MB during the refresh + rescoring (pool %d rows)",
-                         Double(bootstrapPeakKB) / 1024, Double(refreshPeakKB) / 1024, pool.count + extra.count))
+                         Double(bootstrapPeakKB) / 1024, Double(refreshPeakKB) / 1024, poolRows))
         }
 
         func settingsSQL() -> String {

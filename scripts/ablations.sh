@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The ToV paper's ablations on one target with the reduced-LR proxy protocol (docs/evaluation.md):
 # score_fn (improvement / abs / relu), Method A vs B, L ∈ {1, 2, 4}, |Z_val| ∈ {50, 100, 200, 500}
-# and two surrogate sizes. Each variant is one `tovd evaluate` run into eval/ablations/<name>
+# and two surrogate sizes, plus proxies trained on selection + Z_val. Each variant is one `tovd evaluate` run into eval/ablations/<name>
 # (resumable: rerunning skips finished runs); `tovd evaluate-compare` then writes the table.
 #
-#   bash scripts/ablations.sh                  # drop, pool 5,000, 2 seeds, about an hour on 2 cores
+#   bash scripts/ablations.sh                  # drop, pool 5,000, 2 seeds, about 75 minutes on 2 cores
 #   TARGET=subtask061_ropes_answer_generation POOL=10000 SEEDS=3 bash scripts/ablations.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,10 @@ variants=(
   "zval=50|--zval 50"
   "zval=100|--zval 100"
   "zval=500|--zval 500"
-  "surrogate=4x256|--layers 4 --width 256"
+  # About 5× the compute of 2 × 128 per seed: one seed (the last --seeds given wins).
+  "surrogate=4x256|--layers 4 --width 256 --seeds 1"
+  # Not an ablation of ToV but of the protocol: proxies fine-tuned on selection + Z_val.
+  "proxy=with-zval|--proxy-with-zval"
 )
 dirs=()
 for variant in "${variants[@]}"; do

@@ -16,9 +16,10 @@ public enum ComparisonReport {
     /// The settings of a run, with |Z_val| and the pool size added, keyed by their display names.
     static func settingsOf(_ report: EvaluationReport) -> [String: String] {
         var all = report.setup.settings
-        if let z = report.setup.validationRows { all["|Z_val|"] = "\(z)" }
-        if let p = report.setup.poolRows { all["pool"] = "\(p)" }
-        return all
+        if let z = report.setup.validationRows { all["Z_val rows"] = "\(z)" }
+        if let p = report.setup.poolRows { all["pool rows"] = "\(p)" }
+        // Table cells cannot hold a pipe (the evaluation names |U| that way).
+        return Dictionary(uniqueKeysWithValues: all.map { ($0.key.replacingOccurrences(of: "|", with: ""), $0.value.replacingOccurrences(of: "|", with: "/")) })
     }
 
     /// Markdown: a title, the settings every variant shares, and one row per variant.
@@ -30,8 +31,8 @@ public enum ComparisonReport {
         let shared = keys.filter { !varying.contains($0) }
 
         var lines = ["# \(title)", ""]
-        if let first = settings.first, !shared.isEmpty {
-            lines.append("Shared: " + shared.map { "\($0) = \(first[$0] ?? "—")" }.joined(separator: "; ") + ".")
+        if !shared.isEmpty {
+            lines.append("Shared: " + shared.map { key in "\(key) = \(settings.lazy.compactMap { $0[key] }.first ?? "—")" }.joined(separator: "; ") + ".")
             lines.append("")
         }
         let baseline = variants.first?.report.baselinePolicy ?? "random"

@@ -15,6 +15,12 @@ struct ComparisonReportTests {
         #expect(markdown.contains("Shared: "))
         #expect(markdown.contains("score_fn = improvement"))
         #expect(rows[1].contains("| B |"))
+        // Every row has as many cells as the header, whatever the setting names hold.
+        var withPipe = SampleReport.make()
+        withPipe.setup.settings["|U|"] = "2048"
+        let table = ComparisonReport.markdown(title: "T", variants: [.init(name: "a", report: withPipe), .init(name: "b", report: methodB)])
+        let tableLines = table.split(separator: "\n").filter { $0.hasPrefix("|") }
+        #expect(Set(tableLines.map { $0.filter { $0 == "|" }.count }).count == 1)
         // SampleReport's score_random is ~0.06 below random: a negative Δ.
         #expect(rows[0].contains("| -"))
     }

@@ -82,7 +82,12 @@ extension Tovd.Bench {
             let bar = ProgressBar("bootstrap + burn-down", total: rows, unit: "rows")
             while true {
                 let status = try await StatusReport.load(on: c)
-                bar.update(Int(status.scored), note: status.modelVersion == nil ? "(training θ0, θ_bas, θ_val)" : "")
+                // Until version 1 is complete its scores count as rescoring progress, not as `scored`.
+                if status.modelVersion == nil, status.nextModelStatus == "scoring" {
+                    bar.update(max(0, rows - Int(status.rescorePending)), note: "(scoring under version 1)")
+                } else {
+                    bar.update(Int(status.scored), note: status.modelVersion == nil ? "(training θ0, θ_bas, θ_val)" : "")
+                }
                 if status.modelVersion != nil, status.pending == 0, status.rescorePending == 0 { break }
                 guard daemon.isRunning else { throw CLIError("tovd run exited; see \(daemon.logPath)") }
                 try await Task.sleep(for: .milliseconds(500))

@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"], exclude: ["Fixtures"]),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
         .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),
     ],

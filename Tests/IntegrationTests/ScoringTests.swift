@@ -67,4 +67,28 @@ struct ScoringTests {
             #expect(await daemon.waitForExit() == 0)
         }
     }
+    /// U is sampled from the whole backlog, not from the first rows validated: with 400 rows waiting
+    /// and validation in batches of 20, the pool reaches |U| = 40 after two batches, but the leader
+    /// waits for validation to catch up, so U spreads over all ids (the later half holds about 20).
+    @Test func uIsSampledFromTheWholeBacklog() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 40, budgetRows: 10, bins: 2))
+            try await TovTestDatabase.insertCandidates(400, on: c, prefix: "a row of the backlog", source: "backlog")
+            let daemon = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2", "--batch-size", "20"], conninfo: conninfo)
+            defer { daemon.terminate() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(120)) {
+                try await TovTestDatabase.count("tov.base_subset", on: c) == 40
+            }, "\(daemon.log.suffix(3000))")
+            let laterHalf = try await TovTestDatabase.count("""
+                tov.base_subset b JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tov.candidates) c
+                ON c.id = b.candidate_id
+                """, on: c, where: "c.n > 200")
+            // Binomial(40, ½): fewer than 8 in the later half has probability below 1e-5.
+            #expect(laterHalf >= 8, "U holds only \(laterHalf) of its 40 rows from the later half of the backlog")
+            daemon.terminate()
+            #expect(await daemon.waitForExit() == 0)
+        }
+    }
 }

@@ -127,16 +127,33 @@ public final class LeaderService: Service, @unchecked Sendable {
             "SELECT base_version FROM tov.base_models WHERE status = 'complete' ORDER BY base_version DESC LIMIT 1")
         if let row = existing.first { return Int(try row.get(Int32.self, 0)) }
 
-        let readyRows = try await connection.query("SELECT count(*) FROM tov.ready")
-        let ready = Int(try readyRows.first!.get(Int64.self, 0))
+        let counts = try await connection.query(
+            "SELECT (SELECT count(*) FROM tov.ready), (SELECT count(*) FROM tov.jobs WHERE model_version = 0)")
+        let ready = Int(try counts.first!.get(Int64.self, 0))
+        let validating = Int(try counts.first!.get(Int64.self, 1))
         guard ready >= settings.uSize else {
             logger.debug("waiting for the pool to reach |U| before training the base model",
                          metadata: ["ready": "\(ready)", "u_size": "\(settings.uSize)"])
             return nil
         }
+        // U must be uniform over the pool, not over the rows validated so far: with a backlog the
+        // first validated batches are the oldest rows, often one source loaded first. Wait until
+        // validation has caught up to within 5 % of the pool (it runs at thousands of rows/s, so
+        // this holds even under a steady insert stream).
+        guard Self.backlogAllowsSamplingU(ready: ready, validating: validating) else {
+            logger.debug("waiting for validation to catch up before sampling U",
+                         metadata: ["ready": "\(ready)", "validating": "\(validating)"])
+            return nil
+        }
         // A base model left in `training` by an earlier failed attempt of this leader is abandoned.
         try await connection.execute("UPDATE tov.base_models SET status = 'failed', finished_at = now() WHERE status = 'training'")
         return try await trainBaseModel(settings: settings, on: connection)
+    }
+
+    /// Whether the validation backlog is small enough (≤ 5 % of ready + backlog) for a sample of
+    /// ready rows to stand for the whole pool.
+    static func backlogAllowsSamplingU(ready: Int, validating: Int) -> Bool {
+        validating * 20 <= ready + validating
     }
 
     func trainBaseModel(settings: Settings, on connection: Connection) async throws -> Int {

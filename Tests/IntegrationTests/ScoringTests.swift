@@ -59,6 +59,15 @@ struct ScoringTests {
             })
             #expect(try await Self.selectionAgreesWithReference(c))
 
+            // A score_fn change re-derives φ of every stored score (once; later ticks skip it).
+            try await c.execute("UPDATE tov.settings SET value = '\"abs\"' WHERE key = 'score_fn'")
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(20)) {
+                let stale = try await TovTestDatabase.count("tov.scores", on: c, where: "score IS DISTINCT FROM tov.phi(base_losses, val_losses, 'abs')")
+                let applied = try await TovTestDatabase.count("tov.selection_state", on: c, where: "settings ->> 'score_fn' = 'abs'")
+                return stale == 0 && applied == 1
+            })
+            #expect(try await Self.selectionAgreesWithReference(c))
+
             // explain works on a selected row
             let id = try await c.query("SELECT id FROM tov.selected LIMIT 1").first!.get(Int64.self, 0)
             let explanation = try await Explanation.load(candidateID: id, on: c)

@@ -124,8 +124,22 @@ enum Queries {
         ON CONFLICT (candidate_id, model_version) DO NOTHING
         """
 
+    /// The `score_fn` in force, read with a share lock inside the transaction that writes scores: a
+    /// settings change waits for transactions already writing, and transactions after it read the
+    /// new value. So every score row committed after a `score_fn` change uses the new function, and
+    /// the leader re-derives φ only once per change instead of on every tick.
+    static let scoreFunctionLock = "SELECT value #>> '{}' FROM tov.settings WHERE key = 'score_fn' FOR SHARE"
+
     /// Wakes the leader (through the listeners) to fold new scores into the selection; delivered at commit.
     static let scoresNotify = "SELECT pg_notify('tov_scores', '')"
+
+    /// Whether φ of model version $1 may have been written under another `score_fn` than $2: the
+    /// selection was last computed for another version or function (or never). Locks the state row,
+    /// which serialises selection updates anyway.
+    static let scoreFunctionMayDiffer = """
+        SELECT model_version IS DISTINCT FROM $1::int OR settings ->> 'score_fn' IS DISTINCT FROM $2::text
+        FROM tov.selection_state FOR UPDATE
+        """
 
     /// Re-derives φ from the stored per-epoch losses after a `score_fn` change: no model work.
     static let scoreRecomputeForFunction = """

@@ -17,43 +17,58 @@ enum SelectionWriter {
         var changed: Bool
     }
 
-    /// Computes the selection for `modelVersion` into the temp table `selection_next`.
-    /// $1 model version, $2 policy, $3 budget rows (or NULL), $4 budget fraction (or NULL), $5 bins, $6 seed.
-    static let computeNext = """
-        INSERT INTO selection_next (candidate_id, score, reason, length_bin)
-        WITH eligible AS (
-            SELECT s.candidate_id AS id, s.score, s.uncertainty, s.tokens AS length
-            FROM tov.scores s WHERE s.model_version = $1::int
-        ), budget AS (
-            SELECT CASE WHEN $3::bigint IS NOT NULL THEN least($3::bigint, count(*))
-                        ELSE least(count(*), floor($4::float8 * count(*))::bigint) END AS n
-            FROM eligible
-        ), ranked AS (
-            SELECT b.*,
-                   row_number() OVER (PARTITION BY b.bin ORDER BY b.score DESC, b.id) AS rank_in_bin,
-                   row_number() OVER (ORDER BY b.score DESC, b.id) AS rank_by_score,
-                   row_number() OVER (ORDER BY b.uncertainty DESC, b.id) AS rank_by_uncertainty
-            FROM (SELECT e.*, ntile($5::int) OVER (ORDER BY e.length, e.id) - 1 AS bin FROM eligible e) b
-        ), score_part AS (
-            SELECT r.id, r.score, 'score'::text AS reason, r.bin
-            FROM ranked r CROSS JOIN budget
-            WHERE CASE $2::text
-                WHEN 'score_random' THEN r.rank_in_bin <= (budget.n / 2) / $5::int + CASE WHEN r.bin < (budget.n / 2) % $5::int THEN 1 ELSE 0 END
-                WHEN 'score_only' THEN r.rank_in_bin <= budget.n / $5::int + CASE WHEN r.bin < budget.n % $5::int THEN 1 ELSE 0 END
-                WHEN 'score_only_unbinned' THEN r.rank_by_score <= budget.n
-                WHEN 'uncertainty' THEN r.rank_by_uncertainty <= budget.n
-                ELSE false
-            END
-        ), random_part AS (
-            SELECT r.id, r.score, 'random'::text AS reason, r.bin
-            FROM ranked r
-            WHERE $2::text IN ('score_random', 'random')
-              AND NOT EXISTS (SELECT 1 FROM score_part p WHERE p.id = r.id)
-            ORDER BY md5($6::text || ':' || r.id::text) COLLATE "C", r.id
-            LIMIT greatest((SELECT n FROM budget) - (SELECT count(*) FROM score_part), 0)
-        )
-        SELECT * FROM score_part UNION ALL SELECT * FROM random_part
-        """
+    /// Computes the selection for `modelVersion` under `policy` into the temp table `selection_next`.
+    /// $1 model version, $2 budget rows (or NULL), $3 budget fraction (or NULL), $4 bins, $5 seed.
+    ///
+    /// Every window function is a sort of the whole scored pool, so the query holds only those the
+    /// policy needs: the length bins (always: `length_bin` is stored for every selected row) and
+    /// one ranking. The SQL varies only by the policy's fixed text, never by user values.
+    static func computeNext(policy: Policy) -> String {
+        let rank: String, quota: String
+        switch policy {
+        case .scoreRandom:
+            rank = "row_number() OVER (PARTITION BY b.bin ORDER BY b.score DESC, b.id)"
+            quota = "(budget.n / 2) / $4::int + CASE WHEN r.bin < (budget.n / 2) % $4::int THEN 1 ELSE 0 END"
+        case .scoreOnly:
+            rank = "row_number() OVER (PARTITION BY b.bin ORDER BY b.score DESC, b.id)"
+            quota = "budget.n / $4::int + CASE WHEN r.bin < budget.n % $4::int THEN 1 ELSE 0 END"
+        case .scoreOnlyUnbinned:
+            rank = "row_number() OVER (ORDER BY b.score DESC, b.id)"
+            quota = "budget.n"
+        case .uncertainty:
+            rank = "row_number() OVER (ORDER BY b.uncertainty DESC, b.id)"
+            quota = "budget.n"
+        case .random:
+            rank = "0"
+            quota = "-1"  // no row is taken by score
+        }
+        let randomHalf = policy == .scoreRandom || policy == .random
+        return """
+            INSERT INTO selection_next (candidate_id, score, reason, length_bin)
+            WITH eligible AS (
+                SELECT s.candidate_id AS id, s.score, s.uncertainty, s.tokens AS length
+                FROM tov.scores s WHERE s.model_version = $1::int
+            ), budget AS (
+                SELECT CASE WHEN $2::bigint IS NOT NULL THEN least($2::bigint, count(*))
+                            ELSE least(count(*), floor($3::float8 * count(*))::bigint) END AS n
+                FROM eligible
+            ), ranked AS (
+                SELECT b.*, \(rank) AS rank
+                FROM (SELECT e.*, ntile($4::int) OVER (ORDER BY e.length, e.id) - 1 AS bin FROM eligible e) b
+            ), score_part AS (
+                SELECT r.id, r.score, 'score'::text AS reason, r.bin
+                FROM ranked r CROSS JOIN budget
+                WHERE r.rank <= \(quota)
+            ), random_part AS (
+                SELECT r.id, r.score, 'random'::text AS reason, r.bin
+                FROM ranked r
+                WHERE \(randomHalf) AND NOT EXISTS (SELECT 1 FROM score_part p WHERE p.id = r.id)
+                ORDER BY md5($5::text || ':' || r.id::text) COLLATE "C", r.id
+                LIMIT greatest((SELECT n FROM budget) - (SELECT count(*) FROM score_part), 0)
+            )
+            SELECT * FROM score_part UNION ALL SELECT * FROM random_part
+            """
+    }
 
     static let createNext = """
         CREATE TEMP TABLE IF NOT EXISTS selection_next (
@@ -115,8 +130,8 @@ enum SelectionWriter {
         case .rows(let n): (n, nil)
         case .fraction(let f): (nil, f)
         }
-        let size = try await tx.execute(computeNext, [
-            modelVersion, settings.policy.rawValue, rows.map(Int64.init), fraction, settings.bins, String(settings.seed),
+        let size = try await tx.execute(computeNext(policy: settings.policy), [
+            modelVersion, rows.map(Int64.init), fraction, settings.bins, String(settings.seed),
         ])
         let next = current + 1
         let left = try await tx.execute(removeLeaving, [next, modelVersion])

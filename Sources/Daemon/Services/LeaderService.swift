@@ -320,7 +320,12 @@ public final class LeaderService: Service, @unchecked Sendable {
         let scoreMark = "\(version)/\(mark)/\(settings.selection.canonicalJSON)"
         guard scoreMark != lastScoreMark else { return }
         let change = try await connection.transaction { tx in
-            try await tx.execute(Queries.scoreRecomputeForFunction, [version, settings.selection.scoreFunction.rawValue])
+            // Re-deriving φ reads every score row, so only after a score_fn change: workers write
+            // φ under the score_fn they read with a share lock (Queries.scoreFunctionLock).
+            let function = settings.selection.scoreFunction.rawValue
+            if try await tx.query(Queries.scoreFunctionMayDiffer, [version, function]).first?.get(Bool.self, 0) ?? true {
+                try await tx.execute(Queries.scoreRecomputeForFunction, [version, function])
+            }
             return try await SelectionWriter.recompute(in: tx, modelVersion: version, settings: settings.selection)
         }
         lastScoreMark = scoreMark

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PQ
+import Selection
 import ServiceLifecycle
 
 /// One claim → validate → score → commit loop on its own database connection.
@@ -241,10 +242,13 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                     || owned.contains(JobKey(candidateID: $0.candidateID, modelVersion: 0))
             }
             var scored = 0
+            let locked = scores.isEmpty ? nil : try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, 0) }
+            // A value the settings parser would refuse cannot be in force; keep the cached one then.
+            let function = locked.flatMap(ScoreFunction.init(rawValue:))?.rawValue ?? scoreFunction
             for (epochs, group) in Dictionary(grouping: scores, by: { $0.base.losses.count }) {
                 scored += try await tx.execute(Queries.scoreInsertMany, [
                     group.map(\.candidateID), group.map { Int32($0.modelVersion) },
-                    group.flatMap(\.base.losses), group.flatMap(\.valLosses), scoreFunction,
+                    group.flatMap(\.base.losses), group.flatMap(\.valLosses), function,
                     group.map { $0.base.losses.reduce(0, +) / Float($0.base.losses.count) },
                     group.map { $0.valLosses.reduce(0, +) / Float($0.valLosses.count) },
                     group.map(\.base.uncertainty), epochs, group.map { Int32($0.base.tokens) },

@@ -5,8 +5,8 @@ import Surrogate
 extension Tovd {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure the surrogate engine against PyTorch CPU on the same shapes.",
-            subcommands: [ModelBench.self, DaemonBench.self, ExportReference.self])
+            abstract: "Measure the engine against PyTorch CPU, the daemon end to end, and the selection update.",
+            subcommands: [ModelBench.self, DaemonBench.self, SelectionBench.self, ExportReference.self])
 
         struct ModelBench: ParsableCommand {
             static let configuration = CommandConfiguration(

@@ -8,13 +8,25 @@ import Selection
 /// (score desc, id asc) and the same random order (`md5(seed:id)`, byte order). Postgres does the
 /// sorting, so the daemon's memory does not grow with the pool. A property test checks that the two
 /// agree after arbitrary sequences of inserts, scores, settings changes and restarts.
-enum SelectionWriter {
-    struct Change: Sendable, Equatable {
-        var selectionVersion: Int64
-        var size: Int
-        var entered: Int
-        var left: Int
-        var changed: Bool
+public enum SelectionWriter {
+    public struct Change: Sendable, Equatable {
+        public var selectionVersion: Int64
+        public var size: Int
+        public var entered: Int
+        public var left: Int
+        public var changed: Bool
+    }
+
+    /// One selection update as the leader runs it after new scores, inside the caller's transaction:
+    /// φ is re-derived first if `score_fn` changed since the last update (that reads every score
+    /// row, so not on every update: workers write φ under the `score_fn` they read with a share
+    /// lock, see Queries.scoreFunctionLock), then the selection is recomputed and switched.
+    public static func update(in tx: Connection, modelVersion: Int, settings: SelectionSettings) async throws -> Change {
+        let function = settings.scoreFunction.rawValue
+        if try await tx.query(Queries.scoreFunctionMayDiffer, [modelVersion, function]).first?.get(Bool.self, 0) ?? true {
+            try await tx.execute(Queries.scoreRecomputeForFunction, [modelVersion, function])
+        }
+        return try await recompute(in: tx, modelVersion: modelVersion, settings: settings)
     }
 
     /// Computes the selection for `modelVersion` under `policy` into the temp table `selection_next`.

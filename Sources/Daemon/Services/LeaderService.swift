@@ -287,8 +287,8 @@ public final class LeaderService: Service, @unchecked Sendable {
             try await tx.execute("UPDATE tov.model_versions SET status = 'superseded' WHERE status = 'complete'")
             try await tx.execute("UPDATE tov.model_versions SET status = 'complete', completed_at = now() WHERE model_version = $1", [version])
             try await tx.execute("UPDATE tov.refreshes SET finished_at = now() WHERE model_version = $1", [version])
-            try await tx.execute(Queries.scoreRecomputeForFunction, [version, settings.selection.scoreFunction.rawValue])
-            return try await SelectionWriter.recompute(in: tx, modelVersion: version, settings: settings.selection)
+            // A new model version: φ is re-derived under the score_fn in force, then the selection switches.
+            return try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings.selection)
         }
         guard let change = switched else {
             workers.signal()
@@ -320,13 +320,7 @@ public final class LeaderService: Service, @unchecked Sendable {
         let scoreMark = "\(version)/\(mark)/\(settings.selection.canonicalJSON)"
         guard scoreMark != lastScoreMark else { return }
         let change = try await connection.transaction { tx in
-            // Re-deriving φ reads every score row, so only after a score_fn change: workers write
-            // φ under the score_fn they read with a share lock (Queries.scoreFunctionLock).
-            let function = settings.selection.scoreFunction.rawValue
-            if try await tx.query(Queries.scoreFunctionMayDiffer, [version, function]).first?.get(Bool.self, 0) ?? true {
-                try await tx.execute(Queries.scoreRecomputeForFunction, [version, function])
-            }
-            return try await SelectionWriter.recompute(in: tx, modelVersion: version, settings: settings.selection)
+            try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings.selection)
         }
         lastScoreMark = scoreMark
         record(change)

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Daemon
+import EmbeddedPostgres
+import Foundation
+import Logging
+import PQ
+import Selection
+import Surrogate
+
+extension Tovd.Bench {
+    /// The leader's selection update (the SQL that keeps `tov.selected` current) at growing pool
+    /// sizes, against the Swift reference `select(...)` on the same scores in this process.
+    struct SelectionBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "selection",
+            abstract: "Cost of one selection update by pool size, against the in-memory reference select().",
+            discussion: """
+                Starts a private PostgreSQL cluster in --directory and fills tov.scores with synthetic \
+                scored rows (random φ, ψ and lengths of 1–300 tokens; no model work), growing the pool \
+                through each size of --rows. At each size it inserts --batch new scored rows --updates \
+                times and times the update the leader runs after a scored batch (one transaction: \
+                recompute under the settings, switch tov.selected by a diff). Then it loads the same \
+                scores into this process, times the Swift reference select() on them, and checks that \
+                tov.selected equals its result. Insert → visible in tov.selected is about one scoring \
+                batch plus one or two updates, so this is the part of that latency that grows with \
+                the pool.
+                  swift build -c release && .build/release/tovd bench selection --rows 10000,100000,1000000
+                """)
+
+        @Option(help: "Pool sizes to measure, in increasing order, comma-separated.") var rows = "10000,100000,1000000"
+        @Option(help: "Timed updates per pool size.") var updates = 7
+        @Option(help: "New scored rows before each update (a scoring batch).") var batch = 64
+        @Option(help: "Selection policy.") var policy = Policy.scoreRandom.rawValue
+        @Option(help: "Budget as a fraction of the scored pool.") var fraction = 0.05
+        @Option(help: "Where the private cluster goes (emptied first).") var directory = "/var/tmp/tovd-bench-selection"
+
+        func sizes() throws -> [Int] {
+            let sizes = rows.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes == sizes.sorted(), sizes.allSatisfy({ $0 >= 100 }) else {
+                throw ValidationError("--rows must be increasing pool sizes of at least 100, e.g. 10000,100000")
+            }
+            return sizes
+        }
+
+        func validate() throws {
+            _ = try sizes()
+            guard Policy(rawValue: policy) != nil else {
+                throw ValidationError("--policy must be one of \(Policy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard updates >= 1, batch >= 1, fraction > 0, fraction <= 1 else {
+                throw ValidationError("--updates and --batch must be at least 1, --fraction in (0, 1]")
+            }
+        }
+
+        func run() async throws {
+            let logger = Logger(label: "tovd.bench")
+            let settings = SelectionSettings(budget: .fraction(fraction), policy: Policy(rawValue: policy)!)
+            print("machine: \(CPUFeatures.summary)")
+            print("policy \(policy), budget \(fraction) of the pool, \(settings.bins) length bins, \(batch) new rows before each of \(updates) updates")
+
+            try? FileManager.default.removeItem(atPath: directory)
+            let cluster = LocalCluster(directory: directory)
+            let conninfo = try await Task.detached { try cluster.start() }.value
+            defer { try? cluster.stop(mode: .fast) }
+            let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
+            defer { c.close() }
+            try await Migrator(logger: logger).up(on: c)
+            // One complete model version with no checkpoints: the scores are written here.
+            try await c.simpleQuery("""
+                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, 2, '{}', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+                SELECT setseed(0.2026);
+                """)
+
+            print("")
+            print("pool rows   update p50   update max   reference select()   SQL / reference   same rows")
+            for size in try sizes() {
+                let have = try await Self.scoredRows(on: c)
+                try await Self.addScoredRows(size - have, on: c)
+                try await c.simpleQuery("TRUNCATE tov.jobs")
+                try await c.simpleQuery("VACUUM ANALYZE tov.scores, tov.candidates")
+                // Untimed: brings tov.selected to this pool size (and re-derives φ the first time).
+                _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
+
+                var seconds: [Double] = []
+                for _ in 0..<updates {
+                    try await Self.addScoredRows(batch, on: c)
+                    let started = ContinuousClock.now
+                    _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
+                    seconds.append((ContinuousClock.now - started).seconds)
+                }
+
+                let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
+                    ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
+                              uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+                }
+                let started = ContinuousClock.now
+                let reference = select(scored, settings: settings)
+                let referenceSeconds = (ContinuousClock.now - started).seconds
+                let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
+                let same = selected == reference.items.map(\.id).sorted()
+
+                seconds.sort()
+                let median = seconds[seconds.count / 2]
+                print(String(format: "%9d   %7.0f ms   %7.0f ms   %13.0f ms   %14.1f×   %@",
+                             scored.count, 1000 * median, 1000 * seconds.last!, 1000 * referenceSeconds,
+                             median / referenceSeconds, same ? "yes" : "NO"))
+                guard same else { throw CLIError("tov.selected differs from the reference select() at \(scored.count) rows") }
+            }
+        }
+
+        static func scoredRows(on c: Connection) async throws -> Int {
+            Int(try await c.query("SELECT count(*) FROM tov.scores WHERE model_version = 1").first!.get(Int64.self, 0))
+        }
+
+        /// `count` new candidates, ready and scored under version 1 in one statement. φ is computed by
+        /// tov.phi, as the workers do, so the leader has nothing to re-derive.
+        static func addScoredRows(_ count: Int, on c: Connection) async throws {
+            guard count > 0 else { return }
+            try await c.execute("""
+                WITH new AS (
+                    INSERT INTO tov.candidates (prompt, response, source)
+                    SELECT 'synthetic prompt', 'synthetic response', 'bench' FROM generate_series(1, $1::int)
+                    RETURNING id
+                ), ready AS (
+                    INSERT INTO tov.ready (candidate_id, prompt_bytes, response_bytes) SELECT id, 16, 18 FROM new
+                ), losses AS (
+                    SELECT id, ARRAY[3 + random(), 3 + random()]::real[] AS base, ARRAY[3 + random(), 3 + random()]::real[] AS val,
+                           (-random())::real AS uncertainty, 1 + floor(random() * 300)::int AS tokens
+                    FROM new
+                )
+                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+                SELECT id, 1, tov.phi(base, val, 'improvement'), (base[1] + base[2]) / 2, (val[1] + val[2]) / 2,
+                       base, val, uncertainty, tokens
+                FROM losses
+                """, [count])
+        }
+    }
+}

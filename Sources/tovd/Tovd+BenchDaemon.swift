@@ -23,8 +23,8 @@ extension Tovd.Bench {
                 tokens/s), and the pure engine's rate on the same rows and checkpoints in this process; \
                 the ratio is the database path's overhead (goal ≤ 20 %);
                   2. latency: single-row inserts at --load × the measured rate for --latency-seconds; \
-                insert → scored and insert → reflected in tov.selected (the first selection version \
-                computed after the row's score), p50 / p99 / max (goal p99 < 2 s);
+                insert → scored and insert → reflected in tov.selected (the first selection update \
+                computed after the row's score, whether or not the row entered), p50 / p99 / max (goal p99 < 2 s);
                   3. refresh: one Z_val insert; θ_val training time, rescoring time, and the daemon's \
                 peak RSS during the refresh (/proc VmHWM, reset before the refresh).
                 Build in release: swift build -c release && .build/release/tovd bench daemon --rows 10000
@@ -41,6 +41,7 @@ extension Tovd.Bench {
         @Option(help: "Seconds of the latency phase.") var latencySeconds = 30.0
         @Option(help: "Insert rate of the latency phase as a fraction of the measured burn-down rate.") var load = 0.5
         @Option(help: "Where the private cluster and the daemon's log go (emptied first).") var directory = "/var/tmp/tovd-bench"
+        @Flag(help: "Stop after the latency phase (skips the Z_val refresh and rescoring of the whole pool).") var noRefresh = false
         @Flag(help: "Leave the cluster running afterwards (conninfo is printed).") var keep = false
 
         func validate() throws {
@@ -115,6 +116,23 @@ extension Tovd.Bench {
             // 2. Latency at a fraction of the measured capacity.
             let latency = try await measureLatency(conninfo: conninfo, rate: load * endToEnd, rows: extra)
 
+            print("")
+            print("stage                          figure")
+            print(String(format: "θ0 + base trajectory (U=%d)    %.1f s", uSize, baseTrainSeconds))
+            print(String(format: "θ_val (first version)          %.1f s", valTrainSeconds))
+            print(String(format: "burn-down, %6d-row backlog   %.1f s: %.1f rows/s, %.0f response tokens/s (θ_bas + θ_val, L=2)",
+                         burnRows, burnSeconds, endToEnd, Double(burnTokens) / burnSeconds))
+            print(String(format: "pure engine, same rows         %.1f rows/s, %.0f response tokens/s", engine.rowsPerSecond, engine.tokensPerSecond))
+            print(String(format: "end-to-end / engine            %.2f× (database path overhead %.1f %%; goal ≤ 20 %%)",
+                         endToEnd / engine.rowsPerSecond, 100 * (1 - endToEnd / engine.rowsPerSecond)))
+            print(String(format: "projected 100k-row burn-down   %.0f s", 100_000 / endToEnd))
+            print(String(format: "latency at %.0f %% load (%.1f rows/s, %d rows): insert → scored p50 %.2f s, p99 %.2f s; insert → in tov.selected p50 %.2f s, p99 %.2f s, max %.2f s (goal p99 < 2 s)",
+                         100 * load, load * endToEnd, latency.scored.count,
+                         Stats.quantile(latency.scored, 0.5), Stats.quantile(latency.scored, 0.99),
+                         Stats.quantile(latency.visible, 0.5), Stats.quantile(latency.visible, 0.99), latency.visible.max() ?? .nan))
+            print(String(format: "peak RSS of tovd run through bootstrap + burn-down: %.0f MB", Double(bootstrapPeakKB) / 1024))
+            if noRefresh { return }
+
             // 3. Refresh after a Z_val change, with the peak RSS of just that phase.
             daemon.resetPeakRSS()
             try await Self.copy([zval.last!], into: "validation", on: c)
@@ -140,25 +158,11 @@ extension Tovd.Bench {
             let poolRows = Int(try await c.query("SELECT count(*) FROM tov.candidates").first!.get(Int64.self, 0))
             let rescoreEngine = try await EngineBenchmark.run(on: c, rows: min(rescored, 3000), batchSize: batchSize, includeBase: false, logger: logger)
 
-            print("")
-            print("stage                          figure")
-            print(String(format: "θ0 + base trajectory (U=%d)    %.1f s", uSize, baseTrainSeconds))
-            print(String(format: "θ_val (first version)          %.1f s", valTrainSeconds))
-            print(String(format: "burn-down, %6d-row backlog   %.1f s: %.1f rows/s, %.0f response tokens/s (θ_bas + θ_val, L=2)",
-                         burnRows, burnSeconds, endToEnd, Double(burnTokens) / burnSeconds))
-            print(String(format: "pure engine, same rows         %.1f rows/s, %.0f response tokens/s", engine.rowsPerSecond, engine.tokensPerSecond))
-            print(String(format: "end-to-end / engine            %.2f× (database path overhead %.1f %%; goal ≤ 20 %%)",
-                         endToEnd / engine.rowsPerSecond, 100 * (1 - endToEnd / engine.rowsPerSecond)))
-            print(String(format: "projected 100k-row burn-down   %.0f s", 100_000 / endToEnd))
-            print(String(format: "latency at %.0f %% load (%.1f rows/s, %d rows): insert → scored p50 %.2f s, p99 %.2f s; insert → in tov.selected p50 %.2f s, p99 %.2f s, max %.2f s (goal p99 < 2 s)",
-                         100 * load, load * endToEnd, latency.scored.count,
-                         Stats.quantile(latency.scored, 0.5), Stats.quantile(latency.scored, 0.99),
-                         Stats.quantile(latency.visible, 0.5), Stats.quantile(latency.visible, 0.99), latency.visible.max() ?? .nan))
             print(String(format: "refresh: θ_val %.1f s, rescoring %d rows %.1f s (%.1f rows/s; engine θ_val-only %.1f rows/s, %.2f×)",
                          refreshTrain, rescored, rescoreSeconds, Double(rescored) / rescoreSeconds, rescoreEngine.rowsPerSecond,
                          Double(rescored) / rescoreSeconds / rescoreEngine.rowsPerSecond))
-            print(String(format: "peak RSS of tovd run: %.0f MB through bootstrap + burn-down, %.0f MB during the refresh + rescoring (pool %d rows)",
-                         Double(bootstrapPeakKB) / 1024, Double(refreshPeakKB) / 1024, poolRows))
+            print(String(format: "peak RSS of tovd run during the refresh + rescoring: %.0f MB (pool %d rows)",
+                         Double(refreshPeakKB) / 1024, poolRows))
         }
 
         func settingsSQL() -> String {
@@ -219,14 +223,17 @@ extension Tovd.Bench {
             let clock = ContinuousClock()
             let origin = clock.now
             func now() -> Double { (clock.now - origin).seconds }
-            // Selection versions as first seen: (computed_at on the database clock, seen at).
+            // Selection updates as first seen: (computed_at on the database clock, seen at). Every
+            // update sets computed_at; the version goes up only when the selected set changed, so a
+            // row that did not enter is reflected by the first update after its score, not the
+            // first version change.
             let watching = Task { () -> [(computedAt: Double, seenAt: Double)] in
                 var seen: [(Double, Double)] = []
-                var last: Int64 = -1
+                var last = -Double.infinity
                 while !Task.isCancelled {
-                    if let row = try? await watcher.query("SELECT selection_version, extract(epoch FROM computed_at)::float8 FROM tov.selection_state").first,
-                       let version = try? row.get(Int64.self, 0), version != last, let at = try? row.get(Double.self, 1) {
-                        last = version
+                    if let row = try? await watcher.query("SELECT extract(epoch FROM computed_at)::float8 FROM tov.selection_state").first,
+                       let at = try? row.get(Double.self, 0), at != last {
+                        last = at
                         seen.append((at, now()))
                     }
                     try? await Task.sleep(for: .milliseconds(20))

@@ -76,6 +76,7 @@ struct ScoringTests {
             #expect(await daemon.waitForExit() == 0)
         }
     }
+
     /// U is sampled from the whole backlog, not from the first rows validated: with 400 rows waiting
     /// and validation in batches of 20, the pool reaches |U| = 40 after two batches, but the leader
     /// waits for validation to catch up, so U spreads over all ids (the later half holds about 20).

@@ -36,9 +36,25 @@ public enum TestDatabase {
 
     nonisolated(unsafe) static var clusterToStop: LocalCluster?
 
+    /// The cluster-wide roles of migration 001, created once before any test migrates, as an
+    /// administrator or the first install does in production. Tests migrate dozens of databases of
+    /// one fresh cluster at the same moment; racing them all on creating the roles once made a test
+    /// fail with "role tov_writer does not exist".
+    private static let roles: Task<Void, Error> = Task {
+        let admin = try await Connection.connect(try await serverConninfo())
+        defer { admin.close() }
+        try await admin.simpleQuery("""
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tov_writer') THEN CREATE ROLE tov_writer NOLOGIN; END IF;
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tov_reader') THEN CREATE ROLE tov_reader NOLOGIN; END IF;
+            END $$
+            """)
+    }
+
     /// Runs `body` with the conninfo of a new, empty database, dropped afterwards.
     public static func withFreshDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
         let server = try await serverConninfo()
+        try await roles.value
         let name = "tovtest_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased())"
         let admin = try await Connection.connect(server)
         defer { admin.close() }

@@ -26,17 +26,9 @@ struct SelectionPropertyTests {
             var g = SplitMix64(seed: 2026)
             var settings = SelectionSettings(budget: .fraction(0.1))
             for step in 0..<60 {
-                switch g.next() % 5 {
+                switch g.next() % 6 {
                 case 0, 1:   // rows arrive and get scored (scores sometimes tie, lengths often do)
-                    let n = Int(g.next() % 40) + 1
-                    let ids = try await TovTestDatabase.insertCandidates(n, on: c, prefix: "s\(step)")
-                    for id in ids {
-                        let score = Double(Int(g.next() % 7)) / 4 - 0.5
-                        try await c.execute("""
-                            INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                            VALUES ($1, 1, $2, 1, 1, '{1}', '{1}', $3, $4)
-                            """, [id, score, Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1)])
-                    }
+                    try await Self.addScoredRows(Int(g.next() % 40) + 1, on: c, step: step, random: &g)
                 case 2:      // settings change
                     settings.policy = Policy.allCases[Int(g.next() % UInt64(Policy.allCases.count))]
                     settings.budget = g.next() % 2 == 0 ? .rows(Int(g.next() % 60)) : .fraction(Double(g.next() % 100 + 1) / 100)
@@ -45,29 +37,86 @@ struct SelectionPropertyTests {
                 case 3:      // restart: a new session, nothing kept in memory
                     c.close()
                     c = try await Connection.connect(conninfo)
+                case 4:      // candidates deleted: their scores go by cascade
+                    try await Self.deleteCandidates(Int(g.next() % 4) + 1, on: c, step: step)
                 default:     // a recompute with nothing new
                     break
                 }
                 _ = try await c.transaction { tx in try await SelectionWriter.recompute(in: tx, modelVersion: 1, settings: settings) }
-
-                let rows = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
-                    ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
-                              uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
-                }
-                let expected = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
-                let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
-                    "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
-                }
-                #expect(actual == expected, "step \(step), \(settings)")
-                // History replays to the current set.
-                let replayed = try await c.query("""
-                    SELECT candidate_id FROM (
-                        SELECT DISTINCT ON (candidate_id) candidate_id, change FROM tov.selection_history
-                        ORDER BY candidate_id, selection_version DESC) last WHERE change = 'in' ORDER BY candidate_id
-                    """).map { try $0.get(Int64.self, 0) }
-                #expect(replayed == expected.map { Int64($0.split(separator: "/")[0])! }, "history at step \(step)")
+                try await Self.expectReferenceSelection(on: c, settings: settings, step: step)
             }
         }
+    }
+
+    /// The incremental path proper: fixed settings, so the bins are never rebuilt from scratch,
+    /// only moved at their boundaries, over many small batches (fewer rows than bins at first) and
+    /// a few deletes.
+    @Test(arguments: [Policy.scoreRandom, .scoreOnly, .uncertainty])
+    func manyBatchesUnderFixedSettings(policy: Policy) async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.createCompleteModelVersion(on: c)
+            var g = SplitMix64(seed: 7)
+            let settings = SelectionSettings(budget: .fraction(0.3), policy: policy, bins: 7, seed: 3)
+            for step in 0..<50 {
+                if step % 11 == 10 {
+                    try await Self.deleteCandidates(3, on: c, step: step)
+                } else {
+                    try await Self.addScoredRows(Int(g.next() % (step < 5 ? 3 : 25)) + 1, on: c, step: step, random: &g)
+                }
+                _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
+                try await Self.expectReferenceSelection(on: c, settings: settings, step: step)
+            }
+        }
+    }
+
+    /// `count` new candidates scored under version 1, with many tied scores and lengths.
+    static func addScoredRows(_ count: Int, on c: Connection, step: Int, random g: inout SplitMix64) async throws {
+        let ids = try await TovTestDatabase.insertCandidates(count, on: c, prefix: "s\(step)")
+        for id in ids {
+            let score = Double(Int(g.next() % 7)) / 4 - 0.5
+            try await c.execute("""
+                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+                VALUES ($1, 1, tov.phi(ARRAY[$2::real], '{0}', 'improvement'), 1, 1, ARRAY[$2::real], '{0}', $3, $4)
+                """, [id, Float(score), Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1)])
+        }
+    }
+
+    /// Deletes `count` scored candidates, chosen by a hash of the step so runs repeat.
+    static func deleteCandidates(_ count: Int, on c: Connection, step: Int) async throws {
+        try await c.execute("""
+            DELETE FROM tov.candidates WHERE id IN (
+                SELECT candidate_id FROM tov.scores WHERE model_version = 1 ORDER BY md5(candidate_id::text || $1::text) LIMIT $2::int)
+            """, [String(step), count])
+    }
+
+    /// `tov.selected` equals the reference `select()` on the stored scores, and
+    /// `tov.selection_history` replays to it.
+    static func expectReferenceSelection(on c: Connection, settings: SelectionSettings, step: Int) async throws {
+        let rows = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
+            ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
+                      uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+        }
+        let expected = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
+        let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
+            "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
+        }
+        #expect(actual == expected, "step \(step), \(rows.count) rows, \(settings)")
+        // Every score row's stored bin is its reference bin, selected or not.
+        let reference = lengthBins(rows, bins: max(settings.bins, 1))
+        let stored = try await c.query("SELECT candidate_id, length_bin FROM tov.scores WHERE model_version = 1 AND length_bin IS NOT NULL")
+        let wrongBins = try stored.filter { reference[try $0.get(Int64.self, 0)] != Int(try $0.get(Int32.self, 1)) }.count
+        #expect(wrongBins == 0 && stored.count == rows.count, "bins at step \(step): \(wrongBins) wrong, \(stored.count) of \(rows.count) binned")
+        // History replays to the current set. A deleted candidate's history stays; it left the pool.
+        let replayed = try await c.query("""
+            SELECT candidate_id FROM (
+                SELECT DISTINCT ON (candidate_id) candidate_id, change FROM tov.selection_history
+                ORDER BY candidate_id, selection_version DESC) last
+            WHERE change = 'in' AND EXISTS (SELECT 1 FROM tov.candidates c WHERE c.id = last.candidate_id)
+            ORDER BY candidate_id
+            """).map { try $0.get(Int64.self, 0) }
+        #expect(replayed == expected.map { Int64($0.split(separator: "/")[0])! }, "history at step \(step)")
     }
 
     @Test func readersNeverSeeTwoVersionsMixed() async throws {

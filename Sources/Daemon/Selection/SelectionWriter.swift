@@ -1,13 +1,15 @@
 import PQ
 import Selection
 
-/// Recomputes the selection in SQL and switches `tov.selected` to it in one transaction.
+/// Updates the selection in SQL and switches `tov.selected` to it in one transaction.
 ///
-/// The query is the SQL twin of `Selection.select(_:settings:)`, the Swift reference: the same
-/// equal-count length bins (`ntile` over (tokens, id)), the same per-bin quotas, the same tie-breaks
-/// (score desc, id asc) and the same random order (`md5(seed:id)`, byte order). Postgres does the
-/// sorting, so the daemon's memory does not grow with the pool. A property test checks that the two
-/// agree after arbitrary sequences of inserts, scores, settings changes and restarts.
+/// The result is that of `Selection.select(_:settings:)`, the Swift reference: the same equal-count
+/// length bins (`ntile` over (tokens, id)), the same per-bin quotas, the same tie-breaks (score desc,
+/// id asc) and the same random order (`md5(seed:id)`, byte order). The bins are kept current
+/// incrementally (LengthBins) and every ranking is read through an index, so an update costs about
+/// the budget plus the new rows, not a sort of the pool, and the daemon's memory does not grow with
+/// the pool. A property test checks that the two agree after arbitrary sequences of inserts,
+/// deletes, scores, settings changes and restarts.
 public enum SelectionWriter {
     public struct Change: Sendable, Equatable {
         public var selectionVersion: Int64
@@ -29,54 +31,49 @@ public enum SelectionWriter {
         return try await recompute(in: tx, modelVersion: modelVersion, settings: settings)
     }
 
-    /// Computes the selection for `modelVersion` under `policy` into the temp table `selection_next`.
-    /// $1 model version, $2 budget rows (or NULL), $3 budget fraction (or NULL), $4 bins, $5 seed.
+    /// Computes the selection for `modelVersion` under `policy` into the temp table `selection_next`,
+    /// from the binned rows (LengthBins) through indexes, without sorting the pool.
+    /// $1 model version, $2 each bin's quota of score rows (binned policies), $3 budget rows n,
+    /// $4 rows of the random half.
     ///
-    /// Every window function is a sort of the whole scored pool, so the query holds only those the
-    /// policy needs: the length bins (always: `length_bin` is stored for every selected row) and
-    /// one ranking. The SQL varies only by the policy's fixed text, never by user values.
+    /// Binned policies take each bin's top `quota` rows by (score desc, id) from the
+    /// (model_version, length_bin, score desc, id) index; the random half reads the
+    /// (model_version, random_key, id) index in order, skipping rows the score half took (a hashed
+    /// NOT IN keeps the index order; an anti-join would sort the pool), and stops after $4 rows, a
+    /// constant, so the planner knows it stops early. The unbinned rankings are one top-n scan. The
+    /// SQL varies only by the policy's fixed text, never by user values.
     static func computeNext(policy: Policy) -> String {
-        let rank: String, quota: String
-        switch policy {
-        case .scoreRandom:
-            rank = "row_number() OVER (PARTITION BY b.bin ORDER BY b.score DESC, b.id)"
-            quota = "(budget.n / 2) / $4::int + CASE WHEN r.bin < (budget.n / 2) % $4::int THEN 1 ELSE 0 END"
-        case .scoreOnly:
-            rank = "row_number() OVER (PARTITION BY b.bin ORDER BY b.score DESC, b.id)"
-            quota = "budget.n / $4::int + CASE WHEN r.bin < budget.n % $4::int THEN 1 ELSE 0 END"
+        let columns = "s.candidate_id, s.score, 'score'::text AS reason, s.length_bin"
+        let binned = "s.model_version = $1::int AND s.length_bin IS NOT NULL"
+        let scorePart = switch policy {
+        case .scoreRandom, .scoreOnly: """
+            SELECT \(columns)
+                FROM unnest($2::int[]) WITH ORDINALITY AS q(quota, bin)
+                CROSS JOIN LATERAL (
+                    SELECT * FROM tov.scores s
+                    WHERE s.model_version = $1::int AND s.length_bin = q.bin::int - 1
+                    ORDER BY s.score DESC, s.candidate_id LIMIT q.quota) s
+            """
         case .scoreOnlyUnbinned:
-            rank = "row_number() OVER (ORDER BY b.score DESC, b.id)"
-            quota = "budget.n"
+            "SELECT \(columns) FROM tov.scores s WHERE \(binned) ORDER BY s.score DESC, s.candidate_id LIMIT $3::bigint"
         case .uncertainty:
-            rank = "row_number() OVER (ORDER BY b.uncertainty DESC, b.id)"
-            quota = "budget.n"
+            "SELECT \(columns) FROM tov.scores s WHERE \(binned) ORDER BY s.uncertainty DESC, s.candidate_id LIMIT $3::bigint"
         case .random:
-            rank = "0"
-            quota = "-1"  // no row is taken by score
+            "SELECT \(columns) FROM tov.scores s WHERE false"
         }
         let randomHalf = policy == .scoreRandom || policy == .random
         return """
             INSERT INTO selection_next (candidate_id, score, reason, length_bin)
-            WITH eligible AS (
-                SELECT s.candidate_id AS id, s.score, s.uncertainty, s.tokens AS length
-                FROM tov.scores s WHERE s.model_version = $1::int
-            ), budget AS (
-                SELECT CASE WHEN $2::bigint IS NOT NULL THEN least($2::bigint, count(*))
-                            ELSE least(count(*), floor($3::float8 * count(*))::bigint) END AS n
-                FROM eligible
-            ), ranked AS (
-                SELECT b.*, \(rank) AS rank
-                FROM (SELECT e.*, ntile($4::int) OVER (ORDER BY e.length, e.id) - 1 AS bin FROM eligible e) b
+            WITH params AS (SELECT $2::int[] AS quotas, $3::bigint AS n, $4::bigint AS random_rows
             ), score_part AS (
-                SELECT r.id, r.score, 'score'::text AS reason, r.bin
-                FROM ranked r CROSS JOIN budget
-                WHERE r.rank <= \(quota)
+                \(scorePart)
             ), random_part AS (
-                SELECT r.id, r.score, 'random'::text AS reason, r.bin
-                FROM ranked r
-                WHERE \(randomHalf) AND NOT EXISTS (SELECT 1 FROM score_part p WHERE p.id = r.id)
-                ORDER BY md5($5::text || ':' || r.id::text) COLLATE "C", r.id
-                LIMIT greatest((SELECT n FROM budget) - (SELECT count(*) FROM score_part), 0)
+                SELECT s.candidate_id, s.score, 'random'::text AS reason, s.length_bin
+                FROM tov.scores s
+                WHERE \(randomHalf) AND \(binned)
+                  AND s.candidate_id NOT IN (SELECT p.candidate_id FROM score_part p)
+                ORDER BY s.random_key, s.candidate_id
+                LIMIT $4::bigint
             )
             SELECT * FROM score_part UNION ALL SELECT * FROM random_part
             """
@@ -88,9 +85,12 @@ public enum SelectionWriter {
         ) ON COMMIT DELETE ROWS
         """
 
-    /// Locks the state row (one recompute at a time) and tells whether the settings differ ($1).
+    /// Locks the state row (one recompute at a time), tells whether the settings differ ($1) and
+    /// returns the bin counts if they hold for model version $2, bins $3 and seed $4.
     static let stateLock = """
-        SELECT selection_version, model_version, settings IS DISTINCT FROM $1::jsonb
+        SELECT selection_version, model_version, settings IS DISTINCT FROM $1::jsonb,
+               CASE WHEN model_version = $2::int AND (settings ->> 'bins')::int = $3::int AND settings ->> 'seed' = $4::text
+                    THEN bin_rows END
         FROM tov.selection_state FOR UPDATE
         """
 
@@ -123,35 +123,45 @@ public enum SelectionWriter {
         """
 
     static let stateUpdate = """
-        UPDATE tov.selection_state SET selection_version = $1, model_version = $2, settings = $3::jsonb, computed_at = now()
+        UPDATE tov.selection_state
+        SET selection_version = $1, model_version = $2, settings = $3::jsonb, bin_rows = $4::int[], computed_at = now()
         """
 
     /// Recomputes the selection of `modelVersion` under `settings` and switches to it, all inside the
-    /// caller's transaction `tx`. The version number goes up only when the selected set changed.
+    /// caller's transaction `tx`: new scores are binned (LengthBins), the selection is read through
+    /// indexes and `tov.selected` changes by a diff. The version goes up only when the set changed.
     static func recompute(in tx: Connection, modelVersion: Int, settings: SelectionSettings) async throws -> Change {
         let settingsJSON = settings.canonicalJSON
-        let state = try await tx.query(stateLock, [settingsJSON])
+        let bins = max(settings.bins, 1)
+        let state = try await tx.query(stateLock, [settingsJSON, modelVersion, bins, String(settings.seed)])
         guard let row = state.first else { throw DaemonError(.database, "tov.selection_state is empty; run `tovd migrate up`") }
         let current = try row.get(Int64.self, 0)
         let previousModel = row.isNull(1) ? nil : Int(try row.get(Int32.self, 1))
         let settingsChanged = try row.get(Bool.self, 2)
+        let storedCounts = row.isNull(3) ? nil : try row.get([Int].self, 3)
+
+        let counts = try await LengthBins.update(in: tx, modelVersion: modelVersion, bins: bins, seed: settings.seed, counts: storedCounts)
+        let n = settings.budget.rowCount(eligible: counts.reduce(0, +))
+        let scoreRows = settings.policy == .scoreRandom ? n / 2 : n
+        let quotas = (0..<bins).map { binQuota(bin: $0, scoreRows: scoreRows, bins: bins) }
+        // The score half is short where a bin holds fewer rows than its quota; the random half fills
+        // the rest of the budget. Unbinned rankings fill the whole budget and have no random half.
+        let scoreTaken: Int = switch settings.policy {
+        case .scoreRandom, .scoreOnly: zip(quotas, counts).map { min($0, $1) }.reduce(0, +)
+        case .scoreOnlyUnbinned, .uncertainty: n
+        case .random: 0
+        }
 
         try await tx.execute(createNext)
         try await tx.execute("TRUNCATE selection_next")
-        let (rows, fraction): (Int?, Double?) = switch settings.budget {
-        case .rows(let n): (n, nil)
-        case .fraction(let f): (nil, f)
-        }
-        let size = try await tx.execute(computeNext(policy: settings.policy), [
-            modelVersion, rows.map(Int64.init), fraction, settings.bins, String(settings.seed),
-        ])
+        let size = try await tx.execute(computeNext(policy: settings.policy), [modelVersion, quotas, Int64(n), Int64(n - scoreTaken)])
         let next = current + 1
         let left = try await tx.execute(removeLeaving, [next, modelVersion])
         let entered = try await tx.execute(insertEntering, [next, modelVersion])
         let updated = try await tx.execute(updateStaying)
         let changed = left + entered + updated > 0 || previousModel != modelVersion || settingsChanged
         let version = changed ? next : current
-        try await tx.execute(stateUpdate, [version, modelVersion, settingsJSON])
+        try await tx.execute(stateUpdate, [version, modelVersion, settingsJSON, counts])
         return Change(selectionVersion: version, size: size, entered: entered, left: left, changed: changed)
     }
 }

@@ -36,7 +36,7 @@ public final class LeaderService: Service, @unchecked Sendable {
     let logger: Logger
     private let stopFlag = StopFlag()
     private var lastSweep: ContinuousClock.Instant?
-    private var lastScoreMark: String?
+    private var lastSelectionMark: String?
 
     public init(configuration: Configuration, wakeup: WakeupSignal, workers: WakeupSignal,
                 metrics: DaemonMetrics, logger: Logger) {
@@ -308,21 +308,24 @@ public final class LeaderService: Service, @unchecked Sendable {
 
     // MARK: - Selection
 
-    /// Recomputes the selection when the complete version got new scores or the settings changed.
+    /// Updates the selection when the complete version got new scores, lost binned rows (the
+    /// scores_deleted trigger clears the bin counts) or the settings changed. The check reads two
+    /// index entries at most, so an idle tick costs nothing however large the pool.
     func updateSelection(settings: Settings, on connection: Connection) async throws {
         let complete = try await connection.query("SELECT model_version FROM tov.model_versions WHERE status = 'complete'")
         guard let row = complete.first else { return }
         let version = Int(try row.get(Int32.self, 0))
         metrics.modelVersion.set(to: Double(version))
-        let mark = try await connection.query("""
-            SELECT count(*)::text || '/' || coalesce(max(scored_at)::text, '') FROM tov.scores WHERE model_version = $1
-            """, [version]).first!.get(String.self, 0)
-        let scoreMark = "\(version)/\(mark)/\(settings.selection.canonicalJSON)"
-        guard scoreMark != lastScoreMark else { return }
+        let pending = try await connection.query("""
+            SELECT EXISTS (SELECT 1 FROM tov.scores WHERE model_version = $1::int AND length_bin IS NULL)
+                OR (SELECT bin_rows IS NULL FROM tov.selection_state)
+            """, [version]).first!.get(Bool.self, 0)
+        let mark = "\(version)/\(settings.selection.canonicalJSON)"
+        guard pending || mark != lastSelectionMark else { return }
         let change = try await connection.transaction { tx in
             try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings.selection)
         }
-        lastScoreMark = scoreMark
+        lastSelectionMark = mark
         record(change)
     }
 

@@ -19,7 +19,9 @@ extension Tovd.Bench {
                 scored rows (random φ, ψ and lengths of 1–300 tokens; no model work), growing the pool \
                 through each size of --rows. At each size it inserts --batch new scored rows --updates \
                 times and times the update the leader runs after a scored batch (one transaction: \
-                recompute under the settings, switch tov.selected by a diff). Then it loads the same \
+                fold the new rows into the length bins, read the selection through indexes, switch \
+                tov.selected by a diff). It also times one update from scratch, as after a model \
+                switch or a change of bins or seed (every row re-binned). Then it loads the same \
                 scores into this process, times the Swift reference select() on them, and checks that \
                 tov.selected equals its result. Insert → visible in tov.selected is about one scoring \
                 batch plus one or two updates, so this is the part of that latency that grows with \
@@ -73,7 +75,7 @@ extension Tovd.Bench {
                 """)
 
             print("")
-            print("pool rows   update p50   update max   reference select()   SQL / reference   same rows")
+            print("pool rows   update p50   update max   from scratch   reference select()   update / reference   same rows")
             for size in try sizes() {
                 let have = try await Self.scoredRows(on: c)
                 try await Self.addScoredRows(size - have, on: c)
@@ -89,6 +91,11 @@ extension Tovd.Bench {
                     _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
                     seconds.append((ContinuousClock.now - started).seconds)
                 }
+                // From scratch: the trigger's way of asking for a re-bin, as after deleted rows.
+                try await c.simpleQuery("UPDATE tov.selection_state SET bin_rows = NULL")
+                let rebinStarted = ContinuousClock.now
+                _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
+                let rebinSeconds = (ContinuousClock.now - rebinStarted).seconds
 
                 let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
                     ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
@@ -102,8 +109,8 @@ extension Tovd.Bench {
 
                 seconds.sort()
                 let median = seconds[seconds.count / 2]
-                print(String(format: "%9d   %7.0f ms   %7.0f ms   %13.0f ms   %14.1f×   %@",
-                             scored.count, 1000 * median, 1000 * seconds.last!, 1000 * referenceSeconds,
+                print(String(format: "%9d   %7.0f ms   %7.0f ms   %9.0f ms   %15.0f ms   %17.2f×   %@",
+                             scored.count, 1000 * median, 1000 * seconds.last!, 1000 * rebinSeconds, 1000 * referenceSeconds,
                              median / referenceSeconds, same ? "yes" : "NO"))
                 guard same else { throw CLIError("tov.selected differs from the reference select() at \(scored.count) rows") }
             }

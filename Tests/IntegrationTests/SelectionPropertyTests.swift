@@ -28,12 +28,13 @@ struct SelectionPropertyTests {
             for step in 0..<60 {
                 switch g.next() % 6 {
                 case 0, 1:   // rows arrive and get scored (scores sometimes tie, lengths often do)
-                    try await Self.addScoredRows(Int(g.next() % 40) + 1, on: c, step: step, random: &g)
+                    try await Self.addScoredRows(Int(g.next() % 40) + 1, on: c, step: step, function: settings.scoreFunction, random: &g)
                 case 2:      // settings change
                     settings.policy = Policy.allCases[Int(g.next() % UInt64(Policy.allCases.count))]
                     settings.budget = g.next() % 2 == 0 ? .rows(Int(g.next() % 60)) : .fraction(Double(g.next() % 100 + 1) / 100)
                     settings.bins = Int(g.next() % 12) + 1
                     settings.seed = Int64(g.next() % 5)
+                    settings.scoreFunction = ScoreFunction.allCases[Int(g.next() % UInt64(ScoreFunction.allCases.count))]
                 case 3:      // restart: a new session, nothing kept in memory
                     c.close()
                     c = try await Connection.connect(conninfo)
@@ -42,7 +43,7 @@ struct SelectionPropertyTests {
                 default:     // a recompute with nothing new
                     break
                 }
-                _ = try await c.transaction { tx in try await SelectionWriter.recompute(in: tx, modelVersion: 1, settings: settings) }
+                _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
                 try await Self.expectReferenceSelection(on: c, settings: settings, step: step)
             }
         }
@@ -71,15 +72,17 @@ struct SelectionPropertyTests {
         }
     }
 
-    /// `count` new candidates scored under version 1, with many tied scores and lengths.
-    static func addScoredRows(_ count: Int, on c: Connection, step: Int, random g: inout SplitMix64) async throws {
+    /// `count` new candidates scored under version 1, with many tied scores and lengths. φ is
+    /// derived as a worker does, under the `score_fn` in force.
+    static func addScoredRows(_ count: Int, on c: Connection, step: Int, function: ScoreFunction = .improvement,
+                              random g: inout SplitMix64) async throws {
         let ids = try await TovTestDatabase.insertCandidates(count, on: c, prefix: "s\(step)")
         for id in ids {
             let score = Double(Int(g.next() % 7)) / 4 - 0.5
             try await c.execute("""
                 INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                VALUES ($1, 1, tov.phi(ARRAY[$2::real], '{0}', 'improvement'), 1, 1, ARRAY[$2::real], '{0}', $3, $4)
-                """, [id, Float(score), Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1)])
+                VALUES ($1, 1, tov.phi(ARRAY[$2::real], '{0}', $5), 1, 1, ARRAY[$2::real], '{0}', $3, $4)
+                """, [id, Float(score), Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1), function.rawValue])
         }
     }
 
@@ -128,7 +131,8 @@ struct SelectionPropertyTests {
             for id in ids {
                 try await c.execute("""
                     INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                    VALUES ($1::bigint, 1, random(), 1, 1, '{1}', '{1}', 0, 1 + ($1::bigint % 50)::int)
+                    SELECT $1::bigint, 1, tov.phi(l, '{0}', 'improvement'), 1, 1, l, '{0}', 0, 1 + ($1::bigint % 50)::int
+                    FROM (SELECT ARRAY[random()::real] AS l) r
                     """, [id])
             }
             let reader = try await Connection.connect(conninfo)
@@ -145,7 +149,7 @@ struct SelectionPropertyTests {
             }
             for seed in 0..<15 {
                 _ = try await c.transaction { tx in
-                    try await SelectionWriter.recompute(in: tx, modelVersion: 1, settings: SelectionSettings(budget: .rows(300), seed: Int64(seed)))
+                    try await SelectionWriter.update(in: tx, modelVersion: 1, settings: SelectionSettings(budget: .rows(300), seed: Int64(seed)))
                 }
             }
             stop.value = true

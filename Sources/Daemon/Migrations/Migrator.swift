@@ -115,7 +115,7 @@ public struct Migrator: Sendable {
             try await connection.advisoryUnlock(Self.lockKey)
             return result
         } catch {
-            try? await connection.advisoryUnlock(Self.lockKey)
+            _ = try? await connection.advisoryUnlock(Self.lockKey)
             throw error
         }
     }

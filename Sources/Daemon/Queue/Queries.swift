@@ -133,15 +133,8 @@ enum Queries {
     /// Wakes the leader (through the listeners) to fold new scores into the selection; delivered at commit.
     static let scoresNotify = "SELECT pg_notify('tov_scores', '')"
 
-    /// Whether φ of model version $1 may have been written under another `score_fn` than $2: the
-    /// selection was last computed for another version or function (or never). Locks the state row,
-    /// which serialises selection updates anyway.
-    static let scoreFunctionMayDiffer = """
-        SELECT model_version IS DISTINCT FROM $1::int OR settings ->> 'score_fn' IS DISTINCT FROM $2::text
-        FROM tov.selection_state FOR UPDATE
-        """
-
-    /// Re-derives φ from the stored per-epoch losses after a `score_fn` change: no model work.
+    /// φ of model version $1 re-derived under `score_fn` $2 from the stored per-epoch losses (the
+    /// leader, once per `score_fn` change; see SelectionWriter.update).
     static let scoreRecomputeForFunction = """
         UPDATE tov.scores SET score = tov.phi(base_losses, val_losses, $2)
         WHERE model_version = $1 AND score IS DISTINCT FROM tov.phi(base_losses, val_losses, $2)

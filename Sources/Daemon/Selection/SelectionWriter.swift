@@ -19,18 +19,6 @@ public enum SelectionWriter {
         public var changed: Bool
     }
 
-    /// One selection update as the leader runs it after new scores, inside the caller's transaction:
-    /// φ is re-derived first if `score_fn` changed since the last update (that reads every score
-    /// row, so not on every update: workers write φ under the `score_fn` they read with a share
-    /// lock, see Queries.scoreFunctionLock), then the selection is recomputed and switched.
-    public static func update(in tx: Connection, modelVersion: Int, settings: SelectionSettings) async throws -> Change {
-        let function = settings.scoreFunction.rawValue
-        if try await tx.query(Queries.scoreFunctionMayDiffer, [modelVersion, function]).first?.get(Bool.self, 0) ?? true {
-            try await tx.execute(Queries.scoreRecomputeForFunction, [modelVersion, function])
-        }
-        return try await recompute(in: tx, modelVersion: modelVersion, settings: settings)
-    }
-
     /// Computes the selection for `modelVersion` under `policy` into the temp table `selection_next`,
     /// from the binned rows (LengthBins) through indexes, without sorting the pool.
     /// $1 model version, $2 each bin's quota of score rows (binned policies), $3 budget rows n,
@@ -85,12 +73,15 @@ public enum SelectionWriter {
         ) ON COMMIT DELETE ROWS
         """
 
-    /// Locks the state row (one recompute at a time), tells whether the settings differ ($1) and
-    /// returns the bin counts if they hold for model version $2, bins $3 and seed $4.
+    /// Locks the state row (one update at a time) and reads: whether the settings differ ($1); the
+    /// bin counts if they hold for model version $2, bins $3 and seed $4; and whether φ of version
+    /// $2 may have been written under another `score_fn` than $5 (the last update was for another
+    /// version or function, or there was none).
     static let stateLock = """
         SELECT selection_version, model_version, settings IS DISTINCT FROM $1::jsonb,
                CASE WHEN model_version = $2::int AND (settings ->> 'bins')::int = $3::int AND settings ->> 'seed' = $4::text
-                    THEN bin_rows END
+                    THEN bin_rows END,
+               model_version IS DISTINCT FROM $2::int OR settings ->> 'score_fn' IS DISTINCT FROM $5::text
         FROM tov.selection_state FOR UPDATE
         """
 
@@ -127,18 +118,25 @@ public enum SelectionWriter {
         SET selection_version = $1, model_version = $2, settings = $3::jsonb, bin_rows = $4::int[], computed_at = now()
         """
 
-    /// Recomputes the selection of `modelVersion` under `settings` and switches to it, all inside the
-    /// caller's transaction `tx`: new scores are binned (LengthBins), the selection is read through
-    /// indexes and `tov.selected` changes by a diff. The version goes up only when the set changed.
-    static func recompute(in tx: Connection, modelVersion: Int, settings: SelectionSettings) async throws -> Change {
+    /// One selection update as the leader runs it after new scores or a settings change, inside the
+    /// caller's transaction `tx`: φ is re-derived if `score_fn` changed since the last update (that
+    /// rewrites every score row, so not on every update: workers write φ under the `score_fn` they
+    /// read with a share lock, see Queries.scoreFunctionLock); new scores are binned (LengthBins);
+    /// the selection is read through indexes and `tov.selected` changes by a diff. The selection
+    /// version goes up only when the set changed.
+    public static func update(in tx: Connection, modelVersion: Int, settings: SelectionSettings) async throws -> Change {
         let settingsJSON = settings.canonicalJSON
         let bins = max(settings.bins, 1)
-        let state = try await tx.query(stateLock, [settingsJSON, modelVersion, bins, String(settings.seed)])
+        let function = settings.scoreFunction.rawValue
+        let state = try await tx.query(stateLock, [settingsJSON, modelVersion, bins, String(settings.seed), function])
         guard let row = state.first else { throw DaemonError(.database, "tov.selection_state is empty; run `tovd migrate up`") }
         let current = try row.get(Int64.self, 0)
         let previousModel = row.isNull(1) ? nil : Int(try row.get(Int32.self, 1))
         let settingsChanged = try row.get(Bool.self, 2)
         let storedCounts = row.isNull(3) ? nil : try row.get([Int].self, 3)
+        if try row.get(Bool.self, 4) {
+            try await tx.execute(Queries.scoreRecomputeForFunction, [modelVersion, function])
+        }
 
         let counts = try await LengthBins.update(in: tx, modelVersion: modelVersion, bins: bins, seed: settings.seed, counts: storedCounts)
         let n = settings.budget.rowCount(eligible: counts.reduce(0, +))

@@ -27,13 +27,20 @@ CREATE INDEX scores_by_random_key ON tov.scores (model_version, random_key, cand
 -- seed of selection_state.settings. NULL means the leader must bin the version from scratch.
 ALTER TABLE tov.selection_state ADD COLUMN bin_rows integer[];
 
--- Deleting binned score rows of the selected version (a candidate deleted, say) breaks the counts;
--- the next update then re-bins from scratch. Deleting an old version's scores changes nothing.
+-- Binned score rows deleted since the leader last looked (a candidate deleted, say), per version
+-- and bin: the leader subtracts them from bin_rows and closes the gaps at the next update. A row
+-- with a NULL bin asks for binning from scratch (after a TRUNCATE). The triggers only append here,
+-- so a DELETE never waits for the leader's lock on selection_state (nor deadlocks with it).
+CREATE TABLE tov.scores_removed (
+    model_version  integer,
+    length_bin     integer,
+    rows           bigint NOT NULL
+);
+
 CREATE FUNCTION tov.scores_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE tov.selection_state st SET bin_rows = NULL
-    WHERE st.bin_rows IS NOT NULL
-      AND EXISTS (SELECT 1 FROM deleted d WHERE d.model_version = st.model_version AND d.length_bin IS NOT NULL);
+    INSERT INTO tov.scores_removed (model_version, length_bin, rows)
+    SELECT model_version, length_bin, count(*) FROM deleted WHERE length_bin IS NOT NULL GROUP BY 1, 2;
     RETURN NULL;
 END
 $$;
@@ -42,13 +49,13 @@ CREATE TRIGGER scores_deleted AFTER DELETE ON tov.scores
 
 CREATE FUNCTION tov.scores_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE tov.selection_state SET bin_rows = NULL;
+    INSERT INTO tov.scores_removed (model_version, length_bin, rows) VALUES (NULL, NULL, 0);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER scores_truncated AFTER TRUNCATE ON tov.scores
     FOR EACH STATEMENT EXECUTE FUNCTION tov.scores_truncated();
 
--- Whoever deletes (an administrator, or a cascade from tov.candidates) need not own selection_state.
+-- Whoever deletes (an administrator, or a cascade from tov.candidates) need not own scores_removed.
 ALTER FUNCTION tov.scores_deleted() SECURITY DEFINER SET search_path = pg_catalog, tov;
 ALTER FUNCTION tov.scores_truncated() SECURITY DEFINER SET search_path = pg_catalog, tov;

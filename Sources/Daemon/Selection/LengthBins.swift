@@ -11,9 +11,12 @@ import Selection
 /// sizes push across, through the (model_version, length_bin, tokens, id) index. Each boundary
 /// moves by at most m rows, so an update touches O(bins · m) rows whatever the pool size.
 ///
+/// Deleted binned rows (a candidate deleted, say) are reported by a trigger in `tov.scores_removed`
+/// per bin; the update subtracts them from the counts and the same walk closes the gaps.
+///
 /// The random half's key, md5(seed:id), is written with the bin, so the random order is an index
 /// too. A from-scratch pass (`rebin`) runs when there are no valid counts: the first update of a
-/// model version, a change of `bins` or `seed`, or binned rows deleted (a trigger clears the counts).
+/// model version, a change of `bins` or `seed`, or a TRUNCATE of tov.scores.
 enum LengthBins {
     /// Brings the bins of `modelVersion` up to date and returns the row count of each bin.
     /// `counts` are the stored counts if they are valid for this version, bins and seed, else nil.
@@ -22,29 +25,39 @@ enum LengthBins {
         guard var counts, counts.count == bins else {
             return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed)
         }
+        // Deletions committed so far. Reports for other versions are stale (rows of a version are
+        // binned only while it is the selected one) and are dropped with the rest.
+        for row in try await tx.query(consumeRemoved) {
+            guard !row.isNull(0) else { return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed) }
+            guard Int(try row.get(Int32.self, 0)) == modelVersion else { continue }
+            let bin = row.isNull(1) ? -1 : Int(try row.get(Int32.self, 1))
+            guard counts.indices.contains(bin) else { return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed) }
+            counts[bin] -= Int(try row.get(Int64.self, 2))
+        }
         let new = try await tx.query(unbinnedRows, [modelVersion]).map { Key(tokens: try $0.get(Int32.self, 1), id: try $0.get(Int64.self, 0)) }
-        if new.isEmpty { return counts }
         // Many new rows against a small pool: one sort is cheaper than walking boundaries.
         if new.count > counts.reduce(0, +) {
             return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed)
         }
 
         // 1. Each new row joins the last non-empty bin whose first key is ≤ its key (bin 0 if none).
-        var firsts: [(bin: Int, key: Key)] = []
-        for row in try await tx.query(firstKeyOfEachBin, [modelVersion, bins]) {
-            firsts.append((Int(try row.get(Int32.self, 0)), Key(tokens: try row.get(Int32.self, 1), id: try row.get(Int64.self, 2))))
+        if !new.isEmpty {
+            var firsts: [(bin: Int, key: Key)] = []
+            for row in try await tx.query(firstKeyOfEachBin, [modelVersion, bins]) {
+                firsts.append((Int(try row.get(Int32.self, 0)), Key(tokens: try row.get(Int32.self, 1), id: try row.get(Int64.self, 2))))
+            }
+            var newBins: [Int32] = []
+            newBins.reserveCapacity(new.count)
+            for key in new {
+                let bin = firsts.last(where: { $0.key <= key })?.bin ?? 0
+                newBins.append(Int32(bin))
+                counts[bin] += 1
+            }
+            try await tx.execute(binNewRows, [modelVersion, new.map(\.id), newBins, String(seed)])
         }
-        var newBins: [Int32] = []
-        newBins.reserveCapacity(new.count)
-        for key in new {
-            let bin = firsts.last(where: { $0.key <= key })?.bin ?? 0
-            newBins.append(Int32(bin))
-            counts[bin] += 1
-        }
-        try await tx.execute(binNewRows, [modelVersion, new.map(\.id), newBins, String(seed)])
 
-        // 2. Rebalance to the ntile sizes. Bins before b already have their final size, so bin b's
-        //    surplus (or shortfall) crosses boundary b.
+        // 2. Rebalance to the ntile sizes (new rows and deletions both shift them). Bins before b
+        //    already have their final size, so bin b's surplus (or shortfall) crosses boundary b.
         let sizes = ntileSizes(rows: counts.reduce(0, +), bins: bins)
         for b in 0..<(bins - 1) {
             let surplus = counts[b] - sizes[b]
@@ -68,11 +81,13 @@ enum LengthBins {
         return counts
     }
 
-    /// Bins every score row of `modelVersion` from scratch. Rows committed after the statement's
-    /// snapshot stay unbinned and are folded in by the next update.
+    /// Bins every score row of `modelVersion` from scratch, and drops the deletion reports in the
+    /// same statement, so they and the rows binned agree: a deletion committed after the
+    /// statement's snapshot keeps its report (and the row was counted), one committed before it
+    /// loses both. Rows committed later stay unbinned and are folded in by the next update.
     static func rebin(in tx: Connection, modelVersion: Int, bins: Int, seed: Int64) async throws -> [Int] {
-        let rows = try await tx.execute(rebinAll, [modelVersion, bins, String(seed)])
-        return ntileSizes(rows: rows, bins: bins)
+        let rows = try await tx.query(rebinAll, [modelVersion, bins, String(seed)]).first?.get(Int64.self, 0) ?? 0
+        return ntileSizes(rows: Int(rows), bins: bins)
     }
 
     /// Bin sizes of `ntile(bins)` over `rows` rows: the first rows mod bins bins get one extra.
@@ -94,13 +109,22 @@ enum LengthBins {
         "decode(md5(\(seed) || ':' || \(id)::text), 'hex')"
     }
 
-    /// $1 model version, $2 bins, $3 seed.
+    /// $1 model version, $2 bins, $3 seed. Returns the number of rows binned (as counted by ntile).
     static let rebinAll = """
-        UPDATE tov.scores s SET length_bin = r.bin, random_key = \(randomKey(seed: "$3::text", id: "s.candidate_id"))
-        FROM (SELECT candidate_id, ntile($2::int) OVER (ORDER BY tokens, candidate_id) - 1 AS bin
-              FROM tov.scores WHERE model_version = $1::int) r
-        WHERE s.model_version = $1::int AND s.candidate_id = r.candidate_id
+        WITH consumed AS (DELETE FROM tov.scores_removed
+        ), ranked AS MATERIALIZED (
+            SELECT candidate_id, ntile($2::int) OVER (ORDER BY tokens, candidate_id) - 1 AS bin
+            FROM tov.scores WHERE model_version = $1::int
+        ), binned AS (
+            UPDATE tov.scores s SET length_bin = r.bin, random_key = \(randomKey(seed: "$3::text", id: "s.candidate_id"))
+            FROM ranked r WHERE s.model_version = $1::int AND s.candidate_id = r.candidate_id
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM ranked), (SELECT count(*) FROM binned)
         """
+
+    /// Takes the deletion reports: model version, bin and rows per report (NULL version: TRUNCATE).
+    static let consumeRemoved = "DELETE FROM tov.scores_removed RETURNING model_version, length_bin, rows"
 
     /// New scores of version $1, in bin order.
     static let unbinnedRows = """

@@ -308,9 +308,9 @@ public final class LeaderService: Service, @unchecked Sendable {
 
     // MARK: - Selection
 
-    /// Updates the selection when the complete version got new scores, lost binned rows (the
-    /// scores_deleted trigger clears the bin counts) or the settings changed. The check reads two
-    /// index entries at most, so an idle tick costs nothing however large the pool.
+    /// Updates the selection when the complete version got new scores, lost binned rows (reported
+    /// in tov.scores_removed by a trigger) or the settings changed. The check reads an index entry
+    /// and two tiny tables, so an idle tick costs nothing however large the pool.
     func updateSelection(settings: Settings, on connection: Connection) async throws {
         let complete = try await connection.query("SELECT model_version FROM tov.model_versions WHERE status = 'complete'")
         guard let row = complete.first else { return }
@@ -318,6 +318,7 @@ public final class LeaderService: Service, @unchecked Sendable {
         metrics.modelVersion.set(to: Double(version))
         let pending = try await connection.query("""
             SELECT EXISTS (SELECT 1 FROM tov.scores WHERE model_version = $1::int AND length_bin IS NULL)
+                OR EXISTS (SELECT 1 FROM tov.scores_removed)
                 OR (SELECT bin_rows IS NULL FROM tov.selection_state)
             """, [version]).first!.get(Bool.self, 0)
         let mark = "\(version)/\(settings.selection.canonicalJSON)"

@@ -138,6 +138,10 @@ public enum SelectionWriter {
             try await tx.execute(Queries.scoreRecomputeForFunction, [modelVersion, function])
         }
 
+        // The random half skips the score half through a hashed NOT IN (computeNext). Postgres hashes
+        // it only if the score half fits in work_mem, and rescans it for every row otherwise; 64 MB
+        // holds the ids of a score half of millions of rows. Local to this transaction.
+        try await tx.execute("SET LOCAL work_mem = '64MB'")
         let counts = try await LengthBins.update(in: tx, modelVersion: modelVersion, bins: bins, seed: settings.seed, counts: storedCounts)
         let n = settings.budget.rowCount(eligible: counts.reduce(0, +))
         let scoreRows = settings.policy == .scoreRandom ? n / 2 : n

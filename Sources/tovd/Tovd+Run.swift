@@ -10,7 +10,7 @@ extension Tovd {
             discussion: """
                 Any number of instances may run against one database: rows are claimed with \
                 FOR UPDATE SKIP LOCKED and a lease, so none is processed twice, and one instance at a \
-                time (the leader, by advisory lock) trains models and recomputes the selection.
+                time (the leader, by advisory lock) trains models and keeps the selection current.
                 Under systemd (Type=notify) it reports READY=1 once the database, the schema and LISTEN \
                 are up, and pings the watchdog. Metrics: http://127.0.0.1:9464/metrics.
                 """)

@@ -7,7 +7,7 @@ import Surrogate
 
 /// The jobs that must run once across all instances: bootstrap of the base trajectory, the θ_val
 /// refresh after a Z_val change, the atomic switch to a fully rescored model version, the selection
-/// recompute, and the sweeper that re-enqueues rows a crash or a race left unscored.
+/// update, and the sweeper that re-enqueues rows a crash or a race left unscored.
 ///
 /// Leadership is a session advisory lock on a dedicated connection: when the leader dies, its
 /// connection closes, Postgres releases the lock and another instance's next tick takes it. Anything

@@ -51,6 +51,22 @@ public enum TestDatabase {
             """)
     }
 
+    /// Runs `body` with a cluster of its own and its conninfo, started for it and stopped and removed
+    /// afterwards: for tests that restart the server or need a cluster in its first state (no
+    /// roles), which the shared server must not be put through.
+    public static func withPrivateCluster<T>(_ name: String, port: Int = 5432,
+                                             _ body: (LocalCluster, String) async throws -> T) async throws -> T {
+        let directory = "/var/tmp/tovd-\(name)-\(getpid())-\(UUID().uuidString.prefix(6))"
+        let cluster = LocalCluster(directory: directory, port: port)
+        defer {
+            try? cluster.stop(mode: .immediate)
+            if cluster.home != cluster.directory { try? FileManager.default.removeItem(atPath: cluster.home) }
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let conninfo = try await Task.detached { try cluster.start(fast: true) }.value
+        return try await body(cluster, conninfo)
+    }
+
     /// Runs `body` with the conninfo of a new, empty database, dropped afterwards.
     public static func withFreshDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
         let server = try await serverConninfo()

@@ -1,5 +1,4 @@
 import Daemon
-import EmbeddedPostgres
 import Foundation
 import PQ
 import Testing
@@ -50,30 +49,25 @@ struct MigrationTests {
     /// first deployment of several tenants: every install succeeds. (The shared test cluster has the
     /// roles made up front, so this runs on a cluster of its own.)
     @Test func firstInstallsOfSeveralDatabasesAtOnce() async throws {
-        let directory = "/var/tmp/tovd-roles-\(UUID().uuidString.prefix(8))"
-        let cluster = LocalCluster(directory: directory, port: 5434)
-        defer {
-            try? cluster.stop(mode: .immediate)
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-        let conninfo = try await Task.detached { try cluster.start(fast: true) }.value
-        let admin = try await Connection.connect(conninfo)
-        defer { admin.close() }
-        let names = (0..<6).map { "install\($0)" }
-        for name in names { try await admin.simpleQuery("CREATE DATABASE \(name)") }
-        let applied = try await withThrowingTaskGroup(of: Int.self) { group in
-            for name in names {
-                group.addTask {
-                    let connection = try await Connection.connect(conninfo + " dbname=\(name)")
-                    defer { connection.close() }
-                    return try await Migrator().up(on: connection).count
+        try await TestDatabase.withPrivateCluster("roles", port: 5434) { _, conninfo in
+            let admin = try await Connection.connect(conninfo)
+            defer { admin.close() }
+            let names = (0..<6).map { "install\($0)" }
+            for name in names { try await admin.simpleQuery("CREATE DATABASE \(name)") }
+            let applied = try await withThrowingTaskGroup(of: Int.self) { group in
+                for name in names {
+                    group.addTask {
+                        let connection = try await Connection.connect(conninfo + " dbname=\(name)")
+                        defer { connection.close() }
+                        return try await Migrator().up(on: connection).count
+                    }
                 }
+                return try await group.reduce(0, +)
             }
-            return try await group.reduce(0, +)
+            #expect(applied == names.count * Migrator().latestVersion)
+            let roles = try await admin.query("SELECT count(*) FROM pg_roles WHERE rolname IN ('tov_writer', 'tov_reader')")
+            #expect(try roles.first!.get(Int64.self, 0) == 2)
         }
-        #expect(applied == names.count * Migrator().latestVersion)
-        let roles = try await admin.query("SELECT count(*) FROM pg_roles WHERE rolname IN ('tov_writer', 'tov_reader')")
-        #expect(try roles.first!.get(Int64.self, 0) == 2)
     }
 
     @Test func newerSchemaIsRefused() async throws {

@@ -93,62 +93,56 @@ struct FaultScenarioTests {
 
     @Test func postgresRestartUnderLoadReconnectsAndReportsTheOutage() async throws {
         // A cluster of our own: the shared test server must not restart under the other suites.
-        let directory = "/var/tmp/tovd-restart-\(getpid())-\(UUID().uuidString.prefix(6))"
-        let cluster = LocalCluster(directory: directory)
-        defer {
-            try? cluster.stop(mode: .immediate)
-            try? FileManager.default.removeItem(atPath: directory)
-            if let place = try? String(contentsOfFile: directory + "/LOCATION", encoding: .utf8) { try? FileManager.default.removeItem(atPath: place) }
-        }
-        let conninfo = try await Task.detached { try cluster.start(fast: true) }.value
-        let setup = try await Connection.connect(conninfo)
-        try await Migrator().up(on: setup)
-        try await Self.prepare(setup, uSize: 64)
-        setup.close()
+        try await TestDatabase.withPrivateCluster("restart") { cluster, conninfo in
+            let setup = try await Connection.connect(conninfo)
+            try await Migrator().up(on: setup)
+            try await Self.prepare(setup, uSize: 64)
+            setup.close()
 
-        let notify = NotifySocketListener()
-        defer { notify.close() }
-        let daemon = try Self.daemon(conninfo, environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
-        defer { daemon.terminate() }
-        let writers = BackgroundWriters(conninfo: conninfo, writers: 2, rowsPerInsert: 20, interval: .milliseconds(100), limit: 4_000)
-        #expect(try await TovTestDatabase.eventually(timeout: .seconds(60)) {
+            let notify = NotifySocketListener()
+            defer { notify.close() }
+            let daemon = try Self.daemon(conninfo, environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+            defer { daemon.terminate() }
+            let writers = BackgroundWriters(conninfo: conninfo, writers: 2, rowsPerInsert: 20, interval: .milliseconds(100), limit: 4_000)
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(60)) {
+                let c = try await Connection.connect(conninfo)
+                defer { c.close() }
+                return try await StatusReport.load(on: c).scored > 100
+            })
+            #expect(notify.messages.contains { $0.contains("READY=1") })
+
+            // Stop the server under load; /healthz, the gauge and STATUS= must say so.
+            let stoppedAt = ContinuousClock.now
+            try await Task.detached { try cluster.stop(mode: .fast) }.value
+            let noticed = try await TovTestDatabase.eventually(timeout: .seconds(20)) { await daemon.httpGet("/healthz")?.status == 503 }
+            let detection = Self.seconds(since: stoppedAt)
+            #expect(noticed, "\(daemon.log.suffix(2000))")
+            #expect(await daemon.metric("tovd_database_up") == 0)
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(5)) {
+                notify.messages.contains { $0.contains("STATUS=database unreachable") }
+            })
+            try await Task.sleep(for: .seconds(2))
+            #expect(daemon.isRunning)
+
+            let restartedAt = ContinuousClock.now
+            _ = try await Task.detached { try cluster.start(fast: true) }.value
+            let healthy = try await TovTestDatabase.eventually(timeout: .seconds(30)) { await daemon.httpGet("/healthz")?.status == 200 }
+            let recovery = Self.seconds(since: restartedAt)
+            #expect(healthy, "\(daemon.log.suffix(2000))")
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                notify.messages.last { $0.contains("STATUS=") }?.contains("STATUS=scoring") == true
+            })
+            await writers.finish()
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            return try await StatusReport.load(on: c).scored > 100
-        })
-        #expect(notify.messages.contains { $0.contains("READY=1") })
-
-        // Stop the server under load; /healthz, the gauge and STATUS= must say so.
-        let stoppedAt = ContinuousClock.now
-        try await Task.detached { try cluster.stop(mode: .fast) }.value
-        let noticed = try await TovTestDatabase.eventually(timeout: .seconds(20)) { await daemon.httpGet("/healthz")?.status == 503 }
-        let detection = Self.seconds(since: stoppedAt)
-        #expect(noticed, "\(daemon.log.suffix(2000))")
-        #expect(await daemon.metric("tovd_database_up") == 0)
-        #expect(try await TovTestDatabase.eventually(timeout: .seconds(5)) {
-            notify.messages.contains { $0.contains("STATUS=database unreachable") }
-        })
-        try await Task.sleep(for: .seconds(2))
-        #expect(daemon.isRunning)
-
-        let restartedAt = ContinuousClock.now
-        _ = try await Task.detached { try cluster.start(fast: true) }.value
-        let healthy = try await TovTestDatabase.eventually(timeout: .seconds(30)) { await daemon.httpGet("/healthz")?.status == 200 }
-        let recovery = Self.seconds(since: restartedAt)
-        #expect(healthy, "\(daemon.log.suffix(2000))")
-        #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
-            notify.messages.last { $0.contains("STATUS=") }?.contains("STATUS=scoring") == true
-        })
-        await writers.finish()
-        let c = try await Connection.connect(conninfo)
-        defer { c.close() }
-        let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(120))
-        #expect(figures.isConsistent, "\(figures)\n\(daemon.log.suffix(3000))")
-        #expect(figures.candidates == writers.rowsInserted)
-        Self.report("PostgreSQL restarted under load", figures,
-                    "outage noticed in \(detection), healthy again \(recovery) after restart, \(writers.failedInserts) writer inserts failed during the outage")
-        daemon.terminate()
-        #expect(await daemon.waitForExit() == 0)
+            let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(120))
+            #expect(figures.isConsistent, "\(figures)\n\(daemon.log.suffix(3000))")
+            #expect(figures.candidates == writers.rowsInserted)
+            Self.report("PostgreSQL restarted under load", figures,
+                        "outage noticed in \(detection), healthy again \(recovery) after restart, \(writers.failedInserts) writer inserts failed during the outage")
+            daemon.terminate()
+            #expect(await daemon.waitForExit() == 0)
+        }
     }
 
     // MARK: - 4. pg_terminate_backend in a loop

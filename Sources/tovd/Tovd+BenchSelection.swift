@@ -91,7 +91,8 @@ extension Tovd.Bench {
                     _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
                     seconds.append((ContinuousClock.now - started).seconds)
                 }
-                // From scratch: the trigger's way of asking for a re-bin, as after deleted rows.
+                // From scratch: without stored bin counts the update re-bins every row, as after a
+                // model switch, a change of bins or seed, or a TRUNCATE of tov.scores.
                 try await c.simpleQuery("UPDATE tov.selection_state SET bin_rows = NULL")
                 let rebinStarted = ContinuousClock.now
                 _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }

@@ -50,6 +50,8 @@ public enum SelectionWriter {
             "SELECT \(columns) FROM tov.scores s WHERE false"
         }
         let randomHalf = policy == .scoreRandom || policy == .random
+        // `params` only names every parameter with its type: a policy's SQL may leave some unused,
+        // and Postgres refuses a parameter whose type it cannot infer.
         return """
             INSERT INTO selection_next (candidate_id, score, reason, length_bin)
             WITH params AS (SELECT $2::int[] AS quotas, $3::bigint AS n, $4::bigint AS random_rows

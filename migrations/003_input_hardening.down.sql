@@ -1,0 +1,2 @@
+-- Reverses 003.
+SELECT 1;

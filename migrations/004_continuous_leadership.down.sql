@@ -1,0 +1,2 @@
+-- Reverses 004.
+SELECT 1;

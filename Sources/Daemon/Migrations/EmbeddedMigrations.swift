@@ -513,5 +513,21 @@ SELECT 1;
 -- Schema version 4: a renewed leader lease, leader jobs as separate services, rebase, progress. Filled in by its change.
 SELECT 1;
 """#),
+        ("005_settings_domain.down.sql", #"""
+-- Reverses 005.
+SELECT 1;
+"""#),
+        ("005_settings_domain.up.sql", #"""
+-- Schema version 005: placeholder, filled in by its change.
+SELECT 1;
+"""#),
+        ("006_scoring_outcomes.down.sql", #"""
+-- Reverses 006.
+SELECT 1;
+"""#),
+        ("006_scoring_outcomes.up.sql", #"""
+-- Schema version 006: placeholder, filled in by its change.
+SELECT 1;
+"""#),
     ]
 }

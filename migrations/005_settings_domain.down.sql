@@ -1,0 +1,2 @@
+-- Reverses 005.
+SELECT 1;

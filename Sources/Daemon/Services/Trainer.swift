@@ -31,10 +31,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     /// When the trainer first saw that the current model no longer matches Z_val/settings (the
     /// debounce clock). Per leadership term: a new leader starts the clock anew.
     private var changeSeenAt: (key: String, at: ContinuousClock.Instant)?
-    /// Test-only: seconds to stall θ_val training, standing in for a large surrogate
+    /// Test-only: milliseconds to stall θ_val training, standing in for a large surrogate
     /// (environment TOVD_FAULT_TRAIN_DELAY_MS; never set in production).
     private let injectedTrainDelay: Duration? = ProcessInfo.processInfo.environment["TOVD_FAULT_TRAIN_DELAY_MS"]
         .flatMap(Int.init).map { .milliseconds($0) }
+    /// Test-only: milliseconds each training phase lasts at least, so a test can observe every phase
+    /// of a tiny surrogate's bootstrap (environment TOVD_FAULT_PHASE_DELAY_MS).
+    private let injectedPhaseDelay: UInt32? = ProcessInfo.processInfo.environment["TOVD_FAULT_PHASE_DELAY_MS"]
+        .flatMap(UInt32.init)
 
     init(instance: String, settings: SettingsCache, workers: WakeupSignal, leadership: Leadership,
          metrics: DaemonMetrics, stopFlag: StopFlag, logger: Logger) {
@@ -134,7 +138,8 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         }
         let reason = try await refreshReason(base: baseVersion, zvalVersion: zvalVersion, settings: settings,
                                              forced: refreshRequest != nil && !existing.isEmpty, on: connection)
-        let key = "refresh:\(baseVersion)/\(zvalVersion)/\(method)/\(settings.valLearningRateRatio)"
+        // Not keyed on the Z_val version: a Z_val that keeps changing must not restart the clock.
+        let key = "refresh:\(baseVersion)/\(method)/\(settings.valLearningRateRatio)"
         if reason.hasPrefix("Z_val"), let wait = debounce(key: key, ageSeconds: zvalAge, settings: settings) { return wait }
         changeSeenAt = nil
         return .refresh(base: baseVersion, reason: reason, requestID: refreshRequest)
@@ -255,7 +260,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
-        trainer.progress = { phase, done, total in progress.set(phase.rawValue, done, total) }
+        trainer.progress = { [injectedPhaseDelay] phase, done, total in
+            if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
+        }
+        try await activity.set(TrainingPhase.pretraining.rawValue, reason: reason, detail: nil, done: 0, total: config.pretrainSteps, unit: "steps")
         do {
             try await activity.following(progress, reason: reason, unit: { $0 == TrainingPhase.pretraining.rawValue ? "steps" : "epochs" }) {
                 try await trainer.trainBase(u: u) { kind, epoch, checkpoint in
@@ -330,7 +338,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
-        trainer.progress = { phase, done, total in progress.set(phase.rawValue, done, total) }
+        trainer.progress = { [injectedPhaseDelay] phase, done, total in
+            if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
+        }
+        try await activity.set(TrainingPhase.valTrajectory.rawValue, reason: reason, detail: nil, done: 0, total: config.epochs, unit: "epochs")
         do {
             try await activity.following(progress, reason: reason, unit: { _ in "epochs" }) {
                 if let delay = self.injectedTrainDelay { try await self.stall(delay, fence: fence) }
@@ -492,7 +503,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 final class ProgressBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value: (phase: String, done: Int, total: Int)?
-    func set(_ phase: String, _ done: Int, _ total: Int) { lock.withLock { value = (phase, done, total) } }
+    /// Returns whether the phase changed.
+    @discardableResult
+    func set(_ phase: String, _ done: Int, _ total: Int) -> Bool {
+        lock.withLock {
+            defer { value = (phase, done, total) }
+            return value?.phase != phase
+        }
+    }
     var current: (phase: String, done: Int, total: Int)? { lock.withLock { value } }
 }
 

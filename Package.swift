@@ -36,8 +36,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            plugins: ["EmbedMigrations"]
         ),
+        // migrations/*.sql are the schema's one source: embedded into Daemon at build time.
+        .executableTarget(name: "EmbedMigrationsTool"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         .target(name: "Evaluation", dependencies: ["Surrogate", "Selection"]),
         .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
         .executableTarget(

@@ -147,6 +147,41 @@ struct ContinuousTests {
         }
     }
 
+    /// Pool growth past `rebase_growth` since U was drawn rebases exactly once (the new base model
+    /// records the pool it drew from, so the next rebase needs the same growth again).
+    @Test func poolGrowthRebasesOnce() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.seed(c, rows: 40)
+            try await c.execute("""
+                INSERT INTO tov.settings (key, value) VALUES ('rebase_growth', '2')
+                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+                """)
+            let daemon = try Self.daemon(conninfo)
+            defer { daemon.terminate() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(180)) { try await Self.settled(c) }, "\(daemon.log.suffix(3000))")
+            #expect(try await Self.int("SELECT count(*) FROM tov.base_models", on: c) == 1)
+            #expect(try await Self.int("SELECT pool_rows_at_draw FROM tov.base_models", on: c) == 40)
+
+            try await TovTestDatabase.insertCandidates(30, on: c, prefix: "more of the same pool", source: "cats")
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await Self.int("SELECT count(*) FROM tov.base_models", on: c) == 1, "70 rows is less than 2 × 40")
+            try await TovTestDatabase.insertCandidates(20, on: c, prefix: "a pool that keeps growing", source: "finance")
+            let rebased = try await TovTestDatabase.eventually(timeout: .seconds(180)) {
+                let settled = try await Self.settled(c)
+                let bases = try await Self.int("SELECT count(*) FROM tov.base_models WHERE status IN ('complete', 'superseded')", on: c)
+                return settled && bases == 2
+            }
+            #expect(rebased, "\(daemon.log.suffix(3000))")
+            #expect(try await Self.int("SELECT count(*) FROM tov.base_models WHERE reason LIKE 'rebase: pool grew from 40 to 90 rows%'", on: c) == 1)
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await Self.int("SELECT count(*) FROM tov.base_models", on: c) == 2, "growth rebases once")
+            let version = try #require(try await Self.status(c).modelVersion)
+            #expect(try await Self.int("SELECT count(*) FROM tov.scores WHERE model_version = \(version)", on: c) == 90 - 16)
+        }
+    }
+
     /// While θ_val trains for a long time (an injected 25 s stall), new rows are still scored under
     /// the complete version and appear in tov.selected, and the leader's heartbeat advances.
     @Test func selectionStaysCurrentWhileThetaValTrains() async throws {

@@ -69,7 +69,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
         """
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             var connection: Connection?
             var lastScored: (Int64, ContinuousClock.Instant)?
             // Instances gone for a day are forgotten, so tov.workers lists what an operator runs now.
@@ -134,8 +134,8 @@ public final class InstanceReporter: Service, @unchecked Sendable {
     private func publishStatus(activity: String?) {
         let line: String = lock.withLock {
             if let activity { lastActivity = activity }
-            let leading = metrics.isLeaderValue ? "leader, " : ""
-            return health.isDatabaseUp ? "\(leading)\(lastActivity ?? "scoring")" : "database unreachable; reconnecting"
+            let leading = metrics.isLeaderValue ? "; leader: \(lastActivity ?? "starting")" : ""
+            return health.isDatabaseUp ? "scoring\(leading)" : "database unreachable; reconnecting"
         }
         let changed = lock.withLock { () -> Bool in
             defer { lastStatusLine = line }

@@ -68,7 +68,7 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             var connection: Connection?
             var actingEpoch: Int64?
             while !stopFlag.isSet && !Task.isCancelled {

@@ -105,7 +105,7 @@ public final class LeaderLease: Service, @unchecked Sendable {
     static let release = "UPDATE tov.leader SET lease_until = NULL, holder = NULL WHERE epoch = $1 AND holder = $2"
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             var connection: Connection?
             var epoch: Int64?
             while !stopFlag.isSet && !Task.isCancelled {

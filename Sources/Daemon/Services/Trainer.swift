@@ -105,6 +105,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             """).first else {
             if let blocked = try await divergedBefore(settings: settings, on: connection) { return blocked }
             if let wait = Self.waitForPool(ready: ready, validating: validating, settings: settings) { return wait }
+            let earlier = try await connection.query("SELECT reason FROM tov.base_models ORDER BY base_version DESC LIMIT 1").first
+            if let earlier, !earlier.isNull(0), let why = try? earlier.get(String.self, 0), why.hasPrefix("checkpoint unreadable") {
+                return .trainBase(reason: "rebase: \(why)")
+            }
             return .trainBase(reason: "bootstrap")
         }
         let baseVersion = Int(try base.get(Int32.self, 0))
@@ -307,6 +311,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             try await Task.sleep(for: .seconds(2))
             return
         }
+        let config = try await baseConfig(base, on: connection)
+        guard let (theta0, baseCheckpoints) = try await loadBaseCheckpoints(base: base, epochs: config.epochs, fence: fence, on: connection) else {
+            return
+        }
         let (modelVersion, refreshID) = try await fence.transaction(on: connection) { tx -> (Int, Int64) in
             if let requestID {
                 try await tx.execute("UPDATE tov.training_requests SET started_at = now() WHERE kind = 'refresh' AND started_at IS NULL AND id <= $1", [requestID])
@@ -325,16 +333,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
             "method": "\(method.rawValue)", "reason": "\(reason)",
         ])
-        let config = try await baseConfig(base, on: connection)
         let u = method == .B ? try await loadTexts("""
             SELECT c.prompt, c.response FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
             WHERE b.base_version = $1 ORDER BY b.candidate_id
             """, [base], on: connection) : []
-        var baseCheckpoints: [[UInt8]] = []
-        for epoch in 1...config.epochs {
-            baseCheckpoints.append(try await loadCheckpoint(baseVersion: base, modelVersion: nil, kind: "base", epoch: epoch, on: connection))
-        }
-        let theta0 = try await loadCheckpoint(baseVersion: base, modelVersion: nil, kind: "theta0", epoch: 0, on: connection)
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -490,12 +492,35 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         }
     }
 
-    func loadCheckpoint(baseVersion: Int, modelVersion: Int?, kind: String, epoch: Int, on connection: Connection) async throws -> [UInt8] {
-        let rows = try await connection.query(Queries.checkpointGet, [baseVersion, modelVersion ?? 0, kind, epoch])
-        guard let row = rows.first else {
-            throw DaemonError(.checkpoint, "checkpoint \(kind) epoch \(epoch) of base model \(baseVersion) is missing; the trainer fails that base model and trains a new one")
+    /// θ0 and θ_bas^1..L of `base`, each checked against its stored SHA-256 and decoded once; nil
+    /// after failing the base model when one is missing or unreadable, so the next decision trains a
+    /// new base model instead of this refresh failing forever.
+    func loadBaseCheckpoints(base: Int, epochs: Int, fence: LeaderFence, on connection: Connection) async throws -> ([UInt8], [[UInt8]])? {
+        var loaded: [String: [UInt8]] = [:]
+        var problem: String?
+        for row in try await connection.query("""
+            SELECT kind, epoch, data, sha256 FROM tov.checkpoints
+            WHERE base_version = $1 AND model_version IS NULL ORDER BY kind, epoch
+            """, [base]) {
+            let name = "\(try row.get(String.self, 0)) epoch \(try row.get(Int32.self, 1))"
+            let bytes = try row.get([UInt8].self, 2)
+            if SHA256.hexDigest(of: Data(bytes)) != (try row.get(String.self, 3)) {
+                problem = problem ?? "\(name) does not match its stored SHA-256"
+            } else if (try? SurrogateCheckpoint.decode(bytes)) == nil {
+                problem = problem ?? "\(name) does not decode"
+            }
+            loaded[name] = bytes
         }
-        return try row.get([UInt8].self, 0)
+        let names = ["theta0 epoch 0"] + (1...epochs).map { "base epoch \($0)" }
+        if problem == nil, let missing = names.first(where: { loaded[$0] == nil }) { problem = "\(missing) is missing" }
+        guard let problem else { return (loaded[names[0]]!, names.dropFirst().map { loaded[$0]! }) }
+        try await fence.transaction(on: connection) { tx in
+            try await tx.execute("UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = $2 WHERE base_version = $1",
+                                 [base, "checkpoint unreadable: \(problem)"])
+            try await tx.execute("UPDATE tov.model_versions SET status = 'failed', reason = 'checkpoint unreadable' WHERE base_version = $1 AND status IN ('training', 'scoring')", [base])
+        }
+        logger.error("a base checkpoint cannot be used; training a new base model", metadata: ["base_version": "\(base)", "problem": "\(problem)"])
+        return nil
     }
 }
 
@@ -515,19 +540,22 @@ final class ProgressBox: @unchecked Sendable {
 }
 
 /// Writes tov.leader_activity under the fence: what the trainer does, why, and how far it is.
+///
+/// One statement, fenced by its own WHERE clause rather than a transaction: `following` writes
+/// from a second task while the trainer's task may be inside a transaction on the same connection,
+/// and two tasks must never interleave BEGIN/COMMIT on one connection.
 struct ActivityWriter: Sendable {
     let fence: LeaderFence
     let connection: Connection
 
     func set(_ activity: String, reason: String?, detail: String?, done: Int?, total: Int?, unit: String?) async throws {
-        try await fence.transaction(on: connection) { tx in
-            // started_at moves only when the activity changes, so a rate can be derived from it.
-            try await tx.execute("""
-                UPDATE tov.leader_activity SET
-                    started_at = CASE WHEN activity IS DISTINCT FROM $1 OR reason IS DISTINCT FROM $2 THEN now() ELSE started_at END,
-                    activity = $1, reason = $2, detail = $3, done = $4, total = $5, unit = $6, updated_at = now()
-                """, [activity, reason, detail, done.map(Int64.init), total.map(Int64.init), unit])
-        }
+        // started_at moves only when the activity changes, so a rate can be derived from it.
+        try await connection.execute("""
+            UPDATE tov.leader_activity SET
+                started_at = CASE WHEN activity IS DISTINCT FROM $1 OR reason IS DISTINCT FROM $2 THEN now() ELSE started_at END,
+                activity = $1, reason = $2, detail = $3, done = $4, total = $5, unit = $6, updated_at = now()
+            WHERE EXISTS (SELECT 1 FROM tov.leader WHERE epoch = $7 AND lease_until > clock_timestamp())
+            """, [activity, reason, detail, done.map(Int64.init), total.map(Int64.init), unit, fence.epoch])
     }
 
     /// Runs `body` while copying `progress` into the activity row once a second.

@@ -215,6 +215,42 @@ struct SettingsDomainTests {
         }
     }
 
+    /// A real `tovd run` over values it cannot use (a bypassed CHECK): a seed past 2^63 − 2 (it
+    /// trapped every instance at start) and 1e15 budget rows (refused on every tick, so the
+    /// selection was never written). The daemon bootstraps, scores and selects on the defaults of
+    /// those keys, reports each once, and picks up the fix without a restart.
+    @Test func aRunningDaemonSurvivesValuesItCannotUse() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
+            try await c.execute("ALTER TABLE tov.settings DROP CONSTRAINT settings_value_valid")
+            try await c.execute("UPDATE tov.settings SET value = '9223372036854775807' WHERE key = 'seed'")
+            try await c.execute(#"UPDATE tov.settings SET value = '{"rows": 1e15}' WHERE key = 'budget'"#)
+            try await TovTestDatabase.insertCandidates(80, on: c, prefix: "the cat sat on the mat")
+            try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")
+            let daemon = try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--batch-size", "16"], conninfo: conninfo)
+            defer { daemon.terminate() }
+
+            // The default budget, 5 % of the 64 rows outside U.
+            let selected = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
+                try await TovTestDatabase.count("tov.selected", on: c) == 3
+            }
+            #expect(selected, "\(daemon.log.suffix(3000))")
+            #expect(daemon.isRunning)
+            func reports() -> Int { daemon.log.components(separatedBy: "tov.settings: seed = 9223372036854775807 cannot be used").count - 1 }
+            #expect(reports() >= 1, "\(daemon.log.suffix(3000))")
+
+            // Fixed while running: the new budget is in force, and the problem was not logged per batch.
+            try await c.execute(#"UPDATE tov.settings SET value = '{"rows": 10}' WHERE key = 'budget'"#)
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(30)) {
+                try await TovTestDatabase.count("tov.selected", on: c) == 10
+            }, "\(daemon.log.suffix(3000))")
+            #expect(daemon.isRunning)
+            #expect((1...2).contains(reports()), "one report per settings cache, not one per batch or tick")
+        }
+    }
+
     /// A value 001 accepted and 005 refuses stops the migration with the key, the value and what
     /// to do; nothing is changed behind the operator's back. After the fix, up and down both work.
     @Test func migrationRefusesStoredValuesTheNewRuleRefuses() async throws {

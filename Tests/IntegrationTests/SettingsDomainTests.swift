@@ -122,6 +122,35 @@ struct SettingsDomainTests {
         }
     }
 
+    /// The table's keys are the keys Settings reads, and the defaults the migrations store are
+    /// Settings' own defaults: a key added on one side only, or a default changed on one, fails here.
+    @Test func keysAndDefaultsAgree() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            let rows = try await c.query("SELECT key, value::text FROM tov.settings ORDER BY key").map {
+                (try $0.get(String.self, 0), try $0.get(String.self, 1))
+            }
+            #expect(Set(rows.map(\.0)) == Set(Settings.keys))
+            #expect(try Settings(rows: rows) == Settings())
+        }
+    }
+
+    /// heads must divide width after the defaults fill the missing field. Both ways: the database
+    /// and the parser agree on every single-field shape (widths up to 1024 stay far below the
+    /// parameter bound, which only the database checks), so their defaults are the same.
+    @Test func surrogateDefaultsAreTheSameOnBothSides() async throws {
+        let values = (16...1024).map { ("surrogate", "{\"width\": \($0)}") } + (1...64).map { ("surrogate", "{\"heads\": \($0)}") }
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            for ((key, json), verdict) in zip(values, try await Self.verdicts(values, on: c)) {
+                var settings = Settings()
+                #expect(verdict.valid == ((try? settings.set(key, json: json)) != nil), "\(json)")
+            }
+        }
+    }
+
     /// Random JSON for every key: the database refuses it, or the daemon's parser turns it into a
     /// value it can use. The function never raises (that would fail the daemon's settings query),
     /// and a refused value is reported, not used. Seeded: a failure names its seed and value.

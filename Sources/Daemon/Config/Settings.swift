@@ -25,7 +25,7 @@ public struct Settings: Equatable, Sendable {
     public var zvalDebounceSeconds = 5.0
     public var maxAttempts = 3
     public var maxTextBytes = 1 << 20
-    /// Pool growth factor since U was drawn that makes the leader train a new base model; 0 = never.
+    /// Pool growth since U was drawn (ready rows now ÷ then) that makes the trainer rebase; 0 = off.
     public var rebaseGrowth = 4.0
 
     /// The surrogate's shape. Defaults equal those `tov.setting_is_valid` applies to missing fields.

@@ -269,6 +269,17 @@ struct SettingsDomainTests {
             #expect(daemon.isRunning)
             func reports() -> Int { daemon.log.components(separatedBy: "tov.settings: seed = 9223372036854775807 cannot be used").count - 1 }
             #expect(reports() >= 1, "\(daemon.log.suffix(3000))")
+            // Where people look: tov.status.settings_error and the tovd_settings_error gauge.
+            func statusError() async throws -> String? {
+                let row = try await c.query("SELECT settings_error FROM tov.status").first!
+                return row.isNull(0) ? nil : try row.get(String.self, 0)
+            }
+            let shown = try await TovTestDatabase.eventually(timeout: .seconds(30)) {
+                try await statusError()?.contains("seed = 9223372036854775807") == true
+            }
+            let status = try await statusError() ?? "no settings_error"
+            #expect(shown, "\(status)")
+            #expect(await daemon.metric("tovd_settings_error") == 1)
 
             // Fixed while running: the new budget is in force, and the problem was not logged per batch.
             try await c.execute(#"UPDATE tov.settings SET value = '{"rows": 10}' WHERE key = 'budget'"#)
@@ -277,6 +288,8 @@ struct SettingsDomainTests {
             }, "\(daemon.log.suffix(3000))")
             #expect(daemon.isRunning)
             #expect((1...2).contains(reports()), "one report per settings cache, not one per batch or tick")
+            try await c.execute("UPDATE tov.settings SET value = '7' WHERE key = 'seed'")
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(30)) { try await statusError() == nil })
         }
     }
 

@@ -142,7 +142,8 @@ enum Queries {
 
     // MARK: - Settings and versions
 
-    static let settingsGetAll = "SELECT key, value::text FROM tov.settings"
+    /// Every setting with the database's verdict on it: the daemon uses no value its rule refuses.
+    static let settingsGetAll = "SELECT key, value::text, tov.setting_is_valid(key, value) FROM tov.settings"
     static let zvalVersionGet = "SELECT version, extract(epoch FROM now() - changed_at)::float8, (SELECT count(*) FROM tov.validation) FROM tov.zval_version"
     static let validationGetAll = "SELECT prompt, response FROM tov.validation ORDER BY id"
 

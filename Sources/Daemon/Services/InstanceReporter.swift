@@ -87,7 +87,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
                     }
                     lastScored = (scored, .now)
                     let error = lock.withLock { () -> String? in defer { lastError = nil }; return lastError }
-                    let settingsError = settings.problemSummary
+                    let settingsError = settings.settingsError
                     metrics.settingsError.set(to: settingsError == nil ? 0 : 1)
                     try await connection!.execute(Self.heartbeat, [
                         holder, instance, ProcessInfo.processInfo.hostName, Int32(getpid()), workers, leaderCapable,
@@ -144,8 +144,4 @@ public final class InstanceReporter: Service, @unchecked Sendable {
         if changed { notifier.status(line) }
     }
     private var lastActivity: String?
-}
-extension SettingsCache {
-    /// Placeholder until the settings domain lands: one line naming each setting that cannot be used.
-    var problemSummary: String? { nil }
 }

@@ -63,4 +63,30 @@ struct ExitCodeTests {
         #expect(directives.contains("Restart=on-failure") && directives.contains("RestartPreventExitStatus=3"))
         #expect(text.contains("\n#LoadCredential=db-password:/etc/tovd/db-password\n"), "\(name) lacks the LoadCredential line")
     }
+
+    static let systemdAnalyze = "/usr/bin/systemd-analyze"
+
+    /// `systemd-analyze verify` accepts both units as shipped, and with the LoadCredential line
+    /// uncommented (ExecStart pointed at the built binary, which verify requires to exist).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: systemdAnalyze)), arguments: ["tovd.service", "tovd@.service"])
+    func systemdAcceptsTheUnit(_ name: String) throws {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tovd-units-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let text = try String(contentsOf: Self.units.appendingPathComponent(name), encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/tovd", with: TovdProcess.executable.path)
+            .replacingOccurrences(of: "\n#LoadCredential=", with: "\nLoadCredential=")
+        let unit = directory.appendingPathComponent(name.replacingOccurrences(of: "@.", with: "@1."))
+        try text.write(to: unit, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.systemdAnalyze)
+        process.arguments = ["verify", unit.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let message = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0 && !message.contains(name.replacingOccurrences(of: "@.", with: "@1.")), "\(message)")
+    }
 }

@@ -106,6 +106,18 @@ struct CheckpointTests {
         }
     }
 
+    /// A file the version 1 writer itself wrote (tovd at f98f361, before the whole-file checksum):
+    /// read as it was, and laid out exactly as the test helper's `versionOne()` rebuilds it.
+    @Test func aFileFromTheVersionOneWriterIsRead() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/checkpoint-v1.bin")
+        let bytes = Array(try Data(contentsOf: fixture))
+        let checkpoint = try SurrogateCheckpoint.decode(bytes)
+        #expect(checkpoint.model.config == ModelConfig(layers: 1, width: 4, heads: 1, context: 2, vocabSize: 259))
+        #expect(checkpoint.metadata == ["kind": "theta0", "source": "f98f361"])
+        #expect(checkpoint.model.parameters == (0..<1296).map { Float(sin(Double($0))) })
+        #expect(try CheckpointRegions(CheckpointFile.decode(bytes).encoded()).versionOne() == bytes)
+    }
+
     /// Random and mutated small inputs through both decoders: any failure is a SurrogateError.
     @Test func fuzzDecodersWithArbitraryInput() {
         let tokenizer = Tokenizer(merges: [(97, 98), (259, 99)]).serialized()

@@ -70,9 +70,24 @@ extension Tovd {
             do {
                 try await TovDaemon(configuration: config, logger: logger).run()
             } catch let error as DaemonError {
-                logger.critical("tovd cannot run", metadata: ["error": "\(error)"])
-                throw ExitCode(error.code == .schemaTooNew ? 3 : 1)
+                let status = Tovd.exitStatus(for: error)
+                if status == Tovd.schemaTooNewStatus {
+                    logger.critical("tovd cannot run and exits with status 3, so systemd does not restart it (RestartPreventExitStatus=3): upgrade tovd, then start the unit again",
+                                    metadata: ["error": "\(error)"])
+                } else {
+                    logger.critical("tovd cannot run", metadata: ["error": "\(error)"])
+                }
+                throw ExitCode(status)
             }
         }
+    }
+
+    /// Exit status 3: the schema is newer than this binary. The units' RestartPreventExitStatus=3
+    /// relies on it (restarting cannot fix that, upgrading tovd can), so `tovd run` and
+    /// `tovd migrate` both use it; every other error exits 1.
+    static let schemaTooNewStatus: Int32 = 3
+
+    static func exitStatus(for error: DaemonError) -> Int32 {
+        error.code == .schemaTooNew ? schemaTooNewStatus : ExitCode.failure.rawValue
     }
 }

@@ -92,8 +92,8 @@ public struct Migrator: Sendable {
         return migrations.map { AppliedMigration(migration: $0, appliedAt: appliedAt[$0.version]) }
     }
 
-    /// Succeeds only when the database is at exactly the version this build knows. This is what
-    /// `ExecStartPre=tovd migrate validate` and the daemon's start-up check.
+    /// Succeeds only when the database is at exactly the version this build knows: `tovd migrate
+    /// validate` and the daemon's start-up check (which exits 3 on a newer schema).
     public func validate(on connection: Connection) async throws {
         let current = try await currentVersion(on: connection)
         try refuseNewer(current)

@@ -24,15 +24,21 @@ struct TrajectoryTrainer: Sendable {
         if shouldStop() { throw CancellationError() }
     }
 
-    var modelConfig: ModelConfig {
-        ModelConfig(layers: config.surrogate.layers, width: config.surrogate.width, heads: config.surrogate.heads,
-                    context: config.surrogate.context, vocabSize: config.surrogate.vocab)
+    /// The surrogate's shape, validated: a shape the CHECK let through but the model cannot take
+    /// (an older schema, a bypassed CHECK) is an error the trainer reports, never a trap.
+    func modelConfig() throws -> ModelConfig {
+        do {
+            return try ModelConfig.validated(layers: config.surrogate.layers, width: config.surrogate.width, heads: config.surrogate.heads,
+                                             context: config.surrogate.context, vocabSize: config.surrogate.vocab)
+        } catch {
+            throw DaemonError(.config, "setting surrogate cannot be used: \(error)")
+        }
     }
 
     /// θ0 (tokenizer learned on U, next-token pretraining on U) and θ_bas^1..L.
     func trainBase(u: [RowText], store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
-        let modelConfig = self.modelConfig
+        let modelConfig = try self.modelConfig()
         let logger = self.logger
         let shouldStop = self.shouldStop
         let (tokenizer, theta0) = try await runOffPool(name: "tovd-pretrain") { () -> (Tokenizer, Model) in

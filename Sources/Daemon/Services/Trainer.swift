@@ -504,10 +504,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             """, [base]) {
             let name = "\(try row.get(String.self, 0)) epoch \(try row.get(Int32.self, 1))"
             let bytes = try row.get([UInt8].self, 2)
-            if SHA256.hexDigest(of: Data(bytes)) != (try row.get(String.self, 3)) {
-                problem = problem ?? "\(name) does not match its stored SHA-256"
-            } else if (try? SurrogateCheckpoint.decode(bytes)) == nil {
-                problem = problem ?? "\(name) does not decode"
+            do {
+                _ = try SurrogateCheckpoint.decode(bytes, expectedSHA256: try row.get(String.self, 3))
+            } catch {
+                problem = problem ?? "\(name): \(error)"
             }
             loaded[name] = bytes
         }

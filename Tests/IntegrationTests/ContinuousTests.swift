@@ -147,6 +147,82 @@ struct ContinuousTests {
         }
     }
 
+    /// `val_lr_ratio` refreshes (a version is keyed on it), `tovd refresh` makes a new version with
+    /// nothing changed, `tovd rebase` a new base model; bad Z_val rows are left out and reported.
+    @Test func refreshAndRebaseOnRequestAndZvalRowsValidated() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.seed(c, rows: 40)
+            // An empty response and a binary row in Z_val: reported, left out, training goes on.
+            try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('an empty answer', ''), ('binary', repeat(chr(1), 64))")
+            let daemon = try Self.daemon(conninfo, ["--metrics-port", "0"])
+            defer { daemon.terminate() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(180)) { try await Self.settled(c) }, "\(daemon.log.suffix(3000))")
+            #expect(try await Self.int("SELECT count(*) FROM tov.validation_rejects", on: c) == 2)
+            #expect(try await Self.status(c).zvalRejected == 2)
+            #expect(daemon.log.contains("Z_val rows left out of training"))
+
+            let versions = { try await Self.int("SELECT count(*) FROM tov.model_versions WHERE status IN ('complete', 'superseded')", on: c) }
+            let bases = { try await Self.int("SELECT count(*) FROM tov.base_models WHERE status IN ('complete', 'superseded')", on: c) }
+            let settledWith = { (v: Int, b: Int) in
+                try await TovTestDatabase.eventually(timeout: .seconds(180)) {
+                    let settled = try await Self.settled(c)
+                    let nv = try await versions()
+                    let nb = try await bases()
+                    return settled && nv == v && nb == b
+                }
+            }
+            try await c.execute("UPDATE tov.settings SET value = '0.5' WHERE key = 'val_lr_ratio'")
+            #expect(try await settledWith(2, 1), "val_lr_ratio did not refresh; \(daemon.log.suffix(2000))")
+            #expect(try await Self.int("SELECT count(*) FROM tov.model_versions WHERE reason = 'val_lr_ratio changed' AND val_lr_ratio = 0.5", on: c) == 1)
+
+            let refresh = try TovdProcess(["refresh"], conninfo: conninfo)
+            #expect(await refresh.waitForExit() == 0, "\(refresh.log)")
+            #expect(refresh.log.contains("refresh requested"))
+            #expect(try await settledWith(3, 1), "tovd refresh made no new version; \(daemon.log.suffix(2000))")
+            #expect(try await Self.int("SELECT count(*) FROM tov.model_versions WHERE reason = 'tovd refresh'", on: c) == 1)
+
+            let rebase = try TovdProcess(["rebase"], conninfo: conninfo)
+            #expect(await rebase.waitForExit() == 0, "\(rebase.log)")
+            #expect(try await settledWith(4, 2), "tovd rebase made no new base model; \(daemon.log.suffix(2000))")
+            #expect(try await Self.int("SELECT count(*) FROM tov.base_models WHERE reason = 'rebase: tovd rebase'", on: c) == 1)
+            #expect(try await Self.int("SELECT count(*) FROM tov.training_requests WHERE started_at IS NULL", on: c) == 0)
+
+            // The metrics of this instance are the database's figures.
+            let s = try await Self.status(c)
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                await daemon.metric("tovd_model_version") == Double(s.modelVersion ?? -1)
+            })
+            #expect(await daemon.metric("tovd_selection_size") == Double(s.selected))
+        }
+    }
+
+    /// Every instance, leader or not, reports the model and selection figures the database holds.
+    @Test func everyInstanceReportsTheDatabaseFigures() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.seed(c, rows: 40)
+            let leader = try Self.daemon(conninfo, ["--metrics-port", "0", "--instance", "lead"])
+            defer { leader.terminate() }
+            let scorer = try Self.daemon(conninfo, ["--metrics-port", "0", "--instance", "score", "--no-leader"])
+            defer { scorer.terminate() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(180)) { try await Self.settled(c) }, "\(leader.log.suffix(3000))")
+            let s = try await Self.status(c)
+            for d in [leader, scorer] {
+                #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                    let version = await d.metric("tovd_model_version")
+                    let size = await d.metric("tovd_selection_size")
+                    let selection = await d.metric("tovd_selection_version")
+                    return version == Double(s.modelVersion ?? -1) && size == Double(s.selected) && selection == Double(s.selectionVersion)
+                }, "\(d.log.suffix(1000))")
+            }
+            #expect(await leader.metric("tovd_leader") == 1)
+            #expect(await scorer.metric("tovd_leader") == 0)
+        }
+    }
+
     /// Pool growth past `rebase_growth` since U was drawn rebases exactly once (the new base model
     /// records the pool it drew from, so the next rebase needs the same growth again).
     @Test func poolGrowthRebasesOnce() async throws {

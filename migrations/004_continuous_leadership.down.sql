@@ -27,9 +27,6 @@ SELECT
     (SELECT instance FROM tov.leader) AS leader;
 GRANT SELECT ON tov.status TO tov_reader;
 
-REVOKE SELECT ON tov.candidates, tov.validation, tov.rejects, tov.scores, tov.selection_history,
-    tov.score_details, tov.base_subset, tov.base_models, tov.model_versions, tov.settings FROM tov_reader;
-REVOKE SELECT (candidate_id, model_version) ON tov.jobs FROM tov_reader;
 DROP TABLE tov.validation_rejects;
 DROP FUNCTION tov.schema_version();
 DROP TABLE tov.training_requests;

@@ -190,9 +190,7 @@ SELECT
     (SELECT string_agg(DISTINCT settings_error, '; ') FROM fresh) AS settings_error,
     (SELECT count(*) FROM tov.validation_rejects) AS zval_rejected;
 
--- Readers read what docs/operations.md says they may: the pool, Z_val, scores, rejects, the history,
--- and what `tovd explain` and `tovd status` need. Model internals (checkpoints, jobs' leases) stay private.
-GRANT SELECT ON tov.workers, tov.candidates, tov.validation, tov.rejects, tov.scores, tov.selection_history,
-    tov.score_details, tov.base_subset, tov.base_models, tov.model_versions, tov.validation_rejects, tov.settings TO tov_reader;
-GRANT SELECT (candidate_id, model_version) ON tov.jobs TO tov_reader;
+-- Readers see the selection and what the daemon is doing, nothing of the pool or the models
+-- (least privilege, as in 001); tov.workers is part of the status.
+GRANT SELECT ON tov.workers TO tov_reader;
 GRANT EXECUTE ON FUNCTION tov.schema_version() TO tov_reader, tov_writer;

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Daemon
+import PQ
 
 extension Tovd {
     struct Explain: AsyncParsableCommand {
@@ -17,7 +18,14 @@ extension Tovd {
         func run() async throws {
             let connection = try await database.connect(applicationName: "tovd explain")
             defer { connection.close() }
-            let explanation = try await Explanation.load(candidateID: id, on: connection)
+            let explanation: Explanation
+            do {
+                explanation = try await Explanation.load(candidateID: id, on: connection)
+            } catch let error as PQError where error.sqlState == .insufficientPrivilege {
+                throw CLIError("tovd explain reads the pool and its scores (tov.candidates, tov.scores, tov.score_details), "
+                    + "which tov_reader may not: it sees only tov.selected, tov.status and tov.workers. "
+                    + "Run it as the daemon's role, or grant SELECT on those tables.")
+            }
             print("candidate \(id)")
             for line in explanation.lines { print("  " + line) }
         }

@@ -4,8 +4,8 @@ import PQ
 import Testing
 import TovTesting
 
-/// Every read-only command works for a login that has only tov_reader, as docs/operations.md says
-/// (`tovd status` used to read tov_migrate, which no role but the owner may read).
+/// The read-only commands a login with only tov_reader may run work for it (`tovd status` used to
+/// read tov_migrate, which no role but the owner may read); one that needs the pool says so.
 @Suite("Read-only role")
 struct ReadOnlyRoleTests {
     @Test func readOnlyCommandsWorkAsTovReader() async throws {
@@ -18,8 +18,20 @@ struct ReadOnlyRoleTests {
             let ids = try await TovTestDatabase.insertCandidates(3, on: c, prefix: "a row a reader reads")
             let reader = conninfo + " user=\(login)"
 
-            for arguments in [["status"], ["status", "--json"], ["explain", "\(ids[0])"], ["export", "--selected"]] {
+            let explain = try TovdProcess(["explain", "\(ids[0])"], conninfo: reader)
+            #expect(await explain.waitForExit() == 1)
+            #expect(explain.log.contains("tov_reader may not"), "\(explain.log)")
+            for arguments in [["status"], ["status", "--json"], ["status", "--watch", "--interval", "0.2"], ["export", "--selected"]] {
                 let run = try TovdProcess(arguments, conninfo: reader)
+                if arguments.contains("--watch") {
+                    // --watch runs until interrupted: a few refreshes, then Ctrl-C.
+                    try await Task.sleep(for: .seconds(1))
+                    #expect(run.isRunning, "\(run.log)")
+                    kill(run.pid, SIGINT)
+                    _ = await run.waitForExit()
+                    #expect(run.log.components(separatedBy: "pool ").count >= 3, "\(run.log)")
+                    continue
+                }
                 let status = await run.waitForExit()
                 #expect(status == 0, "tovd \(arguments.joined(separator: " ")) as tov_reader: \(run.log)")
                 #expect(!run.log.contains("permission denied"), "\(run.log)")

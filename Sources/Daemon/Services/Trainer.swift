@@ -119,7 +119,8 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         if let rebaseReason {
             if let blocked = try await divergedBefore(settings: settings, on: connection) { return blocked }
             if let wait = Self.waitForPool(ready: ready, validating: validating, settings: settings) { return wait }
-            if let wait = debounce(key: "rebase:\(rebaseReason)", ageSeconds: nil, settings: settings) { return wait }
+            // One clock for every rebase reason: the growth reason's counts change with each insert.
+            if let wait = debounce(key: "rebase", ageSeconds: nil, settings: settings) { return wait }
             return .trainBase(reason: "rebase: \(rebaseReason)")
         }
 
@@ -293,9 +294,13 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         ])
     }
 
+    /// Logged once per distinct problem, not at every decision that runs into it again.
     private func settingsProblem(_ message: String) {
+        guard message != lastProblem else { return }
+        lastProblem = message
         logger.error("settings cannot be used; keeping the current model", metadata: ["problem": "\(message)"])
     }
+    private var lastProblem: String?
 
     // MARK: - Refresh (θ_val)
 

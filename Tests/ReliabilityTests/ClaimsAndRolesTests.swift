@@ -8,7 +8,7 @@ import TovTesting
 @Suite("Reliability: claims and roles", .serialized)
 struct ClaimsAndRolesTests {
     static func claim(_ c: Connection, worker: String, leaseSeconds: Double) async throws -> [(id: Int64, attempts: Int32)] {
-        try await c.query(Queries.jobClaimMany, [100, leaseSeconds, worker, [Int32](), 1 << 20]).map { (try $0.get(Int64.self, 0), try $0.get(Int32.self, 2)) }
+        try await c.query(Queries.jobClaimMany, [100, leaseSeconds, worker, "{}", 1 << 20]).map { (try $0.get(Int64.self, 0), try $0.get(Int32.self, 2)) }
     }
 
     static func complete(_ c: Connection, _ jobs: [(id: Int64, attempts: Int32)]) async throws -> Int {

@@ -139,8 +139,11 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     }
 
     func claim(on connection: Connection, skipping unloadable: Set<Int> = [], maxTextBytes: Int) async throws -> [ClaimedJob] {
+        // The skip list goes as an array literal in a string: PQ sends an *empty* [Int32] as an
+        // empty bytea (an empty Swift array casts to [UInt8]), which the server refuses.
+        let skipped = "{" + unloadable.sorted().map(String.init).joined(separator: ",") + "}"
         let rows = try await connection.query(Queries.jobClaimMany, [
-            configuration.batchSize, configuration.leaseSeconds, configuration.name, unloadable.sorted().map(Int32.init), maxTextBytes,
+            configuration.batchSize, configuration.leaseSeconds, configuration.name, skipped, maxTextBytes,
         ])
         return try rows.map { row in
             ClaimedJob(
@@ -301,12 +304,10 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     private func complete(_ outcome: BatchOutcome, scoreFunction: String, on connection: Connection) async throws {
         let jobs = outcome.jobs
         let written = try await connection.transaction { tx -> (owned: Int, rejected: Int, ready: Int, scored: Int, unscorable: Int) in
-            var owned = Set<JobKey>()
-            for row in try await tx.query(Queries.jobCompleteMany, [
+            // Never with empty arrays (all jobs released): PQ would send them as bytea.
+            let owned = jobs.isEmpty ? Set<JobKey>() : Set(try await tx.query(Queries.jobCompleteMany, [
                 jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) },
-            ]) {
-                owned.insert(JobKey(candidateID: try row.get(Int64.self, 0), modelVersion: Int(try row.get(Int32.self, 1))))
-            }
+            ]).map { JobKey(candidateID: try $0.get(Int64.self, 0), modelVersion: Int(try $0.get(Int32.self, 1))) })
             if !outcome.released.isEmpty {
                 let released = outcome.released
                 try await tx.execute(Queries.jobReleaseMany, [

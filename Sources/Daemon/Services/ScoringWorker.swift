@@ -190,7 +190,9 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                 continue
             }
             guard let prompt = job.prompt, let response = job.response else {
-                // Over max_text_bytes, found by the claim without fetching the text.
+                // Over max_text_bytes, found by the claim without fetching the text. A rescoring job
+                // too, when the limit was lowered after the row was validated: it cannot be scored
+                // without its text, so it leaves the pipeline as any rejected row does.
                 let (field, bytes) = job.promptBytes > settings.maxTextBytes ? ("prompt", job.promptBytes) : ("response", job.responseBytes)
                 outcome.rejects.append(.init(job: job, reason: .tooLong,
                     detail: "\(field) is \(bytes) bytes, over the limit of \(settings.maxTextBytes) (setting max_text_bytes)"))

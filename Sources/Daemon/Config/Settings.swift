@@ -20,6 +20,8 @@ public struct Settings: Equatable, Sendable {
     public var zvalDebounceSeconds = 5.0
     public var maxAttempts = 3
     public var maxTextBytes = 1 << 20
+    /// Pool growth since U was drawn (ready rows now ÷ then) that makes the trainer rebase; 0 = off.
+    public var rebaseGrowth = 4.0
 
     public struct SurrogateShape: Equatable, Sendable, Codable {
         public var layers = 4
@@ -69,6 +71,7 @@ public struct Settings: Equatable, Sendable {
             case "zval_debounce_seconds": zvalDebounceSeconds = try number()
             case "max_attempts": maxAttempts = Int(try number())
             case "max_text_bytes": maxTextBytes = Int(try number())
+            case "rebase_growth": rebaseGrowth = try number()
             default: continue  // a newer schema's key: ignore rather than refuse to run
             }
         }

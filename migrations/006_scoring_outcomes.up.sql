@@ -1,4 +1,4 @@
--- Schema version 6: what a worker could not score, and checkpoints it could not load.
+-- Schema version 6: rows a worker could not score.
 
 -- Rows whose losses under a model version were not finite (NaN or ±inf: a diverged surrogate,
 -- `lr` up to 1). They are never stored as scores (NaN sorts above every number in Postgres, so it
@@ -18,7 +18,5 @@ CREATE INDEX unscorable_by_version ON tov.unscorable (model_version);
 -- run, which status reports and the trainer may act on.
 ALTER TABLE tov.model_versions ADD COLUMN nonfinite_rows integer NOT NULL DEFAULT 0;
 
--- Set by a worker that could not load a checkpoint (missing bytes, a hash that does not match
--- sha256, a file that does not decode); cleared by the worker that loads it again. The trainer
--- retrains what has a load_error. Only that version waits: others keep scoring.
-ALTER TABLE tov.checkpoints ADD COLUMN load_error text, ADD COLUMN load_error_at timestamptz;
+-- (Checkpoints a worker cannot load are marked in tov.checkpoints.load_error / load_error_at,
+-- columns migration 004 adds; the worker sets them, the trainer acts on them.)

@@ -1,2 +1,3 @@
 -- Reverses 006.
-SELECT 1;
+ALTER TABLE tov.model_versions DROP COLUMN nonfinite_rows;
+DROP TABLE tov.unscorable;

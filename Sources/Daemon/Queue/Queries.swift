@@ -5,22 +5,28 @@ enum Queries {
     // MARK: - Jobs
 
     /// Claims up to $1 never-tried jobs plus at most one job being retried, for $2 seconds for worker
-    /// $3; returns the fencing attempt number and the row's raw bytes. Leases are compared with the
-    /// database clock, never the host's. New rows (model_version 0) come before rescoring work.
+    /// $3, skipping the model versions in $4 (their checkpoints do not load: the rows wait for them
+    /// unclaimed, so no attempt is charged); returns the fencing attempt number, the row's raw bytes
+    /// and their sizes. Leases are compared with the database clock, never the host's. New rows
+    /// (model_version 0) come before rescoring work.
     ///
     /// One retry per claim is what makes `max_attempts` fair: a crash charges an attempt to every row
     /// of the batch, so the rows of a crashed batch come back one per claim and are scored alone
     /// first; only a row that keeps crashing on its own reaches the limit.
+    ///
+    /// Sizes are checked here, against $5 (`max_text_bytes`, per field as RowValidator does):
+    /// `octet_length` reads the stored length without detoasting, and a row over the limit comes back
+    /// with NULL texts and its sizes, so a batch of 64 rows near the 1 GiB limit costs nothing to claim.
     static let jobClaimMany = """
         WITH fresh AS (
             SELECT candidate_id, model_version FROM tov.jobs
-            WHERE attempts = 0 AND (lease_until IS NULL OR lease_until < now())
+            WHERE attempts = 0 AND (lease_until IS NULL OR lease_until < now()) AND model_version <> ALL ($4::int[])
             ORDER BY model_version, enqueued_at, candidate_id
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         ), retry AS (
             SELECT candidate_id, model_version FROM tov.jobs
-            WHERE attempts > 0 AND (lease_until IS NULL OR lease_until < now())
+            WHERE attempts > 0 AND (lease_until IS NULL OR lease_until < now()) AND model_version <> ALL ($4::int[])
             ORDER BY model_version, enqueued_at, candidate_id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
@@ -34,9 +40,15 @@ enum Queries {
             RETURNING j.candidate_id, j.model_version, j.attempts
         )
         SELECT c.candidate_id, c.model_version, c.attempts,
-               convert_to(x.prompt, getdatabaseencoding()), convert_to(x.response, getdatabaseencoding()),
-               extract(epoch FROM now() - x.created_at)::float8
+               CASE WHEN n.fits THEN convert_to(x.prompt, getdatabaseencoding()) END,
+               CASE WHEN n.fits THEN convert_to(x.response, getdatabaseencoding()) END,
+               extract(epoch FROM now() - x.created_at)::float8,
+               n.prompt_bytes, n.response_bytes
         FROM claimed c JOIN tov.candidates x ON x.id = c.candidate_id
+        CROSS JOIN LATERAL (
+            SELECT octet_length(x.prompt) AS prompt_bytes, octet_length(x.response) AS response_bytes,
+                   octet_length(x.prompt) <= $5::bigint AND octet_length(x.response) <= $5::bigint AS fits
+        ) n
         ORDER BY c.candidate_id
         """
 
@@ -64,12 +76,15 @@ enum Queries {
         """
 
     /// Enqueues (re)scoring of every ready, unrejected row outside U that has no score for model
-    /// version $1 yet. Used when a version starts scoring and by the leader's sweeper.
+    /// version $1 yet and was not found unscorable under it (non-finite losses: scoring it again
+    /// gives the same losses, so re-enqueueing it would loop). Used when a version starts scoring and
+    /// by the leader's sweeper.
     static let jobEnqueueMissingScores = """
         INSERT INTO tov.jobs (candidate_id, model_version)
         SELECT r.candidate_id, $1::int FROM tov.ready r
         WHERE NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.candidate_id = r.candidate_id AND s.model_version = $1::int)
           AND NOT EXISTS (SELECT 1 FROM tov.rejects x WHERE x.candidate_id = r.candidate_id)
+          AND NOT EXISTS (SELECT 1 FROM tov.unscorable u WHERE u.candidate_id = r.candidate_id AND u.model_version = $1::int)
           AND NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.candidate_id = r.candidate_id AND b.base_version = $2::int)
           AND NOT EXISTS (SELECT 1 FROM tov.jobs j WHERE j.candidate_id = r.candidate_id AND j.model_version IN (0, $1::int))
         ON CONFLICT DO NOTHING

@@ -12,6 +12,11 @@ import ServiceLifecycle
 /// writes nothing. A claim holds at most one row on a retry, processed alone before the fresh rows,
 /// so a row that crashed the process cannot take a batch down with it again, and rows that merely
 /// shared a batch with it are not charged for its crashes.
+///
+/// While a batch is processed its leases are renewed every `leaseSeconds`/3 (``LeaseRenewal``), so
+/// a batch slower than its lease is not taken over; fencing is unchanged. On graceful shutdown an
+/// unfinished batch stops waiting for its scoring and gives its claims back (attempts not charged),
+/// so another instance takes the rows at once instead of after the lease.
 public final class ScoringWorker: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var conninfo: String
@@ -34,6 +39,12 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     let health: HealthState
     let logger: Logger
     private let stopFlag = StopFlag()
+
+    /// Test-only fault hook: `TOVD_FAULT_SCORE_DELAY_MS=N` makes every batch that scores rows with a
+    /// model take N ms longer (a big surrogate, a loaded host), for the lease-renewal and shutdown
+    /// tests. Never set in production.
+    static let faultScoreDelay: Duration? = ProcessInfo.processInfo.environment["TOVD_FAULT_SCORE_DELAY_MS"]
+        .flatMap(Int.init).map { .milliseconds($0) }
 
     public init(configuration: Configuration, wakeup: WakeupSignal, models: ModelCache, settings: SettingsCache,
                 metrics: DaemonMetrics, health: HealthState, logger: Logger) {
@@ -87,91 +98,171 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     func runOneBatch(on connection: Connection) async throws -> Int {
         let started = ContinuousClock.now
         let current = try await settings.current(on: connection)
-        // Models first: a checkpoint that cannot be loaded (missing, corrupt) must fail before any
-        // row is claimed, or every retry would charge an attempt to rows that did nothing wrong.
-        var live = try await models.live(on: connection)
-        let jobs = try await claim(on: connection)
+        // Models first: a version whose checkpoint cannot be loaded (missing, corrupt) is known
+        // before any row is claimed, and its jobs are left unclaimed so they are not charged.
+        var live = try await models.versions(on: connection)
+        let jobs = try await claim(on: connection, skipping: live.unloadable, maxTextBytes: current.maxTextBytes)
         guard !jobs.isEmpty else { return 0 }
         metrics.rowsClaimed.increment(by: Int64(jobs.count))
         metrics.lagSeconds.set(to: jobs.map(\.ageSeconds).max() ?? 0)
-        // A version that went live between the two queries: load it too.
-        if jobs.contains(where: { job in job.modelVersion > 0 && !live.contains { $0.modelVersion == job.modelVersion } }) {
-            live = try await models.live(on: connection)
+        let lease = LeaseRenewal(jobs: jobs, leaseSeconds: configuration.leaseSeconds, connection: connection, logger: logger)
+        lease.start()
+        var unfinished = jobs
+        do {
+            // A version that went live between the two queries: load it too.
+            if jobs.contains(where: { job in
+                job.modelVersion > 0 && !live.unloadable.contains(job.modelVersion) && !live.loaded.contains { $0.modelVersion == job.modelVersion }
+            }) {
+                live = try await models.versions(on: connection)
+            }
+            // The retry first, alone and committed before the fresh rows are touched: if the fresh
+            // batch crashes us, the retried row is not charged for it.
+            for job in jobs where job.attempts > 1 {
+                try await process([job], live: live, settings: current, lease: lease, on: connection)
+                unfinished.removeAll { $0.key == job.key }
+            }
+            if !unfinished.isEmpty {
+                try await process(unfinished, live: live, settings: current, lease: lease, on: connection)
+            }
+        } catch is WorkerStopping {
+            await lease.stop()
+            try await release(unfinished, on: connection)
+            return jobs.count
+        } catch {
+            await lease.stop()
+            throw error
         }
-        let fresh = jobs.filter { $0.attempts <= 1 }
-        let retries = jobs.filter { $0.attempts > 1 }
-        // The retry first, alone and committed before the fresh rows are touched: if the fresh
-        // batch crashes us, the retried row is not charged for it.
-        for job in retries {
-            try await process([job], live: live, settings: current, on: connection)
-        }
-        if !fresh.isEmpty {
-            try await process(fresh, live: live, settings: current, on: connection)
-        }
+        await lease.stop()
         let elapsed = ContinuousClock.now - started
         metrics.batchSeconds.record(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         return jobs.count
     }
 
-    func claim(on connection: Connection) async throws -> [ClaimedJob] {
+    func claim(on connection: Connection, skipping unloadable: Set<Int> = [], maxTextBytes: Int) async throws -> [ClaimedJob] {
+        // The skip list goes as an array literal in a string: PQ sends an *empty* [Int32] as an
+        // empty bytea (an empty Swift array casts to [UInt8]), which the server refuses.
+        let skipped = "{" + unloadable.sorted().map(String.init).joined(separator: ",") + "}"
         let rows = try await connection.query(Queries.jobClaimMany, [
-            configuration.batchSize, configuration.leaseSeconds, configuration.name,
+            configuration.batchSize, configuration.leaseSeconds, configuration.name, skipped, maxTextBytes,
         ])
         return try rows.map { row in
             ClaimedJob(
                 candidateID: try row.get(Int64.self, 0),
                 modelVersion: Int(try row.get(Int32.self, 1)),
                 attempts: Int(try row.get(Int32.self, 2)),
-                prompt: try row.get([UInt8].self, 3),
-                response: try row.get([UInt8].self, 4),
-                ageSeconds: try row.get(Double.self, 5))
+                prompt: try row.getOptional([UInt8].self, 3),
+                response: try row.getOptional([UInt8].self, 4),
+                ageSeconds: try row.get(Double.self, 5),
+                promptBytes: Int(try row.get(Int32.self, 6)),
+                responseBytes: Int(try row.get(Int32.self, 7)))
         }
     }
 
+    /// Gives the claims of an interrupted batch back: another worker may take them at once, and
+    /// the attempt is not charged (the rows did nothing wrong).
+    private func release(_ jobs: [ClaimedJob], on connection: Connection) async throws {
+        guard !jobs.isEmpty else { return }
+        let released = try await connection.execute(Queries.jobReleaseMany, [
+            jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) },
+        ])
+        logger.info("stopping: claims of the unfinished batch released", metadata: ["rows": "\(released)", "worker": "\(configuration.name)"])
+    }
+
     /// Validates and scores `jobs`, then completes them in one fenced transaction.
-    func process(_ jobs: [ClaimedJob], live: [LoadedVersion], settings: Settings, on connection: Connection) async throws {
-        var outcome = BatchOutcome(jobs: jobs)
+    func process(_ jobs: [ClaimedJob], live: ModelCache.Live, settings: Settings, lease: LeaseRenewal,
+                 on connection: Connection) async throws {
+        var outcome = BatchOutcome(jobs: [])
+        outcome.waitFor = live.unloadable
         let validator = RowValidator(maxTextBytes: settings.maxTextBytes)
 
         // Which rows go to which model version.
         var rowsByVersion: [Int: [ClaimedJob]] = [:]
         for job in jobs {
+            if live.unloadable.contains(job.modelVersion) {
+                // Its version failed to load after the claim: give the job back untouched.
+                outcome.released.append(job)
+                continue
+            }
+            outcome.jobs.append(job)
             if job.attempts > settings.maxAttempts {
                 outcome.rejects.append(.init(job: job, reason: .repeatedFailure,
                     detail: "scoring did not finish after \(job.attempts - 1) attempts (crash or lease timeout); see the daemon's log for batch errors"))
                 continue
             }
+            guard let prompt = job.prompt, let response = job.response else {
+                // Over max_text_bytes, found by the claim without fetching the text. A rescoring job
+                // too, when the limit was lowered after the row was validated: it cannot be scored
+                // without its text, so it leaves the pipeline as any rejected row does.
+                let (field, bytes) = job.promptBytes > settings.maxTextBytes ? ("prompt", job.promptBytes) : ("response", job.responseBytes)
+                outcome.rejects.append(.init(job: job, reason: .tooLong,
+                    detail: "\(field) is \(bytes) bytes, over the limit of \(settings.maxTextBytes) (setting max_text_bytes)"))
+                continue
+            }
             if job.modelVersion == 0 {
-                switch validator.check(prompt: job.prompt, response: job.response) {
+                switch validator.check(prompt: prompt, response: response) {
                 case .reject(let reason, let detail):
                     outcome.rejects.append(.init(job: job, reason: reason, detail: detail))
                     continue
                 case .ready(let promptBytes, let responseBytes):
                     outcome.ready.append((job.candidateID, promptBytes, responseBytes))
                 }
-                for version in live { rowsByVersion[version.modelVersion, default: []].append(job) }
-            } else if live.contains(where: { $0.modelVersion == job.modelVersion }) {
+                for version in live.loaded { rowsByVersion[version.modelVersion, default: []].append(job) }
+            } else if live.loaded.contains(where: { $0.modelVersion == job.modelVersion }) {
                 rowsByVersion[job.modelVersion, default: []].append(job)
             }
             // A rescore job for a version that is no longer live is simply completed.
         }
 
-        for version in live {
+        if let delay = Self.faultScoreDelay, !rowsByVersion.isEmpty {
+            try await untilStopped { try await Task.sleep(for: delay) }
+        }
+        for version in live.loaded {
             guard var rows = rowsByVersion[version.modelVersion], !rows.isEmpty else { continue }
             // U rows are never scored: their loss under θ_bas is biased by having trained on them.
             let inU = try await baseSubsetMembers(version.baseVersion, rows.map(\.candidateID), on: connection)
             rows.removeAll { inU.contains($0.candidateID) }
             guard !rows.isEmpty else { continue }
             let base = try await baseLosses(for: rows, version: version, outcome: &outcome, on: connection)
-            let texts = rows.map { RowText(id: $0.candidateID, prompt: $0.prompt, response: $0.response) }
-            let val = try await runOffPool(name: "tovd-score") { try version.valLosses(texts) }
+            let texts = rows.map(\.text)
+            let val = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.valLosses(texts) } }
             for (index, job) in rows.enumerated() {
                 guard let record = base[job.candidateID] else { continue }
+                if let detail = Self.nonFiniteLosses(base: record, val: val[index], modelVersion: version.modelVersion) {
+                    outcome.unscorable.append(.init(candidateID: job.candidateID, modelVersion: version.modelVersion, detail: detail))
+                    continue
+                }
                 outcome.scores.append(.init(candidateID: job.candidateID, modelVersion: version.modelVersion,
                                             base: record, valLosses: val[index]))
             }
         }
-        try await complete(outcome, scoreFunction: settings.selection.scoreFunction.rawValue, on: connection)
+        try await lease.paused {
+            try await complete(outcome, scoreFunction: settings.selection.scoreFunction.rawValue, on: connection)
+        }
+    }
+
+    /// Why a row's losses cannot be a score (NaN or ±inf anywhere: NaN sorts above every number in
+    /// Postgres and would top the selection), or nil when they can.
+    static func nonFiniteLosses(base: BaseLossRecord, val: [Float], modelVersion: Int) -> String? {
+        if (base.losses + val).allSatisfy(\.isFinite) && !base.uncertainty.isNaN { return nil }
+        return "losses under model version \(modelVersion) are not finite (θ_bas \(base.losses), θ_val \(val)): the surrogate diverged; "
+            + "lower the lr setting (or val_lr_ratio) so that a new model is trained"
+    }
+
+    /// Awaits `work` unless a graceful stop is requested first, in which case it throws
+    /// ``WorkerStopping`` at once and `work` finishes unobserved (scoring cannot be interrupted, but
+    /// its result is no longer wanted: the batch's claims are released).
+    private func untilStopped<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let once = ResumeOnce<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.install(continuation)
+            let token = stopFlag.onSet { once.resume(with: .failure(WorkerStopping())) }
+            Task {
+                let result: Result<T, Error>
+                do { result = .success(try await work()) } catch { result = .failure(error) }
+                if let token { self.stopFlag.remove(token) }
+                once.resume(with: result)
+            }
+        }
     }
 
     /// ℓ(θ_bas^l, x) for every row: from `tov.base_losses` when cached, computed otherwise.
@@ -190,10 +281,12 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         }
         let missing = rows.filter { result[$0.candidateID] == nil }
         if !missing.isEmpty {
-            let texts = missing.map { RowText(id: $0.candidateID, prompt: $0.prompt, response: $0.response) }
-            let computed = try await runOffPool(name: "tovd-score") { try version.baseLosses(texts) }
+            let texts = missing.map(\.text)
+            let computed = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.baseLosses(texts) } }
             for (job, record) in zip(missing, computed) {
                 result[job.candidateID] = record
+                // Non-finite base losses are never cached: the row is recorded as unscorable instead.
+                guard record.losses.allSatisfy(\.isFinite) && !record.uncertainty.isNaN else { continue }
                 outcome.baseLosses.append(.init(candidateID: job.candidateID, baseVersion: version.baseVersion, record: record))
             }
         }
@@ -212,20 +305,29 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     /// are dropped from the results.
     private func complete(_ outcome: BatchOutcome, scoreFunction: String, on connection: Connection) async throws {
         let jobs = outcome.jobs
-        let written = try await connection.transaction { tx -> (owned: Int, rejected: Int, ready: Int, scored: Int) in
-            var owned = Set<JobKey>()
-            for row in try await tx.query(Queries.jobCompleteMany, [
+        let written = try await connection.transaction { tx -> (owned: Int, rejected: Int, ready: Int, scored: Int, unscorable: Int) in
+            // Never with empty arrays (all jobs released): PQ would send them as bytea.
+            let owned = jobs.isEmpty ? Set<JobKey>() : Set(try await tx.query(Queries.jobCompleteMany, [
                 jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) },
-            ]) {
-                owned.insert(JobKey(candidateID: try row.get(Int64.self, 0), modelVersion: Int(try row.get(Int32.self, 1))))
+            ]).map { JobKey(candidateID: try $0.get(Int64.self, 0), modelVersion: Int(try $0.get(Int32.self, 1))) })
+            if !outcome.released.isEmpty {
+                let released = outcome.released
+                try await tx.execute(Queries.jobReleaseMany, [
+                    released.map(\.candidateID), released.map { Int32($0.modelVersion) }, released.map { Int32($0.attempts) },
+                ])
             }
             var rejected = 0
-            for reject in outcome.rejects where owned.contains(reject.key) {
+            let rejects = outcome.rejects.filter { owned.contains($0.key) }
+            for reject in rejects {
                 rejected += try await tx.execute(Queries.rejectInsert, [reject.candidateID, reject.reason.rawValue, reject.detail, reject.attempts])
             }
             let ready = outcome.ready.filter { owned.contains(JobKey(candidateID: $0.0, modelVersion: 0)) }
             if !ready.isEmpty {
                 try await tx.execute(Queries.readyInsertMany, [ready.map(\.0), ready.map { Int32($0.1) }, ready.map { Int32($0.2) }])
+                if !outcome.waitFor.isEmpty {
+                    // Versions whose checkpoints do not load yet: the new rows wait in the queue for them.
+                    try await tx.execute(Queries.jobEnqueueForVersionsMany, [ready.map(\.0), outcome.waitFor.sorted().map(Int32.init)])
+                }
             }
             let ownedIDs = Set(owned.map(\.candidateID))
             // One statement per base version and L for the base losses, one per L for the scores:
@@ -237,10 +339,11 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                     group.map(\.record.uncertainty), group.map { Int32($0.record.tokens) }, key[1],
                 ])
             }
-            let scores = outcome.scores.filter {
-                owned.contains(JobKey(candidateID: $0.candidateID, modelVersion: $0.modelVersion))
-                    || owned.contains(JobKey(candidateID: $0.candidateID, modelVersion: 0))
+            let isOwned = { (candidateID: Int64, modelVersion: Int) in
+                owned.contains(JobKey(candidateID: candidateID, modelVersion: modelVersion))
+                    || owned.contains(JobKey(candidateID: candidateID, modelVersion: 0))
             }
+            let scores = outcome.scores.filter { isOwned($0.candidateID, $0.modelVersion) }
             var scored = 0
             let locked = scores.isEmpty ? nil : try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, 0) }
             // A value the settings parser would refuse cannot be in force; keep the cached one then.
@@ -254,12 +357,31 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                     group.map(\.base.uncertainty), epochs, group.map { Int32($0.base.tokens) },
                 ])
             }
-            if scored > 0 { try await tx.query(Queries.scoresNotify) }
-            return (owned.count, rejected, ready.count, scored)
+            let unscorable = outcome.unscorable.filter { isOwned($0.candidateID, $0.modelVersion) }
+            var unscorableRows = 0
+            if !unscorable.isEmpty {
+                unscorableRows = Int(try await tx.query(Queries.unscorableInsertMany, [
+                    unscorable.map(\.candidateID), unscorable.map { Int32($0.modelVersion) }, unscorable.map(\.detail),
+                ]).first!.get(Int64.self, 0))
+            }
+            // Last, so a rejection wins over anything this batch wrote for the same row.
+            var removedScores = 0
+            if !rejects.isEmpty {
+                let removed = try await tx.query(Queries.rejectedRowRemoveMany, [rejects.map(\.candidateID)]).first!
+                removedScores = Int(try removed.get(Int64.self, 1))
+            }
+            if scored > 0 || removedScores > 0 { try await tx.query(Queries.scoresNotify) }
+            return (owned.count, rejected, ready.count, scored, unscorableRows)
         }
         metrics.rowsRejected.increment(by: Int64(written.rejected))
         metrics.rowsReady.increment(by: Int64(written.ready))
         metrics.rowsScored.increment(by: Int64(written.scored))
+        if written.unscorable > 0 {
+            logger.warning("rows with non-finite losses were not scored (tov.unscorable); the model version diverged", metadata: [
+                "rows": "\(written.unscorable)", "model_versions": "\(Set(outcome.unscorable.map(\.modelVersion)).sorted())",
+                "detail": "\(outcome.unscorable.first!.detail)",
+            ])
+        }
         if written.owned < jobs.count {
             metrics.leaseLost.increment(by: Int64(jobs.count - written.owned))
             logger.warning("lease lost before completion; results of those rows were discarded",
@@ -271,14 +393,21 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     }
 }
 
-/// A claimed job with the raw bytes of its row.
+/// A claimed job with the raw bytes of its row; `prompt` and `response` are nil when the row is
+/// over `max_text_bytes` (the claim did not fetch them), and the sizes say by how much.
 struct ClaimedJob: Sendable {
     var candidateID: Int64
     var modelVersion: Int
     var attempts: Int
-    var prompt: [UInt8]
-    var response: [UInt8]
+    var prompt: [UInt8]?
+    var response: [UInt8]?
     var ageSeconds: Double
+    var promptBytes: Int
+    var responseBytes: Int
+
+    var key: JobKey { JobKey(candidateID: candidateID, modelVersion: modelVersion) }
+    /// Only for rows that fit (scoring never sees a row the claim left unfetched).
+    var text: RowText { RowText(id: candidateID, prompt: prompt ?? [], response: response ?? []) }
 }
 
 struct JobKey: Hashable {
@@ -302,18 +431,145 @@ struct BatchOutcome {
     }
     struct BaseLoss { var candidateID: Int64, baseVersion: Int, record: BaseLossRecord }
     struct Score { var candidateID: Int64, modelVersion: Int, base: BaseLossRecord, valLosses: [Float] }
+    struct Unscorable { var candidateID: Int64, modelVersion: Int, detail: String }
 
+    /// The jobs this batch completes.
     var jobs: [ClaimedJob]
+    /// Jobs given back untouched (their version failed to load after the claim).
+    var released: [ClaimedJob] = []
+    /// Live versions that could not be loaded: new ready rows are queued for them.
+    var waitFor: Set<Int> = []
     var rejects: [Reject] = []
     var ready: [(Int64, Int, Int)] = []
     var baseLosses: [BaseLoss] = []
     var scores: [Score] = []
+    var unscorable: [Unscorable] = []
 }
 
-/// A flag set once from the graceful-shutdown handler and read by the loop.
+/// Keeps the leases of a claimed batch from running out while it is processed: every
+/// `leaseSeconds`/3 it extends the leases whose attempt number still matches (still ours), on the
+/// batch's own connection. Connection runs its statements one at a time in submission order, so a
+/// renewal slots in between the batch's queries, and scoring runs off the connection, so renewals
+/// go through while it scores. Paused around the completing transaction, which must not carry them.
+final class LeaseRenewal: @unchecked Sendable {
+    let jobs: [ClaimedJob]
+    let leaseSeconds: Double
+    let connection: Connection
+    let logger: Logger
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+
+    init(jobs: [ClaimedJob], leaseSeconds: Double, connection: Connection, logger: Logger) {
+        self.jobs = jobs
+        self.leaseSeconds = leaseSeconds
+        self.connection = connection
+        self.logger = logger
+    }
+
+    func start() {
+        let params: [PQValue?] = [
+            jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) }, leaseSeconds,
+        ]
+        let interval = Duration.milliseconds(Int(leaseSeconds * 1000 / 3))
+        let (connection, logger) = (self.connection, self.logger)
+        let renewal = Task {
+            while true {
+                do { try await Task.sleep(for: interval) } catch { return }
+                do {
+                    try await connection.execute(Queries.jobRenewMany, params)
+                } catch {
+                    // The batch's own next statement meets the same problem and handles it; the
+                    // leases then run out as if the worker had crashed.
+                    logger.warning("lease renewal failed", metadata: ["error": "\(error)"])
+                    return
+                }
+            }
+        }
+        lock.withLock { task = renewal }
+    }
+
+    /// Stops renewing and waits for a renewal in flight, so the connection is the caller's again.
+    func stop() async {
+        let running = lock.withLock { () -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        running?.cancel()
+        await running?.value
+    }
+
+    /// Runs `body` with renewals stopped, then renews again.
+    func paused<T>(_ body: () async throws -> T) async throws -> T {
+        await stop()
+        defer { start() }
+        return try await body()
+    }
+}
+
+/// Thrown from an await the worker abandons because a graceful stop was requested.
+struct WorkerStopping: Error {}
+
+/// Resumes a continuation exactly once, from whichever of several racers gets there first.
+final class ResumeOnce<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, Error>?
+    private var early: Result<T, Error>?
+    private var done = false
+
+    func install(_ continuation: CheckedContinuation<T, Error>) {
+        let resolved = lock.withLock { () -> Result<T, Error>? in
+            if let early { return early }
+            self.continuation = continuation
+            return nil
+        }
+        if let resolved { continuation.resume(with: resolved) }
+    }
+
+    func resume(with result: Result<T, Error>) {
+        let target = lock.withLock { () -> CheckedContinuation<T, Error>? in
+            guard !done else { return nil }
+            done = true
+            guard let continuation else { early = result; return nil }
+            self.continuation = nil
+            return continuation
+        }
+        target?.resume(with: result)
+    }
+}
+
+/// A flag set once from the graceful-shutdown handler and read by the loop; handlers registered
+/// with `onSet` run when it is set.
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
+    private var handlers: [Int: @Sendable () -> Void] = [:]
+    private var nextToken = 0
+
     var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+
+    func set() {
+        let pending = lock.withLock { () -> [@Sendable () -> Void] in
+            value = true
+            defer { handlers = [:] }
+            return Array(handlers.values)
+        }
+        for handler in pending { handler() }
+    }
+
+    /// Runs `handler` when the flag is set, or at once if it is; returns a token for `remove`
+    /// (nil when it already ran).
+    func onSet(_ handler: @escaping @Sendable () -> Void) -> Int? {
+        let token = lock.withLock { () -> Int? in
+            guard !value else { return nil }
+            nextToken += 1
+            handlers[nextToken] = handler
+            return nextToken
+        }
+        if token == nil { handler() }
+        return token
+    }
+
+    func remove(_ token: Int) {
+        _ = lock.withLock { handlers.removeValue(forKey: token) }
+    }
 }

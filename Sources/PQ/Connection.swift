@@ -105,6 +105,24 @@ public final class Connection: @unchecked Sendable {
         }
     }
 
+    /// The value libpq uses for connection option `keyword` in this session, after the defaults and
+    /// the caller's conninfo (`keepalives_idle`, `host`, ...); nil when unset. Never a password field.
+    public func option(_ keyword: String) async throws -> String? {
+        try await onThread { pg in
+            guard let options = PQconninfo(pg) else { return nil }
+            defer { PQconninfoFree(options) }
+            var option = options
+            while let key = option.pointee.keyword {
+                if String(cString: key) == keyword {
+                    if let display = option.pointee.dispchar, String(cString: display) == "*" { return nil }
+                    return option.pointee.val.map { String(cString: $0) }
+                }
+                option += 1
+            }
+            return nil
+        }
+    }
+
     /// False once the session broke (a query failed with a connection error) or was closed.
     public var isConnected: Bool { state.withLock { !closed && !broken } }
 

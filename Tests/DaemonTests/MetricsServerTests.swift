@@ -57,58 +57,76 @@ struct MetricsServerTests {
         return readAll(fd)
     }
 
-    @Test func aTricklingClientDoesNotBlockTheHealthCheck() throws {
+    /// Runs blocking socket code on a thread of its own: on Swift's cooperative pool (two threads
+    /// here) it would stall every other test in the process while it waits.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    @Test func aTricklingClientDoesNotBlockTheHealthCheck() async throws {
         let server = try Self.server()
         defer { server.stop() }
-        let trickler = try Self.connect(server.port)
-        defer { close(trickler) }
-        _ = Self.send(trickler, "G")
-        // One byte now and then, never the end of the head: the old server served only this client
-        // until its 2 s read timeout, after every byte.
-        for byte in "ET /metrics HTTP/1.1\r\n" {
-            let answer = try Self.get(server.port, "/healthz")
-            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok\n"), "\(answer)")
-            guard Self.send(trickler, String(byte)) else { break }
+        let answers = try await Self.blocking {
+            let trickler = try Self.connect(server.port)
+            defer { close(trickler) }
+            _ = Self.send(trickler, "G")
+            // One byte now and then, never the end of the head: the old server served only this
+            // client until its 2 s read timeout, after every byte.
+            var answers: [String] = []
+            for byte in "ET /metrics HTTP/1.1\r\n" {
+                answers.append(try Self.get(server.port, "/healthz"))
+                guard Self.send(trickler, String(byte)) else { break }
+            }
+            return answers
         }
+        #expect(!answers.isEmpty)
+        for answer in answers { #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok\n"), "\(answer)") }
     }
 
-    @Test func aClientSlowerThanTheDeadlineIsCutOff() throws {
+    @Test func aClientSlowerThanTheDeadlineIsCutOff() async throws {
         let server = try Self.server(deadline: .milliseconds(300))
         defer { server.stop() }
-        let trickler = try Self.connect(server.port, timeout: 10)
-        defer { close(trickler) }
-        // Bytes keep coming, every 100 ms, so no per-read timeout would ever fire; the total deadline
-        // does, and the server closes without an answer. The 30 s bound only guards against a server
-        // that never cuts it off (it is 100 × the deadline, for a box busy with other builds).
-        let giveUp = ContinuousClock.now + .seconds(30)
-        var cutOff = false
-        while !cutOff && ContinuousClock.now < giveUp {
-            guard Self.send(trickler, "G") else { cutOff = true; break }
-            var pfd = pollfd(fd: trickler, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, 100) > 0 {
-                var byte: UInt8 = 0
-                #expect(recv(trickler, &byte, 1, 0) <= 0, "the server answered a request it never got whole")
-                cutOff = true
+        let (cutOff, answered) = try await Self.blocking {
+            let trickler = try Self.connect(server.port, timeout: 10)
+            defer { close(trickler) }
+            // Bytes keep coming, every 100 ms, so no per-read timeout would ever fire; the total
+            // deadline does, and the server closes without an answer. The 30 s bound only guards
+            // against a server that never cuts it off (100 × the deadline, for a box busy with builds).
+            let giveUp = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < giveUp {
+                guard Self.send(trickler, "G") else { return (true, false) }
+                var pfd = pollfd(fd: trickler, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, 100) > 0 {
+                    var byte: UInt8 = 0
+                    return (true, recv(trickler, &byte, 1, 0) > 0)
+                }
             }
+            return (false, false)
         }
         #expect(cutOff)
+        #expect(!answered, "the server answered a request it never got whole")
     }
 
-    @Test func clientsOverTheLimitGetA503AndTheEndpointRecovers() throws {
+    @Test func clientsOverTheLimitGetA503AndTheEndpointRecovers() async throws {
         let server = try Self.server(maxClients: 2, deadline: .milliseconds(500))
         defer { server.stop() }
-        let idle = try (0..<2).map { _ in try Self.connect(server.port) }
-        // Both slots are taken once the server has accepted them; the busy answer says so.
-        var busy = ""
-        for _ in 0..<50 where !busy.contains("503") {
-            busy = try Self.get(server.port, "/healthz")
+        let (busy, answer) = try await Self.blocking {
+            let idle = try (0..<2).map { _ in try Self.connect(server.port) }
+            // Both slots are taken once the server has accepted them; the busy answer says so.
+            var busy = ""
+            for _ in 0..<50 where !busy.contains("503") {
+                busy = try Self.get(server.port, "/healthz")
+            }
+            idle.forEach { close($0) }
+            var answer = ""
+            for _ in 0..<50 where !answer.hasPrefix("HTTP/1.1 200") {
+                answer = try Self.get(server.port, "/healthz")
+            }
+            return (busy, answer)
         }
         #expect(busy.hasPrefix("HTTP/1.1 503") && busy.contains("too many open clients"), "\(busy)")
-        idle.forEach { close($0) }
-        var answer = ""
-        for _ in 0..<50 where !answer.hasPrefix("HTTP/1.1 200") {
-            answer = try Self.get(server.port, "/healthz")
-        }
         #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
     }
 
@@ -116,20 +134,23 @@ struct MetricsServerTests {
     /// connection in CLOSE_WAIT, the client's kernel answers with RST, and the next write fails with
     /// EPIPE. A plain write() would raise SIGPIPE, whose default action ends the process (this test
     /// process included, so the default is put in place for the test).
-    @Test func aClientHangingUpMidAnswerIsNoSIGPIPE() throws {
+    @Test func aClientHangingUpMidAnswerIsNoSIGPIPE() async throws {
         let previous = signal(SIGPIPE, SIG_DFL)
         defer { signal(SIGPIPE, previous) }
         let server = try Self.server(body: [UInt8](repeating: 0x61, count: 8 << 20))
         defer { server.stop() }
-        for _ in 0..<8 {
-            let fd = try Self.connect(server.port)
-            _ = Self.send(fd, "GET /metrics HTTP/1.1\r\n\r\n")
-            close(fd)
-        }
-        // Still serving (once the hung-up clients' slots are free).
-        var answer = ""
-        for _ in 0..<50 where !answer.hasPrefix("HTTP/1.1 200") {
-            answer = try Self.get(server.port, "/healthz")
+        let answer = try await Self.blocking {
+            for _ in 0..<8 {
+                let fd = try Self.connect(server.port)
+                _ = Self.send(fd, "GET /metrics HTTP/1.1\r\n\r\n")
+                close(fd)
+            }
+            // Still serving (once the hung-up clients' slots are free).
+            var answer = ""
+            for _ in 0..<50 where !answer.hasPrefix("HTTP/1.1 200") {
+                answer = try Self.get(server.port, "/healthz")
+            }
+            return answer
         }
         #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
     }

@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Targets follow ../shared/DESIGN.md §2: C shims → PQ → Surrogate → Selection (pure) → Daemon → tovd.
-// Dependencies are chosen for build time on a 2-core CI box: no SwiftNIO, no swift-crypto.
+// Dependencies are chosen for build time on a 2-core CI box: no SwiftNIO, no swift-crypto (SHA-256 comes
+// from the system libcrypto).
 let package = Package(
     name: "tovd",
     platforms: [.macOS(.v14)],
@@ -23,11 +24,13 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // SHA-256 of checkpoints and data files: OpenSSL's, which libpq already brings.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // MARK: - Libraries
         .target(name: "PQ", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
         .target(name: "EmbeddedPostgres", dependencies: []),
-        .target(name: "Surrogate", dependencies: ["CLZ4", "COpenBLAS"]),
+        .target(name: "Surrogate", dependencies: ["CCrypto", "CLZ4", "COpenBLAS"]),
         .target(name: "Selection"),
         .target(
             name: "Daemon",
@@ -36,8 +39,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            plugins: ["EmbedMigrations"]
         ),
+        // migrations/*.sql are the schema's one source: embedded into Daemon at build time.
+        .executableTarget(name: "EmbedMigrationsTool"),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
         .target(name: "Evaluation", dependencies: ["Surrogate", "Selection"]),
         .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
         .executableTarget(

@@ -78,7 +78,17 @@ started=$(date +%s)
 while true; do
   sleep 5
   status=$($tovd status --json)
-  echo "  $(( $(date +%s) - started ))s  $status" | cut -c1-200
+  # What the daemon is doing, as a person reads it: the activity with its progress, then the counts.
+  python3 - "$status" "$(( $(date +%s) - started ))" <<'PY'
+import json, sys
+s, t = json.loads(sys.argv[1]), sys.argv[2]
+a = s.get("activity") or {}
+doing = a.get("name") or s["daemon_state"]
+if a.get("total"):
+    doing += f' {a.get("done") or 0}/{a["total"]} {a.get("unit") or ""}'.rstrip()
+    if a.get("eta_seconds") is not None: doing += f', ETA {a["eta_seconds"]:.0f} s'
+print(f'  {t:>4}s  {doing:<44} scored {s["scored"]}, waiting {s["waiting_for_model"]}, selected {s["selected"]}')
+PY
   python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s["model_version"] and s["pending"]==0 and s["rescore_pending"]==0 and s["selected"]>0 else 1)' "$status" && break
   kill -0 $daemon 2>/dev/null || { echo "the daemon stopped; see .tovd/demo/tovd.log" >&2; tail -20 .tovd/demo/tovd.log >&2; exit 1; }
 done

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages tovd builds and tests against (idempotent; a no-op when present).
 # Swift 6.x itself must already be on PATH.
 set -euo pipefail
-packages=(pkg-config libpq-dev liblz4-dev libopenblas-dev postgresql-15 postgresql-client-15 python3)
+packages=(pkg-config libpq-dev libssl-dev liblz4-dev libopenblas-dev postgresql-15 postgresql-client-15 python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

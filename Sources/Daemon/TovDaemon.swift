@@ -15,6 +15,9 @@ public struct TovDaemon: Sendable {
         public var pollInterval: Duration = .seconds(2)
         public var listen = true
         public var leader = true
+        /// How long the leader lease lasts without a renewal: the bound on a take-over after the
+        /// leader's host dies (plus one poll of the standby, 1 s).
+        public var leaderLeaseSeconds = 10.0
         public var metricsHost = "127.0.0.1"
         /// nil disables the endpoint; 0 picks a free port (printed in the log).
         public var metricsPort: Int? = 9464
@@ -50,8 +53,14 @@ public struct TovDaemon: Sendable {
         probe.close()
 
         let workerWakeup = WakeupSignal()
-        let leaderWakeup = WakeupSignal()
+        let keeperWakeup = WakeupSignal()
+        let trainerWakeup = WakeupSignal()
         let settings = SettingsCache()
+        let leadership = Leadership(instance: configuration.instance)
+        let reporter = InstanceReporter(
+            conninfo: configuration.conninfo, instance: configuration.instance, holder: leadership.holder,
+            workers: configuration.workers, leaderCapable: configuration.leader, settings: settings,
+            metrics: metrics, health: health, notifier: notifier, logger: logger)
 
         var metricsServer: MetricsServer?
         if let port = configuration.metricsPort {
@@ -77,7 +86,7 @@ public struct TovDaemon: Sendable {
         if configuration.listen {
             let readyOnce = OnceFlag()
             services.append(NotificationWatcher(
-                conninfo: configuration.conninfo, workers: workerWakeup, leader: leaderWakeup, settings: settings,
+                conninfo: configuration.conninfo, workers: workerWakeup, keeper: keeperWakeup, trainer: trainerWakeup, settings: settings,
                 health: health, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
         }
         for index in 0..<configuration.workers {
@@ -88,9 +97,26 @@ public struct TovDaemon: Sendable {
             services.append(ScoringWorker(configuration: worker, wakeup: workerWakeup, models: ModelCache(logger: logger), settings: settings,
                                           metrics: metrics, health: health, logger: logger))
         }
+        services.append(reporter)
         if configuration.leader {
-            services.append(LeaderService(configuration: .init(conninfo: configuration.conninfo, instance: configuration.instance),
-                                          wakeup: leaderWakeup, workers: workerWakeup, metrics: metrics, logger: logger))
+            // The lease on its own connection, and each leader job in its own service: training for
+            // an hour never holds up the selection, the sweeper or the lease renewal.
+            var lease = LeaderLease.Configuration(conninfo: configuration.conninfo, instance: configuration.instance)
+            lease.leaseDuration = .milliseconds(Int(configuration.leaderLeaseSeconds * 1000))
+            lease.renewInterval = lease.leaseDuration / 5
+            services.append(LeaderLease(configuration: lease, leadership: leadership, wakeup: trainerWakeup, metrics: metrics, logger: logger))
+            let trainerStop = StopFlag()
+            let jobs: [(any LeaderJob, WakeupSignal)] = [
+                (Trainer(instance: configuration.instance, settings: settings, workers: workerWakeup, leadership: leadership,
+                         metrics: metrics, stopFlag: trainerStop, logger: logger), trainerWakeup),
+                (SelectionKeeper(settings: settings, workers: workerWakeup, metrics: metrics, minimumGap: .milliseconds(200), logger: logger), keeperWakeup),
+                (Sweeper(interval: .seconds(30), workers: workerWakeup, logger: logger), WakeupSignal()),
+            ]
+            for (job, wakeup) in jobs {
+                services.append(job.service(conninfo: configuration.conninfo, leadership: leadership, wakeup: wakeup,
+                                            leaseDuration: lease.leaseDuration, reporter: reporter, logger: logger,
+                                            onShutdown: { trainerStop.set() }))
+            }
         }
         if let interval = notifier.watchdogInterval {
             services.append(WatchdogService(notifier: notifier, interval: interval, health: health))
@@ -113,8 +139,8 @@ public struct TovDaemon: Sendable {
     }
 }
 
-/// Pings the systemd watchdog at half its period while the process is alive and updates STATUS=
-/// with database health, so `systemctl status` shows an outage without restarting us for it.
+/// Pings the systemd watchdog at half its period while the process is alive. STATUS= is not sent
+/// here: InstanceReporter sends it when its text changes (an outage shows at once, not on a tick).
 struct WatchdogService: Service {
     let notifier: SystemdNotifier
     let interval: Duration
@@ -123,7 +149,6 @@ struct WatchdogService: Service {
     func run() async throws {
         for await _ in AsyncStream.ticks(every: interval / 2).cancelOnGracefulShutdown() {
             notifier.watchdog()
-            notifier.status(health.isDatabaseUp ? "scoring" : "database unreachable; reconnecting")
         }
     }
 }

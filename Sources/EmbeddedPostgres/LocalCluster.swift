@@ -70,6 +70,35 @@ public struct LocalCluster: Sendable {
         return conninfo
     }
 
+    // MARK: - The current cluster
+
+    /// Where `tovd dev-db start` puts a cluster when told no directory (relative to the working directory).
+    public static let defaultDirectory = ".tovd/pg"
+    /// Names the directory of the cluster the last `tovd dev-db start` in this working directory
+    /// started, so every other command run from here finds it, `--directory` or not.
+    public static let pointerFile = ".tovd/dev-db"
+
+    /// The cluster the last `tovd dev-db start` from this working directory started (``pointerFile``),
+    /// else the one in ``defaultDirectory``.
+    public static func current() -> LocalCluster {
+        if let text = try? String(contentsOfFile: pointerFile, encoding: .utf8) {
+            let directory = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !directory.isEmpty { return LocalCluster(directory: directory) }
+        }
+        return LocalCluster(directory: defaultDirectory)
+    }
+
+    /// Records this cluster as the current one for commands run from this working directory.
+    public func makeCurrent() throws {
+        let pointer = URL(fileURLWithPath: Self.pointerFile)
+        do {
+            try FileManager.default.createDirectory(at: pointer.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try (directory + "\n").write(to: pointer, atomically: true, encoding: .utf8)
+        } catch {
+            throw ClusterError("cannot record the cluster in \(pointer.path): \(error); other commands will not find it unless DATABASE_URL names it")
+        }
+    }
+
     public func stop(mode: StopMode = .fast) throws {
         guard FileManager.default.fileExists(atPath: dataDirectory + "/PG_VERSION") else { return }
         guard isRunning else { return }
@@ -119,6 +148,13 @@ public struct LocalCluster: Sendable {
         throw ClusterError("\(name) not found: install the PostgreSQL server (apt-get install postgresql-15)")
     }
 
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time because
+    /// Swift's Glibc module does not export it; nil on an older C library, which leaves fds inherited.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     /// Runs a command (as `postgres` when we are root) and returns its status and combined output.
     ///
     /// Uses posix_spawn and waitpid directly: the server that `pg_ctl start` leaves behind must not
@@ -135,6 +171,10 @@ public struct LocalCluster: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else we hold open may reach the server `pg_ctl start` leaves running: Foundation's
+        // Process learns that a child exited when a socket the child inherited closes, so a server
+        // holding it made the `tovd dev-db start` that started it look alive for as long as it ran.
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var pid: pid_t = 0

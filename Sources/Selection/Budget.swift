@@ -14,23 +14,54 @@ public enum Budget: Equatable, Sendable {
         }
     }
 
+    /// The largest `rows` budget: the bound `tov.setting_is_valid` applies too (Int32.max, far above
+    /// any pool one PostgreSQL table holds, and exact in every arithmetic the selection uses).
+    public static let maxRows = Int(Int32.max)
+
     /// Parses `{"fraction": 0.05}` or `{"rows": 10000}` (the `tov.settings` value of `budget`).
+    ///
+    /// Numbers are decoded strictly: `rows` must be an integer (2.5, "5" and true are refused, never
+    /// rounded), from 0 to ``maxRows``; `fraction` a number in (0, 1].
     public init(json: String) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], object.count == 1 else {
-            throw SelectionError("budget must be a JSON object with exactly one key, {\"fraction\": 0.05} or {\"rows\": 10000}; got \(json)")
+        do {
+            self = try JSONDecoder().decode(Wire.self, from: Data(json.utf8)).budget
+        } catch let error as SelectionError {
+            throw error
+        } catch {
+            throw SelectionError("budget must be {\"fraction\": f} with 0 < f ≤ 1 or {\"rows\": n} with n a whole number from 0 to \(Self.maxRows); got \(json)")
         }
-        if let f = object["fraction"] {
-            guard let n = f as? NSNumber, !(f is Bool), n.doubleValue > 0, n.doubleValue <= 1 else {
-                throw SelectionError("budget fraction must be a number in (0, 1]; got \(json)")
+    }
+
+    /// The JSON object, read key by key so that an extra or unknown key is refused.
+    private struct Wire: Decodable {
+        var budget: Budget
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let object = try decoder.container(keyedBy: Key.self)
+            guard object.allKeys.count == 1, let key = object.allKeys.first else {
+                throw SelectionError("budget must have exactly one key, \"fraction\" or \"rows\"")
             }
-            self = .fraction(n.doubleValue)
-        } else if let r = object["rows"] {
-            guard let n = r as? NSNumber, !(r is Bool), n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded(), n.doubleValue < 1e15 else {
-                throw SelectionError("budget rows must be a whole number ≥ 0; got \(json)")
+            switch key.stringValue {
+            case "fraction":
+                let f = try object.decode(Double.self, forKey: key)
+                guard f > 0, f <= 1 else { throw SelectionError("budget fraction must be a number in (0, 1]; got \(f)") }
+                budget = .fraction(f)
+            case "rows":
+                let n = try object.decode(Int.self, forKey: key)
+                guard (0...Budget.maxRows).contains(n) else {
+                    throw SelectionError("budget rows must be a whole number from 0 to \(Budget.maxRows); got \(n)")
+                }
+                budget = .rows(n)
+            default:
+                throw SelectionError("budget needs a \"fraction\" or a \"rows\" key; got \"\(key.stringValue)\"")
             }
-            self = .rows(n.intValue)
-        } else {
-            throw SelectionError("budget needs a \"fraction\" or a \"rows\" key; got \(json)")
         }
     }
 

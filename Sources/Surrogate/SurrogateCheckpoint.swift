@@ -12,21 +12,30 @@ public struct SurrogateCheckpoint {
         self.metadata = metadata
     }
 
-    /// Header (config, tokenizer, metadata, payload SHA-256) + the parameter arena in an LZ4 frame.
+    /// Header (config, tokenizer, metadata) + the parameter arena in an LZ4 frame + a SHA-256 of it all.
     public static func encode(model: Model, tokenizer: Tokenizer, metadata: [String: String] = [:]) -> [UInt8] {
         let configJSON = Array(try! JSONEncoder().encode(model.config))
         return CheckpointFile(configJSON: configJSON, tokenizer: tokenizer.serialized(), metadata: metadata,
                               tensors: model.parameters).encoded()
     }
 
-    /// Decodes and checks a checkpoint; throws ``SurrogateError`` on any corruption.
-    public static func decode(_ bytes: [UInt8]) throws -> SurrogateCheckpoint {
-        let file = try CheckpointFile.decode(bytes)
+    /// Decodes and checks a checkpoint: its own checksums, the model config (``ModelConfig/validate()``),
+    /// the tokenizer against the vocabulary and the parameter count against the config.
+    ///
+    /// - Parameters:
+    ///   - bytes: the whole file, e.g. `tov.checkpoints.data`.
+    ///   - expectedSHA256: the hex SHA-256 of the whole file recorded when it was written, e.g.
+    ///     `tov.checkpoints.sha256`; a mismatch throws before anything is parsed. nil skips it.
+    /// - Throws: ``SurrogateError`` with code `.checkpoint` on any corruption or mismatch; never traps.
+    public static func decode(_ bytes: [UInt8], expectedSHA256: String? = nil) throws -> SurrogateCheckpoint {
+        let file = try CheckpointFile.decode(bytes, expectedSHA256: expectedSHA256)
         let config: ModelConfig
         do {
             config = try JSONDecoder().decode(ModelConfig.self, from: Data(file.configJSON))
+        } catch let error as SurrogateError {
+            throw SurrogateError(.checkpoint, "checkpoint header holds an unusable model config (\(error.message)); write the checkpoint again")
         } catch {
-            throw SurrogateError(.checkpoint, "checkpoint header holds no valid model config: \(error); re-export the checkpoint")
+            throw SurrogateError(.checkpoint, "checkpoint header holds no valid model config: \(error); write the checkpoint again")
         }
         let tokenizer = try Tokenizer(serialized: file.tokenizer)
         guard tokenizer.vocabSize <= config.vocabSize else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Daemon
+import PQ
 
 extension Tovd {
     struct Migrate: AsyncParsableCommand {
@@ -12,8 +13,9 @@ extension Tovd {
                   up [N]     apply all migrations (or up to version N)
                   down [N]   revert the newest N migrations (default 1)
                   list       show every migration and when it was applied
-                  validate   exit 0 only if the schema is exactly at this build's version \
-                (systemd runs this before the daemon)
+                  validate   exit 0 only if the schema is exactly at this build's version, \
+                1 if it is older (run `tovd migrate up`), 3 if it is newer (upgrade tovd); \
+                `tovd run` makes the same check and exits the same way
                 """)
 
         enum Action: String, ExpressibleByArgument, CaseIterable { case up, down, list, validate }
@@ -25,6 +27,16 @@ extension Tovd {
         func run() async throws {
             let connection = try await database.connect(applicationName: "tovd migrate")
             defer { connection.close() }
+            do {
+                try await perform(on: connection)
+            } catch let error as DaemonError where error.code == .schemaTooNew {
+                // Same status as `tovd run`, so scripts and units can tell "upgrade tovd" from other failures.
+                FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+                throw ExitCode(Tovd.exitStatus(for: error))
+            }
+        }
+
+        private func perform(on connection: Connection) async throws {
             let migrator = Migrator()
             switch action {
             case .up:

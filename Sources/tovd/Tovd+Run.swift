@@ -20,6 +20,8 @@ extension Tovd {
         @Option(help: "Rows claimed per batch [$TOVD_BATCH_SIZE, 64].") var batchSize: Int?
         @Option(help: "Seconds a claim is held before another worker may take the rows over [$TOVD_LEASE_SECONDS, 120].") var leaseSeconds: Double?
         @Option(help: "Seconds between polls when no NOTIFY arrives [$TOVD_POLL_INTERVAL, 2].") var pollInterval: Double?
+        @Option(help: ArgumentHelp("Seconds the leader lease lasts without renewal [$TOVD_LEADER_LEASE_SECONDS, 10].",
+            discussion: "A standby takes over at most this long (plus 1 s) after the leader stops renewing: crashed, stopped, or cut off.")) var leaderLeaseSeconds: Double?
         @Flag(help: "Do not LISTEN; rely on polling alone.") var noListen = false
         @Flag(help: "Never become the leader (scoring only).") var noLeader = false
         @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, 127.0.0.1].") var metricsHost: String?
@@ -42,6 +44,8 @@ extension Tovd {
             guard batchSize >= 1, batchSize <= 10_000 else { throw ValidationError("--batch-size must be between 1 and 10000") }
             guard try setting(leaseSeconds, "TOVD_LEASE_SECONDS", 120) >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
             guard try setting(pollInterval, "TOVD_POLL_INTERVAL", 2) > 0 else { throw ValidationError("--poll-interval must be positive") }
+            let lease = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", 10)
+            guard lease >= 1, lease <= 3600 else { throw ValidationError("--leader-lease-seconds must be between 1 and 3600") }
             guard Logger.Level(rawValue: try setting(logLevel, "TOVD_LOG_LEVEL", "info")) != nil else {
                 throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
             }
@@ -57,6 +61,7 @@ extension Tovd {
             config.batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", 64)
             config.leaseSeconds = try setting(leaseSeconds, "TOVD_LEASE_SECONDS", 120)
             config.pollInterval = .milliseconds(Int(try setting(pollInterval, "TOVD_POLL_INTERVAL", 2) * 1000))
+            config.leaderLeaseSeconds = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", 10)
             config.listen = !noListen
             config.leader = !noLeader
             config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", "127.0.0.1")
@@ -65,9 +70,24 @@ extension Tovd {
             do {
                 try await TovDaemon(configuration: config, logger: logger).run()
             } catch let error as DaemonError {
-                logger.critical("tovd cannot run", metadata: ["error": "\(error)"])
-                throw ExitCode(error.code == .schemaTooNew ? 3 : 1)
+                let status = Tovd.exitStatus(for: error)
+                if status == Tovd.schemaTooNewStatus {
+                    logger.critical("tovd cannot run and exits with status 3, so systemd does not restart it (RestartPreventExitStatus=3): upgrade tovd, then start the unit again",
+                                    metadata: ["error": "\(error)"])
+                } else {
+                    logger.critical("tovd cannot run", metadata: ["error": "\(error)"])
+                }
+                throw ExitCode(status)
             }
         }
+    }
+
+    /// Exit status 3: the schema is newer than this binary. The units' RestartPreventExitStatus=3
+    /// relies on it (restarting cannot fix that, upgrading tovd can), so `tovd run` and
+    /// `tovd migrate` both use it; every other error exits 1.
+    static let schemaTooNewStatus: Int32 = 3
+
+    static func exitStatus(for error: DaemonError) -> Int32 {
+        error.code == .schemaTooNew ? schemaTooNewStatus : ExitCode.failure.rawValue
     }
 }

@@ -1,28 +1,100 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import PQ
 
 extension Tovd {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show what tov.status shows: pool, scoring progress, model and selection versions.",
-            discussion: "--json prints one object with at least pool_rows, pending, rejected, selected, zval_version and model_version.")
+            abstract: "Show what the daemon is doing: activity with progress, pool, model, selection and every instance.",
+            discussion: """
+                Reads tov.status and tov.workers, so a login with only tov_reader may run it.
+                  tovd status            # once, as text
+                  tovd status --watch    # refreshed every 2 s with a progress bar; Ctrl-C to stop
+                  tovd status --json     # one object: pool_rows, pending, waiting_for_model, model_version,
+                                         # daemon_state, activity {name, done, total, unit, rate_per_second,
+                                         # eta_seconds}, settings_error, workers [...], ...
+                "daemon_state" is "no daemon running" when no instance sent a heartbeat in 30 s.
+                """)
 
         @Flag(help: "Print one JSON object instead of text.") var json = false
+        @Flag(help: "Refresh the text every --interval seconds until interrupted.") var watch = false
+        @Option(help: "Seconds between refreshes with --watch.") var interval: Double = 2
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
             let connection = try await database.connect(applicationName: "tovd status")
             defer { connection.close() }
-            try await Migrator().validate(on: connection)
-            let report = try await StatusReport.load(on: connection)
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            } else {
-                print(report.humanReadable)
+            try await checkSchema(on: connection)
+            if !watch {
+                let report = try await StatusReport.load(on: connection)
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                } else {
+                    print(report.humanReadable)
+                }
+                return
+            }
+            let isTerminal = isatty(STDOUT_FILENO) == 1
+            while !Task.isCancelled {
+                let report = try await StatusReport.load(on: connection)
+                // Clear the screen on a terminal; a pipe gets one block per refresh.
+                if isTerminal { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                print(Date().formatted(date: .omitted, time: .standard))
+                print(report.rendered(barWidth: 30))
+                if !isTerminal { print("") }
+                fflush(stdout)
+                try await Task.sleep(for: .milliseconds(Int(max(interval, 0.2) * 1000)))
+            }
+        }
+
+        /// The schema version through tov.schema_version(), which read-only roles may call
+        /// (tov_migrate itself is the schema owner's).
+        func checkSchema(on connection: Connection) async throws {
+            let version: Int
+            do {
+                version = Int(try await connection.query("SELECT tov.schema_version()").first!.get(Int32.self, 0))
+            } catch let error as PQError where error.sqlState?.rawValue == "42883" || error.sqlState == .undefinedTable {
+                throw CLIError("the tov schema is missing or older than version 4; run `tovd migrate up` (as the schema owner)")
+            }
+            if version > Migration.latestVersion {
+                throw CLIError("the database schema is version \(version), newer than this tovd (\(Migration.latestVersion)); upgrade tovd")
+            }
+            if version < Migration.latestVersion {
+                throw CLIError("the database schema is version \(version), older than this tovd (\(Migration.latestVersion)); run `tovd migrate up`")
             }
         }
     }
+
+    struct Refresh: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask the leader to train a new θ_val and rescore the pool, even if nothing changed.",
+            discussion: """
+                The request waits for a version already training or rescoring to finish, then makes one new
+                version; tov.selected switches to it atomically once every row is rescored. Z_val, method and
+                val_lr_ratio changes refresh by themselves; use this after repairing data by hand.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        func run() async throws { try await requestTraining("refresh", database: database) }
+    }
+
+    struct Rebase: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask the leader to draw a new U and train a new base model (θ0, θ_bas, θ_val), then rescore.",
+            discussion: """
+                Changes to surrogate, u_size, epochs, lr, pretrain_steps or seed, and pool growth by rebase_growth,
+                rebase by themselves. The old selection stays readable until the rebased one switches in.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        func run() async throws { try await requestTraining("rebase", database: database) }
+    }
+}
+
+private func requestTraining(_ kind: String, database: DatabaseOptions) async throws {
+    let connection = try await database.connect(applicationName: "tovd \(kind)")
+    defer { connection.close() }
+    let id = try await connection.query("INSERT INTO tov.training_requests (kind) VALUES ($1) RETURNING id", [kind]).first!.get(Int64.self, 0)
+    print("\(kind) requested (request \(id)); follow it with `tovd status --watch`")
 }

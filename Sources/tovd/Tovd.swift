@@ -21,7 +21,7 @@ struct Tovd: AsyncParsableCommand {
               tovd status
             """,
         subcommands: [
-            Run.self, Migrate.self, Import.self, Export.self, Status.self, Explain.self, DevDB.self,
+            Run.self, Migrate.self, Import.self, Export.self, Status.self, Refresh.self, Rebase.self, Explain.self, DevDB.self,
             Pretrain.self, Score.self, DataCommand.self, Bench.self, Evaluate.self, EvaluateCompare.self,
         ]
     )

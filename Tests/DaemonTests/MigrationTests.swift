@@ -16,13 +16,13 @@ struct MigrationFileTests {
             if file.hasSuffix(".up.sql") { pair.0 = sql } else { pair.1 = sql }
             onDisk[version] = pair
         }
-        #expect(onDisk.count == Migration.all.count, "run scripts/embed-migrations.sh after editing migrations/")
+        #expect(onDisk.count == Migration.all.count, "the EmbedMigrations build plugin did not embed every file of migrations/")
         for migration in Migration.all {
-            // The generator writes each file followed by a newline before the closing delimiter.
+            // The plugin writes each file followed by a newline before the closing delimiter.
             #expect(onDisk[migration.version]?.0.trimmingCharacters(in: .newlines) == migration.up.trimmingCharacters(in: .newlines),
-                    "migration \(migration.version) up differs: run scripts/embed-migrations.sh")
+                    "migration \(migration.version) up differs from its file")
             #expect(onDisk[migration.version]?.1.trimmingCharacters(in: .newlines) == migration.down.trimmingCharacters(in: .newlines),
-                    "migration \(migration.version) down differs: run scripts/embed-migrations.sh")
+                    "migration \(migration.version) down differs from its file")
         }
     }
 

@@ -104,7 +104,8 @@ struct FaultScenarioTests {
 
             let notify = NotifySocketListener()
             defer { notify.close() }
-            let daemon = try Self.daemon(conninfo, environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+            // The shipped WatchdogSec=60: STATUS= must follow the outage at once, not on a 30 s tick.
+            let daemon = try Self.daemon(conninfo, environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "60000000"])
             defer { daemon.terminate() }
             let writers = BackgroundWriters(conninfo: conninfo, writers: 2, rowsPerInsert: 20, interval: .milliseconds(100), limit: 4_000)
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(60)) {
@@ -124,6 +125,7 @@ struct FaultScenarioTests {
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(5)) {
                 notify.messages.contains { $0.contains("STATUS=database unreachable") }
             })
+            let statusLag = Self.seconds(since: stoppedAt)
             try await Task.sleep(for: .seconds(2))
             #expect(daemon.isRunning)
 
@@ -142,7 +144,7 @@ struct FaultScenarioTests {
             #expect(figures.isConsistent, "\(figures)\n\(daemon.log.suffix(3000))")
             #expect(figures.candidates == writers.rowsInserted)
             Self.report("PostgreSQL restarted under load", figures,
-                        "outage noticed in \(detection), healthy again \(recovery) after restart, \(writers.failedInserts) writer inserts failed during the outage")
+                        "outage noticed in \(detection) (STATUS= by \(statusLag), watchdog 60 s), healthy again \(recovery) after restart, \(writers.failedInserts) writer inserts failed during the outage")
             daemon.terminate()
             #expect(await daemon.waitForExit() == 0)
         }

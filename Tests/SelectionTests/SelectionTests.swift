@@ -16,16 +16,6 @@ struct ScoreTests {
         #expect(tovScore(baseLosses: [2, 3], valLosses: [1.5, 3.5], function: .abs) == 0.5)
         #expect(tovScore(baseLosses: [2, 3], valLosses: [1.5, 3.5], function: .relu) == 0.25)
     }
-
-    @Test func trajectoryPlans() {
-        #expect(TrajectoryPlan(method: .A, epochs: 2).steps == [
-            .trainBase(epoch: 1), .forkVal(epoch: 1), .trainValOnZval(epoch: 1), .scoreCheckpoint(epoch: 1),
-            .trainBase(epoch: 2), .forkVal(epoch: 2), .trainValOnZval(epoch: 2), .scoreCheckpoint(epoch: 2),
-        ])
-        #expect(TrajectoryPlan(method: .B, epochs: 1).steps == [
-            .trainBase(epoch: 1), .trainValOnU(epoch: 1), .trainValOnZval(epoch: 1), .scoreCheckpoint(epoch: 1),
-        ])
-    }
 }
 
 @Suite("Budget and settings")

@@ -22,6 +22,30 @@ import Testing
         }
         h.update(Data(bytes[i...]))
         #expect(h.hexDigest() == SHA256.hexDigest(of: Data(bytes)))
+        #expect(SHA256.digest(of: bytes[...]) == SHA256.digest(of: bytes))
+    }
+
+    /// FIPS 180-4's long vector: a million "a", fed in uneven pieces.
+    @Test func millionA() {
+        var h = SHA256()
+        for piece in [1, 999, 1 << 16, 1_000_000 - 1_000 - (1 << 16)] { h.update(Data(repeating: 0x61, count: piece)) }
+        #expect(h.hexDigest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// `SHA256` is a value: `digest()` leaves it usable and a copy hashes on independently (the
+    /// libcrypto state behind it is copied on write).
+    @Test func copiesAreIndependent() {
+        var a = SHA256()
+        a.update(Array("ab".utf8))
+        let ab = a
+        #expect(a.hexDigest() == a.hexDigest())
+        a.update(Array("c".utf8))
+        #expect(a.hexDigest() == SHA256.hexDigest(of: Data("abc".utf8)))
+        #expect(ab.hexDigest() == SHA256.hexDigest(of: Data("ab".utf8)))
+        var b = ab
+        b.update(Data("d".utf8))
+        #expect(b.hexDigest() == SHA256.hexDigest(of: Data("abd".utf8)))
+        #expect(ab.hexDigest() == SHA256.hexDigest(of: Data("ab".utf8)))
     }
 }
 

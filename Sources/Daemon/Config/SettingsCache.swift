@@ -1,21 +1,48 @@
 import Foundation
+import Logging
 import PQ
+
+/// One row of `tov.settings` as the daemon reads it: the value as jsonb prints it, and whether the
+/// database's own rule, `tov.setting_is_valid`, accepts it.
+public struct SettingRow: Equatable, Sendable {
+    public var key: String
+    public var json: String
+    public var valid: Bool
+
+    public init(key: String, json: String, valid: Bool) {
+        self.key = key
+        self.json = json
+        self.valid = valid
+    }
+}
 
 /// `tov.settings`, re-read at most every `maxAge` or right after a `tov_settings` NOTIFY, so a
 /// change takes effect without a restart and without a query per batch.
+///
+/// A stored value the daemon cannot use (the database's rule refuses it, which happens only when
+/// the CHECK was bypassed or the schema is not this build's, or this build cannot parse it) never
+/// stops the daemon: that key keeps its last good value (its default if it never had one), the
+/// problem is logged once, and ``problems`` / ``settingsError`` say what to fix until it is fixed.
 public final class SettingsCache: @unchecked Sendable {
     private let lock = NSLock()
     private var cached: Settings?
     private var loadedAt: ContinuousClock.Instant?
+    private var lastGood: [String: String] = [:]
+    private var reading = Reading()
+    private var generationCount = 0
     private let maxAge: Duration
+    private let logger: Logger
 
-    public init(maxAge: Duration = .seconds(5)) {
+    public init(maxAge: Duration = .seconds(5), logger: Logger = Logger(label: "tovd.settings")) {
         self.maxAge = maxAge
+        self.logger = logger
     }
 
     /// Forgets the cached value (called on NOTIFY tov_settings).
     public func invalidate() { lock.withLock { cached = nil } }
 
+    /// The settings in force, read from the database when the cached copy is older than `maxAge`.
+    /// - Throws: only what the query throws (a lost connection); never for a bad value.
     public func current(on connection: Connection) async throws -> Settings {
         if let fresh = lock.withLock({ () -> Settings? in
             guard let cached, let loadedAt, ContinuousClock.now - loadedAt < maxAge else { return nil }
@@ -23,16 +50,98 @@ public final class SettingsCache: @unchecked Sendable {
         }) {
             return fresh
         }
-        let settings = try await Self.load(on: connection)
-        lock.withLock {
-            cached = settings
+        return try await load(on: connection)
+    }
+
+    /// Reads the settings now, whatever the cache holds (the leader, once per tick).
+    /// - Throws: only what the query throws; never for a bad value.
+    public func load(on connection: Connection) async throws -> Settings {
+        let rows = try await Self.rows(on: connection)
+        let (settings, appeared, cleared) = lock.withLock { () -> (Settings, [String], [String]) in
+            let next = Self.read(rows, lastGood: lastGood)
+            let before = Set(reading.problems)
+            let appeared = next.problems.filter { !before.contains($0) }
+            let cleared = reading.problems.filter { !Set(next.problems).contains($0) }
+            if next.settings != reading.settings || next.problems != reading.problems { generationCount += 1 }
+            lastGood = next.lastGood
+            reading = next
+            cached = next.settings
             loadedAt = .now
+            return (next.settings, appeared, cleared)
         }
+        // Once per problem, not once per batch: the same rows give the same messages.
+        for problem in appeared { logger.error("\(problem)") }
+        for problem in cleared { logger.notice("settings problem resolved", metadata: ["was": "\(problem)"]) }
         return settings
     }
 
+    /// One line per stored value that cannot be used, naming the key, the value and what to do.
+    public var problems: [String] { lock.withLock { reading.problems } }
+
+    /// All ``problems`` in one line (for `tov.status`), nil when every value is in force.
+    public var settingsError: String? {
+        let problems = self.problems
+        return problems.isEmpty ? nil : problems.joined(separator: " | ")
+    }
+
+    /// Counts the loads that changed the settings in force or the problems: a reader that
+    /// remembers it can tell when to write ``settingsError`` to `tov.status` or a metric again.
+    public var generation: Int { lock.withLock { generationCount } }
+
+    /// A one-off read (`tovd explain`, tests) without a cache: values that cannot be used are at
+    /// their defaults. A service that reads repeatedly uses an instance, which keeps the last
+    /// good value instead and logs each problem once.
+    /// - Throws: only what the query throws; never for a bad value.
     public static func load(on connection: Connection) async throws -> Settings {
-        let rows = try await connection.query(Queries.settingsGetAll)
-        return try Settings(rows: rows.map { (try $0.get(String.self, 0), try $0.get(String.self, 1)) })
+        read(try await rows(on: connection), lastGood: [:]).settings
+    }
+
+    static func rows(on connection: Connection) async throws -> [SettingRow] {
+        try await connection.query(Queries.settingsGetAll).map {
+            SettingRow(key: try $0.get(String.self, 0), json: try $0.get(String.self, 1), valid: try $0.get(Bool.self, 2))
+        }
+    }
+
+    // MARK: - Reading rows (pure)
+
+    /// The result of reading the rows: the settings to use and why some stored values are not used.
+    public struct Reading: Equatable, Sendable {
+        public var settings = Settings()
+        /// Per known key, the text of the value in force when it came from the table (missing:
+        /// the default is in force).
+        public var lastGood: [String: String] = [:]
+        public var problems: [String] = []
+    }
+
+    /// Applies each known key's stored value if the database accepts it and it parses; otherwise
+    /// the key keeps `lastGood[key]` (or its default) and the reading gets a problem line. Keys
+    /// this build does not know are ignored; keys missing from the rows are at their defaults.
+    public static func read(_ rows: [SettingRow], lastGood: [String: String]) -> Reading {
+        var reading = Reading()
+        for row in rows.sorted(by: { $0.key < $1.key }) where Settings.keys.contains(row.key) {
+            var trial = reading.settings
+            let failure: String
+            if !row.valid {
+                failure = "the database's rule tov.setting_is_valid refuses it (was the table's CHECK dropped, or is the schema not this tovd's?)"
+            } else {
+                do {
+                    try trial.set(row.key, json: row.json)
+                    reading.settings = trial
+                    reading.lastGood[row.key] = row.json
+                    continue
+                } catch {
+                    failure = "\(error)"
+                }
+            }
+            // The previous good text parsed before, so it parses again.
+            var kept = "its default"
+            if let previous = lastGood[row.key], (try? reading.settings.set(row.key, json: previous)) != nil {
+                reading.lastGood[row.key] = previous
+                kept = "its last good value \(Settings.excerpt(previous))"
+            }
+            let what = failure.hasPrefix("tov.settings:") ? failure : "tov.settings: \(row.key) = \(Settings.excerpt(row.json)) cannot be used: \(failure)"
+            reading.problems.append("\(what); tovd keeps \(kept) until it is fixed: set a value in the range docs/operations.md gives (UPDATE tov.settings SET value = '...' WHERE key = '\(row.key)'), or DELETE the row for the default")
+        }
+        return reading
     }
 }

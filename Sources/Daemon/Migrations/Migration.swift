@@ -1,6 +1,6 @@
 /// One numbered schema change, `NNN_name.up.sql` with its `NNN_name.down.sql`.
 ///
-/// Files are embedded in the binary (see `scripts/embed-migrations.sh`), so an installed `tovd`
+/// Files are embedded in the binary at build time (the EmbedMigrations plugin), so an installed `tovd`
 /// needs nothing beside it to create or check its schema.
 public struct Migration: Sendable, Equatable {
     public var version: Int

@@ -142,7 +142,8 @@ enum Queries {
 
     // MARK: - Settings and versions
 
-    static let settingsGetAll = "SELECT key, value::text FROM tov.settings"
+    /// Every setting with the database's verdict on it: the daemon uses no value its rule refuses.
+    static let settingsGetAll = "SELECT key, value::text, tov.setting_is_valid(key, value) FROM tov.settings"
     static let zvalVersionGet = "SELECT version, extract(epoch FROM now() - changed_at)::float8, (SELECT count(*) FROM tov.validation) FROM tov.zval_version"
     static let validationGetAll = "SELECT prompt, response FROM tov.validation ORDER BY id"
 
@@ -171,7 +172,15 @@ enum Queries {
         SELECT pool_rows, scored, pending, rejected, base_subset_rows, model_version, next_model_version,
                next_model_status, rescore_pending, zval_version, zval_rows, selection_version, selection_size,
                last_refresh_started_at::text, last_refresh_finished_at::text,
-               extract(epoch FROM oldest_unscored_age)::float8, leader
+               extract(epoch FROM oldest_unscored_age)::float8, leader,
+               waiting_for_model, daemon_state, activity, activity_reason, activity_detail, activity_done,
+               activity_total, activity_unit, activity_rate, activity_eta_seconds, instances_running,
+               leader_heartbeat_age_seconds, settings_error, zval_rejected
         FROM tov.status
+        """
+
+    static let workersGet = """
+        SELECT instance, role, state, heartbeat_age_seconds, workers, rows_per_second, last_error
+        FROM tov.workers ORDER BY role = 'leader' DESC, instance
         """
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Selection
 import Surrogate
@@ -10,8 +11,14 @@ import Surrogate
 struct TrajectoryTrainer: Sendable {
     let config: BaseModelConfig
     let logger: Logger
-    /// Set on shutdown: training stops at the next step and the trainer throws CancellationError.
+    /// Set on shutdown or lost leadership: training stops at the next step and the trainer throws
+    /// CancellationError.
     var shouldStop: @Sendable () -> Bool = { false }
+    /// Called from the training thread with (phase, done, total) as steps complete; the trainer
+    /// service turns it into tov.leader_activity.
+    var progress: @Sendable (_ phase: TrainingPhase, _ done: Int, _ total: Int) -> Void = { _, _, _ in }
+    /// The last training loss seen; a non-finite one means the run diverged.
+    let lastLoss = LossBox()
 
     func checkStop() throws {
         if shouldStop() { throw CancellationError() }
@@ -43,6 +50,8 @@ struct TrajectoryTrainer: Sendable {
                 options.seed = UInt64(bitPattern: config.seed)
                 options.shouldStop = shouldStop
                 model.train(on: documents, options: options) { progress in
+                    self.lastLoss.set(progress.loss)
+                    self.progress(.pretraining, progress.step, progress.totalSteps)
                     if progress.step % 50 == 0 {
                         logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
                     }
@@ -51,15 +60,25 @@ struct TrajectoryTrainer: Sendable {
             return (tokenizer, model)
         }
         try checkStop()
-        try await store("theta0", 0, SurrogateCheckpoint.encode(model: theta0, tokenizer: tokenizer, metadata: ["kind": "theta0"]))
+        try lastLoss.checkFinite("pretraining θ0")
+        let theta0Bytes = SurrogateCheckpoint.encode(model: theta0, tokenizer: tokenizer, metadata: ["kind": "theta0"])
+        try await store("theta0", 0, theta0Bytes)
 
         let examples = u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
-        let model = theta0
+        // θ_bas starts from θ0 as stored, with fresh optimizer moments, exactly as Method B's θ_val
+        // does: the two trajectories then differ only by what the methods say, not by AdamW state
+        // carried over from pretraining.
+        let model = try SurrogateCheckpoint.decode(theta0Bytes).model
         for epoch in 1...config.epochs {
+            progress(.baseTrajectory, epoch - 1, config.epochs)
             try await runOffPool(name: "tovd-train-base") {
-                model.train(on: examples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop), progress: nil)
+                model.train(on: examples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop)) {
+                    self.lastLoss.set($0.loss)
+                }
             }
             try checkStop()
+            try lastLoss.checkFinite("base epoch \(epoch)")
+            progress(.baseTrajectory, epoch, config.epochs)
             try await store("base", epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "base", "epoch": "\(epoch)"]))
             logger.info("base epoch trained", metadata: ["epoch": "\(epoch)", "of": "\(config.epochs)"])
         }
@@ -73,6 +92,7 @@ struct TrajectoryTrainer: Sendable {
         let valLR = config.learningRate * config.valLearningRateRatio
         var carried: SurrogateCheckpoint?   // Method B's own trajectory, starting at θ0
         for epoch in 1...config.epochs {
+            progress(.valTrajectory, epoch - 1, config.epochs)
             let start: SurrogateCheckpoint
             switch method {
             case .A: start = try SurrogateCheckpoint.decode(base[epoch - 1])
@@ -84,11 +104,17 @@ struct TrajectoryTrainer: Sendable {
             let uExamples = method == .B ? u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) } : []
             try await runOffPool(name: "tovd-train-val") {
                 if method == .B {
-                    model.train(on: uExamples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop), progress: nil)
+                    model.train(on: uExamples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop)) {
+                        self.lastLoss.set($0.loss)
+                    }
                 }
-                model.train(on: zvalExamples, options: Self.oneEpoch(lr: valLR, seed: config.seed, epoch: 1000 + epoch, stop: shouldStop), progress: nil)
+                model.train(on: zvalExamples, options: Self.oneEpoch(lr: valLR, seed: config.seed, epoch: 1000 + epoch, stop: shouldStop)) {
+                    self.lastLoss.set($0.loss)
+                }
             }
             try checkStop()
+            try lastLoss.checkFinite("θ_val epoch \(epoch)")
+            progress(.valTrajectory, epoch, config.epochs)
             if method == .B { carried = start }
             try await store(epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "val", "epoch": "\(epoch)"]))
         }
@@ -104,5 +130,27 @@ struct TrajectoryTrainer: Sendable {
         options.warmupSteps = 0
         options.seed = UInt64(bitPattern: seed) &+ UInt64(epoch)
         return options
+    }
+}
+
+/// The phases a trainer reports progress for.
+enum TrainingPhase: String, Sendable {
+    case pretraining = "pretraining θ0"
+    case baseTrajectory = "base trajectory"
+    case valTrajectory = "θ_val"
+}
+
+/// The last loss a training thread reported, read by the async side.
+final class LossBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Float = 0
+    func set(_ loss: Float) { lock.withLock { value = loss } }
+
+    /// Throws when training diverged: the checkpoints would score every row NaN.
+    func checkFinite(_ what: String) throws {
+        let loss = lock.withLock { value }
+        guard loss.isFinite else {
+            throw DaemonError(.model, "training diverged during \(what) (loss \(loss)); lower `lr` or `val_lr_ratio` in tov.settings")
+        }
     }
 }

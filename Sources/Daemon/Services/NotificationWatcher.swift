@@ -3,8 +3,8 @@ import PQ
 import ServiceLifecycle
 
 /// Holds one LISTEN connection and turns notifications into wake-ups: `tov_candidates` wakes the
-/// workers, `tov_validation`, `tov_settings` and `tov_scores` (a batch committed scores) wake the
-/// leader. Payloads are hints only (a row
+/// workers, `tov_scores` (a batch committed scores) wakes the selection keeper, `tov_validation` and
+/// `tov_settings` wake the keeper and the trainer. Payloads are hints only (a row
 /// count, a version) and are never trusted: a malformed one just causes a wake-up. When the
 /// connection drops it reconnects with backoff; meanwhile the workers' polling keeps rows moving.
 public final class NotificationWatcher: Service, @unchecked Sendable {
@@ -12,17 +12,19 @@ public final class NotificationWatcher: Service, @unchecked Sendable {
 
     let conninfo: String
     let workers: WakeupSignal
-    let leader: WakeupSignal
+    let keeper: WakeupSignal
+    let trainer: WakeupSignal
     let settings: SettingsCache
     let health: HealthState
     let logger: Logger
     let onListening: @Sendable () -> Void
 
-    public init(conninfo: String, workers: WakeupSignal, leader: WakeupSignal, settings: SettingsCache,
+    public init(conninfo: String, workers: WakeupSignal, keeper: WakeupSignal, trainer: WakeupSignal, settings: SettingsCache,
                 health: HealthState, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) {
         self.conninfo = conninfo
         self.workers = workers
-        self.leader = leader
+        self.keeper = keeper
+        self.trainer = trainer
         self.settings = settings
         self.health = health
         self.logger = logger
@@ -39,14 +41,19 @@ public final class NotificationWatcher: Service, @unchecked Sendable {
                 onListening()
                 // Rows inserted while we were not listening: wake everyone once.
                 workers.signal()
-                leader.signal()
+                keeper.signal()
+                trainer.signal()
                 for try await note in connection!.notifications().cancelOnGracefulShutdown() {
                     switch note.channel {
                     case "tov_candidates": workers.signal()
+                    case "tov_scores": keeper.signal()
                     case "tov_settings":
                         settings.invalidate()
-                        leader.signal()
-                    default: leader.signal()
+                        keeper.signal()
+                        trainer.signal()
+                    default:
+                        keeper.signal()
+                        trainer.signal()
                     }
                 }
             } catch is CancellationError {

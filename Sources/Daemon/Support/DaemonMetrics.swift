@@ -1,3 +1,4 @@
+import Foundation
 import Prometheus
 
 /// The daemon's Prometheus metrics, in one registry rendered by `/metrics`.
@@ -7,33 +8,36 @@ public final class DaemonMetrics: Sendable {
     public let rowsClaimed: Counter
     public let rowsReady: Counter
     public let rowsRejected: Counter
-    public let rowsScored: Counter
+    public let rowsScored: TrackedCounter
     public let leaseLost: Counter
     public let batchSeconds: ValueHistogram
     public let lagSeconds: Gauge
     public let databaseUp: Gauge
-    public let isLeader: Gauge
+    public let isLeader: TrackedGauge
     public let modelVersion: Gauge
     public let selectionVersion: Gauge
     public let selectionSize: Gauge
     public let refreshSeconds: Gauge
+    public let settingsError: Gauge
 
     public init() {
         rowsClaimed = registry.makeCounter(name: "tovd_rows_claimed_total", help: "Jobs claimed by this instance's workers.")
         rowsReady = registry.makeCounter(name: "tovd_rows_processed_total", help: "Candidate rows validated and recorded as ready for scoring.")
         rowsRejected = registry.makeCounter(name: "tovd_rows_rejected_total", help: "Candidate rows written to tov.rejects.")
-        rowsScored = registry.makeCounter(name: "tovd_rows_scored_total", help: "Scores written (one per row per model version).")
+        rowsScored = TrackedCounter(registry.makeCounter(name: "tovd_rows_scored_total", help: "Scores written (one per row per model version)."))
         leaseLost = registry.makeCounter(name: "tovd_leases_lost_total", help: "Claimed jobs whose lease expired before completion (results discarded).")
         batchSeconds = registry.makeValueHistogram(
             name: "tovd_batch_seconds", buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
             help: "Wall time from claim to commit of one batch.")
         lagSeconds = registry.makeGauge(name: "tovd_lag_seconds", help: "Age of the oldest row in the last batch when it was claimed.")
         databaseUp = registry.makeGauge(name: "tovd_database_up", help: "1 when the workers' database connections are up.")
-        isLeader = registry.makeGauge(name: "tovd_leader", help: "1 when this instance holds the leader lock.")
+        isLeader = TrackedGauge(registry.makeGauge(name: "tovd_leader", help: "1 when this instance holds the leader lease."))
+        // Read from the database by every instance (InstanceReporter), not only the leader.
         modelVersion = registry.makeGauge(name: "tovd_model_version", help: "Complete model version used by tov.selected.")
         selectionVersion = registry.makeGauge(name: "tovd_selection_version", help: "Current selection version.")
         selectionSize = registry.makeGauge(name: "tovd_selection_size", help: "Rows in the current selection.")
         refreshSeconds = registry.makeGauge(name: "tovd_last_refresh_seconds", help: "Duration of the last θ_val refresh (training part).")
+        settingsError = registry.makeGauge(name: "tovd_settings_error", help: "1 while a value in tov.settings cannot be used (tov.status.settings_error says which); the last good value is in force.")
     }
 
     /// The Prometheus text exposition of every metric.
@@ -42,4 +46,41 @@ public final class DaemonMetrics: Sendable {
         registry.emit(into: &buffer)
         return buffer
     }
+}
+
+/// A counter whose running total this process can read back (the heartbeat reports rows/s from it).
+public final class TrackedCounter: Sendable {
+    private let counter: Counter
+    private let total = LockedValue<Int64>(0)
+    init(_ counter: Counter) { self.counter = counter }
+    public func increment(by amount: Int64) {
+        counter.increment(by: amount)
+        total.update { $0 += amount }
+    }
+    public var value: Int64 { total.value }
+}
+
+/// A gauge whose last value this process can read back.
+public final class TrackedGauge: Sendable {
+    private let gauge: Gauge
+    private let last = LockedValue<Double>(0)
+    init(_ gauge: Gauge) { self.gauge = gauge }
+    public func set(to value: Double) {
+        gauge.set(to: value)
+        last.update { $0 = value }
+    }
+    public var value: Double { last.value }
+}
+
+final class LockedValue<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T
+    init(_ value: T) { stored = value }
+    var value: T { lock.withLock { stored } }
+    func update(_ body: (inout T) -> Void) { lock.withLock { body(&stored) } }
+}
+
+extension DaemonMetrics {
+    var rowsScoredValue: Int64 { rowsScored.value }
+    var isLeaderValue: Bool { isLeader.value == 1 }
 }

@@ -7,17 +7,25 @@ public final class HealthState: @unchecked Sendable {
     private var down: Set<String> = []
     private var listening = false
     private let metrics: DaemonMetrics?
+    /// Called when the database goes down or comes back, so STATUS= changes at once.
+    var onChange: (@Sendable () -> Void)? {
+        get { lock.withLock { changeHandler } }
+        set { lock.withLock { changeHandler = newValue } }
+    }
+    private var changeHandler: (@Sendable () -> Void)?
 
     public init(metrics: DaemonMetrics? = nil) {
         self.metrics = metrics
     }
 
     public func setDatabase(up: Bool, worker: String) {
-        let allUp: Bool = lock.withLock {
+        let (allUp, changed): (Bool, Bool) = lock.withLock {
+            let before = down.isEmpty
             if up { down.remove(worker) } else { down.insert(worker) }
-            return down.isEmpty
+            return (down.isEmpty, before != down.isEmpty)
         }
         metrics?.databaseUp.set(to: allUp ? 1 : 0)
+        if changed { onChange?() }
     }
 
     public func setListening(_ value: Bool) { lock.withLock { listening = value } }

@@ -12,14 +12,20 @@ enum ByteWriter {
     }
 }
 
-/// Little-endian reading that never reads past the end: every accessor returns nil instead.
+/// Little-endian reading that never reads past `end`: every accessor returns nil instead.
 struct ByteReader {
     let bytes: [UInt8]
     var offset = 0
+    /// One past the last byte this reader may read (a trailer after it is not its business).
+    let end: Int
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8], offset: Int = 0, end: Int? = nil) {
+        self.bytes = bytes
+        self.offset = offset
+        self.end = min(end ?? bytes.count, bytes.count)
+    }
 
-    var remaining: Int { bytes.count - offset }
+    var remaining: Int { end - offset }
 
     mutating func bytes(_ n: Int) -> [UInt8]? {
         guard n >= 0, n <= remaining else { return nil }

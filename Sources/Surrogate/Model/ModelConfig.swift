@@ -7,9 +7,32 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var context: Int
     public var vocabSize: Int
 
+    /// The accepted ranges. Bounds that no useful surrogate reaches keep every size computation
+    /// (parameter count, activations, `width / heads`) far from overflow; the settings CHECK of
+    /// `tov.settings.surrogate` must stay inside them.
+    public static let layerRange = 1...256
+    public static let widthRange = 1...16_384
+    public static let contextRange = 2...65_536
+    /// 256 bytes, end-of-text, separator and padding come first (Tokenizer).
+    public static let vocabSizeRange = 259...(1 << 20)
+    /// As many float32 parameters as a checkpoint may hold (16 GiB).
+    public static let maxParameters = 1 << 32
+
+    /// For code constants and tests: traps on an invalid shape. Shapes that come from data (a checkpoint,
+    /// `tov.settings`, the command line) go through ``validated(layers:width:heads:context:vocabSize:)``.
     public init(layers: Int, width: Int, heads: Int, context: Int, vocabSize: Int) {
-        precondition(layers >= 1 && width >= 1 && heads >= 1 && context >= 2 && vocabSize >= 259, "invalid model shape")
-        precondition(width % heads == 0, "width must be divisible by heads")
+        self.init(unchecked: layers, width, heads, context, vocabSize)
+        if let problem { preconditionFailure("invalid model shape: \(problem)") }
+    }
+
+    /// The shape, or a ``SurrogateError`` with code `.config` that names the field that is wrong.
+    public static func validated(layers: Int, width: Int, heads: Int, context: Int, vocabSize: Int) throws -> ModelConfig {
+        let config = ModelConfig(unchecked: layers, width, heads, context, vocabSize)
+        try config.validate()
+        return config
+    }
+
+    private init(unchecked layers: Int, _ width: Int, _ heads: Int, _ context: Int, _ vocabSize: Int) {
         self.layers = layers
         self.width = width
         self.heads = heads
@@ -17,8 +40,37 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.vocabSize = vocabSize
     }
 
+    /// Throws a ``SurrogateError`` with code `.config` when the shape cannot be built.
+    public func validate() throws {
+        if let problem { throw SurrogateError(.config, "invalid surrogate shape: \(problem)") }
+    }
+
+    /// What is wrong with the shape, or nil. Checked in this order so that each later check may rely
+    /// on the earlier ones (no division by zero, no overflow).
+    var problem: String? {
+        func outside(_ name: String, _ value: Int, _ range: ClosedRange<Int>) -> String? {
+            range.contains(value) ? nil : "\(name) is \(value), it must be between \(range.lowerBound) and \(range.upperBound)"
+        }
+        if let bad = outside("layers", layers, Self.layerRange) ?? outside("width", width, Self.widthRange)
+            ?? outside("heads", heads, 1...width) ?? outside("context", context, Self.contextRange)
+            ?? outside("vocab_size", vocabSize, Self.vocabSizeRange) { return bad }
+        if width % heads != 0 { return "width \(width) is not divisible by heads \(heads)" }
+        let count = ParameterLayout(self).count
+        if count > Self.maxParameters { return "\(count) parameters, more than the \(Self.maxParameters) a checkpoint may hold" }
+        return nil
+    }
+
     enum CodingKeys: String, CodingKey {
         case layers, width, heads, context, vocabSize = "vocab_size"
+    }
+
+    /// Decodes and validates: a checkpoint's config is data, so a bad value is a ``SurrogateError``
+    /// (code `.config`), never a trap. Fields must be JSON integers (`2.5` and `"4"` are refused).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self = try Self.validated(layers: try c.decode(Int.self, forKey: .layers), width: try c.decode(Int.self, forKey: .width),
+                                  heads: try c.decode(Int.self, forKey: .heads), context: try c.decode(Int.self, forKey: .context),
+                                  vocabSize: try c.decode(Int.self, forKey: .vocabSize))
     }
 
     /// For gradient checks and fast tests.

@@ -8,7 +8,7 @@ import PQ
 struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("database-url"), help: ArgumentHelp(
         "libpq connection string or postgresql:// URI.",
-        discussion: "Defaults to $DATABASE_URL, then to the cluster started by `tovd dev-db start` in ./.tovd/pg.",
+        discussion: "Defaults to $DATABASE_URL, then to the cluster the last `tovd dev-db start` from this directory started (./.tovd/pg unless --directory said otherwise).",
         valueName: "conninfo"))
     var databaseURL: String?
 
@@ -17,7 +17,7 @@ struct DatabaseOptions: ParsableArguments {
         SystemdCredential.applyPassword()
         if let databaseURL, !databaseURL.isEmpty { return databaseURL }
         if let env = ProcessInfo.processInfo.environment["DATABASE_URL"], !env.isEmpty { return env }
-        let cluster = LocalCluster(directory: Tovd.DevDB.defaultDirectory)
+        let cluster = LocalCluster.current()
         if cluster.isRunning { return cluster.conninfo }
         throw ValidationError("no database: pass --database-url, set DATABASE_URL, or run `tovd dev-db start` for a private one")
     }

@@ -1,0 +1,129 @@
+import Foundation
+import Logging
+import PQ
+import ServiceLifecycle
+
+/// The lease epoch a leader job acts under. Every write of a leader job goes through `transaction`,
+/// which first takes the fence: a job whose instance lost the lease between two steps writes nothing.
+public struct LeaderFence: Sendable {
+    public let epoch: Int64
+    let leadership: Leadership
+
+    /// Whether the lease is still ours as far as this process knows (no database round trip).
+    public var isHeld: Bool { leadership.holds(epoch) }
+
+    public func transaction<T>(on connection: Connection, _ body: (Connection) async throws -> T) async throws -> T {
+        try await connection.transaction { tx in
+            try await tx.query("SELECT tov.leader_fence($1)", [epoch])
+            return try await body(tx)
+        }
+    }
+}
+
+/// One of the leader's jobs (trainer, selection keeper, sweeper): run only while this instance holds
+/// the lease, each on its own connection and in its own task, so an hour of training never holds up
+/// the selection or the sweeper.
+protocol LeaderJob: AnyObject, Sendable {
+    var name: String { get }
+    /// Does one unit of work; returns how long to wait before the next unless woken.
+    func step(fence: LeaderFence, on connection: Connection) async throws -> Duration
+    /// Called when the job stops acting under a lease (lost, or shutdown), to drop per-term memory.
+    func leadershipEnded()
+}
+
+extension LeaderJob {
+    func leadershipEnded() {}
+
+    /// This job as a service of the daemon's group.
+    func service(conninfo: String, leadership: Leadership, wakeup: WakeupSignal, leaseDuration: Duration,
+                 reporter: InstanceReporter?, logger: Logger, onShutdown: @escaping @Sendable () -> Void) -> any Service {
+        LeaderJobService(job: self, conninfo: conninfo, leadership: leadership, wakeup: wakeup, leaseDuration: leaseDuration,
+                         reporter: reporter, logger: logger, onShutdown: onShutdown)
+    }
+}
+
+/// Runs a `LeaderJob` as a service: waits for leadership, connects, steps, and handles the ways a
+/// step can fail (lease lost, connection lost, anything else) without ever exiting early.
+final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
+    let job: Job
+    let conninfo: String
+    let leadership: Leadership
+    let wakeup: WakeupSignal
+    let leaseDuration: Duration
+    let reporter: InstanceReporter?
+    let logger: Logger
+    let onShutdown: @Sendable () -> Void
+    private let stopFlag = StopFlag()
+
+    init(job: Job, conninfo: String, leadership: Leadership, wakeup: WakeupSignal, leaseDuration: Duration,
+         reporter: InstanceReporter?, logger: Logger, onShutdown: @escaping @Sendable () -> Void) {
+        self.onShutdown = onShutdown
+        self.job = job
+        self.conninfo = conninfo
+        self.leadership = leadership
+        self.wakeup = wakeup
+        self.leaseDuration = leaseDuration
+        self.reporter = reporter
+        self.logger = logger
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            var connection: Connection?
+            var actingEpoch: Int64?
+            while !stopFlag.isSet && !Task.isCancelled {
+                guard let epoch = leadership.currentEpoch else {
+                    if actingEpoch != nil {
+                        actingEpoch = nil
+                        job.leadershipEnded()
+                    }
+                    // Standby connections are closed: a non-leader holds one connection, the lease's.
+                    connection?.close()
+                    connection = nil
+                    await leadership.changed.wait(timeout: .seconds(1))
+                    continue
+                }
+                if actingEpoch != epoch {
+                    if actingEpoch != nil { job.leadershipEnded() }
+                    actingEpoch = epoch
+                }
+                do {
+                    if connection == nil || !connection!.isConnected {
+                        let fresh = try await Connection.connectRetrying(conninfo, as: job.name, logger: logger)
+                        // A leader frozen mid-transaction must not hold the fence lock (and so block the
+                        // next leader's take-over) for longer than a lease.
+                        let ms = Int(leaseDuration.seconds * 1000)
+                        try await fresh.execute("SELECT set_config('idle_in_transaction_session_timeout', $1, false)", ["\(ms)"])
+                        connection = fresh
+                    }
+                    let next = try await job.step(fence: LeaderFence(epoch: epoch, leadership: leadership), on: connection!)
+                    await wakeup.wait(timeout: next)
+                } catch let error as PQError where error.sqlState?.rawValue == "TV001" {
+                    logger.notice("\(job.name) stopped: the leader lease moved to another instance", metadata: ["epoch": "\(epoch)"])
+                    actingEpoch = nil
+                    job.leadershipEnded()
+                    try? await Task.sleep(for: .milliseconds(200))
+                } catch let error as PQError where error.isConnectionProblem {
+                    logger.warning("\(job.name) lost its database connection", metadata: ["error": "\(error)"])
+                    connection?.close()
+                    connection = nil
+                } catch is CancellationError {
+                    if stopFlag.isSet { break }
+                    // Training stopped because leadership ended: not a failure.
+                    actingEpoch = nil
+                    job.leadershipEnded()
+                } catch {
+                    logger.error("\(job.name) failed; retrying", metadata: ["error": "\(error)"])
+                    reporter?.recordError("\(job.name): \(error)")
+                    try? await Task.sleep(for: .seconds(2))
+                }
+            }
+            connection?.close()
+        } onGracefulShutdown: {
+            self.stopFlag.set()
+            self.onShutdown()
+            self.wakeup.signal()
+            self.leadership.changed.signal()
+        }
+    }
+}

@@ -1,0 +1,2 @@
+-- Reverses 006.
+SELECT 1;

@@ -41,13 +41,21 @@ public final class Connection: @unchecked Sendable {
     // MARK: - Connecting
 
     /// Opens a session. `conninfo` is a keyword string (`host=... dbname=...`) or a `postgresql://` URI.
+    ///
+    /// Every session gets TCP keepalives and a user timeout (``Conninfo/tcpDefaults``) unless `conninfo`
+    /// sets them. Errors never quote a password from `conninfo`, and say whether retrying can help:
+    /// ``PQError/Code/badConninfo`` and ``PQError/Code/connectionRejected`` are ``PQError/isPermanent``,
+    /// ``PQError/Code/connectionFailed`` is not.
     public static func connect(_ conninfo: String, applicationName: String? = nil, logger: Logger? = nil) async throws -> Connection {
+        let secrets = try Conninfo.check(conninfo)
         let thread = ConnectionThread(name: "pq-connection")
         let connecting: OpaquePointer
         do {
             connecting = try await thread.run {
-            var keys = ["dbname"]
-            var values = [conninfo]
+            // Our defaults first and the caller's string last: with expand_dbname libpq lets later
+            // keywords override earlier ones, so whatever the caller set wins.
+            var keys = Conninfo.tcpDefaults.map(\.key) + ["dbname"]
+            var values = Conninfo.tcpDefaults.map(\.value) + [conninfo]
             if let applicationName {
                 keys.append("fallback_application_name")
                 values.append(applicationName)
@@ -55,8 +63,12 @@ public final class Connection: @unchecked Sendable {
             let conn = withCStrings(keys) { k in withCStrings(values) { v in PQconnectdbParams(k, v, 1) } }
             guard let conn else { throw PQError(.connectionFailed, "out of memory creating a libpq connection") }
             guard PQstatus(conn) == CONNECTION_OK else {
-                let message = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
+                let raw = String(cString: PQerrorMessage(conn)).trimmingCharacters(in: .whitespacesAndNewlines)
                 PQfinish(conn)
+                let message = Conninfo.redact(raw, in: conninfo, known: secrets)
+                if Conninfo.isRejection(raw) {
+                    throw PQError(.connectionRejected, message + "; retrying will not help: fix the user, password or database in the connection string, or the server's pg_hba.conf")
+                }
                 throw PQError(.connectionFailed, message)
             }
             // Server NOTICEs ("relation already exists, skipping") would go to stderr; they are not
@@ -71,19 +83,43 @@ public final class Connection: @unchecked Sendable {
         return Connection(thread: thread, pg: connecting, logger: logger)
     }
 
-    /// Connects, retrying with ``RetryPolicy`` backoff until it succeeds or the task is cancelled.
+    /// Connects, retrying with ``RetryPolicy`` backoff until it succeeds, the task is cancelled, or the
+    /// error is one retrying cannot fix (``PQError/isPermanent``, thrown at once).
+    ///
+    /// - Parameter sleep: waits between attempts; a caller that must stop on some other signal (a
+    ///   graceful shutdown) passes a sleep that throws on it, ending the loop.
     public static func connect(_ conninfo: String, retry: RetryPolicy, applicationName: String? = nil, logger: Logger? = nil,
+                               sleep: (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
                                onAttemptFailed: ((Int, PQError) -> Void)? = nil) async throws -> Connection {
         var generator = SystemRandomNumberGenerator()
         var attempt = 0
         while true {
+            try Task.checkCancellation()
             attempt += 1
             do {
                 return try await connect(conninfo, applicationName: applicationName, logger: logger)
-            } catch let error as PQError {
+            } catch let error as PQError where !error.isPermanent {
                 onAttemptFailed?(attempt, error)
-                try await Task.sleep(for: retry.delay(afterAttempt: attempt, using: &generator))
+                try await sleep(retry.delay(afterAttempt: attempt, using: &generator))
             }
+        }
+    }
+
+    /// The value libpq uses for connection option `keyword` in this session, after the defaults and
+    /// the caller's conninfo (`keepalives_idle`, `host`, ...); nil when unset. Never a password field.
+    public func option(_ keyword: String) async throws -> String? {
+        try await onThread { pg in
+            guard let options = PQconninfo(pg) else { return nil }
+            defer { PQconninfoFree(options) }
+            var option = options
+            while let key = option.pointee.keyword {
+                if String(cString: key) == keyword {
+                    if let display = option.pointee.dispchar, String(cString: display) == "*" { return nil }
+                    return option.pointee.val.map { String(cString: $0) }
+                }
+                option += 1
+            }
+            return nil
         }
     }
 

@@ -38,10 +38,16 @@ public struct SQLState: Hashable, Sendable, RawRepresentable, CustomStringConver
 /// password. `debugDescription` adds the detail and hint, which may quote row values.
 public struct PQError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case connectionFailed, connectionLost, queryFailed, copyFailed, decoding, closed }
+        private enum Base: String { case connectionFailed, connectionRejected, badConninfo, connectionLost, queryFailed, copyFailed, decoding, closed }
         private let base: Base
         private init(_ base: Base) { self.base = base }
+        /// The server could not be reached (down, restarting, too many clients): retrying may help.
         public static let connectionFailed = Code(.connectionFailed)
+        /// The server refused this login (wrong password, unknown role or database, no pg_hba.conf entry):
+        /// the same attempt fails again until someone changes the configuration.
+        public static let connectionRejected = Code(.connectionRejected)
+        /// libpq cannot parse the connection string.
+        public static let badConninfo = Code(.badConninfo)
         public static let connectionLost = Code(.connectionLost)
         public static let queryFailed = Code(.queryFailed)
         public static let copyFailed = Code(.copyFailed)
@@ -69,6 +75,11 @@ public struct PQError: Error, CustomStringConvertible, CustomDebugStringConverti
         code == .connectionFailed || code == .connectionLost || code == .closed || (sqlState?.isConnectionError ?? false)
     }
 
+    /// Connecting again with the same connection string cannot succeed: stop and tell a person (under
+    /// systemd, exit and let the unit's restart policy do the waiting). Not a connection problem, so
+    /// code that reconnects on ``isConnectionProblem`` does not spin on it.
+    public var isPermanent: Bool { code == .connectionRejected || code == .badConninfo }
+
     public var description: String {
         sqlState.map { "\(code) [\($0)]: \(message)" } ?? "\(code): \(message)"
     }
@@ -86,11 +97,28 @@ public struct PQError: Error, CustomStringConvertible, CustomDebugStringConverti
             guard let result, let p = PQresultErrorField(result, f) else { return nil }
             return String(cString: p)
         }
-        let lost = connection.map { PQstatus($0) == CONNECTION_BAD } ?? true
         var message = field(Int32(UInt8(ascii: "M"))) ?? connection.flatMap { PQerrorMessage($0).map { String(cString: $0) } } ?? "unknown error"
         message = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        let sqlState = field(Int32(UInt8(ascii: "C"))).map(SQLState.init(rawValue:))
+        // After a server crash the first query on an idle session gets a result libpq made up itself
+        // ("server closed the connection unexpectedly", no SQLSTATE) while PQstatus can still read OK;
+        // only the next call would see CONNECTION_BAD. Such a session is as dead as a BAD one.
+        let lost = (connection.map { PQstatus($0) == CONNECTION_BAD } ?? true)
+            || (sqlState == nil && lostConnectionMessages.contains { message.contains($0) })
         return PQError(lost ? .connectionLost : code, message,
-                       sqlState: field(Int32(UInt8(ascii: "C"))).map(SQLState.init(rawValue:)),
+                       sqlState: sqlState,
                        detail: field(Int32(UInt8(ascii: "D"))), hint: field(Int32(UInt8(ascii: "H"))))
     }
 }
+
+/// libpq's own texts for a session whose socket is gone (fe-misc.c, fe-secure.c, fe-protocol3.c).
+let lostConnectionMessages = [
+    "server closed the connection unexpectedly",
+    "no connection to the server",
+    "could not send data to server",
+    "could not receive data from server",
+    "connection to server was lost",
+    "SSL SYSCALL error",
+    "SSL connection has been closed unexpectedly",
+    "lost synchronization with server",
+]

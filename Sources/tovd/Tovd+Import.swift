@@ -10,8 +10,11 @@ extension Tovd {
             discussion: """
                 Each line is {"prompt": ..., "response": ...} or {"messages": [{"role", "content"}, ...]} \
                 (prompt = the turns before the last assistant turn, response = that turn). "source" is kept; \
-                every other key goes to meta. Bad lines are reported with their line number and skipped; \
-                the rest of the file is imported. With --strict, any bad line aborts before anything is written.
+                every other key goes to meta. Bad lines (also a NUL character anywhere, which PostgreSQL text \
+                and jsonb cannot store) are reported with their line number and skipped; the rest of the \
+                file is imported, one transaction per --chunk-rows rows. With --strict the whole file is one \
+                transaction: any bad line aborts it and nothing is written. A file that cannot be read to \
+                its end is an error (exit status 1), never taken for a shorter file.
                   tovd import pool.jsonl
                   tovd import zval.jsonl --into validation
                 """)
@@ -20,75 +23,135 @@ extension Tovd {
 
         @Argument(help: "The JSONL file.") var file: String
         @Option(help: "candidates (default) or validation.") var into: Table = .candidates
-        @Flag(help: "Fail on the first bad line instead of skipping it.") var strict = false
-        @Option(help: "Rows per COPY (one transaction each).") var chunkRows = 5000
+        @Flag(help: "Import all of the file or, on the first bad line, nothing.") var strict = false
+        @Option(help: "Rows per COPY (one transaction each, unless --strict).") var chunkRows = 5000
         @OptionGroup var database: DatabaseOptions
+
+        /// The first bad line under --strict; it rolls the one transaction back.
+        struct StrictAbort: Error { var line: JSONLLineError }
 
         func run() async throws {
             let url = URL(fileURLWithPath: file)
             guard FileManager.default.isReadableFile(atPath: url.path) else {
                 throw CLIError("cannot read \(file): check the path")
             }
-            let total = try Self.countLines(url)
-            if strict {
-                for case .failure(let error) in try JSONLReader(url: url) {
-                    throw CLIError("\(file): \(error) (nothing was imported; drop --strict to skip bad lines)")
-                }
+            let total: Int
+            do {
+                total = try Self.countLines(url)
+            } catch {
+                throw CLIError("cannot read \(file): \((error as NSError).localizedDescription); nothing was imported")
             }
             let connection = try await database.connect(applicationName: "tovd import")
             defer { connection.close() }
 
             let progress = ProgressBar("import \(url.lastPathComponent)", total: total, unit: "lines")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            var imported = 0, bad = 0, lines = 0
+            var tally = Tally()
+            do {
+                if strict {
+                    try await connection.transaction { tx in try await load(url, on: tx, progress: progress, tally: &tally) }
+                } else {
+                    try await load(url, on: connection, progress: progress, tally: &tally)
+                }
+            } catch let abort as StrictAbort {
+                throw CLIError("\(file):\(abort.line) (nothing was imported; drop --strict to skip bad lines)")
+            } catch let error as CLIError {
+                throw CLIError(strict ? "\(error) (nothing was imported)" : "\(error); the \(tally.imported) rows before it were imported")
+            }
+            progress.finish(tally.lines)
+            if tally.bad > 20 { FileHandle.standardError.write(Data("\n... and \(tally.bad - 20) more bad lines".utf8)) }
+            print("imported \(tally.imported) rows into tov.\(into.rawValue); skipped \(tally.bad) bad lines")
+        }
+
+        struct Tally { var imported = 0, bad = 0, lines = 0 }
+
+        /// COPYs every good line of `url` in chunks of `chunkRows`; reports and skips bad lines, or
+        /// throws ``StrictAbort`` on the first one under --strict.
+        func load(_ url: URL, on connection: Connection, progress: ProgressBar, tally: inout Tally) async throws {
             var chunk: [UInt8] = []
             var chunkCount = 0
-            let columns = into == .candidates ? "(prompt, response, source, meta)" : "(prompt, response, meta)"
+            var chunkFirstLine = 1
             func flush() async throws {
                 guard chunkCount > 0 else { return }
                 let data = chunk
-                imported += try await connection.copyIn("COPY tov.\(into.rawValue) \(columns) FROM STDIN") { send in
-                    try await send(data)
+                do {
+                    tally.imported += try await connection.copyIn("COPY tov.\(into.rawValue) (prompt, response, source, meta) FROM STDIN") { send in
+                        try await send(data)
+                    }
+                } catch let error as PQError {
+                    throw CLIError("\(file): the database refused lines \(chunkFirstLine)–\(tally.lines): \(error)")
                 }
                 chunk.removeAll(keepingCapacity: true)
                 chunkCount = 0
+                chunkFirstLine = tally.lines + 1
             }
-            for result in try JSONLReader(url: url) {
-                lines += 1
+            func bad(_ error: JSONLLineError) throws {
+                if strict { throw StrictAbort(line: error) }
+                tally.bad += 1
+                if tally.bad <= 20 { FileHandle.standardError.write(Data("\n\(file):\(error)".utf8)) }
+            }
+            let lines = try JSONLReader(url: url).makeIterator()
+            while let result = lines.next() {
+                tally.lines = lines.lineNumber
                 switch result {
                 case .failure(let error):
-                    bad += 1
-                    if bad <= 20 { FileHandle.standardError.write(Data("\n\(file):\(error)".utf8)) }
+                    if let readError = lines.readError {
+                        throw CLIError("\(file): cannot read past line \(error.line - 1): \(readError); check the file and the disk")
+                    }
+                    try bad(error)
                 case .success(let example):
-                    if example.prompt.utf8.contains(0) || example.response.utf8.contains(0) {
-                        bad += 1
-                        if bad <= 20 { FileHandle.standardError.write(Data("\n\(file):line \(lines): contains a NUL character, which PostgreSQL text cannot store".utf8)) }
-                        continue
+                    switch Self.copyRow(example) {
+                    case .failure(let reason):
+                        try bad(JSONLLineError(line: lines.lineNumber, reason: reason.message))
+                    case .success(let row):
+                        chunk += row
+                        chunkCount += 1
+                        if chunkCount >= chunkRows { try await flush() }
                     }
-                    CopyText.appendEscaped(example.prompt.utf8, to: &chunk)
-                    chunk.append(0x09)
-                    CopyText.appendEscaped(example.response.utf8, to: &chunk)
-                    if into == .candidates {
-                        chunk.append(0x09)
-                        if let source = example.source { CopyText.appendEscaped(source.utf8, to: &chunk) } else { chunk += CopyText.null }
-                    }
-                    chunk.append(0x09)
-                    if let meta = example.meta, !meta.isEmpty {
-                        CopyText.appendEscaped(try encoder.encode(meta), to: &chunk)
-                    } else {
-                        chunk += CopyText.null
-                    }
-                    chunk.append(0x0A)
-                    chunkCount += 1
-                    if chunkCount >= chunkRows { try await flush() }
                 }
-                progress.update(lines)
+                progress.update(tally.lines)
             }
             try await flush()
-            progress.finish(lines)
-            if bad > 20 { FileHandle.standardError.write(Data("\n... and \(bad - 20) more bad lines".utf8)) }
-            print("imported \(imported) rows into tov.\(into.rawValue); skipped \(bad) bad lines")
+        }
+
+        struct Unstorable: Error { var message: String }
+
+        /// One COPY text line (prompt, response, source, meta), or why PostgreSQL would refuse the row:
+        /// text and jsonb cannot hold NUL (U+0000), which JSON spells `\u0000`, and one such value
+        /// would fail the COPY of every row around it.
+        static func copyRow(_ example: JSONLExample) -> Result<[UInt8], Unstorable> {
+            for (field, text) in [("prompt", example.prompt), ("response", example.response), ("source", example.source ?? "")]
+            where text.utf8.contains(0) {
+                return .failure(Unstorable(message: "\"\(field)\" contains a NUL character (\\u0000), which PostgreSQL text cannot store"))
+            }
+            if let meta = example.meta, containsNUL(.object(meta)) {
+                return .failure(Unstorable(message: "meta contains a NUL character (\\u0000), which PostgreSQL jsonb cannot store"))
+            }
+            var row: [UInt8] = []
+            CopyText.appendEscaped(example.prompt.utf8, to: &row)
+            row.append(0x09)
+            CopyText.appendEscaped(example.response.utf8, to: &row)
+            row.append(0x09)
+            if let source = example.source { CopyText.appendEscaped(source.utf8, to: &row) } else { row += CopyText.null }
+            row.append(0x09)
+            if let meta = example.meta, !meta.isEmpty {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                guard let json = try? encoder.encode(meta) else { return .failure(Unstorable(message: "meta cannot be written as JSON")) }
+                CopyText.appendEscaped(json, to: &row)
+            } else {
+                row += CopyText.null
+            }
+            row.append(0x0A)
+            return .success(row)
+        }
+
+        static func containsNUL(_ value: JSONValue) -> Bool {
+            switch value {
+            case .string(let s): s.utf8.contains(0)
+            case .array(let items): items.contains(where: containsNUL)
+            case .object(let members): members.contains { $0.key.utf8.contains(0) || containsNUL($0.value) }
+            case .null, .bool, .int, .double: false
+            }
         }
 
         static func countLines(_ url: URL) throws -> Int {

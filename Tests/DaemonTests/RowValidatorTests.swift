@@ -26,13 +26,20 @@ struct RowValidatorTests {
         #expect(reason(Array("x".utf8), Array(repeating: 0x61, count: 1000)) == nil)
     }
 
+    /// Sizes alone (a claim that measured rows with octet_length) give the verdict the text would.
+    @Test func sizesAloneGiveTheSameTooLongVerdict() {
+        let long = Array(repeating: UInt8(0x61), count: 1001)
+        #expect(validator.checkSizes(promptBytes: 1, responseBytes: 1001) == validator.check(prompt: Array("x".utf8), response: long))
+        #expect(validator.checkSizes(promptBytes: 1001, responseBytes: 2002) == validator.check(prompt: long, response: long + long))
+        #expect(validator.checkSizes(promptBytes: 1000, responseBytes: 1000) == nil)
+    }
+
     @Test func rejectsInvalidUTF8() {
         for bad: [UInt8] in [[0xFF], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0x61, 0xE2, 0x82]] {
             #expect(reason(Array("ok".utf8), bad) == .invalidUTF8, "\(bad)")
         }
-        if case .reject(_, let detail) = validator.check(prompt: [0x61, 0x62, 0xFF], response: [0x61]) {
-            #expect(detail.contains("byte 2"))
-        }
+        #expect(validator.check(prompt: [0x61, 0x62, 0xFF], response: [0x61])
+                == .reject(reason: .invalidUTF8, detail: "prompt is not valid UTF-8 at byte 2; re-encode the source as UTF-8"))
     }
 
     @Test func rejectsBinaryLookingText() {

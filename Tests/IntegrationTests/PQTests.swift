@@ -200,3 +200,102 @@ struct PQTests {
         #expect(failures >= 1)
     }
 }
+
+/// Connection failures against a cluster of the test's own: a crash, and logins that no retry can fix.
+@Suite("PQ connection failures")
+struct PQConnectionFailureTests {
+    /// After an immediate shutdown (a crash) the first query on an idle session fails with a message
+    /// libpq makes up ("server closed the connection unexpectedly", no SQLSTATE). It must count as a
+    /// lost connection at once, or callers wait on a dead session for another round.
+    @Test func firstQueryAfterAServerCrashIsAConnectionProblem() async throws {
+        try await TestDatabase.withPrivateCluster("pq-crash") { cluster, conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            #expect(try await c.query("SELECT 1").first!.get(Int.self, 0) == 1)
+            try await Task.detached {
+                try cluster.stop(mode: .immediate)
+                try cluster.start(fast: true)
+            }.value
+            do {
+                try await c.query("SELECT 1")
+                Issue.record("expected the first query after the crash to fail")
+            } catch let error as PQError {
+                #expect(error.isConnectionProblem, "\(error)")
+            }
+            #expect(!c.isConnected)
+        }
+    }
+
+    @Test func everyConnectionHasKeepalivesUnlessTheConninfoSetsThem() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            #expect(try await c.option("keepalives") == "1")
+            #expect(try await c.option("keepalives_idle") == "10")
+            #expect(try await c.option("tcp_user_timeout") == "25000")
+            let own = try await Connection.connect(conninfo + " keepalives_idle=77 tcp_user_timeout=1234")
+            defer { own.close() }
+            #expect(try await own.option("keepalives_idle") == "77")
+            #expect(try await own.option("tcp_user_timeout") == "1234")
+            #expect(try await own.option("keepalives_count") == "3")
+        }
+    }
+
+    /// A password with `%`, `@` and `:`: libpq quotes parts of a URI it cannot parse (the password,
+    /// or the whole URI), and none of it may reach an error text. Wrong passwords, unknown roles and
+    /// databases and unparseable strings are permanent: the retrying connect throws at once.
+    @Test func loginErrorsArePermanentAndNeverQuoteThePassword() async throws {
+        try await TestDatabase.withPrivateCluster("pq-password") { cluster, conninfo in
+            let password = "pa%ss@wo:rd"
+            let encoded = "pa%25ss%40wo%3Ard"
+            try await TestDatabase.requirePassword(role: "tovpw", password: password, in: cluster, admin: conninfo)
+            let socket = cluster.home, port = cluster.port
+            func keywords(_ pw: String, user: String = "tovpw", database: String = "postgres") -> String {
+                "host=\(socket) port=\(port) user=\(user) dbname=\(database) password='\(pw)'"
+            }
+            func uri(_ pw: String, database: String = "postgres") -> String {
+                "postgresql://tovpw:\(pw)@/\(database)?host=\(socket)&port=\(port)"
+            }
+            func connectError(_ conninfo: String) async -> PQError? {
+                do {
+                    let c = try await Connection.connect(conninfo)
+                    c.close()
+                    return nil
+                } catch { return error as? PQError }
+            }
+            let fragments = ["pa%ss", "pa%25ss", "wo:rd", "wo%3Ard", "ss@wo", "ss%40wo"]
+            let cases: [(String, String, PQError.Code, String)] = [
+                ("wrong password, keywords", keywords(password + "!"), .connectionRejected, "password authentication failed"),
+                ("wrong password, URI", uri(encoded + "%21"), .connectionRejected, "password authentication failed"),
+                ("unknown database", uri(encoded, database: "nosuchdb"), .connectionRejected, "does not exist"),
+                ("unknown role", keywords(password, user: "nosuchrole"), .connectionRejected, "does not exist"),
+                ("password not percent-encoded", uri(password), .badConninfo, "percent-encoded"),
+                ("URI cut off", "postgresql://tovpw:\(encoded)@[::1", .badConninfo, "IPv6"),
+                ("unknown URI parameter", uri(encoded) + "&bogus=1", .badConninfo, "bogus"),
+            ]
+            for (name, conninfo, code, phrase) in cases {
+                guard let error = await connectError(conninfo) else {
+                    Issue.record("\(name): connected")
+                    continue
+                }
+                let texts = ["\(error)", String(reflecting: error)]
+                #expect(error.code == code && error.isPermanent && !error.isConnectionProblem, "\(name): \(error)")
+                #expect(texts[0].contains(phrase), "\(name): \(error)")
+                for text in texts {
+                    for fragment in fragments { #expect(!text.contains(fragment), "\(name) leaks \(fragment): \(text)") }
+                }
+                var attempts = 0
+                await #expect(throws: PQError.self, "\(name)") {
+                    try await Connection.connect(conninfo, retry: RetryPolicy(initialDelay: .milliseconds(10))) { _, _ in attempts += 1 }
+                }
+                #expect(attempts == 0, "\(name): retried \(attempts) times")
+            }
+            // The right password, in both spellings.
+            for conninfo in [keywords(password), uri(encoded)] {
+                let c = try await Connection.connect(conninfo)
+                defer { c.close() }
+                #expect(try await c.query("SELECT current_user::text").first!.get(String.self, 0) == "tovpw")
+            }
+        }
+    }
+}

@@ -53,8 +53,11 @@ struct FaultScenarioTests {
             let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(300))
             #expect(figures.isConsistent, "\(figures)\n\(daemons[0].log.suffix(2000))")
             #expect(figures.candidates == 20_000 && writers.rowsInserted == 20_000)
-            var leasesLost = 0.0
-            for d in daemons { leasesLost += await d.metric("tovd_leases_lost_total") ?? 0 }
+            var reported: [Double?] = []
+            for d in daemons { reported.append(await d.metric("tovd_leases_lost_total")) }
+            // An unreachable /metrics must fail the test, not count as no leases lost.
+            #expect(!reported.contains(nil), "/metrics unreachable on \(reported.filter { $0 == nil }.count) of \(daemons.count) daemons")
+            let leasesLost = reported.compactMap { $0 }.reduce(0, +)
             #expect(leasesLost == 0)
             Self.report("3 daemons, 4 writers, 20,000 rows", figures, "leases lost \(Int(leasesLost)), settled in \(Self.seconds(since: start))")
             for d in daemons { d.terminate() }

@@ -20,10 +20,8 @@ public struct RowValidator: Sendable {
     }
 
     public func check(prompt: [UInt8], response: [UInt8]) -> Verdict {
+        if let tooLong = checkSizes(promptBytes: prompt.count, responseBytes: response.count) { return tooLong }
         for (field, bytes, emptyReason) in [("prompt", prompt, RejectReason.emptyPrompt), ("response", response, .emptyResponse)] {
-            if bytes.count > maxTextBytes {
-                return .reject(reason: .tooLong, detail: "\(field) is \(bytes.count) bytes, over the limit of \(maxTextBytes) (setting max_text_bytes)")
-            }
             if let offset = firstInvalidUTF8(bytes) {
                 return .reject(reason: .invalidUTF8, detail: "\(field) is not valid UTF-8 at byte \(offset); re-encode the source as UTF-8")
             }
@@ -36,6 +34,15 @@ public struct RowValidator: Sendable {
             }
         }
         return .ready(promptBytes: prompt.count, responseBytes: response.count)
+    }
+
+    /// The `too_long` verdict from sizes alone, or nil when both fit: for a claim that measured the
+    /// rows with `octet_length` and did not fetch text that could not be scored anyway.
+    public func checkSizes(promptBytes: Int, responseBytes: Int) -> Verdict? {
+        for (field, count) in [("prompt", promptBytes), ("response", responseBytes)] where count > maxTextBytes {
+            return .reject(reason: .tooLong, detail: "\(field) is \(count) bytes, over the limit of \(maxTextBytes) (setting max_text_bytes)")
+        }
+        return nil
     }
 
     static func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || (0x09...0x0D).contains(b) }

@@ -166,10 +166,15 @@ extension JSONLReader {
         var buffer: [UInt8] = []
         var start = 0
         var eof = false
-        var lineNumber = 0
+        /// The 1-based number of the line the last element came from (blank lines count).
+        public private(set) var lineNumber = 0
         /// True while skipping the rest of an over-long line.
         var discarding = false
         var finished = false
+        /// Why the file could not be read to its end, once that happened. The iterator then yields one
+        /// last failure (a line number after the last line read) and stops; a caller that must not
+        /// take a cut-off file for a whole one checks this after each failure.
+        public private(set) var readError: String?
 
         init(reader: JSONLReader) {
             self.reader = reader
@@ -191,6 +196,10 @@ extension JSONLReader {
                 return .failure(JSONLLineError(line: 0, reason: e))
             }
             while true {
+                if let readError {
+                    finished = true
+                    return .failure(JSONLLineError(line: lineNumber + 1, reason: "read error: \(readError)"))
+                }
                 if let nl = buffer[start...].firstIndex(of: 0x0A) {
                     let lineStart = start
                     start = nl + 1
@@ -243,9 +252,11 @@ extension JSONLReader {
                     eof = true
                 }
             } catch {
-                eof = true
-                openError = nil
-                buffer.append(contentsOf: Array("\n".utf8))
+                // Not the end of the file: a partial line must not parse as a whole one, and nothing
+                // after it was seen.
+                readError = (error as NSError).localizedDescription
+                buffer.removeAll()
+                start = 0
             }
         }
     }

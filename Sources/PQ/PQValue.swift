@@ -67,7 +67,9 @@ extension UInt8: PQArrayElement {
 extension Array: PQValue where Element: PQArrayElement {
     /// `[UInt8]` is bytea (binary); any other element type makes an array literal.
     public var pqParameter: (bytes: [UInt8], binary: Bool) {
-        if let bytes = self as? [UInt8] { return (bytes, true) }
+        // By element type, not `as?`: an empty [Int64] casts to [UInt8] too, and would go out as
+        // an empty bytea where the server expects an array.
+        if Element.self == UInt8.self, let bytes = self as? [UInt8] { return (bytes, true) }
         return ([UInt8](("{" + map(\.pqArrayLiteral).joined(separator: ",") + "}").utf8), false)
     }
 }

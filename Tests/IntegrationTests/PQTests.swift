@@ -40,6 +40,18 @@ struct PQTests {
         }
     }
 
+    /// An empty array of a non-byte type is an empty array, not an empty bytea (an `as? [UInt8]`
+    /// cast succeeds on any empty array).
+    @Test func emptyArraysKeepTheirType() async throws {
+        try await withConnection { c, _ in
+            let row = try await c.query("SELECT cardinality($1::bigint[]), cardinality($2::text[]), octet_length($3::bytea)",
+                                        [[Int64](), [String](), [UInt8]()]).first!
+            #expect(try row.get(Int32.self, 0) == 0)
+            #expect(try row.get(Int32.self, 1) == 0)
+            #expect(try row.get(Int32.self, 2) == 0)
+        }
+    }
+
     @Test func nullsAndNamedColumns() async throws {
         try await withConnection { c, _ in
             let row = try await c.query("SELECT NULL::int AS missing, 7 AS present").first!

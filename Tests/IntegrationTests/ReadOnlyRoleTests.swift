@@ -25,11 +25,12 @@ struct ReadOnlyRoleTests {
                 let run = try TovdProcess(arguments, conninfo: reader)
                 if arguments.contains("--watch") {
                     // --watch runs until interrupted: a few refreshes, then Ctrl-C.
-                    try await Task.sleep(for: .seconds(1))
-                    #expect(run.isRunning, "\(run.log)")
+                    let refreshed = try await TovTestDatabase.eventually(timeout: .seconds(30)) {
+                        run.log.components(separatedBy: "pool ").count >= 3
+                    }
+                    #expect(refreshed && run.isRunning, "\(run.log)")
                     kill(run.pid, SIGINT)
                     _ = await run.waitForExit()
-                    #expect(run.log.components(separatedBy: "pool ").count >= 3, "\(run.log)")
                     continue
                 }
                 let status = await run.waitForExit()

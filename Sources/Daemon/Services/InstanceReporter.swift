@@ -69,7 +69,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
         """
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        try await withGracefulShutdownHandler {
             var connection: Connection?
             var lastScored: (Int64, ContinuousClock.Instant)?
             // Instances gone for a day are forgotten, so tov.workers lists what an operator runs now.
@@ -109,6 +109,10 @@ public final class InstanceReporter: Service, @unchecked Sendable {
                         try await connection!.execute("DELETE FROM tov.instances WHERE heartbeat_at < now() - interval '1 day'")
                         lastCleanup = .now
                     }
+                } catch let error as PQError where error.isPermanent {
+                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
+                    // and let systemd's restart policy retry (the connect logged the reason).
+                    throw error
                 } catch let error as PQError where error.isConnectionProblem {
                     connection?.close()
                     connection = nil

@@ -68,7 +68,7 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
+        try await withGracefulShutdownHandler {
             var connection: Connection?
             var actingEpoch: Int64?
             while !stopFlag.isSet && !Task.isCancelled {
@@ -103,6 +103,10 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
                     actingEpoch = nil
                     job.leadershipEnded()
                     try? await Task.sleep(for: .milliseconds(200))
+                } catch let error as PQError where error.isPermanent {
+                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
+                    // and let systemd's restart policy retry (the connect logged the reason).
+                    throw error
                 } catch let error as PQError where error.isConnectionProblem {
                     logger.warning("\(job.name) lost its database connection", metadata: ["error": "\(error)"])
                     connection?.close()

@@ -105,7 +105,7 @@ public final class LeaderLease: Service, @unchecked Sendable {
     static let release = "UPDATE tov.leader SET lease_until = NULL, holder = NULL WHERE epoch = $1 AND holder = $2"
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
+        try await withGracefulShutdownHandler {
             var connection: Connection?
             var epoch: Int64?
             while !stopFlag.isSet && !Task.isCancelled {
@@ -136,6 +136,10 @@ public final class LeaderLease: Service, @unchecked Sendable {
                         wakeup.signal()
                     }
                     try? await Task.sleep(for: epoch == nil ? configuration.pollInterval : configuration.renewInterval)
+                } catch let error as PQError where error.isPermanent {
+                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
+                    // and let systemd's restart policy retry (the connect logged the reason).
+                    throw error
                 } catch let error as PQError where error.isConnectionProblem {
                     logger.warning("leader lease lost its database connection", metadata: ["error": "\(error)"])
                     connection?.close()

@@ -58,6 +58,8 @@ public final class NotificationWatcher: Service, @unchecked Sendable {
                 }
             } catch is CancellationError {
                 break
+            } catch let error as PQError where error.isPermanent {
+                throw error
             } catch {
                 logger.warning("listener connection lost; polling continues while it reconnects", metadata: ["error": "\(error)"])
             }

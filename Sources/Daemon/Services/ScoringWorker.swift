@@ -67,6 +67,10 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                     }
                     let claimed = try await runOneBatch(on: connection!)
                     if claimed == 0 { await wakeup.wait(timeout: configuration.pollInterval) }
+                } catch let error as PQError where error.isPermanent {
+                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
+                    // and let systemd's restart policy retry (the connect logged the reason).
+                    throw error
                 } catch let error as PQError where error.isConnectionProblem {
                     logger.warning("worker lost its database connection; reconnecting", metadata: ["error": "\(error)"])
                     health.setDatabase(up: false, worker: configuration.name)

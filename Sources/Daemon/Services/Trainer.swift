@@ -62,6 +62,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
         let current = try await settings.current(on: connection)
+        try await failInterruptedTraining(fence: fence, on: connection)
         try await failUnloadableCheckpoints(fence: fence, on: connection)
         let decision = try await decide(settings: current, on: connection)
         let activity = ActivityWriter(fence: fence, connection: connection)
@@ -238,8 +239,6 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             return
         }
         let baseVersion = try await fence.transaction(on: connection) { tx -> Int in
-            // A base model left in `training` by an earlier failed attempt of this leader is abandoned.
-            try await tx.execute("UPDATE tov.base_models SET status = 'failed', finished_at = now() WHERE status = 'training'")
             try await tx.execute("UPDATE tov.training_requests SET started_at = now() WHERE kind = 'rebase' AND started_at IS NULL")
             let created = try await tx.query("""
                 INSERT INTO tov.base_models (u_size, epochs, config, reason, pool_rows_at_draw)
@@ -431,6 +430,25 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         while ContinuousClock.now < end {
             if stopFlag.isSet || !fence.isHeld { throw CancellationError() }
             try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    // MARK: - Training that was interrupted
+
+    /// The trainer is serial: while it decides, nothing of its own is training. A base model or a
+    /// version still in `training` was left by a step that failed (its connection was cut, a
+    /// query failed) or by a previous leader; it cannot be resumed from a half-written trajectory,
+    /// so it is failed and the next decision trains it again.
+    func failInterruptedTraining(fence: LeaderFence, on connection: Connection) async throws {
+        let (bases, versions) = try await fence.transaction(on: connection) { tx -> (Int, Int) in
+            let bases = try await tx.execute(
+                "UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = coalesce(reason, '') || ' (interrupted)' WHERE status = 'training'")
+            let versions = try await tx.execute(
+                "UPDATE tov.model_versions SET status = 'failed', reason = coalesce(reason, '') || ' (interrupted)' WHERE status = 'training'")
+            return (bases, versions)
+        }
+        if bases + versions > 0 {
+            logger.notice("training was interrupted; it will be redone", metadata: ["base_models": "\(bases)", "model_versions": "\(versions)"])
         }
     }
 

@@ -187,7 +187,7 @@ public final class ToVEvaluation {
         progress("loading data", 0, 1)
         let split = try loadSplit()
 
-        let documents = PretrainingCorpus.documents(split.pretrain.map { ($0.example.prompt, $0.example.response) })
+        let documents = PretrainingCorpus.documents(split.pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
         let pretraining = Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory)
         let (tokenizer, theta0, theta0Summary) = try pretraining.model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
         var proxies: [(label: String, theta0: Model, summary: Theta0Summary)] = [(shapeLabel(options.surrogate), theta0, theta0Summary)]

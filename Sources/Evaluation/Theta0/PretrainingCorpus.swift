@@ -4,23 +4,52 @@ import Foundation
 ///
 /// natural_instructions prompts repeat their subtask's long definition in every row, and the reading
 /// tasks repeat one passage for many questions. Trained on rows as they are, a small model learns to
-/// recite those few texts (training loss < 0.3 within 400 steps) and little else. So every prompt line
-/// is kept once, at its first occurrence in the corpus, and the response is always kept: each definition
-/// and each distinct passage appears exactly once, next to the first question that used it.
+/// recite those few texts (training loss < 0.3 within 400 steps) and little else. So each source's
+/// common prompt prefix (its definition and instruction, which some subtasks run into the input on the
+/// same line) is kept only in the source's first row, then every remaining prompt line is kept once, at
+/// its first occurrence in the corpus; the response is always kept. Each definition and each distinct
+/// passage appears exactly once, next to the first question that used it.
 public enum PretrainingCorpus {
-    /// One document per row, in row order: the row's prompt lines not seen in an earlier row, a newline,
-    /// then its response. Lines are compared after trimming white space; empty lines are dropped.
-    public static func documents(_ rows: [(prompt: String, response: String)]) -> [String] {
+    /// One document per row, in row order: the row's prompt without repeated parts, a newline, then its response.
+    /// Lines are compared after trimming white space; empty lines are dropped.
+    public static func documents(_ rows: [(source: String, prompt: String, response: String)]) -> [String] {
+        var prefixes: [String: String] = [:]
+        for row in rows {
+            prefixes[row.source] = prefixes[row.source].map { commonPrefix($0, row.prompt) } ?? row.prompt
+        }
+        var firstOfSource = Set<String>()
         var seen = Set<Substring>()
         return rows.map { row in
+            var prompt = Substring(row.prompt)
+            // The prefix of a source with one row is that whole row: nothing repeats, nothing is cut.
+            if let prefix = prefixes[row.source], prefix.count < row.prompt.count, !firstOfSource.insert(row.source).inserted {
+                prompt = prompt.dropFirst(prefix.count)
+            }
             var kept: [Substring] = []
-            for line in row.prompt.split(separator: "\n", omittingEmptySubsequences: true) {
-                let trimmed = line.trimmingCharacters(in: .whitespaces)
+            for line in prompt.split(separator: "\n", omittingEmptySubsequences: true) {
+                let trimmed = Substring(line.trimmingCharacters(in: .whitespaces))
                 guard !trimmed.isEmpty else { continue }
-                if seen.insert(Substring(trimmed)).inserted { kept.append(Substring(trimmed)) }
+                if seen.insert(trimmed).inserted { kept.append(trimmed) }
             }
             return (kept + [Substring(row.response)]).joined(separator: "\n")
         }
+    }
+
+    /// The longest common prefix of two strings, cut back to a white-space boundary so no word is split.
+    static func commonPrefix(_ a: String, _ b: String) -> String {
+        var end = a.startIndex
+        var lastSpace = a.startIndex
+        var i = a.startIndex, j = b.startIndex
+        while i < a.endIndex, j < b.endIndex, a[i] == b[j] {
+            if a[i].isWhitespace { lastSpace = a.index(after: i) }
+            i = a.index(after: i); j = b.index(after: j)
+            end = i
+        }
+        // Cut back when the strings part inside a word: the common part ends in a letter and either
+        // string goes on with one ("An" of "An event" and "Another").
+        let inWord = end > a.startIndex && !a[a.index(before: end)].isWhitespace
+            && ((i < a.endIndex && !a[i].isWhitespace) || (j < b.endIndex && !b[j].isWhitespace))
+        return String(a[..<(inWord ? lastSpace : end)])
     }
 
     /// Cuts each token sequence into windows of at most `length` tokens, so a long passage is learned

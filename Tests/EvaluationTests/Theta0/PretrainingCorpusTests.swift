@@ -7,10 +7,10 @@ import Testing
 struct PretrainingCorpusTests {
     @Test func repeatedDefinitionsAndPassagesAreKeptOnce() {
         let definition = "Definition: answer the question about the passage."
-        let rows: [(prompt: String, response: String)] = [
-            ("\(definition)\nPassage: the sky is blue.\nQuestion: what colour is the sky?", "blue"),
-            ("\(definition)\nPassage: the sky is blue.\nQuestion: is the sky green?", "no"),
-            ("  \(definition)  \n\nPassage: grass is green.\nQuestion: what colour is grass?", "green"),
+        let rows: [(source: String, prompt: String, response: String)] = [
+            ("ropes", "\(definition)\nPassage: the sky is blue.\nQuestion: what colour is the sky?", "blue"),
+            ("ropes", "\(definition)\nPassage: the sky is blue.\nQuestion: is the sky green?", "no"),
+            ("ropes", "\(definition)  \n\nPassage: grass is green.\nQuestion: what colour is grass?", "green"),
         ]
         let documents = PretrainingCorpus.documents(rows)
         #expect(documents == [
@@ -25,8 +25,26 @@ struct PretrainingCorpusTests {
     }
 
     @Test func responsesAreAlwaysKept() {
-        let documents = PretrainingCorpus.documents([("same prompt", "yes"), ("same prompt", "yes")])
+        let documents = PretrainingCorpus.documents([("a", "same prompt", "yes"), ("a", "same prompt", "yes")])
         #expect(documents == ["same prompt\nyes", "yes"])
+    }
+
+    /// Some subtasks run the definition into the input on one line ("… Prompt: An event …"): the
+    /// source's common prefix is cut from all but its first row, at a word boundary.
+    @Test func sameLineDefinitionsAreCutAsTheSourcesCommonPrefix() {
+        let definition = "Definition: order the events. Prompt: "
+        let documents = PretrainingCorpus.documents([
+            ("mctaco", definition + "An event happens. Question: what next?", "later"),
+            ("mctaco", definition + "Another event. Question: what before?", "earlier"),
+            ("other", definition + "Kept whole: another source.", "x"),
+        ])
+        #expect(documents == [
+            definition.trimmingCharacters(in: .whitespaces) + " An event happens. Question: what next?\nlater",
+            "Another event. Question: what before?\nearlier",
+            definition.trimmingCharacters(in: .whitespaces) + " Kept whole: another source.\nx",
+        ])
+        #expect(PretrainingCorpus.commonPrefix("the cat sat", "the car sat") == "the ")
+        #expect(PretrainingCorpus.commonPrefix("abc", "abc") == "abc")
     }
 
     @Test func windowsCoverLongDocumentsAndDropShortTails() {

@@ -131,7 +131,7 @@ public enum HTMLReport {
                 let lrs = Array(Set(rs.compactMap(\.learningRate))).sorted(by: >)
                 for lr in lrs.isEmpty ? [nil] : lrs.map(Optional.some) {
                     let l = rs.filter { $0.learningRate == lr }.map(\.testLoss).filter(\.isFinite)
-                    rows.append([name, lr.map(Fmt.lr) ?? "–", "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                    rows.append([name, lr.map(Fmt.lr) ?? "–", Fmt.meanStd(l)])
                 }
             }
             body.append(table(["reference", "LR", "test loss"], rows))

@@ -46,11 +46,11 @@ public enum MarkdownReport {
                 let lrs = Array(Set(rs.compactMap(\.learningRate))).sorted(by: >)
                 if lrs.isEmpty {
                     let l = rs.map(\.testLoss).filter(\.isFinite)
-                    rows.append([n, "–", "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                    rows.append([n, "–", Fmt.meanStd(l)])
                 } else {
                     for lr in lrs {
                         let l = rs.filter { $0.learningRate == lr }.map(\.testLoss).filter(\.isFinite)
-                        rows.append([n, Fmt.lr(lr), "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                        rows.append([n, Fmt.lr(lr), Fmt.meanStd(l)])
                     }
                 }
             }

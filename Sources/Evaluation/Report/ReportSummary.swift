@@ -132,6 +132,11 @@ enum Fmt {
         return c.n > 1 ? "\(num(c.mean)) ± \(num(c.std)) (n=\(c.n))" : "\(num(c.mean)) (n=1)"
     }
 
+    /// The same for loose values (reference rows).
+    static func meanStd(_ values: [Double]) -> String {
+        values.isEmpty ? "–" : meanStd(ReportSummary.Cell(mean: Stats.mean(values), std: Stats.std(values), n: values.count))
+    }
+
     /// What the n of a cell counts, for the tables' captions.
     static let runsNote = "A scored policy runs once per scoring seed; random once per draw, so its n counts draws "
         + "and its ± is the spread of random selections."

@@ -68,6 +68,9 @@ struct PipelineTests {
         let markdown = try String(contentsOfFile: root + "/out/report.md", encoding: .utf8)
         #expect(!markdown.contains("nan") && !markdown.lowercased().contains("inf "))
         #expect(markdown.contains("## Transfer") && markdown.contains("## Scoring cost"))
+        // The larger proxy's own references (its θ0, its θ0 + Z_val) are shown in its section.
+        let proxySection = try #require(markdown.range(of: "### Proxy 2×32")).upperBound
+        #expect(markdown[proxySection...].contains("| θ0 + Z_val only | 1e-3 |"))
         #expect(FileManager.default.fileExists(atPath: root + "/out/report.html"))
         #expect(report.setup.settings["θ0 1×16"]?.contains("(cached)") == false)
         // Resuming reads every finished run back instead of training again, and θ0s come from the cache.

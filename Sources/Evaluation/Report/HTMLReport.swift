@@ -112,6 +112,10 @@ public enum HTMLReport {
                 body.append("<h3>Proxy \(e(proxy))</h3>")
                 body.append(table(["policy"] + other.learningRates.map { "LR \(Fmt.lr($0))" },
                                   other.policies.map { p in [p] + other.learningRates.map { Fmt.meanStd(other.cells[p]?[$0]) } }))
+                let refs = full.references.filter { $0.proxy == proxy }
+                if !refs.isEmpty {
+                    body.append(table(["reference", "LR", "test loss"], refs.map { [$0.name, $0.learningRate.map(Fmt.lr) ?? "–", Fmt.meanStd([$0.testLoss])] }))
+                }
             }
         }
 

@@ -87,6 +87,10 @@ public enum MarkdownReport {
                 out.append("")
                 table(["policy"] + other.learningRates.map { "LR \(Fmt.lr($0))" },
                       other.policies.map { p in [p] + other.learningRates.map { Fmt.meanStd(other.cells[p]?[$0]) } })
+                let refs = full.references.filter { $0.proxy == proxy }
+                if !refs.isEmpty {
+                    table(["reference", "LR", "test loss"], refs.map { [$0.name, $0.learningRate.map(Fmt.lr) ?? "–", Fmt.meanStd([$0.testLoss])] })
+                }
                 table(["rank", "policy", "best LR", "test loss", "relative vs \(other.baseline)", "win rate"],
                       other.ranking.enumerated().map { i, b in
                           ["\(i + 1)", b.policy, Fmt.lr(b.learningRate), Fmt.meanStd(b.cell), Fmt.signedPercent(b.relativeImprovement), Fmt.percent(b.winRate, 0)]

@@ -4,7 +4,12 @@
 # and two surrogate sizes, plus proxies trained on selection + Z_val. Each variant is one `tovd evaluate` run into eval/ablations/<name>
 # (resumable: rerunning skips finished runs); `tovd evaluate-compare` then writes the table.
 #
-#   bash scripts/ablations.sh                  # drop, pool 5,000, 2 seeds, about 75 minutes on 2 cores
+#   bash scripts/ablations.sh                  # drop, pool 5,000, 2 seeds, about 2 hours on 2 cores
+#
+# θ0 is pretrained once (about 15 minutes on a quiet 2-core machine) and cached in .cache/tovd-eval for
+# every variant of the same surrogate; surrogate=4x256 pretrains its own. Method B's θ_val trajectory
+# starts from θ_bas's state (θ0, fresh AdamW moments) and sees U in the same order, so method=B
+# compares the methods only.
 #   TARGET=subtask061_ropes_answer_generation POOL=10000 SEEDS=3 bash scripts/ablations.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

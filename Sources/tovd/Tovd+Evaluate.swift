@@ -10,31 +10,35 @@ extension Tovd {
             abstract: "Does ToV selection beat random for a target? Reduced-LR proxy fine-tuning on real data.",
             discussion: """
                 Splits the target subtask into Z_val and a held-out test set, builds a pool from the other \
-                subtasks, pretrains θ0 on rows outside the pool, scores the pool with ToV, selects a budget \
-                per policy (score_random, score_only, score_only_unbinned, uncertainty, random), fine-tunes a \
-                proxy from θ0 on each selection at several reduced learning rates (arXiv 2512.24503), and \
-                reports target test log-loss per policy × LR × seed, rank stability (Spearman) across LRs, \
-                enrichment and plots. Writes report.md, report.html, report.json and runs.jsonl to --output; \
-                rerunning with the same --output resumes.
+                subtasks (plus a --target-share of the target's other rows), pretrains θ0 as a language model \
+                on de-duplicated rows outside the pool (held-out early stop, cached in --cache), scores the pool \
+                with ToV and the LESS-like baseline, selects a budget per policy (score_random, score_only, \
+                score_only_unbinned, uncertainty, less, random), fine-tunes a proxy from θ0 (and each --proxy \
+                shape from its own θ0) on each selection at several reduced learning rates (arXiv 2512.24503), \
+                and reports target test log-loss per policy × LR × seed, rank stability (Spearman) across LRs, \
+                enrichment, scoring cost and plots. Writes report.md, report.html, report.json, options.json and \
+                runs.jsonl to --output; rerunning with the same --output and settings resumes, other settings are refused.
                   tovd data fetch bigbench-ni
                   tovd evaluate --target subtask061_ropes_answer_generation --output eval/ropes
                 """)
 
         @Option(help: "Target subtask (a JSONL file name in --data without .jsonl).") var target: String
         @Option(help: "Directory of per-subtask JSONL files.") var data = ".cache/bigbench-ni/jsonl"
-        @Option(name: .shortAndLong, help: "Output directory (resumable).") var output: String
+        @Option(name: .shortAndLong, help: "Output directory (resumable; refused when it holds results of other settings).") var output: String
+        @Option(help: "Cache of pretrained θ0s, keyed by everything that shapes them (shared by runs).") var cache = ".cache/tovd-eval"
         @Option(help: "Pool rows (from the other subtasks).") var pool = 20_000
         @Option(help: "Z_val rows (from the target).") var zval = 200
         @Option(help: "Held-out target test rows.") var testRows = 1000
-        @Option(help: "Rows θ0 is pretrained on (outside the pool).") var pretrainRows = 4000
-        @Flag(help: "Add the rest of the target subtask to the pool.") var includeTargetInPool = false
+        @Option(help: "Rows θ0 is pretrained on (outside the pool; their repeated prompt lines are kept once).") var pretrainRows = 40_000
+        @Option(help: "Share of the pool made of other rows of the target subtask (0: transfer setting, e.g. 0.03).") var targetShare = 0.0
         @Flag(help: "Fine-tune each proxy on the selection plus Z_val: does the selection add to the target data you have?")
         var proxyWithZval = false
         @Option(help: "Budget as a fraction of the scored pool.") var budget = 0.05
         @Option(help: "Comma-separated proxy learning rates.") var lrs = "1e-4,3e-5,1e-5"
         @Option(help: "Seeds (U sample, trajectories, proxy shuffles).") var seeds = 3
         @Option(help: "Total draws of the random policy.") var randomDraws = 4
-        @Option(help: "Comma-separated policies.") var policies = "score_random,score_only,score_only_unbinned,uncertainty,random"
+        @Option(help: "Comma-separated policies (the selection policies, and less: the LESS-like gradient baseline).")
+        var policies = "score_random,score_only,score_only_unbinned,uncertainty,less,random"
         @Option(help: "L, scoring epochs.") var epochs = 2
         @Option(help: "A or B.") var method = "A"
         @Option(help: "improvement, abs or relu.") var scoreFn = "improvement"
@@ -44,21 +48,39 @@ extension Tovd {
         @Option(help: "Surrogate heads.") var heads = 4
         @Option(help: "Surrogate context.") var context = 128
         @Option(help: "Tokenizer vocabulary.") var vocab = 2048
-        @Option(help: "θ0 pretraining steps.") var pretrainSteps = 400
+        @Option(help: "Another proxy shape LAYERSxWIDTH fine-tuned on every selection besides the surrogate's (repeatable), e.g. 4x256.")
+        var proxy: [String] = []
+        @Option(help: "θ0 pretraining: most optimizer steps (the CPU budget).") var pretrainSteps = Theta0Recipe().maxSteps
+        @Option(help: "θ0 pretraining: peak learning rate (warmup + cosine).") var pretrainLr = Theta0Recipe().learningRate
+        @Option(help: "θ0 pretraining: held-out checks without a new best before stopping.") var pretrainPatience = Theta0Recipe().patience
+        @Option(help: "θ0 pretraining: steps between held-out checks.") var pretrainEvalEvery = Theta0Recipe().evaluateEvery
         @Option(help: "η of the base trajectory.") var baseLr = 1e-3
         @Option(help: "ε/η.") var valLrRatio = 0.1
         @Option(help: "Proxy fine-tuning epochs.") var proxyEpochs = 2
         @Option(help: "Length bins.") var bins = 10
+        @Option(help: "Dimensions of the LESS-like gradient projection.") var lessDims = 4096
         @Option(help: "OpenBLAS threads.") var threads = 2
+
+        /// "4x256" → a proxy shape with the surrogate's heads (when they divide the width), context and vocabulary.
+        static func proxyShape(_ text: String, heads: Int, context: Int, vocab: Int) throws -> ModelConfig {
+            let parts = text.lowercased().split(whereSeparator: { $0 == "x" || $0 == "×" })
+            guard parts.count == 2, let layers = Int(parts[0]), let width = Int(parts[1]), layers >= 1, width >= 1 else {
+                throw ValidationError("--proxy \(text): write LAYERSxWIDTH, e.g. 4x256")
+            }
+            guard width % heads == 0 else { throw ValidationError("--proxy \(text): width \(width) is not divisible by --heads \(heads)") }
+            return ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
+        }
 
         func run() throws {
             ModelBenchmark.setThreads(threads)
             var options = EvaluationOptions(dataDirectory: data, target: target, outputDirectory: output)
+            options.cacheDirectory = cache
             options.poolRows = pool
             options.zvalRows = zval
             options.testRows = testRows
             options.pretrainRows = pretrainRows
-            options.includeTargetInPool = includeTargetInPool
+            guard targetShare >= 0 && targetShare < 0.5 else { throw ValidationError("--target-share must be in [0, 0.5), e.g. 0.03") }
+            options.targetShare = targetShare
             options.proxyAddsZval = proxyWithZval
             options.budgetFraction = budget
             options.learningRates = try lrs.split(separator: ",").map {
@@ -68,7 +90,9 @@ extension Tovd {
             options.seeds = seeds
             options.randomDraws = randomDraws
             options.policies = try policies.split(separator: ",").map {
-                guard let p = Policy(rawValue: String($0)) else { throw ValidationError("--policies: unknown policy \($0)") }
+                guard let p = EvaluationPolicy(rawValue: String($0)) else {
+                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_only, score_only_unbinned, uncertainty, random or less")
+                }
                 return p
             }
             options.epochs = epochs
@@ -79,16 +103,22 @@ extension Tovd {
             options.uSize = uSize
             guard width % heads == 0 else { throw ValidationError("--width must be divisible by --heads") }
             options.surrogate = ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
-            options.pretrainSteps = pretrainSteps
+            options.proxies = try proxy.map { try Self.proxyShape($0, heads: heads, context: context, vocab: vocab) }
+            options.theta0.maxSteps = pretrainSteps
+            options.theta0.learningRate = pretrainLr
+            options.theta0.patience = pretrainPatience
+            options.theta0.evaluateEvery = pretrainEvalEvery
             options.baseLearningRate = baseLr
             options.valLearningRateRatio = valLrRatio
             options.proxyEpochs = proxyEpochs
             options.bins = bins
+            options.lessDimensions = lessDims
 
             var bars: [String: ProgressBar] = [:]
             let evaluation = ToVEvaluation(options: options) { stage, done, total in
                 let key = stage.components(separatedBy: " (").first ?? stage
-                let bar = bars[key] ?? ProgressBar(key, total: total, unit: "steps")
+                let unit = key.contains("scoring") || key.contains("gradients") ? "rows" : key.contains("fine-tuning") ? "runs" : "steps"
+                let bar = bars[key] ?? ProgressBar(key, total: total, unit: unit)
                 bars[key] = bar
                 bar.update(done, note: stage.contains("(") ? String(stage.drop { $0 != "(" }) : "")
             }

@@ -4,20 +4,54 @@ import Foundation
 extension Tovd {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the current selection as JSONL (one object per row, ordered by id).",
+            abstract: "Write the current selection (optionally with Z_val: the recommended training set) as JSONL.",
             discussion: """
-                Each line: {"id", "prompt", "response", "source", "meta", "score", "reason", \
-                "length_bin", "selection_version"}. The whole export is read in one statement, so it is \
-                one selection version even while the daemon switches to a new one.
+                Each line: {"set", "id", "prompt", "response", "source", "meta", "score", "reason", \
+                "length_bin", "selection_version"}; "set" is "selected" (a row of tov.selected) or \
+                "validation" (a row of tov.validation, whose selection fields are null). Selected rows \
+                come first, then Z_val rows, each in id order. With --with-validation each (prompt, response) \
+                pair is written once, at its first place: Z_val rows that repeat a selected row, or each \
+                other, are left out (--selected alone writes tov.selected as it is). The whole export is read in one statement, so it is one selection \
+                version and one Z_val even while the daemon switches to new ones.
                   tovd export --selected > selected.jsonl
+                  tovd export --with-validation -o train.jsonl     # what docs/evaluation.md recommends
                 """)
 
-        @Flag(help: "Export tov.selected (the only export there is today; kept explicit for scripts).") var selected = false
+        @Flag(help: "Export tov.selected.") var selected = false
+        @Flag(help: "Export tov.selected followed by the Z_val rows of tov.validation, de-duplicated (implies --selected).")
+        var withValidation = false
         @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
         @OptionGroup var database: DatabaseOptions
 
         func validate() throws {
-            guard selected else { throw ValidationError("say what to export: --selected") }
+            guard selected || withValidation else { throw ValidationError("say what to export: --selected or --with-validation") }
+        }
+
+        static let fields = """
+            'id', id, 'prompt', prompt, 'response', response, 'source', source, 'meta', meta, 'score', score,
+            'reason', reason, 'length_bin', length_bin, 'selection_version', selection_version
+            """
+
+        /// `--selected`: every row of tov.selected as it is. `--with-validation`: one statement for both
+        /// sets, so the selection and Z_val come from one snapshot; DISTINCT ON keeps the first (set, id)
+        /// of each (prompt, response), so a selected row wins over the same text in Z_val.
+        static func query(withValidation: Bool) -> String {
+            guard withValidation else {
+                return "COPY (SELECT json_build_object('set', 'selected', \(fields)) FROM tov.selected ORDER BY id) TO STDOUT"
+            }
+            return """
+                COPY (
+                    WITH parts (part, id, prompt, response, source, meta, score, reason, length_bin, selection_version) AS (
+                        SELECT 0, id, prompt, response, source, meta, score, reason, length_bin, selection_version FROM tov.selected
+                        UNION ALL
+                        SELECT 1, id, prompt, response, NULL, meta, NULL, NULL, NULL, NULL FROM tov.validation
+                    ), firsts AS (
+                        SELECT DISTINCT ON (prompt, response) * FROM parts ORDER BY prompt, response, part, id
+                    )
+                    SELECT json_build_object('set', CASE part WHEN 0 THEN 'selected' ELSE 'validation' END, \(fields))
+                    FROM firsts ORDER BY part, id
+                ) TO STDOUT
+                """
         }
 
         func run() async throws {
@@ -35,12 +69,7 @@ extension Tovd {
             let progress = ProgressBar("export", total: nil)
             var rows = 0
             var buffer: [UInt8] = []
-            try await connection.copyOut("""
-                COPY (SELECT json_build_object('id', id, 'prompt', prompt, 'response', response, 'source', source,
-                                               'meta', meta, 'score', score, 'reason', reason, 'length_bin', length_bin,
-                                               'selection_version', selection_version)
-                      FROM tov.selected ORDER BY id) TO STDOUT
-                """) { chunk in
+            try await connection.copyOut(Self.query(withValidation: withValidation)) { chunk in
                 buffer.append(contentsOf: CopyText.unescape(chunk))
                 rows += chunk.lazy.filter { $0 == 0x0A }.count
                 if buffer.count > 1 << 20 {

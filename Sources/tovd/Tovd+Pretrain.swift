@@ -9,8 +9,11 @@ extension Tovd {
             abstract: "Train a surrogate θ0 (tokenizer + language model) on a JSONL file and write a checkpoint.",
             discussion: """
                 Learns a byte-level BPE tokenizer from the file, then trains the decoder-only transformer \
-                with next-token loss over prompt and response. Keep the rows you will score out of this \
-                file: a model that has seen a row scores it unfairly.
+                with next-token loss over prompt and response. Repeated prompt text (a source's common \
+                prefix, e.g. an instruction every row starts with, and any prompt line seen before) is kept \
+                once, and documents are cut into context-sized windows, so the model learns the text rather \
+                than reciting its few repeated parts (docs/data.md); --keep-repeats turns that off. Keep the \
+                rows you will score out of this file: a model that has seen a row scores it unfairly.
                   tovd pretrain corpus.jsonl --output theta0.tovckpt --steps 2000
                 """)
 
@@ -25,6 +28,7 @@ extension Tovd {
         @Option(help: "Tokenizer vocabulary size.") var vocab = ModelConfig.default.vocabSize
         @Option(help: "Rows to learn the tokenizer from.") var tokenizerRows = 20_000
         @Option(help: "Seed for initialisation and shuffling.") var seed: UInt64 = 0
+        @Flag(help: "Train on every row as it is, repeated prompt text included, each cut at the context.") var keepRepeats = false
 
         func validate() throws {
             guard width % heads == 0 else { throw ValidationError("--width must be divisible by --heads") }
@@ -35,13 +39,17 @@ extension Tovd {
         func run() async throws {
             let rows = try loadExamples(file)
             guard !rows.isEmpty else { throw CLIError("\(file) holds no usable rows") }
-            let sample = rows.prefix(tokenizerRows).map { Array($0.prompt.utf8) + [0x0A] + Array($0.response.utf8) }
+            let texts = keepRepeats ? rows.map { $0.prompt + "\n" + $0.response }
+                : PretrainingCorpus.documents(rows.map { ($0.source ?? "", $0.prompt, $0.response) })
+            let sample = texts.prefix(tokenizerRows).map { Array($0.utf8) }
             let bar = ProgressBar("tokenizer", total: vocab, unit: "tokens")
             let tokenizer = Tokenizer.train(sample: Array(sample), vocabSize: vocab) { done, total in bar.update(done) }
             bar.finish(vocab)
             let config = ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
             let model = Model(config: config, seed: seed)
-            let documents = rows.map { Example(prompt: [], response: tokenizer.encode(Array($0.prompt.utf8) + [0x0A] + Array($0.response.utf8)), allTokens: true) }
+            let encoded = texts.map { tokenizer.encode($0) }
+            let documents = (keepRepeats ? encoded : PretrainingCorpus.windows(encoded, length: context - 1))
+                .map { Example(prompt: [], response: $0, allTokens: true) }
             var options = TrainingOptions()
             options.learningRate = Float(lr)
             options.maxSteps = steps

@@ -25,11 +25,9 @@ struct PipelineTests {
         }
     }
 
-    @Test func ciSizedRunProducesACompleteReport() throws {
-        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        try Self.writeData(to: root + "/data")
+    static func smallOptions(root: String) -> EvaluationOptions {
         var options = EvaluationOptions(dataDirectory: root + "/data", target: "subtask900_ropes_toy_target", outputDirectory: root + "/out")
+        options.cacheDirectory = root + "/cache"
         options.poolRows = 200
         options.zvalRows = 20
         options.testRows = 40
@@ -39,24 +37,114 @@ struct PipelineTests {
         options.seeds = 2
         options.randomDraws = 4
         options.surrogate = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
-        options.pretrainSteps = 10
+        options.theta0.maxSteps = 10
+        options.theta0.evaluateEvery = 5
         options.proxyEpochs = 1
         options.epochs = 2
+        options.lessDimensions = 64
+        return options
+    }
+
+    @Test func ciSizedRunProducesACompleteReport() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.proxies = [ModelConfig(layers: 2, width: 32, heads: 2, context: 32, vocabSize: 300)]
         let report = try ToVEvaluation(options: options).run(commandLine: "test")
         #expect(Set(report.runs.map(\.policy)) == Set(options.policies.map(\.rawValue)))
-        #expect(report.runs.filter { $0.policy == "random" }.count == 4 * 2)     // 4 draws × 2 LRs
+        #expect(report.proxies == ["1×16", "2×32"])
+        #expect(report.runs.filter { $0.policy == "random" }.count == 4 * 2 * 2)     // 4 draws × 2 LRs × 2 proxies
         #expect(report.runs.allSatisfy { $0.testLoss.isFinite && $0.testLoss > 0 })
-        #expect(report.references.count == 1 + options.learningRates.count)
+        // The uniform guess, then per proxy θ0 and θ0 + Z_val at each LR.
+        #expect(report.references.count == 1 + 2 * (1 + options.learningRates.count))
         #expect(report.references.allSatisfy { $0.testLoss.isFinite })
+        #expect(abs(report.references[0].testLoss - log(300)) < 1e-12)
         #expect(report.enrichment.count == options.policies.count)
         #expect(report.setup.budgetRows == 8)          // 5 % of the 160 scored rows
+        #expect(report.costs?.map(\.method) == ["ToV", "LESS-like", "ToV", "LESS-like"])
+        #expect(report.costs!.allSatisfy { $0.wallSeconds > 0 && $0.bytesStored > 0 })
+        #expect(report.costs![1].bytesStored == (160 + 20) * 64 * 4)
         let markdown = try String(contentsOfFile: root + "/out/report.md", encoding: .utf8)
         #expect(!markdown.contains("nan") && !markdown.lowercased().contains("inf "))
+        #expect(markdown.contains("## Transfer") && markdown.contains("## Scoring cost"))
+        // The larger proxy's own references (its θ0, its θ0 + Z_val) are shown in its section.
+        let proxySection = try #require(markdown.range(of: "### Proxy 2×32")).upperBound
+        #expect(markdown[proxySection...].contains("| θ0 + Z_val only | 1e-3 |"))
         #expect(FileManager.default.fileExists(atPath: root + "/out/report.html"))
-        // Resuming reads every finished run back instead of training again.
+        #expect(report.setup.settings["θ0 1×16"]?.contains("(cached)") == false)
+        // Resuming reads every finished run back instead of training again, and θ0s come from the cache.
         let again = try ToVEvaluation(options: options).run(commandLine: "test")
         // (runs.jsonl keeps ~15 significant digits: equal up to float formatting)
         #expect(again.runs.count == report.runs.count)
         for (a, b) in zip(again.runs, report.runs) { #expect(abs(a.testLoss - b.testLoss) < 1e-9) }
+        #expect(again.setup.settings["θ0 1×16"]?.contains("(cached)") == true)
+        #expect(again.setup.settings["θ0 2×32"]?.contains("(cached)") == true)
+    }
+
+    /// Rerunning into the same --output with a setting that changes results must not return the old
+    /// results; a narrower grid (fewer policies) is a resume.
+    @Test func resumeRefusesOtherSettings() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.seeds = 1
+        options.learningRates = [1e-3]
+        options.policies = [.selection(.scoreRandom), .random]
+        _ = try ToVEvaluation(options: options).run(commandLine: "test")
+
+        for (change, field) in [({ (o: inout EvaluationOptions) in o.method = .B }, "method"),
+                                ({ $0.scoreFunction = .abs }, "scoreFunction"),
+                                ({ $0.uSize = 48 }, "uSize"),
+                                ({ $0.epochs = 1 }, "epochs"),
+                                ({ $0.surrogate = ModelConfig(layers: 1, width: 16, heads: 4, context: 32, vocabSize: 300) }, "surrogate"),
+                                ({ $0.theta0.maxSteps = 12 }, "theta0")] {
+            var other = options
+            change(&other)
+            #expect(throws: EvaluationError.self, "changing \(field) must be refused") { try ToVEvaluation(options: other).run(commandLine: "test") }
+            do { _ = try ToVEvaluation(options: other).run(commandLine: "test") } catch {
+                #expect("\(error)".contains(field) && "\(error)".contains("another --output"), "\(error)")
+            }
+        }
+        var narrower = options
+        narrower.policies = [.random]
+        #expect(try ToVEvaluation(options: narrower).run(commandLine: "test").runs.count == 4)
+    }
+
+    /// Method B's θ_val trajectory must start where θ_bas starts (θ0, fresh optimizer state) and see U
+    /// in the same order: with an empty Z_val it then equals θ_bas at every epoch, so every φ is 0.
+    @Test func methodBTrajectoriesStartFromTheSameState() throws {
+        var options = EvaluationOptions(dataDirectory: "", target: "", outputDirectory: "")
+        options.method = .B
+        options.epochs = 2
+        // U of 160 rows of 32 tokens spans two batches of 4,096 tokens, so the shuffle order matters.
+        options.uSize = 160
+        let config = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
+        options.surrogate = config
+        let theta0 = Model(config: config, seed: 3)
+        let pool: [Example] = (0..<192).map { (i: Int) -> Example in
+            let k = Int32(i)
+            return Example(prompt: (0..<15).map { j in (k &* 31 &+ j) % 250 }, response: (0..<15).map { j in (k &+ 7 &* j) % 250 })
+        }
+        let scores = try ToVEvaluation(options: options).scores(seed: 1, theta0: theta0, pool: pool, zval: [])
+        #expect(scores.rows.count == 32)
+        #expect(scores.rows.allSatisfy { $0.score == 0 }, "\(scores.rows.map { $0.score }.prefix(5))")
+    }
+
+    @Test func targetShareAddsTheTargetsOtherRowsToThePool() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        #expect(try ToVEvaluation(options: options).loadSplit().pool.filter(\.isTarget).isEmpty)
+        options.targetShare = 0.1
+        let split = try ToVEvaluation(options: options).loadSplit()
+        let target = split.pool.filter(\.isTarget)
+        #expect(target.count == 22)                      // 0.1 / 0.9 × 200, rounded
+        #expect(split.pool.count == 222)
+        #expect(split.zval.count == 20 && split.test.count == 40)
+        options.targetShare = 0.45
+        #expect(throws: EvaluationError.self) { try ToVEvaluation(options: options).loadSplit() }
     }
 }

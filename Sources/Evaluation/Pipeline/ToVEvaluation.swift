@@ -2,6 +2,39 @@ import Foundation
 import Selection
 import Surrogate
 
+/// A policy `tovd evaluate` compares: one of the daemon's selection policies, or the LESS-like
+/// gradient-similarity baseline (evaluation only: scored by ``LessScorer``, selected top-n per length bin).
+public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
+    case selection(Policy)
+    case less
+
+    public init?(rawValue: String) {
+        if rawValue == "less" { self = .less } else if let p = Policy(rawValue: rawValue) { self = .selection(p) } else { return nil }
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .selection(let p): return p.rawValue
+        case .less: return "less"
+        }
+    }
+
+    public static let random = EvaluationPolicy.selection(.random)
+
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let policy = EvaluationPolicy(rawValue: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown policy \(name)"))
+        }
+        self = policy
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
 /// Everything `tovd evaluate` can vary.
 public struct EvaluationOptions: Codable, Sendable {
     /// Directory of `<subtask>.jsonl` files (from `tovd data fetch bigbench-ni`), or any directory of
@@ -9,13 +42,17 @@ public struct EvaluationOptions: Codable, Sendable {
     public var dataDirectory: String
     public var target: String
     public var outputDirectory: String
+    /// Where θ0 and the proxies' θ0 are cached, keyed by everything that shapes them (shared by runs).
+    public var cacheDirectory = ".cache/tovd-eval"
     public var poolRows = 20_000
     public var zvalRows = 200
     public var testRows = 1000
-    /// Rows θ0 is pretrained on: drawn from the non-target sources, disjoint from the pool.
-    public var pretrainRows = 4000
-    /// Add the rest of the target subtask to the pool (off: real pools rarely hold the target task).
-    public var includeTargetInPool = false
+    /// Rows θ0 is pretrained on: drawn from the non-target sources, disjoint from the pool, then
+    /// de-duplicated by ``PretrainingCorpus``.
+    public var pretrainRows = 40_000
+    /// Share of the pool made of the rest of the target subtask (0: the transfer setting, where the
+    /// pool holds only other subtasks; real pools often hold a few in-distribution rows).
+    public var targetShare = 0.0
     /// Fine-tune each proxy on the selection plus Z_val (does the selection add to the target data
     /// we already have?) instead of on the selection alone.
     public var proxyAddsZval = false
@@ -26,29 +63,55 @@ public struct EvaluationOptions: Codable, Sendable {
     public var seeds = 3
     /// Total draws of the random policy, spread over the seeds, so its spread is known.
     public var randomDraws = 4
-    public var policies: [Policy] = [.scoreRandom, .scoreOnly, .scoreOnlyUnbinned, .uncertainty, .random]
+    public var policies: [EvaluationPolicy] = [.selection(.scoreRandom), .selection(.scoreOnly), .selection(.scoreOnlyUnbinned),
+                                               .selection(.uncertainty), .less, .random]
     public var epochs = 2
     public var method: TrajectoryMethod = .A
     public var scoreFunction: ScoreFunction = .improvement
     public var uSize = 2048
     public var surrogate = ModelConfig(layers: 2, width: 128, heads: 4, context: 128, vocabSize: 2048)
-    public var pretrainSteps = 400
+    /// Proxies of other sizes fine-tuned on each selection besides the surrogate-sized one; each is
+    /// pretrained like θ0, with θ0's tokenizer.
+    public var proxies: [ModelConfig] = []
+    public var theta0 = Theta0Recipe()
     /// η of the base trajectory; ε = η · valLearningRateRatio.
     public var baseLearningRate = 1e-3
     public var valLearningRateRatio = 0.1
     public var proxyEpochs = 2
     public var bins = 10
+    /// Dimensions of the LESS-like baseline's gradient projection.
+    public var lessDimensions = 4096
 
     public init(dataDirectory: String, target: String, outputDirectory: String) {
         self.dataDirectory = dataDirectory
         self.target = target
         self.outputDirectory = outputDirectory
     }
+
+    /// The options that shape a stored result, as sorted JSON. Left out: where files are, and the
+    /// grid's extent (policies, LRs, seeds, random draws), which only adds or omits results whose keys
+    /// say which cell they are.
+    public var resultShapingJSON: [String: String] {
+        var o = self
+        o.dataDirectory = ""; o.outputDirectory = ""; o.cacheDirectory = ""
+        o.policies = []; o.learningRates = []; o.seeds = 0; o.randomDraws = 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let object = try! JSONSerialization.jsonObject(with: try! encoder.encode(o)) as! [String: Any]
+        return object.mapValues { value in
+            let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
 }
 
-/// The reduced-LR proxy protocol: split, pretrain θ0, score the pool with ToV, select per policy,
-/// fine-tune a proxy from θ0 on each selection at each reduced LR, measure target test loss.
-/// Results are appended to `runs.jsonl` as they finish, so an interrupted run resumes.
+/// The label of a model shape in reports and result keys, e.g. "2×128".
+public func shapeLabel(_ config: ModelConfig) -> String { "\(config.layers)×\(config.width)" }
+
+/// The reduced-LR proxy protocol: split, pretrain θ0 (and each proxy's θ0), score the pool with ToV and
+/// the LESS-like baseline, select per policy, fine-tune each proxy on each selection at each reduced LR,
+/// measure target test loss. Results are appended to `runs.jsonl` as they finish, so an interrupted
+/// run resumes; `options.json` beside it records what shaped them, and a run with other settings is refused.
 public final class ToVEvaluation {
     public typealias Progress = (_ stage: String, _ done: Int, _ total: Int) -> Void
 
@@ -63,6 +126,7 @@ public final class ToVEvaluation {
     struct Row {
         var example: JSONLExample
         var dataset: String
+        var isTarget: Bool
     }
 
     struct Split {
@@ -84,8 +148,8 @@ public final class ToVEvaluation {
             for case .success(let example) in try JSONLReader(url: URL(fileURLWithPath: options.dataDirectory + "/" + file)) {
                 var example = example
                 example.source = example.source ?? source
-                let row = Row(example: example, dataset: dataset)
-                if source == options.target { target.append(row) } else { others.append(row) }
+                let row = Row(example: example, dataset: dataset, isTarget: source == options.target)
+                if row.isTarget { target.append(row) } else { others.append(row) }
             }
         }
         var random = SplitMix64(seed: 0)
@@ -97,7 +161,16 @@ public final class ToVEvaluation {
         let zval = Array(target.prefix(options.zvalRows))
         let test = Array(target.dropFirst(options.zvalRows).prefix(options.testRows))
         var pool = Array(others.prefix(options.poolRows))
-        if options.includeTargetInPool { pool += target.dropFirst(options.zvalRows + options.testRows) }
+        if options.targetShare > 0 {
+            // share = t / (t + others) → t = share / (1 − share) · others.
+            let wanted = Int((options.targetShare / (1 - options.targetShare) * Double(pool.count)).rounded())
+            let rest = target.dropFirst(options.zvalRows + options.testRows)
+            guard rest.count >= wanted else {
+                throw EvaluationError("--target-share \(options.targetShare) needs \(wanted) more \(options.target) rows in the pool but only \(rest.count) are left after Z_val and test: lower it, or --pool")
+            }
+            pool += rest.prefix(wanted)
+            pool.shuffle(using: &random)
+        }
         let pretrain = Array(others.dropFirst(options.poolRows).prefix(options.pretrainRows))
         guard pool.count > options.uSize else {
             throw EvaluationError("the pool has \(pool.count) rows, not more than |U| = \(options.uSize): lower --u-size or raise --pool")
@@ -110,9 +183,19 @@ public final class ToVEvaluation {
     public func run(commandLine: String) throws -> EvaluationReport {
         let started = Date()
         try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+        var ledger = try RunLedger(directory: options.outputDirectory, shaping: options.resultShapingJSON)
         progress("loading data", 0, 1)
         let split = try loadSplit()
-        let (tokenizer, theta0) = try pretrainedTheta0(split)
+
+        let documents = PretrainingCorpus.documents(split.pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
+        let pretraining = Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory)
+        let (tokenizer, theta0, theta0Summary) = try pretraining.model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
+        var proxies: [(label: String, theta0: Model, summary: Theta0Summary)] = [(shapeLabel(options.surrogate), theta0, theta0Summary)]
+        for config in options.proxies {
+            let (_, model, summary) = try pretraining.model(documents: documents, config: config, tokenizer: tokenizer, progress: progress)
+            proxies.append((shapeLabel(config), model, summary))
+        }
+
         func examples(_ rows: [Row]) -> [Example] {
             rows.map { tokenizer.example(prompt: Array($0.example.prompt.utf8), response: Array($0.example.response.utf8)) }
         }
@@ -120,12 +203,11 @@ public final class ToVEvaluation {
         let targetDataset = BigBenchNIConverter.dataset(ofSubtask: options.target)
         let n = Budget.fraction(options.budgetFraction).rowCount(eligible: split.pool.count - options.uSize)
 
-        var ledger = try RunLedger(path: options.outputDirectory + "/runs.jsonl")
         func testLoss(_ model: Model) -> Double {
             let losses = model.losses(testExamples)
             return losses.reduce(0) { $0 + Double($1.meanNLL) } / Double(max(losses.count, 1))
         }
-        func fineTuned(_ subset: [Example], lr: Double, seed: UInt64) -> Double {
+        func fineTuned(_ theta0: Model, _ subset: [Example], lr: Double, seed: UInt64) -> Double {
             let proxy = theta0.copy()
             var training = TrainingOptions()
             training.epochs = options.proxyEpochs
@@ -136,43 +218,70 @@ public final class ToVEvaluation {
             return testLoss(proxy)
         }
 
-        // References: θ0 as is, and θ0 fine-tuned on Z_val alone.
-        var references = [EvaluationReport.Reference(name: "θ0 (no fine-tuning)", testLoss: try ledger.value("ref/theta0") { testLoss(theta0) })]
-        for lr in options.learningRates {
-            references.append(.init(name: "θ0 + Z_val only", learningRate: lr, seed: 0,
-                                    testLoss: try ledger.value("ref/zval/\(lr)") { fineTuned(zvalExamples, lr: lr, seed: 0) }))
+        // References: a uniform guess, each proxy's θ0 as is, and θ0 fine-tuned on Z_val alone.
+        var references = [EvaluationReport.Reference(name: "uniform guess (ln V)", testLoss: log(Double(options.surrogate.vocabSize)))]
+        for proxy in proxies {
+            references.append(.init(name: "θ0 (no fine-tuning)", proxy: proxy.label,
+                                    testLoss: try ledger.value("ref/\(proxy.label)/theta0") { testLoss(proxy.theta0) }))
+            for lr in options.learningRates {
+                references.append(.init(name: "θ0 + Z_val only", learningRate: lr, seed: 0, proxy: proxy.label,
+                                        testLoss: try ledger.value("ref/\(proxy.label)/zval/\(lr)") { fineTuned(proxy.theta0, zvalExamples, lr: lr, seed: 0) }))
+            }
         }
 
         var runs: [EvaluationReport.Run] = []
         var enrichment: [EvaluationReport.Enrichment] = []
+        var costs: [EvaluationReport.Cost] = []
         var histogramScores: [Double] = []
         var lengths: [EvaluationReport.LengthDistribution] = []
         let randomPerSeed = (options.randomDraws + options.seeds - 1) / max(options.seeds, 1)
+        let totalRuns = options.seeds * options.learningRates.count * proxies.count
+            * options.policies.reduce(0) { $0 + ($1 == .random ? randomPerSeed : 1) }
         for seed in 0..<options.seeds {
-            let scored = try scores(seed: UInt64(seed), theta0: theta0, pool: poolExamples, zval: zvalExamples)
-            let rows = scored.map(\.row)
+            let tov = try scores(seed: UInt64(seed), theta0: theta0, pool: poolExamples, zval: zvalExamples)
+            costs.append(tov.cost)
+            let rows = tov.rows
+            var less: [ScoredRow]? = nil
+            if options.policies.contains(.less) {
+                let (scored, cost) = lessScores(seed: UInt64(seed), base: tov.base, basSeconds: tov.basSeconds, rows: rows,
+                                                pool: poolExamples, zval: zvalExamples)
+                less = scored
+                costs.append(cost)
+            }
             if seed == 0 { histogramScores = rows.map(\.score) }
             for policy in options.policies {
                 let draws = policy == .random ? randomPerSeed : 1
                 for draw in 0..<draws {
                     let selectionSeed = Int64(seed * 1000 + draw)
-                    let settings = SelectionSettings(budget: .rows(n), policy: policy, scoreFunction: options.scoreFunction,
+                    let (selectionPolicy, candidates): (Policy, [ScoredRow]) = switch policy {
+                    case .selection(let p): (p, rows)
+                    // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
+                    case .less: (.scoreOnly, less!)
+                    }
+                    let settings = SelectionSettings(budget: .rows(n), policy: selectionPolicy, scoreFunction: options.scoreFunction,
                                                      method: options.method, bins: options.bins, seed: selectionSeed)
-                    let chosen = Selection.select(rows, settings: settings).ids
+                    let chosen = Selection.select(candidates, settings: settings).ids
                     let subset = chosen.map { poolExamples[Int($0)] } + (options.proxyAddsZval ? zvalExamples : [])
                     let runSeed = UInt64(seed * 1000 + draw)
-                    for lr in options.learningRates {
-                        let loss = try ledger.value("run/\(policy.rawValue)/\(lr)/\(seed)/\(draw)") { fineTuned(subset, lr: lr, seed: runSeed) }
-                        runs.append(.init(policy: policy.rawValue, learningRate: lr, seed: runSeed, testLoss: loss))
-                        progress("proxy fine-tuning", runs.count, options.seeds * options.learningRates.count * (options.policies.count - 1 + randomPerSeed))
+                    for proxy in proxies {
+                        for lr in options.learningRates {
+                            let loss = try ledger.value("run/\(proxy.label)/\(policy.rawValue)/\(lr)/\(seed)/\(draw)") {
+                                fineTuned(proxy.theta0, subset, lr: lr, seed: runSeed)
+                            }
+                            runs.append(.init(policy: policy.rawValue, learningRate: lr, seed: runSeed, testLoss: loss,
+                                              proxy: proxy.label, scoringSeed: UInt64(seed), draw: draw))
+                            progress("proxy fine-tuning", runs.count, totalRuns)
+                        }
                     }
                     if seed == 0 && draw == 0 {
                         enrichment.append(.init(policy: policy.rawValue,
                                                 targetInSelection: chosen.filter { split.pool[Int($0)].dataset == targetDataset }.count,
                                                 selection: chosen.count,
                                                 targetInPool: rows.filter { split.pool[Int($0.id)].dataset == targetDataset }.count,
-                                                pool: rows.count))
-                        if policy == .scoreRandom || policy == .random {
+                                                pool: rows.count,
+                                                subtaskInSelection: chosen.filter { split.pool[Int($0)].isTarget }.count,
+                                                subtaskInPool: rows.filter { split.pool[Int($0.id)].isTarget }.count))
+                        if policy == .selection(.scoreRandom) || policy == .random || policy == .less {
                             if lengths.isEmpty {
                                 lengths.append(.init(name: "pool", lengths: rows.map { Double($0.length) }, edges: Self.lengthEdges))
                             }
@@ -184,21 +293,34 @@ public final class ToVEvaluation {
                 }
             }
         }
+        let targetInPool = split.pool.filter(\.isTarget).count
+        var settings: [String: String] = [
+            "L (scoring epochs)": "\(options.epochs)", "method": options.method.rawValue, "score_fn": options.scoreFunction.rawValue,
+            "|U|": "\(options.uSize)", "surrogate": "\(shapeLabel(options.surrogate)), ctx \(options.surrogate.context), vocab \(options.surrogate.vocabSize)",
+            "proxies": proxies.map(\.label).joined(separator: ", "),
+            "η (base)": "\(options.baseLearningRate)", "ε/η": "\(options.valLearningRateRatio)", "proxy epochs": "\(options.proxyEpochs)",
+            "bins": "\(options.bins)", "target dataset": targetDataset,
+            "target task in pool": targetInPool > 0 ? "yes: \(targetInPool) rows (\(String(format: "%.1f", 100 * Double(targetInPool) / Double(split.pool.count))) %)" : "no (transfer)",
+            "proxy data": options.proxyAddsZval ? "selection + Z_val" : "selection",
+            "scoring seeds": (0..<options.seeds).map(String.init).joined(separator: ", ")
+                + " (U sample, trajectories, selection; one run per policy, LR and proxy per seed)",
+            "random draws": "\(randomPerSeed) per scoring seed, \(randomPerSeed * options.seeds) in all",
+        ]
+        if options.policies.contains(.less) { settings["LESS-like projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's Adam first-step direction at θ_bas)" }
+        for proxy in proxies {
+            let s = proxy.summary
+            settings["θ0 \(proxy.label)"] = "\(s.steps) steps\(s.stoppedEarly ? " (held-out early stop)" : " (step budget)") on \(s.trainingWindows) windows / \(s.trainingTokens) tokens "
+                + "of \(documents.count) de-duplicated non-pool rows; held-out loss \(String(format: "%.3f", s.bestHeldOutLoss)); "
+                + "\(Int(s.wallSeconds)) s\(s.cached ? " (cached)" : "")"
+        }
         let setup = EvaluationReport.Setup(
             title: "ToV selection vs baselines on \(options.target)", targetSource: options.target,
             poolRows: split.pool.count, validationRows: split.zval.count, testRows: split.test.count, budgetRows: n,
-            settings: [
-                "L (scoring epochs)": "\(options.epochs)", "method": options.method.rawValue, "score_fn": options.scoreFunction.rawValue,
-                "|U|": "\(options.uSize)", "surrogate": "\(options.surrogate.layers)×\(options.surrogate.width), ctx \(options.surrogate.context), vocab \(options.surrogate.vocabSize)",
-                "η (base)": "\(options.baseLearningRate)", "ε/η": "\(options.valLearningRateRatio)", "proxy epochs": "\(options.proxyEpochs)",
-                "θ0 pretraining": "\(options.pretrainSteps) steps on \(split.pretrain.count) non-pool rows", "bins": "\(options.bins)",
-                "target dataset": targetDataset, "target task in pool": options.includeTargetInPool ? "yes" : "no",
-                "proxy data": options.proxyAddsZval ? "selection + Z_val" : "selection",
-            ])
+            settings: settings)
         let report = EvaluationReport(
             setup: setup, runs: runs, references: references,
             scoreHistogram: Histogram(values: histogramScores, bins: 30),
-            lengths: lengths, enrichment: enrichment, wallTimeSeconds: Date().timeIntervalSince(started), commandLine: commandLine)
+            lengths: lengths, enrichment: enrichment, costs: costs, wallTimeSeconds: Date().timeIntervalSince(started), commandLine: commandLine)
         try write(report)
         return report
     }
@@ -214,39 +336,19 @@ public final class ToVEvaluation {
         try encoder.encode(report).write(to: URL(fileURLWithPath: dir + "/report.json"))
     }
 
-    // MARK: - θ0
-
-    func pretrainedTheta0(_ split: Split) throws -> (Tokenizer, Model) {
-        let path = options.outputDirectory + "/theta0.tovckpt"
-        if let existing = try? SurrogateCheckpoint.read(from: path), existing.model.config == options.surrogate {
-            return (existing.tokenizer, existing.model)
-        }
-        let texts = split.pretrain.map { Array($0.example.prompt.utf8) + [0x0A] + Array($0.example.response.utf8) }
-        progress("tokenizer", 0, options.surrogate.vocabSize)
-        let tokenizer = Tokenizer.train(sample: Array(texts.prefix(3000)), vocabSize: options.surrogate.vocabSize) { done, total in
-            self.progress("tokenizer", done, total)
-        }
-        let model = Model(config: options.surrogate, seed: 0)
-        var training = TrainingOptions()
-        training.epochs = 1000
-        training.maxSteps = options.pretrainSteps
-        training.learningRate = Float(options.baseLearningRate * 3)
-        training.schedule = .warmupCosine
-        training.warmupSteps = max(1, options.pretrainSteps / 10)
-        model.train(on: texts.map { Example(prompt: [], response: tokenizer.encode($0), allTokens: true) }, options: training) { p in
-            self.progress("pretraining θ0 (loss \(String(format: "%.3f", p.loss)))", p.step, p.totalSteps)
-        }
-        try CheckpointFile(configJSON: Array(try JSONEncoder().encode(model.config)), tokenizer: tokenizer.serialized(),
-                           metadata: ["kind": "theta0"], tensors: model.parameters).write(to: path)
-        return (tokenizer, model)
-    }
-
     // MARK: - ToV scores
 
-    struct Scored { var row: ScoredRow }
+    struct ToVScores {
+        var rows: [ScoredRow]
+        /// θ_bas^L, where the LESS-like baseline takes its gradients.
+        var base: Model
+        var basSeconds: Double
+        var cost: EvaluationReport.Cost
+    }
 
     /// φ, ψ and length for every pool row outside U (row ids are pool indices).
-    func scores(seed: UInt64, theta0: Model, pool: [Example], zval: [Example]) throws -> [Scored] {
+    func scores(seed: UInt64, theta0: Model, pool: [Example], zval: [Example]) throws -> ToVScores {
+        let meter = ResourceMeter()
         var random = SplitMix64(seed: 7919 &* (seed + 1))
         var indices = Array(pool.indices)
         indices.shuffle(using: &random)
@@ -262,27 +364,45 @@ public final class ToVEvaluation {
             return o
         }
         let eta = options.baseLearningRate, epsilon = options.baseLearningRate * options.valLearningRateRatio
+        // Both trajectories start from θ0 with fresh optimizer state (copy() drops the moments), and
+        // Method B's θ_val trajectory sees U in the same order as θ_bas (same epoch seed): A and B then
+        // differ only in the method, not in the optimizer state or the data order.
         let base = theta0.copy()
-        var valTrajectory = theta0.copy()   // Method B's own weights
+        var valTrajectory = theta0.copy()
         var baseLosses = [[Float]](repeating: [], count: scoredExamples.count)
         var valLosses = [[Float]](repeating: [], count: scoredExamples.count)
         var psi = [Float](repeating: 0, count: scoredExamples.count)
         var tokens = [Int](repeating: 0, count: scoredExamples.count)
+        var basSeconds = 0.0
+        let totalRows = 2 * options.epochs * scoredExamples.count
+        var rowsDone = 0
+        // Scoring is reported in rows (chunks of 256), not epochs: one epoch's pass takes minutes.
+        func losses(_ model: Model) -> [ExampleLoss] {
+            var out: [ExampleLoss] = []
+            out.reserveCapacity(scoredExamples.count)
+            for start in stride(from: 0, to: scoredExamples.count, by: 256) {
+                out += model.losses(Array(scoredExamples[start..<min(start + 256, scoredExamples.count)]))
+                rowsDone += min(256, scoredExamples.count - start)
+                progress("seed \(seed): ToV scoring", rowsDone, totalRows)
+            }
+            return out
+        }
         for epoch in 1...options.epochs {
-            progress("seed \(seed): θ_bas epoch \(epoch)", epoch - 1, options.epochs)
+            progress("seed \(seed): ToV scoring", rowsDone, totalRows)
+            let t = Date()
             base.train(on: uExamples, options: epochOptions(eta, epoch), progress: nil)
+            basSeconds += Date().timeIntervalSince(t)
             let val: Model
             switch options.method {
             case .A:
                 val = base.copy()
             case .B:
-                valTrajectory.train(on: uExamples, options: epochOptions(eta, 500 + epoch), progress: nil)
+                valTrajectory.train(on: uExamples, options: epochOptions(eta, epoch), progress: nil)
                 val = valTrajectory
             }
             val.train(on: zval, options: epochOptions(epsilon, 1000 + epoch), progress: nil)
             if options.method == .B { valTrajectory = val }
-            progress("seed \(seed): scoring epoch \(epoch)", epoch - 1, options.epochs)
-            let b = base.losses(scoredExamples), v = val.losses(scoredExamples)
+            let b = losses(base), v = losses(val)
             for i in scoredExamples.indices {
                 baseLosses[i].append(b[i].meanNLL)
                 valLosses[i].append(v[i].meanNLL)
@@ -290,21 +410,61 @@ public final class ToVEvaluation {
                 tokens[i] = b[i].tokenCount
             }
         }
-        return scoredIndices.enumerated().map { k, index in
+        let rows = scoredIndices.enumerated().map { k, index in
             let phi = tovScore(baseLosses: baseLosses[k].map(Double.init), valLosses: valLosses[k].map(Double.init), function: options.scoreFunction)
-            return Scored(row: ScoredRow(id: Int64(index), score: phi, uncertainty: Double(psi[k]), length: tokens[k]))
+            return ScoredRow(id: Int64(index), score: phi, uncertainty: Double(psi[k]), length: tokens[k])
         }
+        // What ToV keeps per scored row: L base losses, L θ_val losses and ψ, as Float32.
+        let stored = scoredExamples.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
+        return ToVScores(rows: rows, base: base, basSeconds: basSeconds,
+                         cost: meter.finish(method: "ToV", seed: seed, rows: scoredExamples.count, bytesStored: stored))
+    }
+
+    // MARK: - LESS-like scores
+
+    /// Cosine of each scored row's projected gradient feature at θ_bas^L with the mean Z_val feature.
+    /// Its cost counts θ_bas's training (LESS's warmup) plus the gradient features; the features of every
+    /// row are kept, as LESS keeps its gradient datastore.
+    func lessScores(seed: UInt64, base: Model, basSeconds: Double, rows: [ScoredRow], pool: [Example], zval: [Example])
+        -> ([ScoredRow], EvaluationReport.Cost) {
+        let meter = ResourceMeter()
+        let scorer = LessScorer(parameterCount: base.parameterCount, dimensions: options.lessDimensions, seed: 0x1e55 &+ seed)
+        let zvalFeatures = scorer.features(zval, at: base)
+        let poolFeatures = scorer.features(rows.map { pool[Int($0.id)] }, at: base) { done in
+            self.progress("seed \(seed): LESS-like gradients", done, rows.count)
+        }
+        let similarity = LessScorer.scores(pool: poolFeatures, zval: zvalFeatures)
+        let scored = zip(rows, similarity).map { row, s in ScoredRow(id: row.id, score: s, uncertainty: row.uncertainty, length: row.length) }
+        var cost = meter.finish(method: "LESS-like", seed: seed, rows: rows.count,
+                                bytesStored: (poolFeatures.count + zvalFeatures.count) * scorer.projection.bytesPerRow)
+        cost.wallSeconds += basSeconds
+        cost.note = "includes θ_bas training (\(String(format: "%.1f", basSeconds)) s, shared with ToV)"
+        return (scored, cost)
     }
 }
 
 /// Finished results by key, in `runs.jsonl`; computing a key that is there returns the stored value.
+/// `options.json` records the options that shaped them: reusing the directory with other ones would
+/// silently return old numbers, so it is refused.
 struct RunLedger {
     let path: String
     var values: [String: Double] = [:]
 
-    init(path: String) throws {
-        self.path = path
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+    init(directory: String, shaping: [String: String]) throws {
+        path = directory + "/runs.jsonl"
+        let optionsPath = directory + "/options.json"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("\"key\"") {
+            guard let data = FileManager.default.contents(atPath: optionsPath),
+                  let recorded = try? JSONDecoder().decode([String: String].self, from: data) else {
+                throw EvaluationError("\(path) holds results but \(optionsPath) does not say what shaped them (an older tovd evaluate): use another --output or delete \(directory)")
+            }
+            let differing = Set(recorded.keys).union(shaping.keys).filter { recorded[$0] != shaping[$0] }.sorted()
+            guard differing.isEmpty else {
+                let detail = differing.map { "\($0): \(recorded[$0] ?? "unset") → \(shaping[$0] ?? "unset")" }.joined(separator: "; ")
+                throw EvaluationError("\(directory) holds results of other settings (\(detail)): use another --output, or delete \(path) to start over")
+            }
             for line in text.split(separator: "\n") {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                       let key = object["key"] as? String, let value = object["test_loss"] as? Double else { continue }
@@ -313,6 +473,7 @@ struct RunLedger {
         } else {
             FileManager.default.createFile(atPath: path, contents: nil)
         }
+        try encoder.encode(shaping).write(to: URL(fileURLWithPath: optionsPath))
     }
 
     mutating func value(_ key: String, _ compute: () throws -> Double) throws -> Double {

@@ -39,10 +39,12 @@ public enum ComparisonReport {
         lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | win rate | θ0 + Z_val only |")
         lines.append("|" + String(repeating: "---|", count: 7 + max(varying.count, 1)))
         for (variant, values) in zip(variants, settings) {
-            let summary = ReportSummary(variant.report)
+            // The surrogate-sized proxy, when a run fine-tuned several.
+            let report = variant.report.proxies.first.map { variant.report.restricted(toProxy: $0) } ?? variant.report
+            let summary = ReportSummary(report)
             let scored = summary.ranking.first { $0.policy == policy }
             let base = summary.ranking.first { $0.policy == baseline }
-            let zvalOnly = variant.report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
+            let zvalOnly = report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
             let columns = varying.isEmpty ? ["—"] : varying.map { values[$0] ?? "—" }
             var cells = [variant.name] + columns
             cells.append(scored.map { cell($0.cell, lr: $0.learningRate) } ?? "—")

@@ -12,12 +12,44 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         public var seed: UInt64
         /// Mean per-token negative log-likelihood of the target test responses.
         public var testLoss: Double
+        /// Shape of the fine-tuned proxy ("2×128"); nil in reports made before proxies of other sizes.
+        public var proxy: String?
+        /// The seed of U, the trajectories and the selection; `seed` above also counts the random draw.
+        public var scoringSeed: UInt64?
+        public var draw: Int?
 
-        public init(policy: String, learningRate: Double, seed: UInt64, testLoss: Double) {
+        public init(policy: String, learningRate: Double, seed: UInt64, testLoss: Double,
+                    proxy: String? = nil, scoringSeed: UInt64? = nil, draw: Int? = nil) {
             self.policy = policy
             self.learningRate = learningRate
             self.seed = seed
             self.testLoss = testLoss
+            self.proxy = proxy
+            self.scoringSeed = scoringSeed
+            self.draw = draw
+        }
+    }
+
+    /// What one scoring method cost for one seed: the paper compares ToV's cost with LESS's.
+    public struct Cost: Codable, Sendable, Equatable {
+        public var method: String
+        public var seed: UInt64
+        public var rows: Int
+        public var wallSeconds: Double
+        /// Peak resident memory of the process during the phase.
+        public var peakRSSBytes: Int
+        /// What the method keeps per pool (losses for ToV, projected gradients for LESS).
+        public var bytesStored: Int
+        public var note: String
+
+        public init(method: String, seed: UInt64, rows: Int, wallSeconds: Double, peakRSSBytes: Int, bytesStored: Int, note: String = "") {
+            self.method = method
+            self.seed = seed
+            self.rows = rows
+            self.wallSeconds = wallSeconds
+            self.peakRSSBytes = peakRSSBytes
+            self.bytesStored = bytesStored
+            self.note = note
         }
     }
 
@@ -28,11 +60,14 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         public var learningRate: Double?
         public var seed: UInt64?
         public var testLoss: Double
+        /// The proxy shape it belongs to; nil for references shared by all (the uniform guess).
+        public var proxy: String?
 
-        public init(name: String, learningRate: Double? = nil, seed: UInt64? = nil, testLoss: Double) {
+        public init(name: String, learningRate: Double? = nil, seed: UInt64? = nil, proxy: String? = nil, testLoss: Double) {
             self.name = name
             self.learningRate = learningRate
             self.seed = seed
+            self.proxy = proxy
             self.testLoss = testLoss
         }
     }
@@ -68,20 +103,32 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         }
     }
 
-    /// How many target-source rows a policy selected versus how many the pool has.
+    /// How many target-source rows a policy selected versus how many the pool has; and, when the pool
+    /// holds rows of the target subtask itself, the same for those.
     public struct Enrichment: Codable, Sendable, Equatable {
         public var policy: String
         public var targetInSelection: Int
         public var selection: Int
         public var targetInPool: Int
         public var pool: Int
+        public var subtaskInSelection: Int?
+        public var subtaskInPool: Int?
 
-        public init(policy: String, targetInSelection: Int, selection: Int, targetInPool: Int, pool: Int) {
+        public init(policy: String, targetInSelection: Int, selection: Int, targetInPool: Int, pool: Int,
+                    subtaskInSelection: Int? = nil, subtaskInPool: Int? = nil) {
             self.policy = policy
             self.targetInSelection = targetInSelection
             self.selection = selection
             self.targetInPool = targetInPool
             self.pool = pool
+            self.subtaskInSelection = subtaskInSelection
+            self.subtaskInPool = subtaskInPool
+        }
+
+        /// (subtask share of the selection) / (its share of the pool); nil when the pool has none.
+        public var subtaskRatio: Double? {
+            guard let s = subtaskInSelection, let p = subtaskInPool, p > 0, selection > 0, pool > 0 else { return nil }
+            return (Double(s) / Double(selection)) / (Double(p) / Double(pool))
         }
 
         /// Share of target-source rows in the selection.
@@ -124,6 +171,8 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     /// The pool's and each policy's response-length distributions, over shared bin edges.
     public var lengths: [LengthDistribution]
     public var enrichment: [Enrichment]
+    /// Scoring cost per method and seed (nil in older reports, which did not measure it).
+    public var costs: [Cost]?
     /// Policy used as the baseline for improvements (normally "random").
     public var baselinePolicy: String
     public var wallTimeSeconds: Double
@@ -132,7 +181,7 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     public var createdAt: String
 
     public init(setup: Setup, runs: [Run], references: [Reference] = [], scoreHistogram: Histogram? = nil,
-                lengths: [LengthDistribution] = [], enrichment: [Enrichment] = [], baselinePolicy: String = "random",
+                lengths: [LengthDistribution] = [], enrichment: [Enrichment] = [], costs: [Cost] = [], baselinePolicy: String = "random",
                 wallTimeSeconds: Double, commandLine: String, createdAt: String = ISO8601DateFormatter().string(from: Date())) {
         self.setup = setup
         self.runs = runs
@@ -140,6 +189,7 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         self.scoreHistogram = scoreHistogram
         self.lengths = lengths
         self.enrichment = enrichment
+        self.costs = costs
         self.baselinePolicy = baselinePolicy
         self.wallTimeSeconds = wallTimeSeconds
         self.commandLine = commandLine
@@ -152,6 +202,17 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     public var learningRates: [Double] { Array(Set(runs.map(\.learningRate))).sorted(by: >) }
     /// Seeds, ascending.
     public var seeds: [UInt64] { Array(Set(runs.map(\.seed))).sorted() }
+
+    /// Proxy shapes in first-appearance order ([] for reports made before proxies had names).
+    public var proxies: [String] { Self.unique(runs.compactMap(\.proxy)) }
+
+    /// The report as if only `proxy` had been fine-tuned: its runs, its references and the shared ones.
+    public func restricted(toProxy proxy: String) -> EvaluationReport {
+        var r = self
+        r.runs = runs.filter { $0.proxy == proxy }
+        r.references = references.filter { $0.proxy == nil || $0.proxy == proxy }
+        return r
+    }
 
     /// Test losses of one grid cell, one per seed.
     public func losses(policy: String, learningRate: Double) -> [Double] {

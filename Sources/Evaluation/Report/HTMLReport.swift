@@ -3,7 +3,10 @@ import Foundation
 /// Renders an ``EvaluationReport`` as one self-contained HTML file: inline CSS and inline SVG charts,
 /// no scripts and no external resources, so it can be attached to a ticket or opened offline.
 public enum HTMLReport {
-    public static func render(_ report: EvaluationReport) -> String {
+    public static func render(_ full: EvaluationReport) -> String {
+        // Charts and the main tables are about the first proxy (the surrogate's size); the others get tables.
+        let proxies = full.proxies
+        let report = proxies.first.map { full.restricted(toProxy: $0) } ?? full
         let s = ReportSummary(report)
         let e = SVGChart.esc
         let color = Dictionary(uniqueKeysWithValues: s.policies.enumerated().map { ($1, SVGChart.palette[$0 % SVGChart.palette.count]) })
@@ -16,7 +19,7 @@ public enum HTMLReport {
         if let n = report.setup.validationRows { setup.append(("Z_val rows", "\(n)")) }
         if let n = report.setup.testRows { setup.append(("test rows", "\(n)")) }
         if let n = report.setup.budgetRows { setup.append(("budget rows", "\(n)")) }
-        setup.append(("seeds", report.seeds.map(String.init).joined(separator: ", ")))
+        if report.setup.settings["scoring seeds"] == nil { setup.append(("seeds", report.seeds.map(String.init).joined(separator: ", "))) }
         for k in report.setup.settings.keys.sorted() { setup.append((k, report.setup.settings[k]!)) }
         setup.append(("wall time", Fmt.seconds(report.wallTimeSeconds)))
         body.append("<table class=\"kv\">" + setup.map { "<tr><th>\(e($0.0))</th><td>\(e($0.1))</td></tr>" }.joined() + "</table>")
@@ -43,7 +46,7 @@ public enum HTMLReport {
                 }, dashed: true))
             }
         }
-        charts.append(figure(SVGChart(title: "Test loss vs learning rate (mean ± std over seeds)",
+        charts.append(figure(SVGChart(title: "Test loss vs learning rate (mean ± std over runs)",
                                       xLabel: "learning rate (log scale)", yLabel: "target test log-loss")
                                 .linePlot(series + refSeries, references: refLines, xLog: true),
                              caption: "Lower is better. Dashed: reference rows."))
@@ -94,7 +97,35 @@ public enum HTMLReport {
                               let best = s.ranking.first { $0.policy == p }?.learningRate == lr
                               return (best ? "<b>" : "") + e(Fmt.meanStd(s.cells[p]?[lr])) + (best ? "</b>" : "")
                           } }, rawCells: true))
-        body.append("<p class=\"note\">Mean ± std over \(report.seeds.count) seed(s); bold = the policy's best LR.</p>")
+        body.append("<p class=\"note\">Mean ± sample std over the cell's n runs; bold = the policy's best LR. \(e(Fmt.runsNote))</p>")
+
+        if proxies.count > 1 {
+            body.append("<h2>Transfer: the same selections fine-tuning other proxy sizes</h2>")
+            let summaries = proxies.map { ReportSummary(full.restricted(toProxy: $0)) }
+            body.append(table(["policy"] + proxies.map { "Δ, proxy \($0)" } + proxies.dropFirst().map { "kept, \($0)" },
+                              s.ranking.filter { $0.policy != s.baseline }.map { b in
+                                  let gains = summaries.map { $0.ranking.first { $0.policy == b.policy }?.relativeImprovement ?? .nan }
+                                  return [b.policy] + gains.map { Fmt.signedPercent($0) } + gains.dropFirst().map { Fmt.num($0 / gains[0], 2) }
+                              }))
+            body.append("<p class=\"note\">Relative loss reduction vs \(e(s.baseline)) at each policy's best LR, per proxy; kept = larger proxy's reduction / the \(e(proxies[0])) proxy's.</p>")
+            for (proxy, other) in zip(proxies, summaries).dropFirst() {
+                body.append("<h3>Proxy \(e(proxy))</h3>")
+                body.append(table(["policy"] + other.learningRates.map { "LR \(Fmt.lr($0))" },
+                                  other.policies.map { p in [p] + other.learningRates.map { Fmt.meanStd(other.cells[p]?[$0]) } }))
+                let refs = full.references.filter { $0.proxy == proxy }
+                if !refs.isEmpty {
+                    body.append(table(["reference", "LR", "test loss"], refs.map { [$0.name, $0.learningRate.map(Fmt.lr) ?? "–", Fmt.meanStd([$0.testLoss])] }))
+                }
+            }
+        }
+
+        if let costs = full.costs, !costs.isEmpty {
+            body.append("<h2>Scoring cost</h2>")
+            body.append(table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
+                [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]
+            }))
+            if let ratio = Fmt.costRatio(costs) { body.append("<p class=\"note\">ToV wall time / LESS-like wall time (summed over seeds): \(ratio).</p>") }
+        }
 
         if !report.references.isEmpty {
             body.append("<h2>Reference rows</h2>")
@@ -104,7 +135,7 @@ public enum HTMLReport {
                 let lrs = Array(Set(rs.compactMap(\.learningRate))).sorted(by: >)
                 for lr in lrs.isEmpty ? [nil] : lrs.map(Optional.some) {
                     let l = rs.filter { $0.learningRate == lr }.map(\.testLoss).filter(\.isFinite)
-                    rows.append([name, lr.map(Fmt.lr) ?? "–", "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                    rows.append([name, lr.map(Fmt.lr) ?? "–", Fmt.meanStd(l)])
                 }
             }
             body.append(table(["reference", "LR", "test loss"], rows))
@@ -124,10 +155,13 @@ public enum HTMLReport {
 
         if !report.enrichment.isEmpty {
             body.append("<h2>Target-source enrichment</h2>")
-            body.append(table(["policy", "target rows selected", "selected", "selection share", "pool share", "ratio"],
+            let subtask = report.enrichment.contains { $0.subtaskRatio != nil }
+            body.append(table(["policy", "target-source rows selected", "selected", "selection share", "pool share", "ratio"]
+                                + (subtask ? ["target-subtask rows selected", "subtask ratio"] : []),
                               report.enrichment.map { x in
                                   [x.policy, "\(x.targetInSelection)", "\(x.selection)", Fmt.percent(x.selectionShare, 2),
                                    Fmt.percent(x.poolShare, 2), Fmt.num(x.ratio, 2) + "×"]
+                                      + (subtask ? ["\(x.subtaskInSelection ?? 0) of \(x.subtaskInPool ?? 0)", Fmt.num(x.subtaskRatio ?? .nan, 2) + "×"] : [])
                               }))
         }
 

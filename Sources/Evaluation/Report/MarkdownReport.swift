@@ -2,7 +2,10 @@ import Foundation
 
 /// Renders an ``EvaluationReport`` as GitHub-flavoured Markdown tables.
 public enum MarkdownReport {
-    public static func render(_ report: EvaluationReport) -> String {
+    public static func render(_ full: EvaluationReport) -> String {
+        // The first proxy is the surrogate's size: the main tables are about it; the others follow.
+        let proxies = full.proxies
+        let report = proxies.first.map { full.restricted(toProxy: $0) } ?? full
         let s = ReportSummary(report)
         var out: [String] = []
         func table(_ header: [String], _ rows: [[String]]) {
@@ -20,13 +23,13 @@ public enum MarkdownReport {
         if let n = report.setup.validationRows { setup.append(["Z_val rows", "\(n)"]) }
         if let n = report.setup.testRows { setup.append(["test rows", "\(n)"]) }
         if let n = report.setup.budgetRows { setup.append(["budget rows", "\(n)"]) }
-        setup.append(["seeds", report.seeds.map(String.init).joined(separator: ", ")])
+        if report.setup.settings["scoring seeds"] == nil { setup.append(["seeds", report.seeds.map(String.init).joined(separator: ", ")]) }
         for k in report.setup.settings.keys.sorted() { setup.append([k, report.setup.settings[k]!]) }
         table(["setting", "value"], setup)
 
-        out.append("## Test loss per policy × learning rate")
+        out.append("## Test loss per policy × learning rate" + (proxies.count > 1 ? " (proxy \(escape(proxies[0])))" : ""))
         out.append("")
-        out.append("Mean ± std over seeds of the target test log-loss (lower is better).")
+        out.append("Target test log-loss (lower is better): mean ± sample std over the cell's n runs. " + Fmt.runsNote)
         out.append("")
         table(["policy"] + s.learningRates.map { "LR \(Fmt.lr($0))" },
               s.policies.map { p in [p] + s.learningRates.map { Fmt.meanStd(s.cells[p]?[$0]) } })
@@ -43,11 +46,11 @@ public enum MarkdownReport {
                 let lrs = Array(Set(rs.compactMap(\.learningRate))).sorted(by: >)
                 if lrs.isEmpty {
                     let l = rs.map(\.testLoss).filter(\.isFinite)
-                    rows.append([n, "–", "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                    rows.append([n, "–", Fmt.meanStd(l)])
                 } else {
                     for lr in lrs {
                         let l = rs.filter { $0.learningRate == lr }.map(\.testLoss).filter(\.isFinite)
-                        rows.append([n, Fmt.lr(lr), "\(Fmt.num(Stats.mean(l))) ± \(Fmt.num(Stats.std(l)))"])
+                        rows.append([n, Fmt.lr(lr), Fmt.meanStd(l)])
                     }
                 }
             }
@@ -66,6 +69,48 @@ public enum MarkdownReport {
                    Fmt.signedPercent(b.relativeImprovement), Fmt.signed(b.improvementInBaselineStd, 2), Fmt.percent(b.winRate, 0)]
               })
 
+        if proxies.count > 1 {
+            out.append("## Transfer: the same selections fine-tuning other proxy sizes")
+            out.append("")
+            out.append("Relative loss reduction vs `\(escape(s.baseline))` (each at its best LR) per proxy; kept = the larger "
+                       + "proxy's reduction / the \(escape(proxies[0])) proxy's (1 = the gain transfers whole).")
+            out.append("")
+            let summaries = proxies.map { ReportSummary(full.restricted(toProxy: $0)) }
+            let header = ["policy"] + proxies.map { "Δ, proxy \($0)" } + proxies.dropFirst().map { "kept, \($0)" }
+            table(header, s.ranking.filter { $0.policy != s.baseline }.map { b in
+                let gains = summaries.map { $0.ranking.first { $0.policy == b.policy }?.relativeImprovement ?? .nan }
+                return [b.policy] + gains.map { Fmt.signedPercent($0) } + gains.dropFirst().map { Fmt.num($0 / gains[0], 2) }
+            })
+            for proxy in proxies.dropFirst() {
+                let other = ReportSummary(full.restricted(toProxy: proxy))
+                out.append("### Proxy \(escape(proxy)): test loss per policy × learning rate")
+                out.append("")
+                table(["policy"] + other.learningRates.map { "LR \(Fmt.lr($0))" },
+                      other.policies.map { p in [p] + other.learningRates.map { Fmt.meanStd(other.cells[p]?[$0]) } })
+                let refs = full.references.filter { $0.proxy == proxy }
+                if !refs.isEmpty {
+                    table(["reference", "LR", "test loss"], refs.map { [$0.name, $0.learningRate.map(Fmt.lr) ?? "–", Fmt.meanStd([$0.testLoss])] })
+                }
+                table(["rank", "policy", "best LR", "test loss", "relative vs \(other.baseline)", "win rate"],
+                      other.ranking.enumerated().map { i, b in
+                          ["\(i + 1)", b.policy, Fmt.lr(b.learningRate), Fmt.meanStd(b.cell), Fmt.signedPercent(b.relativeImprovement), Fmt.percent(b.winRate, 0)]
+                      })
+            }
+        }
+
+        if let costs = full.costs, !costs.isEmpty {
+            out.append("## Scoring cost")
+            out.append("")
+            out.append("Per scoring seed, on this machine. Peak RSS is the process's resident high-water mark during the phase "
+                       + "(it includes the data and models loaded before). Stored = what the method keeps per pool: ToV its "
+                       + "2L + 1 losses per row, LESS-like its projected gradient per row (its datastore).")
+            out.append("")
+            table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
+                [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]
+            })
+            if let ratio = Fmt.costRatio(costs) { out.append("ToV wall time / LESS-like wall time (summed over seeds): \(ratio)."); out.append("") }
+        }
+
         out.append("## Ranking agreement across learning rates")
         out.append("")
         out.append("Spearman ρ of the policies' mean losses between two LRs (average ranks for ties), and the "
@@ -77,12 +122,16 @@ public enum MarkdownReport {
         if !report.enrichment.isEmpty {
             out.append("## Target-source enrichment")
             out.append("")
-            out.append("Share of target-source rows in each selection versus in the pool (ratio 1 = no enrichment).")
+            out.append("Share of target-source rows in each selection versus in the pool (ratio 1 = no enrichment); when the pool "
+                       + "holds rows of the target subtask itself, the same for those (scoring seed 0, first draw).")
             out.append("")
-            table(["policy", "target rows selected", "selected", "selection share", "pool share", "ratio"],
+            let subtask = report.enrichment.contains { $0.subtaskRatio != nil }
+            table(["policy", "target-source rows selected", "selected", "selection share", "pool share", "ratio"]
+                    + (subtask ? ["target-subtask rows selected", "subtask ratio"] : []),
                   report.enrichment.map { e in
                       [e.policy, "\(e.targetInSelection)", "\(e.selection)", Fmt.percent(e.selectionShare, 2),
                        Fmt.percent(e.poolShare, 2), Fmt.num(e.ratio, 2) + "×"]
+                          + (subtask ? ["\(e.subtaskInSelection ?? 0) of \(e.subtaskInPool ?? 0)", Fmt.num(e.subtaskRatio ?? .nan, 2) + "×"] : [])
                   })
         }
 

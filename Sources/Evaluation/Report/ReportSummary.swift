@@ -126,9 +126,33 @@ enum Fmt {
         return "\(ms)e\(e)"
     }
 
+    /// "mean ± std (n=3)"; one run has no spread, so it shows as "mean (n=1)" rather than "± 0.0000".
     static func meanStd(_ c: ReportSummary.Cell?) -> String {
         guard let c else { return "–" }
-        return "\(num(c.mean)) ± \(num(c.std))"
+        return c.n > 1 ? "\(num(c.mean)) ± \(num(c.std)) (n=\(c.n))" : "\(num(c.mean)) (n=1)"
+    }
+
+    /// The same for loose values (reference rows).
+    static func meanStd(_ values: [Double]) -> String {
+        values.isEmpty ? "–" : meanStd(ReportSummary.Cell(mean: Stats.mean(values), std: Stats.std(values), n: values.count))
+    }
+
+    /// What the n of a cell counts, for the tables' captions.
+    static let runsNote = "A scored policy runs once per scoring seed; random once per draw, so its n counts draws "
+        + "and its ± is the spread of random selections."
+
+    static func bytes(_ b: Int) -> String {
+        if b < 1 << 20 { return String(format: "%.1f KiB", Double(b) / 1024) }
+        if b < 1 << 30 { return String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        return String(format: "%.2f GiB", Double(b) / 1_073_741_824)
+    }
+
+    /// ToV's total scoring wall time over LESS-like's, when both were measured.
+    static func costRatio(_ costs: [EvaluationReport.Cost]) -> String? {
+        let tov = costs.filter { $0.method == "ToV" }.reduce(0) { $0 + $1.wallSeconds }
+        let less = costs.filter { $0.method == "LESS-like" }.reduce(0) { $0 + $1.wallSeconds }
+        guard tov > 0, less > 0 else { return nil }
+        return String(format: "%.2f", tov / less)
     }
 
     static func seconds(_ s: Double) -> String {

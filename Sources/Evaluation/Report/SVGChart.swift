@@ -30,6 +30,8 @@ struct SVGChart {
     var title: String
     var xLabel: String
     var yLabel: String
+    /// Category labels drawn slanted (set by ``barChart`` when they would not fit their slots side by side).
+    var slantLabels = false
 
     var plotW: Double { width - left - right }
     var plotH: Double { height - top - bottom }
@@ -95,7 +97,12 @@ struct SVGChart {
             let x = sx(t)
             s.append("<line x1=\"\(Self.f(x))\" y1=\"\(Self.f(top + plotH))\" x2=\"\(Self.f(x))\" y2=\"\(Self.f(top + plotH + 5))\" class=\"axis\"/>")
             let label = xLabels.map { i < $0.count ? $0[i] : "" } ?? Self.tickLabel(t, log: xLog)
-            s.append("<text x=\"\(Self.f(x))\" y=\"\(Self.f(top + plotH + 18))\" text-anchor=\"middle\" class=\"tl\">\(Self.esc(label))</text>")
+            if slantLabels {
+                let y = top + plotH + 14
+                s.append("<text x=\"\(Self.f(x))\" y=\"\(Self.f(y))\" text-anchor=\"end\" transform=\"rotate(-35 \(Self.f(x)) \(Self.f(y)))\" class=\"tl\">\(Self.esc(label))</text>")
+            } else {
+                s.append("<text x=\"\(Self.f(x))\" y=\"\(Self.f(top + plotH + 18))\" text-anchor=\"middle\" class=\"tl\">\(Self.esc(label))</text>")
+            }
         }
         s.append("<line x1=\"\(Self.f(left))\" y1=\"\(Self.f(top + plotH))\" x2=\"\(Self.f(left + plotW))\" y2=\"\(Self.f(top + plotH))\" class=\"axis\"/>")
         s.append("<line x1=\"\(Self.f(left))\" y1=\"\(Self.f(top))\" x2=\"\(Self.f(left))\" y2=\"\(Self.f(top + plotH))\" class=\"axis\"/>")
@@ -162,6 +169,17 @@ struct SVGChart {
 
     /// Vertical bars from zero (negative values go down), value labels on the bars, optional dashed reference.
     func barChart(_ bars: [Bar], reference: (name: String, y: Double)? = nil, valueFormat: (Double) -> String) -> String {
+        // Labels wider than their slot (about 6.2 px per character at 11 px) would overlap their
+        // neighbours: slant them and grow the chart downwards by the room they need.
+        let labelWidth = (bars.map { Double($0.label.count) }.max() ?? 0) * 6.2
+        if !slantLabels, labelWidth > 0.95 * plotW / Double(max(bars.count, 1)) {
+            var slanted = self
+            slanted.slantLabels = true
+            let extra = (labelWidth * 0.6).rounded(.up)   // sin 35° of the label's length
+            slanted.bottom += extra
+            slanted.height += extra
+            return slanted.barChart(bars, reference: reference, valueFormat: valueFormat)
+        }
         let vals = bars.map(\.value).filter(\.isFinite) + (reference.map { [$0.y] } ?? []).filter(\.isFinite)
         let (ylo, yhi) = Self.padded(vals, includeZero: true)
         let n = max(bars.count, 1)

@@ -84,6 +84,32 @@ import Testing
         #expect(!hasNonFinite(HTMLReport.render(empty)) && !hasNonFinite(MarkdownReport.render(empty)))
     }
 
+    /// Issue 14, item 6: with one seed a cell has no spread, and says so instead of "± 0.0000"; random's
+    /// cells count their draws; long policy names are slanted instead of overlapping.
+    @Test func oneSeedCellsSayWhatTheirSpreadIsOver() {
+        let runs: [EvaluationReport.Run] = [
+            .init(policy: "score_only_unbinned", learningRate: 1e-4, seed: 0, testLoss: 2.0),
+            .init(policy: "uncertainty", learningRate: 1e-4, seed: 0, testLoss: 2.4),
+            .init(policy: "less", learningRate: 1e-4, seed: 0, testLoss: 2.1),
+            .init(policy: "score_random", learningRate: 1e-4, seed: 0, testLoss: 2.05),
+            .init(policy: "score_only", learningRate: 1e-4, seed: 0, testLoss: 2.02),
+        ] + (0..<4).map { .init(policy: "random", learningRate: 1e-4, seed: UInt64($0), testLoss: 2.3 + 0.01 * Double($0)) }
+        let r = EvaluationReport(setup: .init(settings: ["scoring seeds": "0", "random draws": "4 per scoring seed"]), runs: runs,
+                                 references: [.init(name: "θ0 (no fine-tuning)", testLoss: 5.1)], wallTimeSeconds: 1, commandLine: "")
+        let md = MarkdownReport.render(r), html = HTMLReport.render(r)
+        for text in [md, html] {
+            #expect(!text.contains("± 0.0000"))
+            #expect(text.contains("2.0000 (n=1)") && text.contains("(n=4)"))
+            #expect(!text.contains("seeds | 0, 1, 2, 3") && !text.contains("<th>seeds</th><td>0, 1, 2, 3"))
+        }
+        #expect(html.contains("rotate(-35"))
+        // Short labels that fit stay horizontal.
+        let short = EvaluationReport(setup: .init(), runs: [.init(policy: "a", learningRate: 1e-4, seed: 0, testLoss: 2),
+                                                            .init(policy: "random", learningRate: 1e-4, seed: 0, testLoss: 3)],
+                                     wallTimeSeconds: 1, commandLine: "")
+        #expect(!HTMLReport.render(short).contains("rotate(-35"))
+    }
+
     @Test func reportRoundTripsThroughJSON() throws {
         let r = SampleReport.make()
         let back = try JSONDecoder().decode(EvaluationReport.self, from: JSONEncoder().encode(r))

@@ -27,6 +27,7 @@ SELECT
     (SELECT instance FROM tov.leader) AS leader;
 GRANT SELECT ON tov.status TO tov_reader;
 
+REVOKE SELECT ON tov.validation FROM tov_reader;
 DROP TABLE tov.validation_rejects;
 DROP FUNCTION tov.schema_version();
 DROP TABLE tov.training_requests;

@@ -190,7 +190,7 @@ SELECT
     (SELECT string_agg(DISTINCT settings_error, '; ') FROM fresh) AS settings_error,
     (SELECT count(*) FROM tov.validation_rejects) AS zval_rejected;
 
--- Readers see the selection and what the daemon is doing, nothing of the pool or the models
--- (least privilege, as in 001); tov.workers is part of the status.
-GRANT SELECT ON tov.workers TO tov_reader;
+-- Readers see the selection, Z_val (with it, the training set `tovd export --with-validation`
+-- writes) and what the daemon is doing; nothing of the pool or the models (least privilege, as in 001).
+GRANT SELECT ON tov.workers, tov.validation TO tov_reader;
 GRANT EXECUTE ON FUNCTION tov.schema_version() TO tov_reader, tov_writer;

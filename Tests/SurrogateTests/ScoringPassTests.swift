@@ -52,6 +52,8 @@ struct ScoringPassTests {
         for streams in [1, 2, 3] {
             Self.expectEqual(model.losses(batch, perToken: true, options: .init(streams: streams)), reference)
         }
+        // A copy shares its arena copy-on-write: concurrent streams must only read it.
+        Self.expectEqual(model.copy().losses(batch, perToken: true, options: .init(streams: 2)), reference)
         // Small chunks: several packed batches per stream, buffers reused between them.
         Self.expectEqual(model.losses(batch, perToken: true, maxTokensPerChunk: 200, options: .init(streams: 2)), reference)
     }

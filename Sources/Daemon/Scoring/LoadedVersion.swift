@@ -46,19 +46,19 @@ public final class LoadedVersion: @unchecked Sendable {
     }
 
     /// ℓ(θ_bas^l, x) for l = 1...L, ψ under θ_bas^L, and the response tokens averaged over.
-    public func baseLosses(_ rows: [RowText]) throws -> [BaseLossRecord] {
+    public func baseLosses(_ rows: [RowText], options: Model.ScoringOptions = .init()) throws -> [BaseLossRecord] {
         let examples = examples(rows)
         var perEpoch: [[ExampleLoss]] = []
-        for model in base { perEpoch.append(model.losses(examples)) }
+        for model in base { perEpoch.append(model.losses(examples, options: options)) }
         return rows.indices.map { i in
             BaseLossRecord(losses: perEpoch.map { $0[i].meanNLL }, uncertainty: perEpoch.last![i].psi, tokens: perEpoch.last![i].tokenCount)
         }
     }
 
     /// ℓ(θ_val^l, x) for l = 1...L.
-    public func valLosses(_ rows: [RowText]) throws -> [[Float]] {
+    public func valLosses(_ rows: [RowText], options: Model.ScoringOptions = .init()) throws -> [[Float]] {
         let examples = examples(rows)
-        let perEpoch = val.map { $0.losses(examples) }
+        let perEpoch = val.map { $0.losses(examples, options: options) }
         return rows.indices.map { i in perEpoch.map { $0[i].meanNLL } }
     }
 }

@@ -94,8 +94,10 @@ extension Model {
         out.nll.removeAll(keepingCapacity: true)
         out.prob.removeAll(keepingCapacity: true)
         guard M > 0 else { return }
-        params.withUnsafeMutableBufferPointer { pp in
-            let p = ParameterViews(base: pp.baseAddress!, layout: layout, C: C)
+        // Read-only access: streams run this concurrently on one model, and a mutable access would
+        // copy (and race on) an arena still shared copy-on-write with another model (`copy()`).
+        params.withUnsafeBufferPointer { pp in
+            let p = ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: C)
             buffers.storage.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!
                 let x = s + buffers.x, h = s + buffers.h, qkv = s + buffers.qkv, y = s + buffers.y, f = s + buffers.f

@@ -33,7 +33,7 @@ extension Tovd.Bench {
         @Option(help: "Comma-separated: small (2 × 128, context 128, vocab 2048), default (4 × 256, context 256, vocab 4096).")
         var surrogate = "small,default"
         @Option(help: "Rows to score.") var rows = 3000
-        @Option(help: "Rows the previous engine scores (it is slow on the default surrogate).") var referenceRows = 1000
+        @Option(help: "Rows the previous engine scores (it is slow on the default surrogate; 0 skips it).") var referenceRows = 1000
         @Option(help: "JSONL of {\"prompt\",\"response\"} rows (default: .cache/bigbench-ni/all.jsonl, else the test fixture).")
         var file: String?
         @Option(help: "θ0 checkpoint (a tovd checkpoint file) instead of training one.") var checkpoint: String?
@@ -43,6 +43,7 @@ extension Tovd.Bench {
         @Option(help: "θ0 training steps when no --checkpoint.") var trainSteps = 20
         @Option(help: "Where the checkpoints and rows for PyTorch are written.") var exportDirectory = "/tmp/tovd-bench-score"
         @Flag(help: "Skip the PyTorch comparison.") var noTorch = false
+        @Flag(help: "Measure only the previous engine (to profile it: perf record -g tovd bench score --reference-only).") var referenceOnly = false
 
         static let shapes: [String: ModelConfig] = [
             "small": ModelConfig(layers: 2, width: 128, heads: 4, context: 128, vocabSize: 2048),
@@ -53,10 +54,11 @@ extension Tovd.Bench {
             for name in surrogate.split(separator: ",") where Self.shapes[String(name)] == nil {
                 throw ValidationError("--surrogate takes small and/or default, comma-separated (got \(name))")
             }
-            guard rows >= 1, epochs >= 1, batchSize >= 1, threads >= 1 else { throw ValidationError("--rows, --epochs, --batch-size and --threads must be positive") }
+            guard rows >= 1, referenceRows >= 0, epochs >= 1, batchSize >= 1, threads >= 1 else { throw ValidationError("--rows, --epochs, --batch-size and --threads must be positive") }
         }
 
         func run() throws {
+            setlinebuf(stdout)   // progress shows through a pipe (| tee) as it happens
             BLASThreads.set(threads)
             print("machine: \(CPUFeatures.summary)")
             let (texts, source) = try Self.readRows(file: file, count: rows)
@@ -100,11 +102,15 @@ extension Tovd.Bench {
             // The previous engine: tokenized per call (twice per batch), training forward, OpenBLAS threads.
             let referenceTexts = Array(texts.prefix(referenceRows))
             let referenceTokenizer = try Tokenizer(serialized: tokenizer.serialized())
-            let before = timed(referenceTexts) { rows in
+            let before = referenceTexts.isEmpty ? Double.nan : timed(referenceTexts) { rows in
                 for models in [base, val] {
                     let batch = rows.map { referenceTokenizer.example(prompt: $0.prompt, response: $0.response) }
                     for m in models { _ = m.referenceLosses(batch) }
                 }
+            }
+            if referenceOnly {
+                print(String(format: "tovd before (training forward, 1 stream): %.1f rows/s, %.1f %% of the FLOP limit", before, 100 * before / limit))
+                return #"{"surrogate": "\#(name)", "reference_rows_per_s": \#(before)}"#
             }
             var ours: [Int: Double] = [:]
             var phi: [Double] = []

@@ -10,6 +10,12 @@ final LayerNorm, LM head tied to the token embedding. Two modes:
               example's mean NLL), tensor by tensor.
   bench       Times scoring forward tokens/s and training-step tokens/s on the shapes tovd's
               benchmark uses, and prints one JSON line per config.
+  score DIR   The ToV scoring workload of `tovd bench score`: DIR holds config.json, base_<l>.f32,
+              val_<l>.f32 and rows.json (real rows, packed as tovd packs them). Scores every row under
+              the L base and L val checkpoints in length-bucketed padded batches (inference_mode, SDPA
+              causal, LM head at the target positions only) and prints one JSON line: rows/s for a
+              first scoring (2L passes) and a rescoring (L passes, θ_val only), and each row's
+              φ = mean_l (ℓ_bas^l − ℓ_val^l).
 
 Install: pip install torch==2.13.0+cpu   (PyPI; CPU only)
 """
@@ -71,17 +77,74 @@ class Surrogate(torch.nn.Module):
         return torch.stack(out)
 
 
-def load(directory):
-    config = json.load(open(os.path.join(directory, "config.json")))
+def load_params(directory, config, name):
+    """A Surrogate with the arena in DIR/name (little-endian float32, tovd's ParameterLayout order)."""
     model = Surrogate(config["layers"], config["width"], config["heads"], config["context"], config["vocab_size"])
-    flat = torch.frombuffer(bytearray(open(os.path.join(directory, "params.f32"), "rb").read()), dtype=torch.float32)
-    grads = torch.frombuffer(bytearray(open(os.path.join(directory, "grads.f32"), "rb").read()), dtype=torch.float32)
+    flat = torch.frombuffer(bytearray(open(os.path.join(directory, name), "rb").read()), dtype=torch.float32)
     with torch.no_grad():
         for t in config["tensors"]:
             p = getattr(model, t["name"])
             n = p.numel()
             p.copy_(flat[t["offset"]:t["offset"] + n].view(p.shape))
+    return model
+
+
+def load(directory):
+    config = json.load(open(os.path.join(directory, "config.json")))
+    model = load_params(directory, config, "params.f32")
+    grads = torch.frombuffer(bytearray(open(os.path.join(directory, "grads.f32"), "rb").read()), dtype=torch.float32)
     return model, config, grads
+
+
+def score(directory, threads):
+    torch.set_num_threads(threads)
+    config = json.load(open(os.path.join(directory, "config.json")))
+    L = config["epochs"]
+    base = [load_params(directory, config, f"base_{l + 1}.f32") for l in range(L)]
+    val = [load_params(directory, config, f"val_{l + 1}.f32") for l in range(L)]
+    spec = json.load(open(os.path.join(directory, "rows.json")))
+    rows, batch_size = spec["rows"], spec["batch_size"]
+    # Length buckets: rows sorted by length, then batches of batch_size padded to their longest row.
+    # Causal attention makes right padding harmless: no real position attends a later one.
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input"]))
+    batches = []
+    for start in range(0, len(order), batch_size):
+        ids = order[start:start + batch_size]
+        T = max(len(rows[i]["input"]) for i in ids)
+        tokens = torch.zeros((len(ids), T), dtype=torch.long)
+        b_idx, p_idx, targets, owner = [], [], [], []
+        for b, i in enumerate(ids):
+            r = rows[i]
+            tokens[b, :len(r["input"])] = torch.tensor(r["input"])
+            b_idx += [b] * len(r["target_positions"])
+            p_idx += r["target_positions"]
+            targets += r["target_tokens"]
+            owner += [b] * len(r["target_tokens"])
+        counts = torch.bincount(torch.tensor(owner), minlength=len(ids)).float()
+        batches.append((ids, tokens, torch.tensor(b_idx), torch.tensor(p_idx), torch.tensor(targets), torch.tensor(owner), counts))
+
+    def losses(model):
+        out = torch.empty(len(rows))
+        for ids, tokens, b_idx, p_idx, targets, owner, counts in batches:
+            h = model.hidden(tokens)[b_idx, p_idx]
+            nll = F.cross_entropy(h @ model.wte.T, targets, reduction="none")
+            out[ids] = torch.zeros(len(ids)).index_add_(0, owner, nll) / counts
+        return out
+
+    with torch.inference_mode():
+        losses(base[0])   # warm-up: allocator and thread pool
+        start = time.perf_counter()
+        base_losses = [losses(m) for m in base]
+        val_losses = [losses(m) for m in val]
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        for m in val:
+            losses(m)
+        rescore = time.perf_counter() - start
+    phi = sum(b - v for b, v in zip(base_losses, val_losses)) / L
+    print(json.dumps({"torch": torch.__version__, "threads": threads, "rows": len(rows),
+                      "first_rows_per_s": len(rows) / first, "rescore_rows_per_s": len(rows) / rescore,
+                      "phi": phi.tolist()}))
 
 
 def check(directory):
@@ -153,6 +216,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
     c = sub.add_parser("check"); c.add_argument("directory")
+    s = sub.add_parser("score"); s.add_argument("directory"); s.add_argument("--threads", type=int, default=2)
     b = sub.add_parser("bench")
     b.add_argument("--config", action="append", default=None)
     b.add_argument("--threads", type=int, default=2)
@@ -163,4 +227,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.mode == "check":
         sys.exit(check(args.directory))
+    if args.mode == "score":
+        sys.exit(score(args.directory, args.threads))
     bench(args.config or ["default", "large"], args.threads, args.seconds, args.sequences, args.prompt, args.response)

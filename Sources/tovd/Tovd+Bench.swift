@@ -6,7 +6,7 @@ extension Tovd {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure the engine against PyTorch CPU, the daemon end to end, and the selection update.",
-            subcommands: [ModelBench.self, DaemonBench.self, SelectionBench.self, ExportReference.self])
+            subcommands: [ModelBench.self, ScoreBench.self, CapacityBench.self, DaemonBench.self, SelectionBench.self, ExportReference.self])
 
         struct ModelBench: ParsableCommand {
             static let configuration = CommandConfiguration(
@@ -26,7 +26,7 @@ extension Tovd {
             @Flag(help: "Skip the PyTorch comparison.") var noTorch = false
 
             func run() throws {
-                ModelBenchmark.setThreads(threads)
+                BLASThreads.set(threads)
                 print("machine: \(CPUFeatures.summary)")
                 let peak = ModelBenchmark.sgemmPeak()
                 print(String(format: "cblas_sgemm peak (1536³, %d threads): %.1f GFLOP/s", threads, peak))

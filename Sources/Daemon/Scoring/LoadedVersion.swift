@@ -10,34 +10,55 @@ public final class LoadedVersion: @unchecked Sendable {
     public let tokenizer: Tokenizer
     let base: [Model]
     let val: [Model]
+    /// The rows of the last call and their tokens: a worker calls `baseLosses` and then `valLosses`
+    /// on the same batch, and tokenizing once serves all 2L checkpoints.
+    private var lastRows: [RowText] = []
+    private var lastExamples: [Example] = []
 
-    init(modelVersion: Int, baseVersion: Int, base: [SurrogateCheckpoint], val: [SurrogateCheckpoint]) throws {
-        guard let tokenizer = base.first?.tokenizer, base.count == val.count, !base.isEmpty else {
+    convenience init(modelVersion: Int, baseVersion: Int, base: [SurrogateCheckpoint], val: [SurrogateCheckpoint]) throws {
+        guard let tokenizer = base.first?.tokenizer else {
+            throw DaemonError(.checkpoint, "model version \(modelVersion) has no θ_bas checkpoint")
+        }
+        try self.init(modelVersion: modelVersion, baseVersion: baseVersion, tokenizer: tokenizer, base: base.map(\.model), val: val.map(\.model))
+    }
+
+    /// For benchmarks: models already in memory.
+    public init(modelVersion: Int, baseVersion: Int, tokenizer: Tokenizer, base: [Model], val: [Model]) throws {
+        guard base.count == val.count, !base.isEmpty else {
             throw DaemonError(.checkpoint, "model version \(modelVersion) needs as many θ_val as θ_bas checkpoints (got \(base.count) and \(val.count))")
         }
         self.modelVersion = modelVersion
         self.baseVersion = baseVersion
         self.tokenizer = tokenizer
-        self.base = base.map(\.model)
-        self.val = val.map(\.model)
+        self.base = base
+        self.val = val
     }
 
     public var epochs: Int { base.count }
 
+    func examples(_ rows: [RowText]) -> [Example] {
+        if rows != lastRows {
+            let context = base[0].config.context
+            lastExamples = rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response, context: context) }
+            lastRows = rows
+        }
+        return lastExamples
+    }
+
     /// ℓ(θ_bas^l, x) for l = 1...L, ψ under θ_bas^L, and the response tokens averaged over.
-    func baseLosses(_ rows: [RowText]) throws -> [BaseLossRecord] {
-        let examples = rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
+    public func baseLosses(_ rows: [RowText], options: Model.ScoringOptions = .init()) throws -> [BaseLossRecord] {
+        let examples = examples(rows)
         var perEpoch: [[ExampleLoss]] = []
-        for model in base { perEpoch.append(model.losses(examples)) }
+        for model in base { perEpoch.append(model.losses(examples, options: options)) }
         return rows.indices.map { i in
             BaseLossRecord(losses: perEpoch.map { $0[i].meanNLL }, uncertainty: perEpoch.last![i].psi, tokens: perEpoch.last![i].tokenCount)
         }
     }
 
     /// ℓ(θ_val^l, x) for l = 1...L.
-    func valLosses(_ rows: [RowText]) throws -> [[Float]] {
-        let examples = rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
-        let perEpoch = val.map { $0.losses(examples) }
+    public func valLosses(_ rows: [RowText], options: Model.ScoringOptions = .init()) throws -> [[Float]] {
+        let examples = examples(rows)
+        let perEpoch = val.map { $0.losses(examples, options: options) }
         return rows.indices.map { i in perEpoch.map { $0[i].meanNLL } }
     }
 }

@@ -23,7 +23,8 @@ public enum ModelBenchmark {
         var tokensPerSequence: Int { promptTokens + 1 + responseTokens }
     }
 
-    public static func setThreads(_ threads: Int) { openblas_set_num_threads(Int32(threads)) }
+    /// OpenBLAS threads and scoring streams (`BLASThreads`).
+    public static func setThreads(_ threads: Int) { BLASThreads.set(threads) }
 
     /// GFLOP/s of one large square sgemm (the peak the MFU is measured against).
     public static func sgemmPeak(size: Int = 1536, repeats: Int = 6) -> Double {

@@ -85,13 +85,22 @@ struct PackedBatch {
     var targetCounts: [Int] = []   // per example
 
     init(_ examples: [Example], context: Int) {
+        pack(examples[...], context: context)
+    }
+
+    /// Refills the batch with `examples`, keeping the arrays' capacity (scoring reuses one per stream).
+    mutating func pack(_ examples: ArraySlice<Example>, context: Int) {
+        tokens.removeAll(keepingCapacity: true); positions.removeAll(keepingCapacity: true)
+        starts.removeAll(keepingCapacity: true); lengths.removeAll(keepingCapacity: true)
+        targetRows.removeAll(keepingCapacity: true); targetTokens.removeAll(keepingCapacity: true)
+        targetExample.removeAll(keepingCapacity: true); targetCounts.removeAll(keepingCapacity: true)
         for (e, example) in examples.enumerated() {
             let (input, targets) = example.layout(context: context)
             let start = tokens.count
             starts.append(start)
             lengths.append(input.count)
             tokens.append(contentsOf: input)
-            positions.append(contentsOf: (0..<input.count).map(Int32.init))
+            for t in 0..<input.count { positions.append(Int32(t)) }
             for (position, token) in targets {
                 targetRows.append(start + position)
                 targetTokens.append(token)
@@ -187,6 +196,9 @@ public final class Model {
             if storage.count < offset { storage = [Float](repeating: 0, count: offset) }
             self.N = N; self.M = M; self.A = A; layersKept = kept
         }
+
+        /// The scoring pass's buffers, one per stream (Model+Scoring.swift).
+        var scoring: [ScoringBuffers] = []
     }
 
     private(set) var activations = Activations()
@@ -254,8 +266,16 @@ public final class Model {
     }
 
     /// Per-example losses (mean NLL over the response targets, ψ, token count), in chunks of at most
-    /// `maxTokensPerChunk` packed tokens so memory stays bounded whatever the batch.
-    public func losses(_ batch: [Example], perToken: Bool = false, maxTokensPerChunk: Int = 8192) -> [ExampleLoss] {
+    /// `maxTokensPerChunk` packed tokens so memory stays bounded whatever the batch. Runs the scoring
+    /// pass (Model+Scoring.swift), which computes only what the loss reads.
+    public func losses(_ batch: [Example], perToken: Bool = false, maxTokensPerChunk: Int = 8192,
+                       options: ScoringOptions = ScoringOptions()) -> [ExampleLoss] {
+        fastLosses(batch, perToken: perToken, maxTokensPerChunk: maxTokensPerChunk, options: options)
+    }
+
+    /// The same losses through the training forward pass (every op at every position, one stream):
+    /// the reference the scoring pass is tested against, and the "before" of `tovd bench score`.
+    public func referenceLosses(_ batch: [Example], perToken: Bool = false, maxTokensPerChunk: Int = 8192) -> [ExampleLoss] {
         var results: [ExampleLoss] = []
         results.reserveCapacity(batch.count)
         var chunk: [Example] = []

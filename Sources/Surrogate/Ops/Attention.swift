@@ -62,3 +62,36 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutabl
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Causal attention for `queries` consecutive query rows at positions firstPosition..., each attending
+/// the keys at positions 0...its own (inference only: no probabilities kept). Query blocks of
+/// `ScoringBuffers.queryBlock` rows multiply only against the keys up to the block's last position, so
+/// of the masked triangle only the diagonal blocks' part is computed. q, k, v point at head 0 of their
+/// first row (k and v at position 0); out (queries, C) has row stride `outStride`; scratch holds
+/// queryBlock × (firstPosition + queries) floats.
+func causalAttentionForward(_ out: UnsafeMutablePointer<Float>, _ outStride: Int,
+                            q: UnsafePointer<Float>, qStride: Int, firstPosition: Int, queries: Int,
+                            k: UnsafePointer<Float>, v: UnsafePointer<Float>, kvStride: Int,
+                            C: Int, NH: Int, scratch: UnsafeMutablePointer<Float>) {
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    let block = ScoringBuffers.queryBlock
+    for b in stride(from: 0, to: queries, by: block) {
+        let rows = min(block, queries - b)
+        let keys = firstPosition + b + rows   // the block's last query sees keys 0..<keys
+        for h in 0..<NH {
+            // scores = q_block · k[0..<keys]ᵀ · scale   (rows, keys)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(keys), Int32(hs),
+                        scale, q + b * qStride + h * hs, Int32(qStride), k + h * hs, Int32(kvStride), 0, scratch, Int32(keys))
+            for r in 0..<rows {
+                let row = scratch + r * keys
+                let visible = firstPosition + b + r + 1
+                softmaxInPlace(row, visible)
+                for j in visible..<keys { row[j] = 0 }
+            }
+            // out_h = scores · v[0..<keys]   (rows, hs)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hs), Int32(keys),
+                        1, scratch, Int32(keys), v + h * hs, Int32(kvStride), 0, out + b * outStride + h * hs, Int32(outStride))
+        }
+    }
+}

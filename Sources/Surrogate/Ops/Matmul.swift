@@ -12,6 +12,17 @@ func matmulForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Floa
                 1, inp, Int32(C), weight, Int32(C), bias == nil ? 0 : 1, out, Int32(OC))
 }
 
+/// out += inp · Wᵀ + bias (a residual update in place: no separate projection buffer and add pass).
+func matmulAccumulate(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                      _ bias: UnsafePointer<Float>, _ N: Int, _ C: Int, _ OC: Int) {
+    for n in 0..<N {
+        let row = out + n * OC
+        for o in 0..<OC { row[o] += bias[o] }
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(C),
+                1, inp, Int32(C), weight, Int32(C), 1, out, Int32(OC))
+}
+
 /// Accumulates the gradients of `out = inp · Wᵀ + bias` into dinp (N, C), dweight (OC, C), dbias (OC).
 func matmulBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
                     _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,

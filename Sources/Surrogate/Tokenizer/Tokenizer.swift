@@ -127,25 +127,96 @@ public struct Tokenizer: Sendable, Equatable {
 
     // MARK: - Encoding
 
+    /// Encoding cuts chunks longer than this into pieces of this many bytes (from the chunk's start):
+    /// BPE costs O(n²) in a chunk's length, and a 1 MB run of one letter or of CJK (all bytes ≥ 0x80
+    /// are letters) is one chunk. Natural text has no chunk this long, so its encoding is unchanged.
+    static let maxPieceBytes = 512
+
+    /// Calls `body` with each piece's byte range (chunks as `forEachChunk`, cut every
+    /// `maxPieceBytes`) until it returns false.
+    static func forEachPiece(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Bool) {
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            var start = i
+            var cls = byteClass(bytes[i])
+            if bytes[i] == 0x20, i + 1 < n, byteClass(bytes[i + 1]) != .space {
+                i += 1
+                cls = byteClass(bytes[i])
+            }
+            i += 1
+            while i < n && byteClass(bytes[i]) == cls && !(cls == .space && bytes[i] == 0x20 && i + 1 < n && byteClass(bytes[i + 1]) != .space) {
+                if i - start == maxPieceBytes {
+                    guard body(start..<i) else { return }
+                    start = i
+                }
+                i += 1
+            }
+            guard body(start..<i) else { return }
+        }
+    }
+
+    private func appendPiece(_ piece: Slice<UnsafeBufferPointer<UInt8>>, to out: inout [Int32]) {
+        let chunk = Array(piece)
+        if let hit = cache.get(chunk) {
+            out.append(contentsOf: hit)
+        } else {
+            let ids = encodeChunk(chunk)
+            cache.put(chunk, ids)
+            out.append(contentsOf: ids)
+        }
+    }
+
     public func encode(_ bytes: [UInt8]) -> [Int32] {
         var out: [Int32] = []
         out.reserveCapacity(bytes.count / 3 + 1)
         bytes.withUnsafeBufferPointer { buffer in
-            Self.forEachChunk(buffer) { range in
-                let chunk = Array(buffer[range])
-                if let hit = cache.get(chunk) {
-                    out.append(contentsOf: hit)
-                } else {
-                    let ids = encodeChunk(chunk)
-                    cache.put(chunk, ids)
-                    out.append(contentsOf: ids)
-                }
+            Self.forEachPiece(buffer) { range in
+                appendPiece(buffer[range], to: &out)
+                return true
             }
         }
         return out
     }
 
     public func encode(_ text: String) -> [Int32] { encode(Array(text.utf8)) }
+
+    /// The first `count` tokens of `encode(bytes)` (fewer if it has fewer), encoding only the pieces
+    /// that hold them.
+    public func encodePrefix(_ bytes: [UInt8], count: Int) -> [Int32] {
+        var out: [Int32] = []
+        guard count > 0 else { return out }
+        bytes.withUnsafeBufferPointer { buffer in
+            Self.forEachPiece(buffer) { range in
+                appendPiece(buffer[range], to: &out)
+                return out.count < count
+            }
+        }
+        return Array(out.prefix(count))
+    }
+
+    /// The last `count` tokens of `encode(bytes)`. Pieces encode independently and no token is longer
+    /// than `maxTokenBytes`, so those tokens lie in the pieces that reach into the last
+    /// count × maxTokenBytes bytes: only those are encoded (the rest is only scanned for boundaries).
+    public func encodeSuffix(_ bytes: [UInt8], count: Int) -> [Int32] {
+        var out: [Int32] = []
+        guard count > 0 else { return out }
+        let cut = bytes.count - min(bytes.count, count * maxTokenBytes)
+        bytes.withUnsafeBufferPointer { buffer in
+            Self.forEachPiece(buffer) { range in
+                if range.upperBound > cut { appendPiece(buffer[range], to: &out) }
+                return true
+            }
+        }
+        return Array(out.suffix(count))
+    }
+
+    /// Bytes of the longest token `encode` can produce (a merge's expansion, at most one piece).
+    var maxTokenBytes: Int { cache.maxTokenBytes(merges) }
+
+    /// Bytes handed to the piece encoder (cache lookups and BPE) by this tokenizer and its copies: a
+    /// measure of encoding work for tests.
+    var encodedBytes: Int { cache.encodedBytes }
 
     /// Applies merges by rank, lowest first, until none applies.
     func encodeChunk(_ chunk: [UInt8]) -> [Int32] {
@@ -238,12 +309,42 @@ public struct Tokenizer: Sendable, Equatable {
     }
 }
 
+extension Tokenizer {
+    /// Tokenizes one (prompt, response) pair for a model of `context` tokens, encoding only what
+    /// `Example.layout` can keep: the response's first `context` tokens, then as many of the prompt's
+    /// last tokens as fit before it. The layout equals that of the full encoding; a 1 MB row costs
+    /// about as much as one that fills the context (TokenizerTests).
+    public func example(prompt: [UInt8], response: [UInt8], context: Int) -> Example {
+        let kept = encodePrefix(response, count: context)
+        let promptRoom = context - 1 - min(kept.count, context - 1)
+        return Example(prompt: encodeSuffix(prompt, count: promptRoom), response: kept)
+    }
+}
+
 /// A bounded chunk → ids cache shared by copies of a tokenizer (encode is called from one thread per
 /// model, but copies may live on several).
 final class ChunkCache: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [[UInt8]: [Int32]] = [:]
-    func get(_ chunk: [UInt8]) -> [Int32]? { lock.withLock { entries[chunk] } }
+    private(set) var encodedBytes = 0
+    private var longestToken: Int?
+    func get(_ chunk: [UInt8]) -> [Int32]? {
+        lock.withLock {
+            encodedBytes += chunk.count
+            return entries[chunk]
+        }
+    }
+    /// Computed once per tokenizer (the cache lives as long as the merges it serves).
+    func maxTokenBytes(_ merges: [(Int32, Int32)]) -> Int {
+        lock.withLock {
+            if let longestToken { return longestToken }
+            var bytes = [Int](repeating: 1, count: 259 + merges.count)
+            for (i, (a, b)) in merges.enumerated() { bytes[259 + i] = bytes[Int(a)] + bytes[Int(b)] }
+            let longest = min(bytes.max() ?? 1, Tokenizer.maxPieceBytes)
+            longestToken = longest
+            return longest
+        }
+    }
     func put(_ chunk: [UInt8], _ ids: [Int32]) {
         lock.withLock {
             if entries.count > 200_000 { entries.removeAll(keepingCapacity: true) }

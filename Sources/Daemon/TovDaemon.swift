@@ -119,7 +119,7 @@ public struct TovDaemon: Sendable {
             }
         }
         if let interval = notifier.watchdogInterval {
-            services.append(WatchdogService(notifier: notifier, interval: interval, health: health))
+            services.append(WatchdogService(notifier: notifier, interval: interval))
         }
         if !configuration.listen { ready() }
 
@@ -144,7 +144,6 @@ public struct TovDaemon: Sendable {
 struct WatchdogService: Service {
     let notifier: SystemdNotifier
     let interval: Duration
-    let health: HealthState
 
     func run() async throws {
         for await _ in AsyncStream.ticks(every: interval / 2).cancelOnGracefulShutdown() {

@@ -79,7 +79,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
                     if connection == nil || !connection!.isConnected {
                         connection = try await Connection.connectRetrying(conninfo, as: "reporter", logger: logger)
                     }
-                    let scored = metrics.rowsScoredValue
+                    let scored = metrics.rowsScored.value
                     var rate: Double?
                     if let (before, at) = lastScored {
                         let seconds = (ContinuousClock.now - at).seconds
@@ -138,7 +138,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
     private func publishStatus(activity: String?) {
         let line: String = lock.withLock {
             if let activity { lastActivity = activity }
-            let leading = metrics.isLeaderValue ? "; leader: \(lastActivity ?? "starting")" : ""
+            let leading = metrics.isLeader.value == 1 ? "; leader: \(lastActivity ?? "starting")" : ""
             return health.isDatabaseUp ? "scoring\(leading)" : "database unreachable; reconnecting"
         }
         let changed = lock.withLock { () -> Bool in

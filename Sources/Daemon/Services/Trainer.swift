@@ -85,11 +85,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     func decide(settings: Settings, on connection: Connection) async throws -> Decision {
         // One version at a time in training or rescoring (a unique index says so): changes made
         // meanwhile coalesce into the next one.
-        if let busy = try await connection.query(
-            "SELECT model_version, status::text FROM tov.model_versions WHERE status IN ('training', 'scoring')").first {
-            let status = try busy.get(String.self, 1)
-            return .wait(activity: status == "scoring" ? "rescoring" : "idle",
-                         detail: "model version \(try busy.get(Int32.self, 0)) is \(status)", done: nil, total: nil, unit: nil)
+        // (Nothing is in `training` here: failInterruptedTraining ran first.)
+        if let busy = try await connection.query("SELECT model_version FROM tov.model_versions WHERE status = 'scoring'").first {
+            return .wait(activity: "rescoring", detail: "model version \(try busy.get(Int32.self, 0)) is scoring",
+                         done: nil, total: nil, unit: nil)
         }
         let counts = try await connection.query(
             "SELECT (SELECT count(*) FROM tov.ready), (SELECT count(*) FROM tov.jobs WHERE model_version = 0)").first!
@@ -257,10 +256,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         logger.info("training a base model", metadata: [
             "base_version": "\(baseVersion)", "reason": "\(reason)", "u_rows": "\(settings.uSize)", "epochs": "\(settings.epochs)",
         ])
-        let u = try await loadTexts("""
-            SELECT c.prompt, c.response FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
-            WHERE b.base_version = $1 ORDER BY b.candidate_id
-            """, [baseVersion], on: connection)
+        let u = try await loadU(baseVersion, on: connection)
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -337,10 +333,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
             "method": "\(method.rawValue)", "reason": "\(reason)",
         ])
-        let u = method == .B ? try await loadTexts("""
-            SELECT c.prompt, c.response FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
-            WHERE b.base_version = $1 ORDER BY b.candidate_id
-            """, [base], on: connection) : []
+        let u = method == .B ? try await loadU(base, on: connection) : []
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -492,9 +485,13 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     // MARK: - Storage helpers
 
-    func loadTexts(_ sql: String, _ params: [PQValue?], on connection: Connection) async throws -> [RowText] {
+    /// U of a base model, in candidate order (the order every trajectory sees it in).
+    func loadU(_ baseVersion: Int, on connection: Connection) async throws -> [RowText] {
         var texts: [RowText] = []
-        for row in try await connection.query(sql, params) {
+        for row in try await connection.query("""
+            SELECT c.prompt, c.response FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
+            WHERE b.base_version = $1 ORDER BY b.candidate_id
+            """, [baseVersion]) {
             texts.append(RowText(id: Int64(texts.count), prompt: Array(try row.get(String.self, 0).utf8),
                                  response: Array(try row.get(String.self, 1).utf8)))
         }

@@ -79,8 +79,3 @@ final class LockedValue<T: Sendable>: @unchecked Sendable {
     var value: T { lock.withLock { stored } }
     func update(_ body: (inout T) -> Void) { lock.withLock { body(&stored) } }
 }
-
-extension DaemonMetrics {
-    var rowsScoredValue: Int64 { rowsScored.value }
-    var isLeaderValue: Bool { isLeader.value == 1 }
-}

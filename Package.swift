@@ -30,7 +30,9 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "PQ", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
         .target(name: "EmbeddedPostgres", dependencies: []),
-        .target(name: "Surrogate", dependencies: ["CCrypto", "CLZ4", "COpenBLAS"]),
+        // The bf16 scoring kernel (AVX-512 BF16, chosen at run time): C, for the intrinsics Swift lacks.
+        .target(name: "CKernels"),
+        .target(name: "Surrogate", dependencies: ["CCrypto", "CKernels", "CLZ4", "COpenBLAS"]),
         .target(name: "Selection"),
         .target(
             name: "Daemon",
@@ -58,7 +60,7 @@ let package = Package(
         ),
 
         // MARK: - Tests: pure units need no database; IntegrationTests and ReliabilityTests start a real Postgres.
-        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate"], exclude: ["Fixtures"]),
+        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PQ
 import ServiceLifecycle
+import Surrogate
 
 /// `tovd run`: checks the database and schema, then runs the watcher, the scoring workers, the
 /// leader, the metrics endpoint and the systemd watchdog as one ServiceLifecycle group until SIGTERM.
@@ -19,6 +20,9 @@ public struct TovDaemon: Sendable {
         /// leader's host dies (plus one poll of the standby, 1 s).
         public var leaderLeaseSeconds = 10.0
         public var metricsHost = "127.0.0.1"
+        /// The scoring pass's linear layers: .bf16 where the CPU has AVX-512 BF16 (else fp32, with a
+        /// warning). A per-host choice: hosts of one database may differ (docs/performance.md).
+        public var scoringPrecision: ScoringPrecision = .fp32
         /// nil disables the endpoint; 0 picks a free port (printed in the log).
         public var metricsPort: Int? = 9464
 
@@ -89,11 +93,20 @@ public struct TovDaemon: Sendable {
                 conninfo: configuration.conninfo, workers: workerWakeup, keeper: keeperWakeup, trainer: trainerWakeup, settings: settings,
                 health: health, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
         }
+        var precision = configuration.scoringPrecision
+        if !ScoringPrecision.isAvailable(precision) {
+            logger.warning("bf16 scoring needs AVX-512 BF16, which this CPU does not report (/proc/cpuinfo avx512_bf16): scoring in fp32",
+                           metadata: ["cpu": "\(CPUFeatures.modelName)"])
+            precision = .fp32
+        } else if precision == .bf16 {
+            logger.notice("scoring in bf16 (AVX-512 BF16; training stays fp32)")
+        }
         for index in 0..<configuration.workers {
             var worker = ScoringWorker.Configuration(conninfo: configuration.conninfo, name: "\(configuration.instance)/\(index)")
             worker.batchSize = configuration.batchSize
             worker.leaseSeconds = configuration.leaseSeconds
             worker.pollInterval = configuration.pollInterval
+            worker.scoringPrecision = precision
             services.append(ScoringWorker(configuration: worker, wakeup: workerWakeup, models: ModelCache(logger: logger), settings: settings,
                                           metrics: metrics, health: health, logger: logger))
         }

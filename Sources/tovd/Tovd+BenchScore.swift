@@ -25,7 +25,10 @@ extension Tovd.Bench {
                   the FLOP limit: the cblas_sgemm peak measured here ÷ a standard implementation's FLOPs \
                 for these packed rows (every layer at every position, causal attention, LM head at the targets);
                   PyTorch (Benchmarks/reference/torch_reference.py score) on exported copies of the same \
-                checkpoints and rows, and the max |Δφ| between the engines.
+                checkpoints and rows, and the max |Δφ| between the engines;
+                  where the CPU has AVX-512 BF16, the bf16 scoring path (`tovd run --scoring-precision bf16`): \
+                its rows/s, its own kernel's peak, and how far its φ moves: Spearman with fp32 φ and the \
+                overlap of the 5 % Score+Random selection (and of score_only) made from each.
                 The last line per surrogate is one JSON object. Build in release:
                   swift build -c release && .build/release/tovd bench score --surrogate small,default
                 """)
@@ -65,15 +68,20 @@ extension Tovd.Bench {
             print("rows: \(texts.count) from \(source)")
             let peak = ModelBenchmark.sgemmPeak()
             print(String(format: "cblas_sgemm peak (1536³, %d threads): %.1f GFLOP/s", threads, peak))
-            print("bf16 scoring path: not available (not implemented; AVX-512 BF16 on this CPU: \(CPUFeatures.hasAVX512BF16 ? "yes" : "no")); scoring stays fp32")
+            let bf16Peak = ModelBenchmark.bf16Peak(streams: threads)
+            if let bf16Peak {
+                print(String(format: "bf16 kernel peak (1536³, %d single-threaded streams): %.1f GFLOP/s (%.2f× sgemm)", threads, bf16Peak, bf16Peak / peak))
+            } else {
+                print("bf16 scoring path: not available (this CPU does not report avx512_bf16); scoring stays fp32")
+            }
             var summaries: [String] = []
             for name in surrogate.split(separator: ",").map(String.init) {
-                summaries.append(try measure(name, texts: texts, peak: peak))
+                summaries.append(try measure(name, texts: texts, peak: peak, bf16Peak: bf16Peak))
             }
             for line in summaries { print(line) }
         }
 
-        func measure(_ name: String, texts: [RowText], peak: Double) throws -> String {
+        func measure(_ name: String, texts: [RowText], peak: Double, bf16Peak: Double?) throws -> String {
             let (tokenizer, theta0) = try initialModel(name, texts: texts)
             let config = theta0.config
             print("\n== \(name): \(config.layers) × \(config.width), \(config.heads) heads, context \(config.context), vocab \(config.vocabSize); L = \(epochs)")
@@ -112,23 +120,42 @@ extension Tovd.Bench {
                 print(String(format: "tovd before (training forward, 1 stream): %.1f rows/s, %.1f %% of the FLOP limit", before, 100 * before / limit))
                 return #"{"surrogate": "\#(name)", "reference_rows_per_s": \#(before)}"#
             }
-            var ours: [Int: Double] = [:]
-            var phi: [Double] = []
-            for streams in Set([1, threads]).sorted() {
+            // φ of every row (and its response length, for the selection) from a first scoring.
+            func firstScoring(_ options: Model.ScoringOptions) throws -> (rowsPerSecond: Double, phi: [Double], lengths: [Int]) {
                 let loaded = try version()
-                var scores: [Double] = []
-                ours[streams] = try timed(texts) { rows in
-                    let b = try loaded.baseLosses(rows, options: .init(streams: streams))
-                    let v = try loaded.valLosses(rows, options: .init(streams: streams))
+                var scores: [Double] = [], lengths: [Int] = []
+                let rate = try timed(texts) { rows in
+                    let b = try loaded.baseLosses(rows, options: options)
+                    let v = try loaded.valLosses(rows, options: options)
                     for (record, vals) in zip(b, v) {
                         scores.append(zip(record.losses, vals).reduce(0) { $0 + Double($1.0 - $1.1) } / Double(epochs))
+                        lengths.append(record.tokens)
                     }
                 }
-                if streams == threads { phi = scores }
+                return (rate, scores, lengths)
             }
-            let rescorer = try version()
-            let rescoring = try timed(texts) { rows in _ = try rescorer.valLosses(rows) }
+            func rescoring(_ options: Model.ScoringOptions) throws -> Double {
+                let rescorer = try version()
+                return try timed(texts) { rows in _ = try rescorer.valLosses(rows, options: options) }
+            }
+            var ours: [Int: Double] = [:]
+            var phi: [Double] = [], lengths: [Int] = []
+            for streams in Set([1, threads]).sorted() {
+                let run = try firstScoring(.init(streams: streams))
+                ours[streams] = run.rowsPerSecond
+                if streams == threads { (phi, lengths) = (run.phi, run.lengths) }
+            }
+            let rescore = try rescoring(.init(streams: threads))
             let first = ours[threads]!
+            var bf16: (first: Double, rescore: Double, spearman: Double, overlap: Double, scoreOverlap: Double)?
+            if bf16Peak != nil {
+                let options = Model.ScoringOptions(streams: threads, precision: .bf16)
+                let run = try firstScoring(options)
+                let overlaps = [Policy.scoreRandom, .scoreOnly].map { policy in
+                    Self.selectionOverlap(phi, run.phi, lengths: lengths, policy: policy)
+                }
+                bf16 = (run.rowsPerSecond, try rescoring(options), Stats.spearman(phi, run.phi), overlaps[0], overlaps[1])
+            }
 
             var torch: (first: Double, rescore: Double, maxDiff: Double)?
             if !noTorch {
@@ -143,27 +170,61 @@ extension Tovd.Bench {
             if threads != 1, let one = ours[1] {
                 print(String(format: "tovd, 1 stream × %d BLAS threads           %10.1f                                %5.1f %%", threads, one, 100 * one / limit))
             }
-            print(String(format: "tovd, %d streams × 1 BLAS thread           %10.1f          %10.1f            %5.1f %%", threads, first, rescoring, 100 * first / limit))
+            print(String(format: "tovd, %d streams × 1 BLAS thread           %10.1f          %10.1f            %5.1f %%", threads, first, rescore, 100 * first / limit))
+            if let bf16 {
+                print(String(format: "tovd bf16, %d streams (opt-in)             %10.1f          %10.1f            %5.1f %% (%.1f %% of the bf16 kernel's limit)",
+                             threads, bf16.first, bf16.rescore, 100 * bf16.first / limit, 100 * bf16.first / (limit * bf16Peak! / peak)))
+            }
             if let torch {
                 print(String(format: "PyTorch %@ (same weights, same rows) %10.1f          %10.1f            %5.1f %%",
                              Self.torchVersion as NSString, torch.first, torch.rescore, 100 * torch.first / limit))
-                print(String(format: "ratio tovd / PyTorch                      %10.2f×         %10.2f×", first / torch.first, rescoring / torch.rescore))
+                print(String(format: "ratio tovd / PyTorch                      %10.2f×         %10.2f×", first / torch.first, rescore / torch.rescore))
+                if let bf16 {
+                    print(String(format: "ratio tovd bf16 / PyTorch fp32            %10.2f×         %10.2f×", bf16.first / torch.first, bf16.rescore / torch.rescore))
+                }
                 print(String(format: "max |Δφ| tovd vs PyTorch over %d rows: %.2e (goal ≤ 1e-4)", texts.count, torch.maxDiff))
             } else if !noTorch {
                 print("(PyTorch not available: pip install torch==2.13.0+cpu for the ratio and |Δφ|)")
             }
             print(String(format: "FLOP limit (peak ÷ standard FLOPs per row × 2L): %.1f rows/s; scoring pass vs before: %.2f×", limit, first / before))
+            if let bf16 {
+                print(String(format: "bf16 vs fp32 φ over %d rows: Spearman %.4f (goal ≥ 0.99); 5 %% Score+Random selection overlap %.1f %% (goal ≥ 95 %%), score_only selection %.1f %%",
+                             texts.count, bf16.spearman, 100 * bf16.overlap, 100 * bf16.scoreOverlap))
+            } else {
+                print("bf16: not available on this CPU (needs AVX-512 BF16)")
+            }
             var json: [String: Any] = [
-                "surrogate": name, "tovd_rows_per_s": first, "tovd_rescore_rows_per_s": rescoring,
+                "surrogate": name, "tovd_rows_per_s": first, "tovd_rescore_rows_per_s": rescore,
                 "flop_limit_rows_per_s": limit, "limit_fraction": first / limit,
             ]
             json["torch_rows_per_s"] = torch.map { $0.first } ?? NSNull()
             json["ratio"] = torch.map { first / $0.first } ?? NSNull()
             json["max_abs_phi_diff"] = torch.map { $0.maxDiff } ?? NSNull()
+            if let bf16 {
+                var entry: [String: Any] = [
+                    "rows_per_s": bf16.first, "rescore_rows_per_s": bf16.rescore, "limit_fraction": bf16.first / limit,
+                    "spearman": bf16.spearman, "selection_overlap": bf16.overlap, "score_only_overlap": bf16.scoreOverlap,
+                ]
+                entry["ratio"] = torch.map { bf16.first / $0.first } ?? NSNull()
+                json["bf16"] = entry
+            } else {
+                json["bf16"] = "not available"
+            }
             return String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self)
         }
 
         nonisolated(unsafe) static var torchVersion = "?"
+
+        /// |S_a ∩ S_b| / |S_a| for the daemon's default selection (5 %, 10 bins, seed 0) made from two φ
+        /// vectors of the same rows.
+        static func selectionOverlap(_ a: [Double], _ b: [Double], lengths: [Int], policy: Policy) -> Double {
+            let settings = SelectionSettings(policy: policy)
+            func chosen(_ phi: [Double]) -> Set<Int64> {
+                Set(select(phi.indices.map { ScoredRow(id: Int64($0), score: phi[$0], length: lengths[$0]) }, settings: settings).ids)
+            }
+            let sa = chosen(a), sb = chosen(b)
+            return Double(sa.intersection(sb).count) / Double(max(sa.count, 1))
+        }
 
         func runTorch(directory: String, phi: [Double]) -> (first: Double, rescore: Double, maxDiff: Double)? {
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

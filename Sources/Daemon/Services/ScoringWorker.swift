@@ -3,6 +3,7 @@ import Logging
 import PQ
 import Selection
 import ServiceLifecycle
+import Surrogate
 
 /// One claim → validate → score → commit loop on its own database connection.
 ///
@@ -24,6 +25,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         public var batchSize = 64
         public var leaseSeconds = 120.0
         public var pollInterval: Duration = .seconds(2)
+        /// Already resolved against the CPU (TovDaemon): .bf16 only where it can run.
+        public var scoringPrecision: ScoringPrecision = .fp32
 
         public init(conninfo: String, name: String) {
             self.conninfo = conninfo
@@ -228,7 +231,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
             guard !rows.isEmpty else { continue }
             let base = try await baseLosses(for: rows, version: version, outcome: &outcome, on: connection)
             let texts = rows.map(\.text)
-            let val = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.valLosses(texts) } }
+            let scoring = Model.ScoringOptions(precision: configuration.scoringPrecision)
+            let val = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.valLosses(texts, options: scoring) } }
             for (index, job) in rows.enumerated() {
                 guard let record = base[job.candidateID] else { continue }
                 if let detail = Self.nonFiniteLosses(base: record, val: val[index], modelVersion: version.modelVersion) {
@@ -286,7 +290,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         let missing = rows.filter { result[$0.candidateID] == nil }
         if !missing.isEmpty {
             let texts = missing.map(\.text)
-            let computed = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.baseLosses(texts) } }
+            let scoring = Model.ScoringOptions(precision: configuration.scoringPrecision)
+            let computed = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.baseLosses(texts, options: scoring) } }
             for (job, record) in zip(missing, computed) {
                 result[job.candidateID] = record
                 // Non-finite base losses are never cached: the row is recorded as unscorable instead.

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
@@ -38,6 +39,28 @@ public enum ModelBenchmark {
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
         }
         return 2 * pow(Double(size), 3) / best / 1e9
+    }
+
+    /// GFLOP/s of the bf16 kernel (Sources/CKernels) on one 1536³ product per stream, `streams`
+    /// single-threaded streams at once (as bf16 scoring runs it); nil where the CPU lacks AVX-512 BF16.
+    public static func bf16Peak(streams: Int, size: Int = 1536, repeats: Int = 4) -> Double? {
+        guard ScoringPrecision.isAvailable(.bf16) else { return nil }
+        let a = [Float](repeating: 0.5, count: size * size)
+        var packed = [UInt16](repeating: 0, count: tov_bf16_packed_count(Int32(size), Int32(size)))
+        packed.withUnsafeMutableBufferPointer { tov_bf16_pack($0.baseAddress!, a, Int32(size), Int32(size)) }
+        let pass: @Sendable (Int) -> Void = { [packed] _ in
+            var c = [Float](repeating: 0, count: size * size)
+            var scratch = [UInt16](repeating: 0, count: tov_bf16_scratch_count(Int32(size)))
+            tov_bf16_gemm_avx512(&c, a, Int32(size), Int32(size), packed, Int32(size), 0, &scratch)
+        }
+        DispatchQueue.concurrentPerform(iterations: streams, execute: pass)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: streams, execute: pass)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return Double(streams) * 2 * pow(Double(size), 3) / best / 1e9
     }
 
     static func batch(_ config: ModelConfig, _ workload: Workload) -> [Example] {

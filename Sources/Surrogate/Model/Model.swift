@@ -122,8 +122,10 @@ struct PackedBatch {
 public final class Model {
     public let config: ModelConfig
     public let layout: ParameterLayout
-    /// The parameter arena (order: ``ParameterLayout``).
-    var params: [Float]
+    /// The parameter arena (order: ``ParameterLayout``). Any write drops the bf16 copy scoring packs.
+    var params: [Float] { didSet { bf16Weights = nil } }
+    /// The weights packed for bf16 scoring (``packedBF16()``), nil until first used.
+    var bf16Weights: BF16Weights?
     var grads: [Float] = []
     var adamM: [Float] = []
     var adamV: [Float] = []

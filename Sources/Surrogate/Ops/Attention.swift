@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 
 // Causal multi-head self-attention for one sequence inside the packed batch. llm.c: attention_forward /
@@ -86,7 +87,7 @@ func causalAttentionForward(_ out: UnsafeMutablePointer<Float>, _ outStride: Int
             for r in 0..<rows {
                 let row = scratch + r * keys
                 let visible = firstPosition + b + r + 1
-                softmaxInPlace(row, visible)
+                tov_softmax_inplace(row, Int32(visible))
                 for j in visible..<keys { row[j] = 0 }
             }
             // out_h = scores · v[0..<keys]   (rows, hs)

@@ -26,11 +26,4 @@ struct FastMathTests {
         }
         #expect(worst < 1e-6, "max abs error \(worst)")
     }
-
-    @Test func softmaxSumsToOne() {
-        var row: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }
-        row.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, $0.count) }
-        #expect(abs(row.reduce(0, +) - 1) < 1e-5)
-        #expect(row.allSatisfy { $0 > 0 })
-    }
 }

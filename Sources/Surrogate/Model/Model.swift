@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
@@ -259,7 +260,7 @@ public final class Model {
                 matmulForward(s + act.probs, s + act.gathered, p.wte, nil, M, C, V)
                 for m in 0..<M {
                     let row = s + act.probs + m * V
-                    softmaxInPlace(row, V)
+                    tov_softmax_inplace(row, Int32(V))
                     nll[m] = -logf(max(row[Int(batch.targetTokens[m])], Float.leastNormalMagnitude))
                 }
             }

@@ -19,7 +19,7 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
         // causal mask + softmax, row by row (positions after t get probability 0)
         for t in 0..<T {
             let row = a + t * T
-            softmaxInPlace(row, t + 1)
+            tov_softmax_inplace(row, Int32(t + 1))
             for j in (t + 1)..<max(T, t + 1) { row[j] = 0 }
         }
         // out_h = att · v   (T, hs), written into the head's columns of out (T, C)

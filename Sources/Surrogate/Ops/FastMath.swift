@@ -27,17 +27,3 @@ func fastExp(_ x: Float) -> Float {
 func fastTanh(_ x: Float) -> Float {
     1 - 2 / (fastExp(x + x) + 1)
 }
-
-/// Softmax of `count` values in place.
-func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, _ count: Int) {
-    var maxValue = -Float.greatestFiniteMagnitude
-    for i in 0..<count { maxValue = max(maxValue, row[i]) }
-    var sum: Float = 0
-    for i in 0..<count {
-        let e = fastExp(row[i] - maxValue)
-        row[i] = e
-        sum += e
-    }
-    let inv = 1 / sum
-    for i in 0..<count { row[i] *= inv }
-}

@@ -2,6 +2,7 @@ import Daemon
 import Foundation
 import PQ
 import Selection
+import Surrogate
 import Testing
 import TovTesting
 
@@ -13,6 +14,31 @@ struct ScoringTests {
 
     static func selectionAgreesWithReference(_ c: Connection) async throws -> Bool {
         try await PipelineFigures.selectionMatchesReference(on: c)
+    }
+
+    /// `--scoring-precision bf16`: scores every row where the CPU has AVX-512 BF16 and says so; elsewhere
+    /// it warns and scores in fp32. Either way the pipeline completes and the selection is exact.
+    @Test func bf16ScoringPrecisionRunsThePipeline() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
+            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "the cat sat on the mat", source: "cats")
+            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "stock prices fell sharply", source: "finance")
+            try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")
+            let daemon = try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--batch-size", "16",
+                                          "--scoring-precision", "bf16"], conninfo: conninfo)
+            defer { daemon.terminate() }
+            let ready = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
+                let s = try await Self.status(c)
+                return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
+            }
+            #expect(ready, "\(daemon.log.suffix(3000))")
+            #expect(try await TovTestDatabase.count("tov.scores", on: c, where: "score = score AND abs(score) < 'Infinity'") == 80 - 16)
+            #expect(try await Self.selectionAgreesWithReference(c))
+            let said = ScoringPrecision.isAvailable(.bf16) ? "scoring in bf16" : "bf16 scoring needs AVX-512 BF16"
+            #expect(daemon.log.contains(said), "\(daemon.log.suffix(2000))")
+        }
     }
 
     @Test func bootstrapScoreSelectAndRefresh() async throws {

@@ -16,23 +16,33 @@ struct ScoringTests {
         try await PipelineFigures.selectionMatchesReference(on: c)
     }
 
+    /// 80 rows on two topics, 5 Z_val rows on one, a 16-row U and a 10-row budget in 2 bins.
+    static func twoTopicPool(_ c: Connection) async throws {
+        try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
+        try await TovTestDatabase.insertCandidates(40, on: c, prefix: "the cat sat on the mat", source: "cats")
+        try await TovTestDatabase.insertCandidates(40, on: c, prefix: "stock prices fell sharply", source: "finance")
+        try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")
+    }
+
+    /// Waits until a version is live, nothing is pending and the 10-row budget is selected.
+    static func scoredAndSelected(_ c: Connection) async throws -> Bool {
+        try await TovTestDatabase.eventually(timeout: .seconds(240)) {
+            let s = try await Self.status(c)
+            return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
+        }
+    }
+
     /// `--scoring-precision bf16`: scores every row where the CPU has AVX-512 BF16 and says so; elsewhere
     /// it warns and scores in fp32. Either way the pipeline completes and the selection is exact.
     @Test func bf16ScoringPrecisionRunsThePipeline() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
-            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "the cat sat on the mat", source: "cats")
-            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "stock prices fell sharply", source: "finance")
-            try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")
+            try await Self.twoTopicPool(c)
             let daemon = try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--batch-size", "16",
                                           "--scoring-precision", "bf16"], conninfo: conninfo)
             defer { daemon.terminate() }
-            let ready = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
-                let s = try await Self.status(c)
-                return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
-            }
+            let ready = try await Self.scoredAndSelected(c)
             #expect(ready, "\(daemon.log.suffix(3000))")
             #expect(try await TovTestDatabase.count("tov.scores", on: c, where: "score = score AND abs(score) < 'Infinity'") == 80 - 16)
             #expect(try await Self.selectionAgreesWithReference(c))
@@ -45,17 +55,11 @@ struct ScoringTests {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 10, bins: 2))
-            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "the cat sat on the mat", source: "cats")
-            try await TovTestDatabase.insertCandidates(40, on: c, prefix: "stock prices fell sharply", source: "finance")
-            try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'the cat sat', 'on the mat ' || g FROM generate_series(1, 5) g")
+            try await Self.twoTopicPool(c)
             let daemon = try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--batch-size", "16"], conninfo: conninfo)
             defer { daemon.terminate() }
 
-            let ready = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
-                let s = try await Self.status(c)
-                return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
-            }
+            let ready = try await Self.scoredAndSelected(c)
             #expect(ready, "\(daemon.log.suffix(3000))")
             // U rows are never scored; every other ready row is scored exactly once per version.
             #expect(try await TovTestDatabase.count("tov.scores s JOIN tov.base_subset b USING (candidate_id)", on: c) == 0)

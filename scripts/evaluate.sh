@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Reproduces the headline of docs/evaluation.md: fetches the data if needed, then runs `tovd evaluate` on
 # the two dev targets in both settings, the transfer setting (the pool holds only other subtasks) and the
-# in-distribution one (3 % of the pool is the rest of the target subtask), each with a 4 × 256 proxy
-# besides the 2 × 128 surrogate-sized one, and once more with proxies fine-tuned on selection + Z_val.
+# in-distribution one (3 % of the pool is the rest of the target subtask), once more with proxies
+# fine-tuned on selection + Z_val, and last (the most expensive: a 4 × 256 θ0 per target) the transfer
+# setting with a 4 × 256 proxy besides the 2 × 128 surrogate-sized one.
 # Each run writes report.md / report.html / report.json / options.json / runs.jsonl under eval/<name>
 # (git-ignored) and resumes if interrupted; θ0 and the proxy's θ0 are cached in .cache/tovd-eval and
 # shared by all runs. Several hours on 2 cores (docs/evaluation.md gives the measured times).
-# Set POOL, SEEDS, SHARE, PROXY or EXTRA (more flags for every run) to change the protocol.
+# Set POOL, SEEDS, SHARE, PROXY or EXTRA (more flags for every run) to change the protocol, and TOVD to
+# use an already-built binary (e.g. a copy, so rebuilding the tree meanwhile cannot touch the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product tovd 2>&1 | tail -n 1
-tovd=.build/release/tovd
+if [ -z "${TOVD:-}" ]; then swift build -c release --product tovd 2>&1 | tail -n 1; fi
+tovd="${TOVD:-.build/release/tovd}"
 [ -f .cache/bigbench-ni/.done ] || $tovd data fetch bigbench-ni
 POOL="${POOL:-20000}"
 SEEDS="${SEEDS:-3}"
@@ -25,9 +27,13 @@ run() {  # name target flags...
     --output "eval/$name" "$@" $EXTRA
   echo "$name: $(( $(date +%s) - start )) s wall"
 }
-for target in subtask061_ropes_answer_generation subtask028_drop_answer_generation; do
-  short=${target#subtask*_}; short=${short%%_*}
-  run "$short-transfer" "$target" --proxy "$PROXY"
-  run "$short-in-pool" "$target" --proxy "$PROXY" --target-share "$SHARE"
-  run "$short-with-zval" "$target" --proxy-with-zval --policies score_random,less,random
+targets="subtask061_ropes_answer_generation subtask028_drop_answer_generation"
+short() { local s=${1#subtask*_}; echo "${s%%_*}"; }
+for target in $targets; do
+  run "$(short "$target")-transfer" "$target"
+  run "$(short "$target")-in-pool" "$target" --target-share "$SHARE"
+  run "$(short "$target")-with-zval" "$target" --proxy-with-zval --policies score_random,less,random
+done
+for target in $targets; do
+  run "$(short "$target")-proxy" "$target" --proxy "$PROXY" --policies score_random,less,random
 done

@@ -29,11 +29,8 @@ run() {  # name target flags...
 }
 targets="subtask061_ropes_answer_generation subtask028_drop_answer_generation"
 short() { local s=${1#subtask*_}; echo "${s%%_*}"; }
-for target in $targets; do
-  run "$(short "$target")-transfer" "$target"
-  run "$(short "$target")-in-pool" "$target" --target-share "$SHARE"
-  run "$(short "$target")-with-zval" "$target" --proxy-with-zval --policies score_random,less,random
-done
-for target in $targets; do
-  run "$(short "$target")-proxy" "$target" --proxy "$PROXY" --policies score_random,less,random
-done
+# One setting for both targets before the next, so an interrupted run has the comparison across targets.
+for target in $targets; do run "$(short "$target")-transfer" "$target"; done
+for target in $targets; do run "$(short "$target")-in-pool" "$target" --target-share "$SHARE"; done
+for target in $targets; do run "$(short "$target")-with-zval" "$target" --proxy-with-zval --policies score_random,less,random; done
+for target in $targets; do run "$(short "$target")-proxy" "$target" --proxy "$PROXY" --policies score_random,less,random; done

@@ -1,7 +1,9 @@
 #include "CKernels.h"
 
-#include <immintrin.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 // Row blocks: MR rows × one 64-column panel per micro-kernel call keeps 4·MR accumulators, 4 panel
 // vectors and a broadcast in AVX-512's 32 registers; NB rows of bf16 input (≤ 96 · 1024 · 2 bytes)
@@ -61,6 +63,8 @@ void tov_bf16_gemm_reference(float *out, const float *inp, int N, int C, const u
             *c = accumulate ? *c + sum : sum;
         }
 }
+
+#if defined(__x86_64__)
 
 #define TOV_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -147,3 +151,15 @@ TOV_AVX512_BF16 void tov_bf16_gemm_avx512(float *out, const float *inp, int N, i
         }
     }
 }
+
+#else
+
+// Not x86-64: no AVX-512 BF16, and ScoringPrecision.isAvailable(.bf16) is false, so this is never
+// called; it exists so the package links everywhere.
+void tov_bf16_gemm_avx512(float *out, const float *inp, int N, int C, const uint16_t *packed, int OC,
+                          int accumulate, uint16_t *scratch) {
+    (void)scratch;
+    tov_bf16_gemm_reference(out, inp, N, C, packed, OC, accumulate);
+}
+
+#endif

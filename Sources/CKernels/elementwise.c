@@ -10,7 +10,11 @@
 // (`target_clones`), and reductions are allowed to reassociate (`#pragma clang fp`), which changes the
 // summation order only: ScoringPassTests hold the results to the Swift reference ops.
 
+#if defined(__x86_64__) && defined(__linux__)
 #define TOV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TOV_CLONES   // one build for the target's own ISA (no ifunc elsewhere)
+#endif
 
 // e^x as Surrogate's fastExp (FastMath.swift): n = round(x·log2 e) by the 1.5·2^23 shift, a degree-6
 // polynomial for e^r, 2^n in the exponent bits. About 1 ulp over [−87.3, 88.3].

@@ -5,8 +5,10 @@
 # fine-tuned on selection + Z_val, and last (the most expensive: a 4 × 256 θ0 per target) the transfer
 # setting with a 4 × 256 proxy besides the 2 × 128 surrogate-sized one.
 # Each run writes report.md / report.html / report.json / options.json / runs.jsonl under eval/<name>
-# (git-ignored) and resumes if interrupted; θ0 and the proxy's θ0 are cached in .cache/tovd-eval and
-# shared by all runs. Several hours on 2 cores (docs/evaluation.md gives the measured times).
+# (git-ignored) and resumes if interrupted; a run that finished (its report.json exists) is skipped, since
+# resuming it would recompute its scores only to write the same report (RERUN=1 does it anyway; after
+# changing POOL, SEEDS, ... move eval/ away first). θ0 and the proxy's θ0 are cached in
+# .cache/tovd-eval and shared by all runs. Several hours on 2 cores (docs/evaluation.md gives the measured times).
 # Set POOL, SEEDS, SHARE, PROXY or EXTRA (more flags for every run) to change the protocol, and TOVD to
 # use an already-built binary (e.g. a copy, so rebuilding the tree meanwhile cannot touch the run).
 set -euo pipefail
@@ -21,6 +23,10 @@ PROXY="${PROXY:-4x256}"
 EXTRA="${EXTRA:-}"
 run() {  # name target flags...
   local name=$1 target=$2; shift 2
+  if [ -z "${RERUN:-}" ] && [ -f "eval/$name/report.json" ]; then
+    echo "$name: finished earlier (eval/$name/report.md); RERUN=1 runs it again"
+    return
+  fi
   local start; start=$(date +%s)
   # shellcheck disable=SC2086
   nice -n 10 $tovd evaluate --target "$target" --pool "$POOL" --seeds "$SEEDS" --lrs 3e-4,1e-4,3e-5 \

@@ -31,8 +31,10 @@ final class ScoringBuffers {
     var batch = PackedBatch([], context: 1)
     var x = 0, h = 0, qkv = 0, y = 0, f = 0, att = 0
     var xm = 0, hm = 0, qm = 0, ym = 0, fm = 0, logits = 0
-    /// The bf16 kernel's input block (bf16 precision only).
-    var bf16Scratch: [UInt16] = []
+    /// The bf16 kernel's input block (bf16 precision only): a raw allocation, so the pass can hold
+    /// it beside `storage` without nesting another buffer-pointer closure.
+    private(set) var bf16Scratch: UnsafeMutablePointer<UInt16>?
+    private var bf16ScratchCount = 0
 
     static let queryBlock = 32
 
@@ -47,8 +49,13 @@ final class ScoringBuffers {
 
     func prepareBF16(C: Int) {
         let count = tov_bf16_scratch_count(Int32(4 * C))
-        if bf16Scratch.count < count { bf16Scratch = [UInt16](repeating: 0, count: count) }
+        guard bf16ScratchCount < count else { return }
+        bf16Scratch?.deallocate()
+        bf16Scratch = .allocate(capacity: count)
+        bf16ScratchCount = count
     }
+
+    deinit { bf16Scratch?.deallocate() }
 }
 
 /// OpenBLAS's thread count is process-wide. Scoring streams each want a single-threaded BLAS, while
@@ -129,13 +136,13 @@ extension Model {
         params.withUnsafeBufferPointer { pp in
             let p = ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: C)
             buffers.storage.withUnsafeMutableBufferPointer { sp in
-              buffers.bf16Scratch.withUnsafeMutableBufferPointer { scratch in
+                let scratch = buffers.bf16Scratch
                 // One linear layer: the fp32 weight through BLAS, or its packed copy at `packed` in bf16.
                 func linear(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                             _ packed: Int, _ bias: UnsafePointer<Float>?, _ N: Int, _ C: Int, _ OC: Int, accumulate: Bool = false) {
                     if let bf16 {
                         bf16.storage.withUnsafeBufferPointer { w in
-                            bf16Linear(out, inp, w.baseAddress! + packed, bias, N, C, OC, accumulate: accumulate, scratch: scratch.baseAddress!)
+                            bf16Linear(out, inp, w.baseAddress! + packed, bias, N, C, OC, accumulate: accumulate, scratch: scratch!)
                         }
                     } else if accumulate {
                         matmulAccumulate(out, inp, weight, bias!, N, C, OC)
@@ -201,7 +208,6 @@ extension Model {
                     out.nll.append(nll)
                     out.prob.append(expf(-nll))
                 }
-              }
             }
         }
     }

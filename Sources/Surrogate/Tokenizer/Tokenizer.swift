@@ -46,25 +46,6 @@ public struct Tokenizer: Sendable, Equatable {
         }
     }
 
-    /// Calls `body` with each chunk's byte range.
-    static func forEachChunk(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Void) {
-        var i = 0
-        let n = bytes.count
-        while i < n {
-            let start = i
-            var cls = byteClass(bytes[i])
-            if bytes[i] == 0x20, i + 1 < n, byteClass(bytes[i + 1]) != .space {
-                i += 1
-                cls = byteClass(bytes[i])
-            }
-            i += 1
-            while i < n && byteClass(bytes[i]) == cls && !(cls == .space && bytes[i] == 0x20 && i + 1 < n && byteClass(bytes[i + 1]) != .space) {
-                i += 1
-            }
-            body(start..<i)
-        }
-    }
-
     // MARK: - Training
 
     /// Learns `vocabSize − 259` merges from `sample`. Deterministic: ties go to the smallest pair ids.
@@ -72,7 +53,8 @@ public struct Tokenizer: Sendable, Equatable {
         var frequencies: [[UInt8]: Int] = [:]
         for text in sample {
             text.withUnsafeBufferPointer { buffer in
-                forEachChunk(buffer) { range in frequencies[Array(buffer[range]), default: 0] += 1 }
+                // Whole chunks, never cut: the merges are learned on what the pre-tokenizer makes of the text.
+                forEachPiece(buffer, maxBytes: .max) { range in frequencies[Array(buffer[range]), default: 0] += 1; return true }
             }
         }
         // Sorted for determinism: dictionary order varies between runs.
@@ -132,9 +114,9 @@ public struct Tokenizer: Sendable, Equatable {
     /// are letters) is one chunk. Natural text has no chunk this long, so its encoding is unchanged.
     static let maxPieceBytes = 512
 
-    /// Calls `body` with each piece's byte range (chunks as `forEachChunk`, cut every
-    /// `maxPieceBytes`) until it returns false.
-    static func forEachPiece(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Bool) {
+    /// Calls `body` with each piece's byte range until it returns false: the pre-tokenizer's chunks
+    /// (a run of one byte class, a single space joining the run after it), cut every `maxBytes`.
+    static func forEachPiece(_ bytes: UnsafeBufferPointer<UInt8>, maxBytes: Int = maxPieceBytes, _ body: (Range<Int>) -> Bool) {
         var i = 0
         let n = bytes.count
         while i < n {
@@ -146,7 +128,7 @@ public struct Tokenizer: Sendable, Equatable {
             }
             i += 1
             while i < n && byteClass(bytes[i]) == cls && !(cls == .space && bytes[i] == 0x20 && i + 1 < n && byteClass(bytes[i + 1]) != .space) {
-                if i - start == maxPieceBytes {
+                if i - start == maxBytes {
                     guard body(start..<i) else { return }
                     start = i
                 }

@@ -1,5 +1,9 @@
 import ArgumentParser
+import Daemon
+import EmbeddedPostgres
 import Foundation
+import Logging
+import PQ
 import Surrogate
 
 extension Tovd {
@@ -7,6 +11,32 @@ extension Tovd {
         static let configuration = CommandConfiguration(
             abstract: "Measure the engine against PyTorch CPU, the daemon end to end, and the selection update.",
             subcommands: [ModelBench.self, ScoreBench.self, CapacityBench.self, DaemonBench.self, SelectionBench.self, ExportReference.self])
+
+        /// A private cluster in `directory` (emptied first), migrated, holding one complete model
+        /// version without checkpoints, for the benches that write scores without a model. The caller
+        /// stops the cluster and closes the connection.
+        static func startDatabase(in directory: String, epochs: Int, logger: Logger) async throws -> (LocalCluster, Connection, String) {
+            try? FileManager.default.removeItem(atPath: directory)
+            let cluster = LocalCluster(directory: directory)
+            let conninfo = try await Task.detached { try cluster.start() }.value
+            do {
+                let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
+                do {
+                    try await Migrator(logger: logger).up(on: c)
+                    try await c.simpleQuery("""
+                        INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, \(epochs), '{}', 'complete');
+                        INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+                        """)
+                    return (cluster, c, conninfo)
+                } catch {
+                    c.close()
+                    throw error
+                }
+            } catch {
+                try? cluster.stop(mode: .fast)
+                throw error
+            }
+        }
 
         struct ModelBench: ParsableCommand {
             static let configuration = CommandConfiguration(

@@ -41,18 +41,10 @@ extension Tovd.Bench {
             print("machine: \(CPUFeatures.summary)")
             print("rows: \(texts.count) from \(source); batch \(batchSize), L = \(epochs), leader update every 200 ms")
 
-            try? FileManager.default.removeItem(atPath: directory)
-            let cluster = LocalCluster(directory: directory)
-            let conninfo = try await Task.detached { try cluster.start() }.value
+            // The simulated scorers write under the model version this makes.
+            let (cluster, c, conninfo) = try await Tovd.Bench.startDatabase(in: directory, epochs: epochs, logger: logger)
             defer { try? cluster.stop(mode: .fast) }
-            let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
             defer { c.close() }
-            try await Migrator(logger: logger).up(on: c)
-            // One complete model version with no checkpoints: the simulated scorers write under it.
-            try await c.simpleQuery("""
-                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, \(epochs), '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
-                """)
             let postmaster = try Self.postmasterPID(cluster)
 
             print("")

@@ -60,19 +60,11 @@ extension Tovd.Bench {
             print("machine: \(CPUFeatures.summary)")
             print("policy \(policy), budget \(fraction) of the pool, \(settings.bins) length bins, \(batch) new rows before each of \(updates) updates")
 
-            try? FileManager.default.removeItem(atPath: directory)
-            let cluster = LocalCluster(directory: directory)
-            let conninfo = try await Task.detached { try cluster.start() }.value
+            // The scores are written under the model version this makes.
+            let (cluster, c, _) = try await Tovd.Bench.startDatabase(in: directory, epochs: 2, logger: logger)
             defer { try? cluster.stop(mode: .fast) }
-            let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
             defer { c.close() }
-            try await Migrator(logger: logger).up(on: c)
-            // One complete model version with no checkpoints: the scores are written here.
-            try await c.simpleQuery("""
-                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, 2, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
-                SELECT setseed(0.2026);
-                """)
+            try await c.simpleQuery("SELECT setseed(0.2026)")
 
             print("")
             print("pool rows   update p50   update max   from scratch   reference select()   update / reference   same rows")

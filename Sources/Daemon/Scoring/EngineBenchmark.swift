@@ -99,12 +99,10 @@ public enum CapacityBenchmark {
 
     /// One worker batch without the model: the statements of ScoringWorker.runOneBatch for new rows.
     static func simulateBatch(on c: Connection, worker: String, batchSize: Int, modelVersion: Int, baseVersion: Int, epochs: Int) async throws -> Int {
-        let jobs = try await c.query(Queries.jobClaimMany, [batchSize, 120.0, worker]).map { row in
-            (id: try row.get(Int64.self, 0), version: Int(try row.get(Int32.self, 1)), attempts: Int(try row.get(Int32.self, 2)),
-             promptBytes: try row.get([UInt8].self, 3).count, responseBytes: try row.get([UInt8].self, 4).count)
-        }
+        let jobs = try await ScoringWorker.claim(on: c, batchSize: batchSize, leaseSeconds: 120, worker: worker,
+                                                 skipping: [], maxTextBytes: Settings().maxTextBytes)
         guard !jobs.isEmpty else { return 0 }
-        let ids = jobs.map(\.id)
+        let ids = jobs.map(\.candidateID)
         _ = try await c.query(Queries.baseSubsetContainsMany, [baseVersion, ids])
         _ = try await c.query(Queries.baseLossesGetMany, [baseVersion, ids])
         // Deterministic stand-ins for the losses: φ spread over rows so the selection has work to do.
@@ -113,7 +111,7 @@ public enum CapacityBenchmark {
         let means = { (flat: [Float]) in stride(from: 0, to: flat.count, by: epochs).map { flat[$0..<($0 + epochs)].reduce(0, +) / Float(epochs) } }
         let tokens = jobs.map { Int32(min(16 + $0.responseBytes / 4, 255)) }
         try await c.transaction { tx in
-            let owned = try await tx.query(Queries.jobCompleteMany, [ids, jobs.map { Int32($0.version) }, jobs.map { Int32($0.attempts) }]).count
+            let owned = try await tx.query(Queries.jobCompleteMany, [ids, jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) }]).count
             guard owned > 0 else { return }
             try await tx.execute(Queries.readyInsertMany, [ids, jobs.map { Int32($0.promptBytes) }, jobs.map { Int32($0.responseBytes) }])
             try await tx.execute(Queries.baseLossesInsertMany, [ids, baseVersion, base, ids.map { _ in Float(-2) }, tokens, epochs])

@@ -146,12 +146,18 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     }
 
     func claim(on connection: Connection, skipping unloadable: Set<Int> = [], maxTextBytes: Int) async throws -> [ClaimedJob] {
+        try await Self.claim(on: connection, batchSize: configuration.batchSize, leaseSeconds: configuration.leaseSeconds,
+                             worker: configuration.name, skipping: unloadable, maxTextBytes: maxTextBytes)
+    }
+
+    /// The claim statement and the decoding of its rows: the worker's, and `tovd bench capacity`'s
+    /// simulated scorers', so the bench cannot drift from what workers run.
+    static func claim(on connection: Connection, batchSize: Int, leaseSeconds: Double, worker: String,
+                      skipping unloadable: Set<Int>, maxTextBytes: Int) async throws -> [ClaimedJob] {
         // The skip list goes as an array literal in a string: PQ sends an *empty* [Int32] as an
         // empty bytea (an empty Swift array casts to [UInt8]), which the server refuses.
         let skipped = "{" + unloadable.sorted().map(String.init).joined(separator: ",") + "}"
-        let rows = try await connection.query(Queries.jobClaimMany, [
-            configuration.batchSize, configuration.leaseSeconds, configuration.name, skipped, maxTextBytes,
-        ])
+        let rows = try await connection.query(Queries.jobClaimMany, [batchSize, leaseSeconds, worker, skipped, maxTextBytes])
         return try rows.map { row in
             ClaimedJob(
                 candidateID: try row.get(Int64.self, 0),

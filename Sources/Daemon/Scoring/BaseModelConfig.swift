@@ -1,4 +1,5 @@
 import Foundation
+import Surrogate
 
 /// What a base model was trained with, stored as `tov.base_models.config` so a refresh and every
 /// worker use exactly the trajectory's own settings, whatever `tov.settings` says later.
@@ -32,6 +33,11 @@ public struct BaseModelConfig: Codable, Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    /// θ0's pretraining on U: peak LR 3η, warmup + cosine over `pretrainSteps`.
+    public var bootstrapPretraining: BootstrapPretraining {
+        BootstrapPretraining(steps: pretrainSteps, learningRate: Float(learningRate * 3), seed: UInt64(bitPattern: seed))
     }
 
     /// ε/η may change between refreshes without retraining the base trajectory.

@@ -3,11 +3,15 @@ public struct RowText: Sendable, Equatable {
     public var id: Int64
     public var prompt: [UInt8]
     public var response: [UInt8]
+    /// tov.candidates.source, where the trainer reads it (U): rows of one source share their repeated
+    /// prompt prefix, which θ0's pretraining keeps once.
+    public var source: String?
 
-    public init(id: Int64, prompt: [UInt8], response: [UInt8]) {
+    public init(id: Int64, prompt: [UInt8], response: [UInt8], source: String? = nil) {
         self.id = id
         self.prompt = prompt
         self.response = response
+        self.source = source
     }
 }
 

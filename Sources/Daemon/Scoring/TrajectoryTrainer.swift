@@ -35,7 +35,7 @@ struct TrajectoryTrainer: Sendable {
         }
     }
 
-    /// θ0 (tokenizer learned on U, next-token pretraining on U) and θ_bas^1..L.
+    /// θ0 (tokenizer learned on U, next-token pretraining on U's de-duplicated text) and θ_bas^1..L.
     func trainBase(u: [RowText], store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
         let modelConfig = try self.modelConfig()
@@ -45,22 +45,13 @@ struct TrajectoryTrainer: Sendable {
             let sample = u.map { $0.prompt + [0x0A] + $0.response }
             let tokenizer = Tokenizer.train(sample: sample, vocabSize: modelConfig.vocabSize)
             let model = Model(config: modelConfig, seed: UInt64(bitPattern: config.seed))
-            if config.pretrainSteps > 0 {
-                let documents = u.map { Example(prompt: [], response: tokenizer.encode($0.prompt + [0x0A] + $0.response), allTokens: true) }
-                var options = TrainingOptions()
-                options.learningRate = Float(config.learningRate * 3)
-                options.maxSteps = config.pretrainSteps
-                options.epochs = max(1, config.pretrainSteps)
-                options.schedule = .warmupCosine
-                options.warmupSteps = max(1, config.pretrainSteps / 10)
-                options.seed = UInt64(bitPattern: config.seed)
-                options.shouldStop = shouldStop
-                model.train(on: documents, options: options) { progress in
-                    self.lastLoss.set(progress.loss)
-                    self.progress(.pretraining, progress.step, progress.totalSteps)
-                    if progress.step % 50 == 0 {
-                        logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
-                    }
+            let pretraining = config.bootstrapPretraining
+            let documents = pretraining.documents(u.map { ($0.source, $0.prompt, $0.response) }, tokenizer: tokenizer, context: modelConfig.context)
+            pretraining.train(model, on: documents, shouldStop: shouldStop) { progress in
+                self.lastLoss.set(progress.loss)
+                self.progress(.pretraining, progress.step, progress.totalSteps)
+                if progress.step % 50 == 0 {
+                    logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
                 }
             }
             return (tokenizer, model)

@@ -256,7 +256,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         logger.info("training a base model", metadata: [
             "base_version": "\(baseVersion)", "reason": "\(reason)", "u_rows": "\(settings.uSize)", "epochs": "\(settings.epochs)",
         ])
-        let u = try await loadU(baseVersion, on: connection)
+        let u = try await Self.loadU(baseVersion, on: connection)
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -333,7 +333,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
             "method": "\(method.rawValue)", "reason": "\(reason)",
         ])
-        let u = method == .B ? try await loadU(base, on: connection) : []
+        let u = method == .B ? try await Self.loadU(base, on: connection) : []
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
         trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -486,14 +486,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     // MARK: - Storage helpers
 
     /// U of a base model, in candidate order (the order every trajectory sees it in).
-    func loadU(_ baseVersion: Int, on connection: Connection) async throws -> [RowText] {
+    static func loadU(_ baseVersion: Int, on connection: Connection) async throws -> [RowText] {
         var texts: [RowText] = []
         for row in try await connection.query("""
-            SELECT c.prompt, c.response FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
+            SELECT c.prompt, c.response, c.source FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
             WHERE b.base_version = $1 ORDER BY b.candidate_id
             """, [baseVersion]) {
             texts.append(RowText(id: Int64(texts.count), prompt: Array(try row.get(String.self, 0).utf8),
-                                 response: Array(try row.get(String.self, 1).utf8)))
+                                 response: Array(try row.get(String.self, 1).utf8), source: row.isNull(2) ? nil : try row.get(String.self, 2)))
         }
         return texts
     }

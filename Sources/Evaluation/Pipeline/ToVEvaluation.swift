@@ -178,6 +178,12 @@ public final class ToVEvaluation {
         return Split(zval: zval, test: test, pool: pool, pretrain: pretrain)
     }
 
+    /// The rows `run` evaluates on: Z_val, the target's test rows and the pool (`tovd bench bootstrap` reads them too).
+    public func rows() throws -> (zval: [JSONLExample], test: [JSONLExample], pool: [JSONLExample]) {
+        let split = try loadSplit()
+        return (split.zval.map(\.example), split.test.map(\.example), split.pool.map(\.example))
+    }
+
     // MARK: - Run
 
     public func run(commandLine: String) throws -> EvaluationReport {

@@ -1,7 +1,6 @@
 import Foundation
-import Surrogate
 import Testing
-@testable import Evaluation
+@testable import Surrogate
 
 @Suite("θ0 pretraining corpus")
 struct PretrainingCorpusTests {
@@ -52,29 +51,5 @@ struct PretrainingCorpusTests {
         let windows = PretrainingCorpus.windows([long, [1, 2, 3]], length: 10, minimum: 8)
         // 25 tokens → 10 + 10 (+ a 5-token tail dropped); a short document is kept whole.
         #expect(windows == [Array(0..<10), Array(10..<20), [1, 2, 3]])
-    }
-
-    @Test func fingerprintSeparatesFieldsAndContent() {
-        var a = Fingerprint(), b = Fingerprint(), c = Fingerprint()
-        a.add("ab"); a.add("c")
-        b.add("a"); b.add("bc")
-        c.add("ab"); c.add("c")
-        #expect(a.value != b.value)
-        #expect(a.value == c.value)
-        #expect(a.hex.count == 16)
-    }
-
-    @Test func theta0CacheKeyCoversWhatShapesIt() {
-        let pretraining = Theta0Pretraining(recipe: Theta0Recipe(), cacheDirectory: "/nonexistent")
-        let config = ModelConfig.tiny
-        let key = pretraining.key(documents: ["a", "b"], config: config, tokenizer: nil)
-        #expect(key == pretraining.key(documents: ["a", "b"], config: config, tokenizer: nil))
-        #expect(key != pretraining.key(documents: ["a", "c"], config: config, tokenizer: nil))
-        #expect(key != pretraining.key(documents: ["a", "b"], config: ModelConfig(layers: 1, width: 16, heads: 2, context: 16, vocabSize: 300), tokenizer: nil))
-        var other = pretraining
-        other.recipe.maxSteps += 1
-        #expect(key != other.key(documents: ["a", "b"], config: config, tokenizer: nil))
-        let tokenizer = Tokenizer.train(sample: [Array("hello hello".utf8)], vocabSize: 262)
-        #expect(key != pretraining.key(documents: ["a", "b"], config: config, tokenizer: tokenizer))
     }
 }

@@ -5,9 +5,10 @@
 # fine-tuned on selection + Z_val, and last (the most expensive: a 4 × 256 θ0 per target) the transfer
 # setting with a 4 × 256 proxy besides the 2 × 128 surrogate-sized one.
 # Each run writes report.md / report.html / report.json / options.json / runs.jsonl under eval/<name>
-# (git-ignored) and resumes if interrupted; a run that finished (its report.json exists) is skipped, since
-# resuming it would recompute its scores only to write the same report (RERUN=1 does it anyway; after
-# changing POOL, SEEDS, ... move eval/ away first). θ0 and the proxy's θ0 are cached in
+# (git-ignored) and resumes if interrupted (finished fine-tunes from runs.jsonl, each seed's scores from
+# scores-seed<N>.json); a run that finished (its report.json exists) is skipped, since resuming it would
+# only load the data and models to write the same report (RERUN=1 does it anyway; after changing POOL,
+# SEEDS, ... move eval/ away first). θ0 and the proxy's θ0 are cached in
 # .cache/tovd-eval and shared by all runs. Several hours on 2 cores (docs/evaluation.md gives the measured times).
 # Set POOL, SEEDS, SHARE, PROXY or EXTRA (more flags for every run) to change the protocol, and TOVD to
 # use an already-built binary (e.g. a copy, so rebuilding the tree meanwhile cannot touch the run).

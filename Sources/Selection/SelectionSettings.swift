@@ -42,7 +42,7 @@ public struct SelectionSettings: Equatable, Sendable {
 }
 
 /// A row's inputs to selection.
-public struct ScoredRow: Equatable, Sendable {
+public struct ScoredRow: Equatable, Sendable, Codable {
     public var id: Int64
     /// φ, the ToV score.
     public var score: Double

@@ -73,8 +73,14 @@ struct PipelineTests {
         #expect(markdown[proxySection...].contains("| θ0 + Z_val only | 1e-3 |"))
         #expect(FileManager.default.fileExists(atPath: root + "/out/report.html"))
         #expect(report.setup.settings["θ0 1×16"]?.contains("(cached)") == false)
-        // Resuming reads every finished run back instead of training again, and θ0s come from the cache.
-        let again = try ToVEvaluation(options: options).run(commandLine: "test")
+        // Resuming reads every finished run back instead of training again, each seed's scores from
+        // scores-seed<N>.json (no scoring, the costs as first measured), and θ0s from the cache.
+        #expect((0..<options.seeds).allSatisfy { FileManager.default.fileExists(atPath: root + "/out/scores-seed\($0).json") })
+        var stages = Set<String>()
+        let again = try ToVEvaluation(options: options) { stage, _, _ in stages.insert(stage) }.run(commandLine: "test")
+        #expect(!stages.isEmpty && !stages.contains { $0.contains("ToV scoring") || $0.contains("LESS-like") }, "\(stages)")
+        #expect(again.costs == report.costs)
+        #expect(again.scoreHistogram == report.scoreHistogram && again.enrichment == report.enrichment && again.lengths == report.lengths)
         // (runs.jsonl keeps ~15 significant digits: equal up to float formatting)
         #expect(again.runs.count == report.runs.count)
         for (a, b) in zip(again.runs, report.runs) { #expect(abs(a.testLoss - b.testLoss) < 1e-9) }

@@ -244,16 +244,25 @@ public final class ToVEvaluation {
         let totalRuns = options.seeds * options.learningRates.count * proxies.count
             * options.policies.reduce(0) { $0 + ($1 == .random ? randomPerSeed : 1) }
         for seed in 0..<options.seeds {
-            let tov = try scores(seed: UInt64(seed), theta0: theta0, pool: poolExamples, zval: zvalExamples)
-            costs.append(tov.cost)
-            let rows = tov.rows
-            var less: [ScoredRow]? = nil
-            if options.policies.contains(.less) {
-                let (scored, cost) = lessScores(seed: UInt64(seed), base: tov.base, basSeconds: tov.basSeconds, rows: rows,
-                                                pool: poolExamples, zval: zvalExamples)
-                less = scored
-                costs.append(cost)
+            // Scores are deterministic per seed and cost minutes (the LESS-like ones most), so a resumed
+            // run reads them back with the costs measured when they were computed.
+            let wantsLess = options.policies.contains(.less)
+            var stored = SeedScores.load(directory: options.outputDirectory, seed: seed)
+            if stored.map({ wantsLess && $0.less == nil }) ?? true {
+                let tov = try scores(seed: UInt64(seed), theta0: theta0, pool: poolExamples, zval: zvalExamples)
+                var computed = SeedScores(tov: tov.rows, tovCost: tov.cost)
+                if wantsLess {
+                    (computed.less, computed.lessCost) = lessScores(seed: UInt64(seed), base: tov.base, basSeconds: tov.basSeconds,
+                                                                    rows: tov.rows, pool: poolExamples, zval: zvalExamples)
+                }
+                try computed.save(directory: options.outputDirectory, seed: seed)
+                stored = computed
             }
+            let scored = stored!
+            costs.append(scored.tovCost)
+            let rows = scored.tov
+            let less = wantsLess ? scored.less : nil
+            if let cost = scored.lessCost, wantsLess { costs.append(cost) }
             if seed == 0 { histogramScores = rows.map(\.score) }
             for policy in options.policies {
                 let draws = policy == .random ? randomPerSeed : 1
@@ -424,6 +433,32 @@ public final class ToVEvaluation {
         let stored = scoredExamples.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
         return ToVScores(rows: rows, base: base, basSeconds: basSeconds,
                          cost: meter.finish(method: "ToV", seed: seed, rows: scoredExamples.count, bytesStored: stored))
+    }
+
+    /// One seed's ToV scores and, when the run has the `less` policy, its LESS-like scores, with the
+    /// cost of computing each; `scores-seed<N>.json` in the output directory, which `options.json`
+    /// already ties to the settings that shaped them.
+    struct SeedScores: Codable {
+        var tov: [ScoredRow]
+        var tovCost: EvaluationReport.Cost
+        var less: [ScoredRow]?
+        var lessCost: EvaluationReport.Cost?
+
+        static func path(directory: String, seed: Int) -> String { directory + "/scores-seed\(seed).json" }
+
+        /// nil when absent or unreadable (an interrupted write): the seed is scored again.
+        static func load(directory: String, seed: Int) -> SeedScores? {
+            guard let data = FileManager.default.contents(atPath: path(directory: directory, seed: seed)) else { return nil }
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            return try? decoder.decode(SeedScores.self, from: data)
+        }
+
+        func save(directory: String, seed: Int) throws {
+            let encoder = JSONEncoder()
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(directory: directory, seed: seed)), options: .atomic)
+        }
     }
 
     // MARK: - LESS-like scores

@@ -153,4 +153,15 @@ struct PipelineTests {
         options.targetShare = 0.45
         #expect(throws: EvaluationError.self) { try ToVEvaluation(options: options).loadSplit() }
     }
+
+    /// No data yet: the error says how to get it, for `tovd evaluate` and `tovd bench bootstrap` alike.
+    @Test func aMissingDataDirectorySaysHowToFetchIt() {
+        let options = EvaluationOptions(dataDirectory: "/nonexistent-\(UUID().uuidString)", target: "subtask061_ropes_answer_generation", outputDirectory: "")
+        do {
+            _ = try ToVEvaluation(options: options).rows()
+            Issue.record("a missing data directory was read")
+        } catch {
+            #expect(error is EvaluationError && "\(error)".contains("tovd data fetch bigbench-ni"), "\(error)")
+        }
+    }
 }

@@ -137,7 +137,10 @@ public final class ToVEvaluation {
 
     func loadSplit() throws -> Split {
         let fm = FileManager.default
-        let files = try fm.contentsOfDirectory(atPath: options.dataDirectory).filter { $0.hasSuffix(".jsonl") && $0 != "all.jsonl" }.sorted()
+        guard let listing = try? fm.contentsOfDirectory(atPath: options.dataDirectory) else {
+            throw EvaluationError("cannot read the data directory \(options.dataDirectory): run `tovd data fetch bigbench-ni`, or pass --data with a directory of per-subtask JSONL files")
+        }
+        let files = listing.filter { $0.hasSuffix(".jsonl") && $0 != "all.jsonl" }.sorted()
         guard files.contains(options.target + ".jsonl") else {
             throw EvaluationError("no \(options.target).jsonl in \(options.dataDirectory); run `tovd data fetch bigbench-ni` or pick one of \(files.prefix(5).joined(separator: ", "))")
         }

@@ -20,8 +20,10 @@ extension Tovd.Bench {
                 loss of held-out pool rows and of the target's test rows (what scoring reads), and the \
                 whole-text loss of the held-out rows (the pretraining objective, which favours the raw \
                 corpus: it has read the same instructions many times). Lower is better; ln V is a uniform \
-                guess. Defaults are the daemon's settings; needs `tovd data fetch bigbench-ni`.
+                guess. Defaults are the daemon's settings; needs `tovd data fetch bigbench-ni`. On 2 cores \
+                a seed takes about 10 minutes for the default surrogate, 2 for the small one.
                   swift build -c release && .build/release/tovd bench bootstrap --seeds 3
+                  .build/release/tovd bench bootstrap --surrogate small --json b.json
                 """)
 
         @Option(help: "Directory of per-subtask JSONL files.") var data = ".cache/bigbench-ni/jsonl"

@@ -82,7 +82,7 @@ extension Tovd.Bench {
                 ("held-out pool whole text", \.heldOutTextLoss), ("last training loss", \.finalTrainingLoss),
             ]
             func cell(_ x: [Double]) -> String { String(format: "%.3f ± %.3f", Stats.mean(x), Stats.std(x)) }
-            let corpora = BootstrapPretraining.Corpus.allCases.map(\.rawValue)
+            let corpora = PretrainingCorpus.Kind.allCases.map(\.rawValue)
             var lines = ["", "nats/token (mean ± std over seeds; ln V = \(String(format: "%.2f", uniform)))",
                          "measure                     " + corpora.map { $0.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined()
                             + "deduplicated − rows (better in)"]

@@ -39,17 +39,15 @@ extension Tovd {
         func run() async throws {
             let rows = try loadExamples(file)
             guard !rows.isEmpty else { throw CLIError("\(file) holds no usable rows") }
-            let texts = keepRepeats ? rows.map { $0.prompt + "\n" + $0.response }
-                : PretrainingCorpus.documents(rows.map { ($0.source ?? "", $0.prompt, $0.response) })
+            let corpus: PretrainingCorpus.Kind = keepRepeats ? .rows : .deduplicated
+            let texts = corpus.texts(rows.map { ($0.source, $0.prompt, $0.response) })
             let sample = texts.prefix(tokenizerRows).map { Array($0.utf8) }
             let bar = ProgressBar("tokenizer", total: vocab, unit: "tokens")
             let tokenizer = Tokenizer.train(sample: Array(sample), vocabSize: vocab) { done, total in bar.update(done) }
             bar.finish(vocab)
             let config = ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
             let model = Model(config: config, seed: seed)
-            let encoded = texts.map { tokenizer.encode($0) }
-            let documents = (keepRepeats ? encoded : PretrainingCorpus.windows(encoded, length: context - 1))
-                .map { Example(prompt: [], response: $0, allTokens: true) }
+            let documents = corpus.examples(texts, tokenizer: tokenizer, context: context)
             var options = TrainingOptions()
             options.learningRate = Float(lr)
             options.maxSteps = steps

@@ -42,11 +42,11 @@ struct TrajectoryTrainer: Sendable {
         let logger = self.logger
         let shouldStop = self.shouldStop
         let (tokenizer, theta0) = try await runOffPool(name: "tovd-pretrain") { () -> (Tokenizer, Model) in
-            let sample = u.map { $0.prompt + [0x0A] + $0.response }
-            let tokenizer = Tokenizer.train(sample: sample, vocabSize: modelConfig.vocabSize)
+            let rows = u.map { ($0.source, $0.prompt, $0.response) }
+            let tokenizer = BootstrapPretraining.tokenizer(rows, vocabSize: modelConfig.vocabSize)
             let model = Model(config: modelConfig, seed: UInt64(bitPattern: config.seed))
             let pretraining = config.bootstrapPretraining
-            let documents = pretraining.documents(u.map { ($0.source, $0.prompt, $0.response) }, tokenizer: tokenizer, context: modelConfig.context)
+            let documents = pretraining.documents(rows, tokenizer: tokenizer, context: modelConfig.context)
             pretraining.train(model, on: documents, shouldStop: shouldStop) { progress in
                 self.lastLoss.set(progress.loss)
                 self.progress(.pretraining, progress.step, progress.totalSteps)

@@ -5,7 +5,7 @@ import Surrogate
 /// Does the daemon's bootstrap θ0 (pretrained on U itself, DESIGN.md §4) get better from the
 /// evaluation's de-duplication? Measured on real rows: per seed, U is a uniform sample of the
 /// evaluation's pool, the tokenizer is learned on U as the daemon does, and one θ0 per
-/// ``BootstrapPretraining/Corpus`` is trained from the same initialisation for the same steps. Each is
+/// ``PretrainingCorpus/Kind`` is trained from the same initialisation for the same steps. Each is
 /// then measured where ToV uses it, on rows it never saw:
 /// - response loss of held-out pool rows given their prompts (what the trajectories and scores start from);
 /// - response loss of the target's test rows (a subtask outside the pool: does θ0 know language?);
@@ -36,7 +36,7 @@ public struct BootstrapStudy {
         self.recipe = recipe
     }
 
-    /// One measurement per (seed, corpus), seeds in order, each corpus of ``BootstrapPretraining/Corpus``.
+    /// One measurement per (seed, corpus), seeds in order, each corpus of ``PretrainingCorpus/Kind``.
     /// `progress` gets (corpus, seed, done steps, total steps).
     public func run(pool: [JSONLExample], test: [JSONLExample], seeds: [Int],
                     progress: (_ label: String, _ done: Int, _ total: Int) -> Void = { _, _, _ in }) throws -> [Measurement] {
@@ -52,13 +52,19 @@ public struct BootstrapStudy {
             let bytes = u.map { (source: $0.source, prompt: Array($0.prompt.utf8), response: Array($0.response.utf8)) }
             // As the daemon: the tokenizer is learned from U's rows as they are, so both θ0s share it and
             // their per-token losses compare.
-            let tokenizer = Tokenizer.train(sample: bytes.map { $0.prompt + [0x0A] + $0.response }, vocabSize: model.vocabSize)
-            func responseLoss(_ theta0: Model, _ rows: [JSONLExample]) -> Double {
-                let losses = theta0.losses(rows.map { tokenizer.example(prompt: Array($0.prompt.utf8), response: Array($0.response.utf8)) })
+            let tokenizer = BootstrapPretraining.tokenizer(bytes, vocabSize: model.vocabSize)
+            func meanLoss(_ theta0: Model, _ examples: [Example]) -> Double {
+                let losses = theta0.losses(examples)
                 return losses.reduce(0) { $0 + Double($1.meanNLL) } / Double(max(losses.count, 1))
             }
-            let heldOutText = heldOut.map { Example(prompt: [], response: tokenizer.encode(Array(($0.prompt + "\n" + $0.response).utf8)), allTokens: true) }
-            for corpus in BootstrapPretraining.Corpus.allCases {
+            func responses(_ rows: [JSONLExample]) -> [Example] {
+                rows.map { tokenizer.example(prompt: Array($0.prompt.utf8), response: Array($0.response.utf8)) }
+            }
+            let heldOutResponses = responses(heldOut), testResponses = responses(test)
+            // Whole held-out rows exactly as the raw corpus would present them.
+            let raw = PretrainingCorpus.Kind.rows
+            let heldOutText = raw.examples(raw.texts(heldOut.map { ($0.source, $0.prompt, $0.response) }), tokenizer: tokenizer, context: model.context)
+            for corpus in PretrainingCorpus.Kind.allCases {
                 var recipe = self.recipe
                 recipe.corpus = corpus
                 let documents = recipe.documents(bytes, tokenizer: tokenizer, context: model.context)
@@ -73,13 +79,11 @@ public struct BootstrapStudy {
                     })
                 }
                 let seconds = Date().timeIntervalSince(start)
-                let text = theta0.losses(heldOutText)
                 out.append(Measurement(
                     corpus: corpus.rawValue, seed: seed, documents: documents.count,
                     documentTokens: documents.reduce(0) { $0 + $1.response.count },
-                    finalTrainingLoss: last, heldOutResponseLoss: responseLoss(theta0, heldOut),
-                    targetResponseLoss: responseLoss(theta0, test),
-                    heldOutTextLoss: text.reduce(0) { $0 + Double($1.meanNLL) } / Double(max(text.count, 1)),
+                    finalTrainingLoss: last, heldOutResponseLoss: meanLoss(theta0, heldOutResponses),
+                    targetResponseLoss: meanLoss(theta0, testResponses), heldOutTextLoss: meanLoss(theta0, heldOutText),
                     seconds: seconds))
             }
         }

@@ -5,44 +5,34 @@
 /// corpora against each other on real data.
 public struct BootstrapPretraining: Sendable {
     /// What θ0 reads of U.
-    public enum Corpus: String, Sendable, CaseIterable {
-        /// Each row as it is (prompt, newline, response), cut at the context: rows of one source that
-        /// share a long instruction repeat it in every row, and a small model learns to recite it.
-        case rows
-        /// ``PretrainingCorpus`` documents: a source's common prompt prefix and any prompt line seen
-        /// before are kept once, and each document is cut into context-sized windows. The default since
-        /// `tovd bench bootstrap` measured it (docs/evaluation.md, "The daemon's bootstrap θ0").
-        case deduplicated
-    }
-
-    public var corpus: Corpus = .deduplicated
+    public var corpus: PretrainingCorpus.Kind = .deduplicated
     public var steps: Int
     /// Peak learning rate of the warmup + cosine schedule.
     public var learningRate: Float
     public var seed: UInt64
 
-    public init(corpus: Corpus = .deduplicated, steps: Int, learningRate: Float, seed: UInt64) {
+    public init(corpus: PretrainingCorpus.Kind = .deduplicated, steps: Int, learningRate: Float, seed: UInt64) {
         self.corpus = corpus
         self.steps = steps
         self.learningRate = learningRate
         self.seed = seed
     }
 
+    /// The daemon's tokenizer for a base model: learned on U's rows as they are (prompt, newline,
+    /// response), whichever corpus θ0 then reads.
+    public static func tokenizer(_ u: [(source: String?, prompt: [UInt8], response: [UInt8])], vocabSize: Int) -> Tokenizer {
+        Tokenizer.train(sample: u.map { $0.prompt + [0x0A] + $0.response }, vocabSize: vocabSize)
+    }
+
     /// The training documents for U under this corpus. `source` groups rows that share a prompt
     /// prefix (rows without one form a single group, whose common prefix is usually empty, so only
     /// repeated lines are dropped). The bytes are UTF-8 text (the daemon validated them); the rare
-    /// invalid sequence becomes U+FFFD in the de-duplicated corpus.
+    /// invalid sequence becomes U+FFFD.
     public func documents(_ u: [(source: String?, prompt: [UInt8], response: [UInt8])], tokenizer: Tokenizer, context: Int) -> [Example] {
-        switch corpus {
-        case .rows:
-            return u.map { Example(prompt: [], response: tokenizer.encode($0.prompt + [0x0A] + $0.response), allTokens: true) }
-        case .deduplicated:
-            let texts = PretrainingCorpus.documents(u.map {
-                ($0.source ?? "", String(decoding: $0.prompt, as: UTF8.self), String(decoding: $0.response, as: UTF8.self))
-            })
-            return PretrainingCorpus.windows(texts.map { tokenizer.encode($0) }, length: context - 1)
-                .map { Example(prompt: [], response: $0, allTokens: true) }
-        }
+        let texts = corpus.texts(u.map {
+            ($0.source, String(decoding: $0.prompt, as: UTF8.self), String(decoding: $0.response, as: UTF8.self))
+        })
+        return corpus.examples(texts, tokenizer: tokenizer, context: context)
     }
 
     /// Trains `model` in place on `documents` for `steps` optimizer steps (no-op for 0).

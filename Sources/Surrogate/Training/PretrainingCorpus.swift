@@ -10,6 +10,34 @@ import Foundation
 /// its first occurrence in the corpus; the response is always kept. Each definition and each distinct
 /// passage appears exactly once, next to the first question that used it.
 public enum PretrainingCorpus {
+    /// What a θ0 reads of its rows: one definition for `tovd pretrain` (`--keep-repeats` is `.rows`)
+    /// and the daemon's bootstrap (``BootstrapPretraining``, whose `tovd bench bootstrap` compares the two).
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Each row as it is (prompt, newline, response), cut at the context: rows of one source that
+        /// share a long instruction repeat it in every row, and a small model learns to recite it.
+        case rows
+        /// ``PretrainingCorpus/documents(_:)``: a source's common prompt prefix and any prompt line seen
+        /// before are kept once, and each document is cut into context-sized windows. The daemon's
+        /// since `tovd bench bootstrap` measured it (docs/evaluation.md, "The daemon's bootstrap θ0").
+        case deduplicated
+
+        /// The text of each training document, before tokenization.
+        public func texts(_ rows: [(source: String?, prompt: String, response: String)]) -> [String] {
+            switch self {
+            case .rows: rows.map { $0.prompt + "\n" + $0.response }
+            case .deduplicated: PretrainingCorpus.documents(rows.map { ($0.source ?? "", $0.prompt, $0.response) })
+            }
+        }
+
+        /// Next-token examples of `texts`: whole, to be cut at the context by training (`.rows`), or
+        /// in windows of `context − 1` tokens (pretraining examples append EOT).
+        public func examples(_ texts: [String], tokenizer: Tokenizer, context: Int) -> [Example] {
+            let encoded = texts.map { tokenizer.encode($0) }
+            return (self == .rows ? encoded : PretrainingCorpus.windows(encoded, length: context - 1))
+                .map { Example(prompt: [], response: $0, allTokens: true) }
+        }
+    }
+
     /// One document per row, in row order: the row's prompt without repeated parts, a newline, then its response.
     /// Lines are compared after trimming white space; empty lines are dropped.
     public static func documents(_ rows: [(source: String, prompt: String, response: String)]) -> [String] {

@@ -6,7 +6,7 @@
 # setting with a 4 × 256 proxy besides the 2 × 128 surrogate-sized one.
 # Each run writes report.md / report.html / report.json / options.json / runs.jsonl under eval/<name>
 # (git-ignored) and resumes if interrupted (finished fine-tunes from runs.jsonl, each seed's scores from
-# scores-seed<N>.json); a run that finished (its report.json exists) is skipped, since resuming it would
+# scores-seed<N>.json, a θ0 pretraining from its last held-out check or Ctrl-C); a run that finished (its report.json exists) is skipped, since resuming it would
 # only load the data and models to write the same report (RERUN=1 does it anyway; after changing POOL,
 # SEEDS, ... move eval/ away first). θ0 and the proxy's θ0 are cached in
 # .cache/tovd-eval and shared by all runs. Several hours on 2 cores (docs/evaluation.md gives the measured times).

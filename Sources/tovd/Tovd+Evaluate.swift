@@ -17,7 +17,8 @@ extension Tovd {
                 shape from its own θ0) on each selection at several reduced learning rates (arXiv 2512.24503), \
                 and reports target test log-loss per policy × LR × seed, rank stability (Spearman) across LRs, \
                 enrichment, scoring cost and plots. Writes report.md, report.html, report.json, options.json and \
-                runs.jsonl to --output; rerunning with the same --output and settings resumes, other settings are refused.
+                runs.jsonl to --output; rerunning with the same --output and settings resumes, other settings are refused. \
+                Ctrl-C while θ0 pretrains saves it (weights and optimizer state) so the rerun goes on from that step.
                   tovd data fetch bigbench-ni
                   tovd evaluate --target subtask061_ropes_answer_generation --output eval/ropes
                 """)
@@ -122,6 +123,24 @@ extension Tovd {
                 bars[key] = bar
                 bar.update(done, note: stage.contains("(") ? String(stage.drop { $0 != "(" }) : "")
             }
+            // Ctrl-C or SIGTERM while θ0 pretrains: it saves where it is and a rerun goes on from there.
+            // Anywhere else (or on a second one) the run exits at once: finished fine-tunes and scores
+            // are on disk already and a rerun resumes from them.
+            let signals = [SIGINT, SIGTERM].map { (number: Int32) -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    if evaluation.stop.request() {
+                        FileHandle.standardError.write(Data("\nstopping θ0 pretraining after this step to save it (again to quit at once)\n".utf8))
+                    } else {
+                        FileHandle.standardError.write(Data("\ninterrupted: rerun the same command to resume\n".utf8))
+                        Foundation.exit(130)
+                    }
+                }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
             let report = try evaluation.run(commandLine: CommandLine.arguments.joined(separator: " "))
             FileHandle.standardError.write(Data("\n".utf8))
             print(MarkdownReport.render(report))

@@ -102,11 +102,62 @@ struct ModelTests {
         #expect(other > 2)
     }
 
+    @Test func aRunRestoredMidwayEndsWhereAnUninterruptedOneDoes() throws {
+        let examples: [Example] = (0..<12).map { (i: Int) -> Example in
+            let token = Int32(i)
+            return Example(prompt: [10, 20 + token], response: [12, 30 + token, 14, 15])
+        }
+        var options = TrainingOptions()
+        options.epochs = 4
+        options.batchTokens = 24
+        options.learningRate = 1e-2
+        options.schedule = .warmupCosine
+        options.warmupSteps = 3
+        options.seed = 4
+        let straight = Model(config: .tiny, seed: 3)
+        var straightSteps: [Int] = []
+        straight.train(on: examples, options: options) { straightSteps.append($0.step) }
+
+        let first = Model(config: .tiny, seed: 3)
+        var steps: [Int] = []
+        var stopAfter = options
+        let stop = StopAfter(7)
+        stopAfter.shouldStop = { stop.tick() }
+        first.train(on: examples, options: stopAfter) { steps.append($0.step) }
+        #expect(steps.last == 7 && first.optimizerState.step == 7)
+
+        let resumed = Model(config: .tiny, seed: 99)
+        try resumed.restore(parameters: first.parameters, optimizer: first.optimizerState)
+        var rest = options
+        rest.startStep = 7
+        var resumedSteps: [Int] = []
+        resumed.train(on: examples, options: rest) { resumedSteps.append($0.step) }
+        #expect(straightSteps.count > 12)
+        #expect(steps + resumedSteps == straightSteps)
+        #expect(resumed.parameters == straight.parameters)
+        #expect(resumed.optimizerState == straight.optimizerState)
+
+        #expect(throws: SurrogateError.self) {
+            try resumed.restore(parameters: first.parameters, optimizer: OptimizerState(m: [1], v: [1], step: 1))
+        }
+    }
+
     @Test func parametersRoundTripAndWrongSizesAreRefused() throws {
         let model = Model(config: .tiny, seed: 5)
         let copy = try Model(config: .tiny, parameters: model.parameters)
         #expect(copy.parameters == model.parameters)
         #expect(throws: SurrogateError.self) { try Model(config: .tiny, parameters: [1, 2, 3]) }
+    }
+}
+
+/// Says stop once it has been asked `count` times (training asks before every step).
+final class StopAfter: @unchecked Sendable {
+    private var left: Int
+    init(_ count: Int) { left = count }
+    func tick() -> Bool {
+        if left == 0 { return true }
+        left -= 1
+        return false
     }
 }
 

@@ -117,6 +117,9 @@ public final class ToVEvaluation {
 
     let options: EvaluationOptions
     let progress: Progress
+    /// Ctrl-C for the caller to pass on: θ0 pretraining saves where it is and stops (everything else
+    /// resumes from what is on disk, so the caller may simply exit).
+    public let stop = StopRequest()
 
     public init(options: EvaluationOptions, progress: @escaping Progress = { _, _, _ in }) {
         self.options = options
@@ -197,7 +200,7 @@ public final class ToVEvaluation {
         let split = try loadSplit()
 
         let documents = PretrainingCorpus.documents(split.pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
-        let pretraining = Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory)
+        let pretraining = Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory, stop: stop)
         let (tokenizer, theta0, theta0Summary) = try pretraining.model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
         var proxies: [(label: String, theta0: Model, summary: Theta0Summary)] = [(shapeLabel(options.surrogate), theta0, theta0Summary)]
         for config in options.proxies {
@@ -329,7 +332,7 @@ public final class ToVEvaluation {
             let s = proxy.summary
             settings["θ0 \(proxy.label)"] = "\(s.steps) steps\(s.stoppedEarly ? " (held-out early stop)" : " (step budget)") on \(s.trainingWindows) windows / \(s.trainingTokens) tokens "
                 + "of \(documents.count) de-duplicated non-pool rows; held-out loss \(String(format: "%.3f", s.bestHeldOutLoss)); "
-                + "\(Int(s.wallSeconds)) s\(s.cached ? " (cached)" : "")"
+                + "\(Int(s.wallSeconds)) s\(s.resumedAtStep.map { " (resumed at step \($0))" } ?? "")\(s.cached ? " (cached)" : "")"
         }
         let setup = EvaluationReport.Setup(
             title: "ToV selection vs baselines on \(options.target)", targetSource: options.target,

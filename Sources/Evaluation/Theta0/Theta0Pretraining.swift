@@ -33,17 +33,27 @@ public struct Theta0Summary: Codable, Sendable, Equatable {
     public var trainingTokens: Int
     public var wallSeconds: Double
     public var cached = false
+    /// The step an interrupted pretraining went on from (nil: it ran in one go).
+    public var resumedAtStep: Int? = nil
 }
 
 /// Pretrains θ0 or loads it from the cache, keyed by everything that shapes it.
+///
+/// Pretraining a 4 × 256 θ0 takes the better part of an hour on 2 cores, so it resumes: at every
+/// held-out check, and when ``stop`` asks it to, it saves the weights, AdamW's state and the early
+/// stop's state beside the cache entry (`<entry>.resume`), and a rerun goes on from that step with
+/// the same batches and schedule, to the same weights as a run never interrupted.
 public struct Theta0Pretraining {
     public typealias Progress = (_ stage: String, _ done: Int, _ total: Int) -> Void
     public var recipe: Theta0Recipe
     public var cacheDirectory: String
+    /// When it is requested, pretraining saves where it is and throws; nil runs to the end.
+    public var stop: StopRequest?
 
-    public init(recipe: Theta0Recipe, cacheDirectory: String) {
+    public init(recipe: Theta0Recipe, cacheDirectory: String, stop: StopRequest? = nil) {
         self.recipe = recipe
         self.cacheDirectory = cacheDirectory
+        self.stop = stop
     }
 
     /// The cache key: corpus text, model shape, tokenizer (when given) and recipe. A new field of the
@@ -77,9 +87,13 @@ public struct Theta0Pretraining {
             return (cached.tokenizer, cached.model, summary)
         }
         let started = Date()
+        let resumePath = path + ".resume"
+        let resumed = try Theta0ResumePoint.read(from: resumePath, key: key, config: config)
         let tokenizer: Tokenizer
         if let given {
             tokenizer = given
+        } else if let resumed {
+            tokenizer = resumed.tokenizer
         } else {
             progress("tokenizer", 0, config.vocabSize)
             tokenizer = Tokenizer.train(sample: documents.prefix(recipe.tokenizerDocuments).map { Array($0.utf8) },
@@ -112,39 +126,164 @@ public struct Theta0Pretraining {
         // The early stop runs inside the training callback: training itself keeps one schedule and one
         // optimizer state, and `shouldStop` ends it once `patience` checks brought no new best.
         let state = EarlyStop()
-        state.best = (0, heldOutLoss(model.parameters), model.parameters)
-        state.curve = [[0, state.best.loss]]
+        var earlierSeconds = 0.0
+        if let resumed {
+            try model.restore(parameters: resumed.parameters, optimizer: resumed.optimizer)
+            state.best = (resumed.state.bestStep, resumed.state.bestLoss, resumed.bestParameters)
+            state.curve = resumed.state.curve
+            options.startStep = resumed.state.step
+            earlierSeconds = resumed.state.wallSeconds
+        } else {
+            state.best = (0, heldOutLoss(model.parameters), model.parameters)
+            state.curve = [[0, state.best.loss]]
+        }
         let patience = recipe.patience, every = recipe.evaluateEvery
-        options.shouldStop = { [state] in state.stop }
-        var lastStep = 0
-        model.train(on: Array(train), options: options) { p in
-            lastStep = p.step
-            progress("pretraining θ0 \(config.layers)×\(config.width) (loss \(String(format: "%.3f", p.loss)), held-out best \(String(format: "%.3f", state.best.loss)))", p.step, p.totalSteps)
-            guard p.step % every == 0 else { return }
-            let loss = heldOutLoss(model.parameters)
-            state.curve.append([Double(p.step), loss])
-            if loss < state.best.loss {
-                state.best = (p.step, loss, model.parameters)
-            } else if p.step - state.best.step >= patience * every {
-                state.stop = true
+        let stop = self.stop
+        options.shouldStop = { [state] in
+            if state.stop { return true }
+            if stop?.isRequested == true { state.interrupted = true }
+            return state.interrupted
+        }
+        func save(step: Int) throws {
+            let point = Theta0ResumePoint(tokenizer: tokenizer, parameters: model.parameters, optimizer: model.optimizerState,
+                                          bestParameters: state.best.parameters,
+                                          state: .init(step: step, bestStep: state.best.step, bestLoss: state.best.loss, curve: state.curve,
+                                                       wallSeconds: earlierSeconds + Date().timeIntervalSince(started)))
+            try point.write(to: resumePath, key: key, config: config)
+        }
+        var lastStep = resumed?.state.step ?? 0
+        var saveError: Error?
+        let title = "pretraining θ0 \(config.layers)×\(config.width)"
+        if let resumed { progress("\(title) (resumed at step \(resumed.state.step))", resumed.state.step, recipe.maxSteps) }
+        try (stop ?? StopRequest()).listening {
+            model.train(on: Array(train), options: options) { p in
+                lastStep = p.step
+                progress("\(title) (loss \(String(format: "%.3f", p.loss)), held-out best \(String(format: "%.3f", state.best.loss)))", p.step, p.totalSteps)
+                guard p.step % every == 0 else { return }
+                let loss = heldOutLoss(model.parameters)
+                state.curve.append([Double(p.step), loss])
+                if loss < state.best.loss {
+                    state.best = (p.step, loss, model.parameters)
+                } else if p.step - state.best.step >= patience * every {
+                    state.stop = true
+                }
+                // The last check needs no resume point: the finished θ0 is written next.
+                if !state.stop, p.step < p.totalSteps, saveError == nil {
+                    do { try save(step: p.step) } catch { saveError = error }
+                }
+            }
+            if let saveError { throw saveError }
+            if state.interrupted {
+                guard !model.optimizerState.m.isEmpty else { throw EvaluationError("stopped before θ0 pretraining's first step") }
+                try save(step: lastStep)
+                throw EvaluationError("stopped θ0 pretraining at step \(lastStep) of \(recipe.maxSteps) and saved it in \(resumePath): rerun the same command to go on from there")
             }
         }
         let best = try Model(config: config, parameters: state.best.parameters)
         let summary = Theta0Summary(steps: lastStep, stoppedEarly: state.stop, bestHeldOutLoss: state.best.loss, curve: state.curve,
                                     trainingWindows: train.count, trainingTokens: train.reduce(0) { $0 + $1.response.count },
-                                    wallSeconds: Date().timeIntervalSince(started))
-        try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+                                    wallSeconds: earlierSeconds + Date().timeIntervalSince(started), resumedAtStep: resumed?.state.step)
         let metadata = ["kind": "theta0", "key": key,
                         "summary": String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)]
-        let bytes = SurrogateCheckpoint.encode(model: best, tokenizer: tokenizer, metadata: metadata)
-        // Written under a temporary name and renamed, so an interrupted run never leaves a half file.
-        let temporary = path + ".partial"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
-            throw EvaluationError("cannot write \(temporary): check that --cache is writable")
-        }
-        _ = try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        try writeReplacing(path, SurrogateCheckpoint.encode(model: best, tokenizer: tokenizer, metadata: metadata))
+        try? FileManager.default.removeItem(atPath: resumePath)
         return (tokenizer, best, summary)
+    }
+}
+
+/// Writes under a temporary name and renames, so an interrupted run never leaves a half file.
+func writeReplacing(_ path: String, _ bytes: [UInt8]) throws {
+    let temporary = path + ".partial"
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+        throw EvaluationError("cannot write \(temporary): check that --cache is writable")
+    }
+    _ = try? FileManager.default.removeItem(atPath: path)
+    try FileManager.default.moveItem(atPath: temporary, toPath: path)
+}
+
+/// Where an unfinished θ0 pretraining stands, in the checkpoint format: the tokenizer, then the current
+/// weights, AdamW's two moments and the best weights so far as one tensor run, and the step, the early
+/// stop's state and the wall time spent in the metadata.
+struct Theta0ResumePoint {
+    struct State: Codable, Equatable {
+        var step: Int
+        var bestStep: Int
+        var bestLoss: Double
+        var curve: [[Double]]
+        var wallSeconds: Double
+    }
+    var tokenizer: Tokenizer
+    var parameters: [Float]
+    var optimizer: OptimizerState
+    var bestParameters: [Float]
+    var state: State
+
+    func write(to path: String, key: String, config: ModelConfig) throws {
+        let n = parameters.count
+        // Before the first step AdamW has no moments; a resume point is only written after steps.
+        precondition(optimizer.m.count == n && optimizer.v.count == n && bestParameters.count == n)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let metadata = ["kind": "theta0-resume", "key": key, "adam_step": String(optimizer.step),
+                        "state": String(decoding: try encoder.encode(state), as: UTF8.self)]
+        let file = CheckpointFile(configJSON: Array(try encoder.encode(config)), tokenizer: tokenizer.serialized(), metadata: metadata,
+                                  tensors: parameters + optimizer.m + optimizer.v + bestParameters)
+        try writeReplacing(path, file.encoded())
+    }
+
+    /// The resume point at `path`, nil when there is none; one that is damaged or belongs to another
+    /// θ0 is an error that says to delete it (pretraining would otherwise start over silently).
+    static func read(from path: String, key: String, config: ModelConfig) throws -> Theta0ResumePoint? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        func unusable(_ why: String) -> EvaluationError {
+            EvaluationError("\(path) cannot resume this θ0 pretraining (\(why)): delete it to pretrain from the start")
+        }
+        let file: CheckpointFile
+        do { file = try CheckpointFile.read(from: path) } catch { throw unusable("\(error)") }
+        let n = ParameterLayout(config).count
+        guard file.metadata["kind"] == "theta0-resume", file.metadata["key"] == key,
+              (try? JSONDecoder().decode(ModelConfig.self, from: Data(file.configJSON))) == config else {
+            throw unusable("another model or recipe")
+        }
+        guard file.tensors.count == 4 * n, let adamStep = file.metadata["adam_step"].flatMap({ Int($0) }),
+              let state = file.metadata["state"].flatMap({ try? JSONDecoder().decode(State.self, from: Data($0.utf8)) }) else {
+            throw unusable("an incomplete training state")
+        }
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer(serialized: file.tokenizer) } catch { throw unusable("\(error)") }
+        let t = file.tensors
+        return Theta0ResumePoint(tokenizer: tokenizer, parameters: Array(t[0..<n]),
+                                 optimizer: OptimizerState(m: Array(t[n..<2 * n]), v: Array(t[2 * n..<3 * n]), step: adamStep),
+                                 bestParameters: Array(t[3 * n..<4 * n]), state: state)
+    }
+}
+
+/// A request to stop a long run early (Ctrl-C, SIGTERM). Work that can stop cleanly, θ0 pretraining
+/// (which then saves where it is), listens while it runs; a request nobody listens to is the caller's
+/// to act on, by exiting: what finished before is on disk already (runs.jsonl, scores, the θ0 cache).
+public final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requested = false
+    private var listeners = 0
+
+    public init() {}
+
+    /// Records the request. False when nothing running will stop on it (or it was asked before), so
+    /// the caller should exit now.
+    public func request() -> Bool {
+        lock.withLock {
+            defer { requested = true }
+            return listeners > 0 && !requested
+        }
+    }
+
+    public var isRequested: Bool { lock.withLock { requested } }
+
+    func listening<T>(_ body: () throws -> T) rethrows -> T {
+        lock.withLock { listeners += 1 }
+        defer { lock.withLock { listeners -= 1 } }
+        return try body()
     }
 }
 
@@ -153,4 +292,6 @@ final class EarlyStop: @unchecked Sendable {
     var best: (step: Int, loss: Double, parameters: [Float]) = (0, .infinity, [])
     var curve: [[Double]] = []
     var stop = false
+    /// Stopped by a ``StopRequest``, not by the early stop.
+    var interrupted = false
 }

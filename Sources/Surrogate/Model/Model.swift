@@ -22,7 +22,7 @@ public struct ParameterLayout: Sendable {
     public let tensors: [Tensor]
     public let count: Int
 
-    init(_ c: ModelConfig) {
+    public init(_ c: ModelConfig) {
         let L = c.layers, C = c.width, V = c.vocabSize, maxT = c.context
         let table: [(String, [Int])] = [
             ("wte", [V, C]), ("wpe", [maxT, C]),

@@ -20,7 +20,25 @@ public struct TrainingOptions: Sendable {
     public var seed: UInt64 = 0
     /// Checked before every step: training returns early once it says true (daemon shutdown).
     public var shouldStop: (@Sendable () -> Bool)? = nil
+    /// Steps an earlier, interrupted run with these options and examples already took: their batches
+    /// are skipped and the schedule goes on from there. Resuming also needs that run's parameters and
+    /// ``Model/optimizerState`` restored (``Model/restore(parameters:optimizer:)``).
+    public var startStep = 0
     public init() {}
+}
+
+/// AdamW's moments and step count: with the parameters, all a training run carries from one step to
+/// the next, so a run saved with both resumes bit for bit.
+public struct OptimizerState: Sendable, Equatable {
+    public var m: [Float]
+    public var v: [Float]
+    public var step: Int
+
+    public init(m: [Float], v: [Float], step: Int) {
+        self.m = m
+        self.v = v
+        self.step = step
+    }
 }
 
 public struct TrainingProgress: Sendable {
@@ -70,6 +88,7 @@ extension Model {
         var tokensSeen = 0
         outer: for batches in epochBatches {
             for batch in batches {
+                if step < options.startStep { step += 1; continue }
                 if step >= totalSteps || options.shouldStop?() == true { break outer }
                 let loss = forwardBackward(batch)
                 let lr = learningRate(step: step, total: totalSteps, options: options)
@@ -80,6 +99,23 @@ extension Model {
                                            tokensPerSecond: Double(tokensSeen) / max(Date().timeIntervalSince(started), 1e-9)))
             }
         }
+    }
+
+    /// The optimizer state after the last step (empty moments before the first).
+    public var optimizerState: OptimizerState { OptimizerState(m: adamM, v: adamV, step: adamStep) }
+
+    /// Puts back the weights and optimizer state of a saved run, so training goes on as if it had
+    /// never stopped.
+    public func restore(parameters: [Float], optimizer: OptimizerState) throws {
+        guard parameters.count == layout.count,
+              optimizer.m.count == optimizer.v.count, optimizer.m.isEmpty || optimizer.m.count == layout.count,
+              optimizer.step >= 0 else {
+            throw SurrogateError(.checkpoint, "the saved training state holds \(parameters.count) parameters and \(optimizer.m.count)/\(optimizer.v.count) moments but a \(config.layers)×\(config.width) model needs \(layout.count): it belongs to another model")
+        }
+        params = parameters
+        adamM = optimizer.m
+        adamV = optimizer.v
+        adamStep = optimizer.step
     }
 
     func learningRate(step: Int, total: Int, options: TrainingOptions) -> Float {

@@ -8,6 +8,9 @@ final class ProgressBar {
     let unit: String
     private let started = Date()
     private var lastDraw = Date.distantPast
+    /// The count of the first update: work resumed from disk (e.g. θ0 pretraining at step 1,200) is
+    /// not part of the rate.
+    private var firstDone: Int?
     private let interactive = isatty(STDERR_FILENO) == 1
 
     init(_ label: String, total: Int?, unit: String = "rows") {
@@ -19,10 +22,12 @@ final class ProgressBar {
     /// Shows `done` (and an optional note such as the current loss); cheap to call often.
     func update(_ done: Int, note: String = "", force: Bool = false) {
         let now = Date()
+        let firstDone = self.firstDone ?? done
+        self.firstDone = firstDone
         guard force || now.timeIntervalSince(lastDraw) >= (interactive ? 0.1 : 5) else { return }
         lastDraw = now
         let elapsed = max(now.timeIntervalSince(started), 1e-6)
-        let rate = Double(done) / elapsed
+        let rate = Double(done - firstDone) / elapsed
         var line = "\(label) "
         if let total, total > 0 {
             let fraction = min(Double(done) / Double(total), 1)

@@ -190,6 +190,31 @@ public final class ToVEvaluation {
         return (split.zval.map(\.example), split.test.map(\.example), split.pool.map(\.example))
     }
 
+    /// Mean per-row loss on the responses of `rows` laid out as θ0's pretraining text (prompt, newline,
+    /// response: ``PretrainingCorpus`` writes a row so), the last context − 1 tokens, EOT not scored.
+    /// The scoring layout puts a SEP token θ0 never saw before each response, so θ0's test loss in it
+    /// (the "θ0 (no fine-tuning)" reference) says little about how well θ0 knows the text; this does.
+    static func plainTextResponseLoss(_ model: Model, tokenizer: Tokenizer, _ rows: [JSONLExample]) -> Double {
+        var sequences: [Example] = [], responseTokens: [Int] = []
+        for row in rows {
+            let response = tokenizer.encode(Array(row.response.utf8))
+            guard !response.isEmpty else { continue }
+            let text = tokenizer.encode(Array((row.prompt + "\n").utf8)) + response
+            let kept = Array(text.suffix(model.config.context - 1))
+            sequences.append(Example(prompt: [], response: kept, allTokens: true))
+            responseTokens.append(min(response.count, kept.count - 1))
+        }
+        // Target i predicts token i + 1 and the last one EOT, so a row's response is predicted by the
+        // `count` targets before the last.
+        let losses = model.losses(sequences, perToken: true)
+        let means = zip(losses, responseTokens).compactMap { loss, count -> Double? in
+            guard count > 0 else { return nil }
+            let targets = loss.perToken.dropLast().suffix(count)
+            return targets.reduce(0) { $0 + Double($1) } / Double(count)
+        }
+        return means.reduce(0, +) / Double(max(means.count, 1))
+    }
+
     // MARK: - Run
 
     public func run(commandLine: String) throws -> EvaluationReport {
@@ -332,6 +357,8 @@ public final class ToVEvaluation {
             let s = proxy.summary
             settings["θ0 \(proxy.label)"] = "\(s.steps) steps\(s.stoppedEarly ? " (held-out early stop)" : " (step budget)") on \(s.trainingWindows) windows / \(s.trainingTokens) tokens "
                 + "of \(documents.count) de-duplicated non-pool rows; held-out loss \(String(format: "%.3f", s.bestHeldOutLoss)); "
+                + "test responses as plain text \(String(format: "%.3f", Self.plainTextResponseLoss(proxy.theta0, tokenizer: tokenizer, split.test.map(\.example)))) "
+                + "(after SEP, as scored: the θ0 reference row); "
                 + "\(Int(s.wallSeconds)) s\(s.resumedAtStep.map { " (resumed at step \($0))" } ?? "")\(s.cached ? " (cached)" : "")"
         }
         let setup = EvaluationReport.Setup(

@@ -27,9 +27,12 @@ struct BootstrapStudyTests {
             #expect(results[pair].documents == 40)
             #expect(results[pair + 1].documentTokens < results[pair].documentTokens)
         }
-        // Seeded: the same study measures the same numbers.
+        // Seeded: the same study measures the same numbers, to rounding (tests that score at the same
+        // time switch OpenBLAS's process-wide thread count, which reorders sums; see Theta0ResumeTests).
         let again = try study.run(pool: rows.pool, test: rows.test, seeds: [1])
-        #expect(again.map(\.heldOutResponseLoss) == Array(results.suffix(2).map(\.heldOutResponseLoss)))
+        let first = results.suffix(2).map(\.heldOutResponseLoss)
+        #expect(again.count == 2 && zip(again.map(\.heldOutResponseLoss), first).allSatisfy { abs($0 - $1) < 1e-4 },
+                "\(again.map(\.heldOutResponseLoss)) vs \(first)")
         #expect(throws: EvaluationError.self) { try BootstrapStudy(model: .tiny, uSize: rows.pool.count, recipe: study.recipe).run(pool: rows.pool, test: rows.test, seeds: [0]) }
     }
 }

@@ -12,8 +12,8 @@ extension Tovd {
                 Splits the target subtask into Z_val and a held-out test set, builds a pool from the other \
                 subtasks (plus a --target-share of the target's other rows), pretrains θ0 as a language model \
                 on de-duplicated rows outside the pool (held-out early stop, cached in --cache), scores the pool \
-                with ToV and the LESS-like baseline, selects a budget per policy (score_random, score_only, \
-                score_only_unbinned, uncertainty, less, random), fine-tunes a proxy from θ0 (and each --proxy \
+                with ToV and two gradient-similarity baselines, selects a budget per policy (score_random, score_only, \
+                score_only_unbinned, uncertainty, less, less_adam, random), fine-tunes a proxy from θ0 (and each --proxy \
                 shape from its own θ0) on each selection at several reduced learning rates (arXiv 2512.24503), \
                 and reports target test log-loss per policy × LR × seed, rank stability (Spearman) across LRs, \
                 enrichment, scoring cost and plots. Writes report.md, report.html, report.json, options.json and \
@@ -38,7 +38,7 @@ extension Tovd {
         @Option(help: "Comma-separated proxy learning rates.") var lrs = "1e-4,3e-5,1e-5"
         @Option(help: "Seeds (U sample, trajectories, proxy shuffles).") var seeds = 3
         @Option(help: "Total draws of the random policy.") var randomDraws = 4
-        @Option(help: "Comma-separated policies (the selection policies, and less: the LESS-like gradient baseline).")
+        @Option(help: "Comma-separated policies: the selection policies, less (LESS-like: the sign of each row's gradient) and less_adam (LESS's Adam-preconditioned gradients).")
         var policies = "score_random,score_only,score_only_unbinned,uncertainty,less,random"
         @Option(help: "L, scoring epochs.") var epochs = 2
         @Option(help: "A or B.") var method = "A"
@@ -59,7 +59,7 @@ extension Tovd {
         @Option(help: "ε/η.") var valLrRatio = 0.1
         @Option(help: "Proxy fine-tuning epochs.") var proxyEpochs = 2
         @Option(help: "Length bins.") var bins = 10
-        @Option(help: "Dimensions of the LESS-like gradient projection.") var lessDims = 4096
+        @Option(help: "Dimensions of the LESS baselines' gradient projection.") var lessDims = 4096
         @Option(help: "OpenBLAS threads.") var threads = 2
 
         /// "4x256" → a proxy shape with the surrogate's heads (when they divide the width), context and vocabulary.

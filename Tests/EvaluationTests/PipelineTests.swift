@@ -62,9 +62,9 @@ struct PipelineTests {
         #expect(abs(report.references[0].testLoss - log(300)) < 1e-12)
         #expect(report.enrichment.count == options.policies.count)
         #expect(report.setup.budgetRows == 8)          // 5 % of the 160 scored rows
-        #expect(report.costs?.map(\.method) == ["ToV", "LESS-like", "ToV", "LESS-like"])
+        #expect(report.costs?.map(\.method) == ["ToV", "LESS-like", "LESS (Adam)", "ToV", "LESS-like", "LESS (Adam)"])
         #expect(report.costs!.allSatisfy { $0.wallSeconds > 0 && $0.bytesStored > 0 })
-        #expect(report.costs![1].bytesStored == (160 + 20) * 64 * 4)
+        #expect(report.costs![1].bytesStored == (160 + 20) * 64 * 4 && report.costs![2].bytesStored == (160 + 20) * 64 * 4)
         let markdown = try String(contentsOfFile: root + "/out/report.md", encoding: .utf8)
         #expect(!markdown.contains("nan") && !markdown.lowercased().contains("inf "))
         #expect(markdown.contains("## Transfer") && markdown.contains("## Scoring cost"))
@@ -78,7 +78,7 @@ struct PipelineTests {
         #expect((0..<options.seeds).allSatisfy { FileManager.default.fileExists(atPath: root + "/out/scores-seed\($0).json") })
         var stages = Set<String>()
         let again = try ToVEvaluation(options: options) { stage, _, _ in stages.insert(stage) }.run(commandLine: "test")
-        #expect(!stages.isEmpty && !stages.contains { $0.contains("ToV scoring") || $0.contains("LESS-like") }, "\(stages)")
+        #expect(!stages.isEmpty && !stages.contains { $0.contains("ToV scoring") || $0.contains("LESS") }, "\(stages)")
         #expect(again.costs == report.costs)
         #expect(again.scoreHistogram == report.scoreHistogram && again.enrichment == report.enrichment && again.lengths == report.lengths)
         // (runs.jsonl keeps ~15 significant digits: equal up to float formatting)
@@ -86,6 +86,38 @@ struct PipelineTests {
         for (a, b) in zip(again.runs, report.runs) { #expect(abs(a.testLoss - b.testLoss) < 1e-9) }
         #expect(again.setup.settings["θ0 1×16"]?.contains("(cached)") == true)
         #expect(again.setup.settings["θ0 2×32"]?.contains("(cached)") == true)
+    }
+
+    /// A run whose stored scores predate `less_adam` (the sign feature's scores under `less` and
+    /// `lessCost`) resumes with them and adds the Adam feature, keeping ToV's stored rows and every
+    /// finished fine-tune.
+    @Test func anOlderScoresFileGainsTheAdamFeatureAndKeepsTheRest() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.seeds = 1
+        options.learningRates = [1e-3]
+        options.policies = [.selection(.scoreRandom), .less, .random]
+        let first = try ToVEvaluation(options: options).run(commandLine: "test")
+        // Rewrite the scores file as the version before less_adam wrote it.
+        let path = root + "/out/scores-seed0.json"
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let sign = try #require((object.removeValue(forKey: "lessByFeature") as? [String: Any])?["sign"] as? [String: Any])
+        object["less"] = sign["rows"]
+        object["lessCost"] = sign["cost"]
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+
+        options.policies = [.selection(.scoreRandom), .less, .lessAdam, .random]
+        var stages = Set<String>()
+        let again = try ToVEvaluation(options: options) { stage, _, _ in stages.insert(stage) }.run(commandLine: "test")
+        #expect(stages.contains { $0.contains("LESS (Adam) gradients") } && !stages.contains { $0.contains("LESS-like gradients") }, "\(stages)")
+        #expect(Array(again.costs!.prefix(2)) == first.costs!, "ToV's and the sign feature's costs as first measured")
+        #expect(again.costs!.map(\.method) == ["ToV", "LESS-like", "LESS (Adam)"])
+        for run in first.runs {
+            #expect(again.runs.contains { $0.policy == run.policy && $0.draw == run.draw && abs($0.testLoss - run.testLoss) < 1e-9 })
+        }
+        #expect(again.runs.filter { $0.policy == "less_adam" }.count == 1)
     }
 
     /// Rerunning into the same --output with a setting that changes results must not return the old

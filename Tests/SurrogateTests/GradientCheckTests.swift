@@ -142,6 +142,50 @@ struct ModelTests {
         }
     }
 
+    @Test func thePublicGradientIsTheLossSlopeAndChangesNothing() throws {
+        let model = Model(config: .tiny, seed: 8)
+        let example = Example(prompt: [10, 11, 12], response: [40, 41, 42, 43])
+        let before = model.parameters
+        let g = model.gradient(of: example)
+        #expect(model.parameters == before && model.optimizerState.m.isEmpty)
+        // Central difference along the gradient's own direction: (ℓ(θ + h·ĝ) − ℓ(θ − h·ĝ)) / 2h = |g|.
+        let norm = g.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+        let h = 1e-2
+        func loss(_ step: Double) throws -> Double {
+            let moved = try Model(config: .tiny, parameters: zip(before, g).map { $0 + Float(step * Double($1) / norm) })
+            return Double(moved.referenceLosses([example])[0].meanNLL)
+        }
+        let slope = (try loss(h) - loss(-h)) / (2 * h)
+        #expect(abs(slope - norm) / norm < 0.02, "slope \(slope) vs |g| \(norm)")
+    }
+
+    @Test func adamDirectionIsTheStepAdamWTakes() throws {
+        let examples = (0..<6).map { i in Example(prompt: [10, Int32(20 + i)], response: [12, Int32(30 + i)]) }
+        let model = Model(config: .tiny, seed: 6)
+        var options = TrainingOptions()
+        options.epochs = 3
+        options.batchTokens = 12
+        model.train(on: examples, options: options, progress: nil)
+        #expect(model.optimizerState.step > 3)
+
+        let probe = Example(prompt: [10, 11], response: [50, 51, 52])
+        let direction = model.optimizerState.adamDirection(for: model.gradient(of: probe))
+        // One step at learning rate 1e-2 with weight decay and clipping off moves by −1e-2 · direction.
+        let before = model.parameters
+        var step = TrainingOptions()
+        step.learningRate = 1e-2
+        step.weightDecay = 0
+        step.clipNorm = 0
+        model.train(on: [probe], options: step, progress: nil)
+        let moved = zip(before, model.parameters).map { ($0 - $1) / 1e-2 }
+        let worst = zip(moved, direction).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 2e-3, "largest difference \(worst)")   // float rounding of p − (p − 1e-2·d) is ~1e-5
+
+        // From an empty state the direction is the gradient's sign.
+        let fresh = OptimizerState(m: [], v: [], step: 0).adamDirection(for: [3, -0.5, 0, 1e-3])
+        #expect(zip(fresh, [1, -1, 0, 1] as [Float]).allSatisfy { abs($0 - $1) < 1e-4 })
+    }
+
     @Test func parametersRoundTripAndWrongSizesAreRefused() throws {
         let model = Model(config: .tiny, seed: 5)
         let copy = try Model(config: .tiny, parameters: model.parameters)

@@ -1,15 +1,17 @@
 import Foundation
 import Surrogate
 
-/// The LESS-like baseline (arXiv 2402.04333): each pool row's gradient at θ_bas, projected to a few
-/// thousand dimensions, scored by its cosine with the mean projected Z_val gradient.
+/// The gradient-similarity baselines (LESS, arXiv 2402.04333): each pool row's gradient feature at
+/// θ_bas, projected to a few thousand dimensions, scored by its cosine with the mean projected Z_val
+/// feature. Two features:
 ///
-/// Gradients come through Surrogate's public training API: one AdamW step on a single row from a fresh
-/// optimizer state, weight decay and clipping off, moves each parameter by −lr · g/(|g| + 1e-8). That
-/// is Adam's preconditioned first-step direction, the kind of training-gradient feature LESS uses
-/// (its Γ(z) = m̂/(√v̂ + ε)), taken here at a fresh state, so it equals sign(g) wherever g ≠ 0. Z_val rows
-/// get the same feature, so both sides of the cosine are alike. The exact SGD gradient would need a
-/// public `gradient(of:)` in Surrogate (see docs/evaluation.md).
+/// - ``Feature/sign`` (policy `less`, "LESS-like"): the first version, written when Surrogate had no
+///   public gradient. One AdamW step on a single row from a fresh optimizer state, weight decay and
+///   clipping off, moves each parameter by −lr · g/(|g| + 1e-8): Adam's first-step direction, sign(g)
+///   wherever g ≠ 0, for pool and Z_val rows alike.
+/// - ``Feature/adam`` (policy `less_adam`): LESS's own. A pool row's gradient preconditioned by θ_bas's
+///   AdamW state (Γ = m̂/(√v̂ + ε) after one more step, its §3.1), Z_val rows' plain gradients, from
+///   ``Model/gradient(of:)``. LESS averages over several warmup checkpoints; this uses θ_bas^L only.
 public struct LessScorer {
     public let projection: GradientProjection
 
@@ -17,8 +19,33 @@ public struct LessScorer {
         projection = GradientProjection(inputSize: parameterCount, dimensions: dimensions, seed: seed)
     }
 
-    /// Projected Adam-direction features of each example at `model`'s weights (the model is not changed).
-    public func features(_ examples: [Example], at model: Model, progress: (Int) -> Void = { _ in }) -> [[Float]] {
+    public enum Feature: String, Sendable {
+        case sign, adam
+    }
+
+    /// Projected features of pool rows (`validation` false) or Z_val rows at `model`'s weights and
+    /// optimizer state (neither is changed).
+    public func features(_ examples: [Example], at model: Model, feature: Feature, validation: Bool,
+                         progress: (Int) -> Void = { _ in }) -> [[Float]] {
+        switch feature {
+        case .sign:
+            return signFeatures(examples, at: model, progress: progress)
+        case .adam:
+            let state = model.optimizerState
+            var out: [[Float]] = []
+            out.reserveCapacity(examples.count)
+            for (k, example) in examples.enumerated() {
+                let g = model.gradient(of: example)
+                out.append(projection.project(validation ? g : state.adamDirection(for: g)))
+                if (k + 1) % 64 == 0 { progress(k + 1) }
+            }
+            progress(examples.count)
+            return out
+        }
+    }
+
+    /// Adam's fresh-state first-step direction, read through one training step per row.
+    func signFeatures(_ examples: [Example], at model: Model, progress: (Int) -> Void) -> [[Float]] {
         let base = model.parameters
         var options = TrainingOptions()
         options.learningRate = 1

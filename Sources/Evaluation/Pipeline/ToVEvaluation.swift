@@ -2,20 +2,38 @@ import Foundation
 import Selection
 import Surrogate
 
-/// A policy `tovd evaluate` compares: one of the daemon's selection policies, or the LESS-like
-/// gradient-similarity baseline (evaluation only: scored by ``LessScorer``, selected top-n per length bin).
+/// A policy `tovd evaluate` compares: one of the daemon's selection policies, or a gradient-similarity
+/// baseline (evaluation only: scored by ``LessScorer``, selected top-n per length bin): `less` with
+/// the sign feature ("LESS-like"), `less_adam` with LESS's own Adam-preconditioned gradients.
 public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case selection(Policy)
     case less
+    case lessAdam
 
     public init?(rawValue: String) {
-        if rawValue == "less" { self = .less } else if let p = Policy(rawValue: rawValue) { self = .selection(p) } else { return nil }
+        switch rawValue {
+        case "less": self = .less
+        case "less_adam": self = .lessAdam
+        default:
+            guard let p = Policy(rawValue: rawValue) else { return nil }
+            self = .selection(p)
+        }
     }
 
     public var rawValue: String {
         switch self {
         case .selection(let p): return p.rawValue
         case .less: return "less"
+        case .lessAdam: return "less_adam"
+        }
+    }
+
+    /// The gradient feature a LESS policy scores with; nil for the selection policies.
+    var lessFeature: LessScorer.Feature? {
+        switch self {
+        case .selection: nil
+        case .less: .sign
+        case .lessAdam: .adam
         }
     }
 
@@ -64,7 +82,7 @@ public struct EvaluationOptions: Codable, Sendable {
     /// Total draws of the random policy, spread over the seeds, so its spread is known.
     public var randomDraws = 4
     public var policies: [EvaluationPolicy] = [.selection(.scoreRandom), .selection(.scoreOnly), .selection(.scoreOnlyUnbinned),
-                                               .selection(.uncertainty), .less, .random]
+                                               .selection(.uncertainty), .less, .lessAdam, .random]
     public var epochs = 2
     public var method: TrajectoryMethod = .A
     public var scoreFunction: ScoreFunction = .improvement
@@ -275,25 +293,26 @@ public final class ToVEvaluation {
         let totalRuns = options.seeds * options.learningRates.count * proxies.count
             * options.policies.reduce(0) { $0 + ($1 == .random ? randomPerSeed : 1) }
         for seed in 0..<options.seeds {
-            // Scores are deterministic per seed and cost minutes (the LESS-like ones most), so a resumed
-            // run reads them back with the costs measured when they were computed.
-            let wantsLess = options.policies.contains(.less)
-            var stored = SeedScores.load(directory: options.outputDirectory, seed: seed)
-            if stored.map({ wantsLess && $0.less == nil }) ?? true {
+            // Scores are deterministic per seed and cost minutes (the LESS ones most), so a resumed run
+            // reads them back with the costs measured when they were computed. A LESS feature the stored
+            // seed lacks is added to it: ToV is trained again for θ_bas, but its stored rows (those the
+            // finished fine-tunes selected from) are kept.
+            let features = options.policies.compactMap(\.lessFeature)
+            var scored = SeedScores.load(directory: options.outputDirectory, seed: seed)
+            if scored == nil || features.contains(where: { scored?.less[$0.rawValue] == nil }) {
                 let tov = try scores(seed: UInt64(seed), theta0: theta0, pool: poolExamples, zval: zvalExamples)
-                var computed = SeedScores(tov: tov.rows, tovCost: tov.cost)
-                if wantsLess {
-                    (computed.less, computed.lessCost) = lessScores(seed: UInt64(seed), base: tov.base, basSeconds: tov.basSeconds,
-                                                                    rows: tov.rows, pool: poolExamples, zval: zvalExamples)
+                var computed = scored ?? SeedScores(tov: tov.rows, tovCost: tov.cost)
+                for feature in features where computed.less[feature.rawValue] == nil {
+                    computed.less[feature.rawValue] = lessScores(seed: UInt64(seed), feature: feature, base: tov.base, basSeconds: tov.basSeconds,
+                                                                 rows: computed.tov, pool: poolExamples, zval: zvalExamples)
                 }
                 try computed.save(directory: options.outputDirectory, seed: seed)
-                stored = computed
+                scored = computed
             }
-            let scored = stored!
-            costs.append(scored.tovCost)
-            let rows = scored.tov
-            let less = wantsLess ? scored.less : nil
-            if let cost = scored.lessCost, wantsLess { costs.append(cost) }
+            let stored = scored!
+            costs.append(stored.tovCost)
+            let rows = stored.tov
+            for feature in features { costs.append(stored.less[feature.rawValue]!.cost) }
             if seed == 0 { histogramScores = rows.map(\.score) }
             for policy in options.policies {
                 let draws = policy == .random ? randomPerSeed : 1
@@ -302,7 +321,7 @@ public final class ToVEvaluation {
                     let (selectionPolicy, candidates): (Policy, [ScoredRow]) = switch policy {
                     case .selection(let p): (p, rows)
                     // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
-                    case .less: (.scoreOnly, less!)
+                    case .less, .lessAdam: (.scoreOnly, stored.less[policy.lessFeature!.rawValue]!.rows)
                     }
                     let settings = SelectionSettings(budget: .rows(n), policy: selectionPolicy, scoreFunction: options.scoreFunction,
                                                      method: options.method, bins: options.bins, seed: selectionSeed)
@@ -327,7 +346,7 @@ public final class ToVEvaluation {
                                                 pool: rows.count,
                                                 subtaskInSelection: chosen.filter { split.pool[Int($0)].isTarget }.count,
                                                 subtaskInPool: rows.filter { split.pool[Int($0.id)].isTarget }.count))
-                        if policy == .selection(.scoreRandom) || policy == .random || policy == .less {
+                        if policy == .selection(.scoreRandom) || policy == .random || policy.lessFeature != nil {
                             if lengths.isEmpty {
                                 lengths.append(.init(name: "pool", lengths: rows.map { Double($0.length) }, edges: Self.lengthEdges))
                             }
@@ -353,6 +372,7 @@ public final class ToVEvaluation {
             "random draws": "\(randomPerSeed) per scoring seed, \(randomPerSeed * options.seeds) in all",
         ]
         if options.policies.contains(.less) { settings["LESS-like projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's Adam first-step direction at θ_bas)" }
+        if options.policies.contains(.lessAdam) { settings["less_adam projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's gradient at θ_bas: AdamW-preconditioned by θ_bas's optimizer state for pool rows, plain for Z_val)" }
         for proxy in proxies {
             let s = proxy.summary
             settings["θ0 \(proxy.label)"] = "\(s.steps) steps\(s.stoppedEarly ? " (held-out early stop)" : " (step budget)") on \(s.trainingWindows) windows / \(s.trainingTokens) tokens "
@@ -468,14 +488,48 @@ public final class ToVEvaluation {
                          cost: meter.finish(method: "ToV", seed: seed, rows: scoredExamples.count, bytesStored: stored))
     }
 
-    /// One seed's ToV scores and, when the run has the `less` policy, its LESS-like scores, with the
+    /// One seed's ToV scores and, for each LESS feature the run's policies use, its scores, with the
     /// cost of computing each; `scores-seed<N>.json` in the output directory, which `options.json`
     /// already ties to the settings that shaped them.
     struct SeedScores: Codable {
+        struct Less: Codable {
+            var rows: [ScoredRow]
+            var cost: EvaluationReport.Cost
+        }
         var tov: [ScoredRow]
         var tovCost: EvaluationReport.Cost
-        var less: [ScoredRow]?
-        var lessCost: EvaluationReport.Cost?
+        /// By ``LessScorer/Feature`` raw value.
+        var less: [String: Less] = [:]
+
+        init(tov: [ScoredRow], tovCost: EvaluationReport.Cost) {
+            self.tov = tov
+            self.tovCost = tovCost
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case tov, tovCost, lessByFeature
+            /// Files written before `less_adam` held the sign feature's scores under these two keys.
+            case less, lessCost
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tov = try c.decode([ScoredRow].self, forKey: .tov)
+            tovCost = try c.decode(EvaluationReport.Cost.self, forKey: .tovCost)
+            if let byFeature = try c.decodeIfPresent([String: Less].self, forKey: .lessByFeature) {
+                less = byFeature
+            } else if let rows = try c.decodeIfPresent([ScoredRow].self, forKey: .less),
+                      let cost = try c.decodeIfPresent(EvaluationReport.Cost.self, forKey: .lessCost) {
+                less = [LessScorer.Feature.sign.rawValue: Less(rows: rows, cost: cost)]
+            }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(tov, forKey: .tov)
+            try c.encode(tovCost, forKey: .tovCost)
+            try c.encode(less, forKey: .lessByFeature)
+        }
 
         static func path(directory: String, seed: Int) -> String { directory + "/scores-seed\(seed).json" }
 
@@ -499,21 +553,22 @@ public final class ToVEvaluation {
     /// Cosine of each scored row's projected gradient feature at θ_bas^L with the mean Z_val feature.
     /// Its cost counts θ_bas's training (LESS's warmup) plus the gradient features; the features of every
     /// row are kept, as LESS keeps its gradient datastore.
-    func lessScores(seed: UInt64, base: Model, basSeconds: Double, rows: [ScoredRow], pool: [Example], zval: [Example])
-        -> ([ScoredRow], EvaluationReport.Cost) {
+    func lessScores(seed: UInt64, feature: LessScorer.Feature, base: Model, basSeconds: Double, rows: [ScoredRow], pool: [Example],
+                    zval: [Example]) -> SeedScores.Less {
         let meter = ResourceMeter()
         let scorer = LessScorer(parameterCount: base.parameterCount, dimensions: options.lessDimensions, seed: 0x1e55 &+ seed)
-        let zvalFeatures = scorer.features(zval, at: base)
-        let poolFeatures = scorer.features(rows.map { pool[Int($0.id)] }, at: base) { done in
-            self.progress("seed \(seed): LESS-like gradients", done, rows.count)
+        let name = feature == .sign ? "LESS-like" : "LESS (Adam)"
+        let zvalFeatures = scorer.features(zval, at: base, feature: feature, validation: true)
+        let poolFeatures = scorer.features(rows.map { pool[Int($0.id)] }, at: base, feature: feature, validation: false) { done in
+            self.progress("seed \(seed): \(name) gradients", done, rows.count)
         }
         let similarity = LessScorer.scores(pool: poolFeatures, zval: zvalFeatures)
         let scored = zip(rows, similarity).map { row, s in ScoredRow(id: row.id, score: s, uncertainty: row.uncertainty, length: row.length) }
-        var cost = meter.finish(method: "LESS-like", seed: seed, rows: rows.count,
+        var cost = meter.finish(method: name, seed: seed, rows: rows.count,
                                 bytesStored: (poolFeatures.count + zvalFeatures.count) * scorer.projection.bytesPerRow)
         cost.wallSeconds += basSeconds
         cost.note = "includes θ_bas training (\(String(format: "%.1f", basSeconds)) s, shared with ToV)"
-        return (scored, cost)
+        return SeedScores.Less(rows: scored, cost: cost)
     }
 }
 

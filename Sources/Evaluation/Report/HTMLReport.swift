@@ -124,7 +124,7 @@ public enum HTMLReport {
             body.append(table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
                 [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]
             }))
-            if let ratio = Fmt.costRatio(costs) { body.append("<p class=\"note\">ToV wall time / LESS-like wall time (summed over seeds): \(ratio).</p>") }
+            for line in Fmt.costRatios(costs) { body.append("<p class=\"note\">\(e(line))</p>") }
         }
 
         if !report.references.isEmpty {

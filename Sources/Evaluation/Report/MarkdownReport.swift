@@ -108,7 +108,7 @@ public enum MarkdownReport {
             table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
                 [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]
             })
-            if let ratio = Fmt.costRatio(costs) { out.append("ToV wall time / LESS-like wall time (summed over seeds): \(ratio)."); out.append("") }
+            for line in Fmt.costRatios(costs) { out.append(line); out.append("") }
         }
 
         out.append("## Ranking agreement across learning rates")

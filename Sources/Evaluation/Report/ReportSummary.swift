@@ -147,12 +147,14 @@ enum Fmt {
         return String(format: "%.2f GiB", Double(b) / 1_073_741_824)
     }
 
-    /// ToV's total scoring wall time over LESS-like's, when both were measured.
-    static func costRatio(_ costs: [EvaluationReport.Cost]) -> String? {
+    /// "ToV wall time / <method> wall time (summed over seeds): r" for each other method measured.
+    static func costRatios(_ costs: [EvaluationReport.Cost]) -> [String] {
         let tov = costs.filter { $0.method == "ToV" }.reduce(0) { $0 + $1.wallSeconds }
-        let less = costs.filter { $0.method == "LESS-like" }.reduce(0) { $0 + $1.wallSeconds }
-        guard tov > 0, less > 0 else { return nil }
-        return String(format: "%.2f", tov / less)
+        guard tov > 0 else { return [] }
+        return EvaluationReport.unique(costs.map(\.method)).filter { $0 != "ToV" }.compactMap { method in
+            let other = costs.filter { $0.method == method }.reduce(0) { $0 + $1.wallSeconds }
+            return other > 0 ? String(format: "ToV wall time / %@ wall time (summed over seeds): %.2f.", method, tov / other) : nil
+        }
     }
 
     static func seconds(_ s: Double) -> String {

@@ -39,6 +39,27 @@ public struct OptimizerState: Sendable, Equatable {
         self.v = v
         self.step = step
     }
+
+    /// AdamW's constants (llm.c's, with β2 0.95 as in GPT-3's recipe).
+    static let beta1: Float = 0.9, beta2: Float = 0.95, epsilon: Float = 1e-8
+
+    /// The direction one more AdamW step from this state would move the weights for `gradient`, without
+    /// weight decay or clipping: m̂/(√v̂ + ε) with the moments updated by `gradient`. LESS's feature of a
+    /// training example (its Γ, arXiv 2402.04333 §3.1). From an empty state it is sign(g) where g ≠ 0.
+    public func adamDirection(for gradient: [Float]) -> [Float] {
+        precondition(m.isEmpty || m.count == gradient.count, "optimizer state of \(m.count) parameters, gradient of \(gradient.count)")
+        let beta1 = Self.beta1, beta2 = Self.beta2
+        let t = Float(step + 1)
+        let correction1 = 1 - powf(beta1, t), correction2 = 1 - powf(beta2, t)
+        var out = [Float](repeating: 0, count: gradient.count)
+        for i in gradient.indices {
+            let g = gradient[i]
+            let mi = beta1 * (m.isEmpty ? 0 : m[i]) + (1 - beta1) * g
+            let vi = beta2 * (v.isEmpty ? 0 : v[i]) + (1 - beta2) * g * g
+            out[i] = (mi / correction1) / ((vi / correction2).squareRoot() + Self.epsilon)
+        }
+        return out
+    }
 }
 
 public struct TrainingProgress: Sendable {
@@ -101,6 +122,14 @@ extension Model {
         }
     }
 
+    /// ∇θ ℓ(θ, x) in ``ParameterLayout`` order: the gradient of the example's loss (its mean NLL over
+    /// the response tokens and EOT) with respect to every parameter. Weights and optimizer state are
+    /// left as they are.
+    public func gradient(of example: Example) -> [Float] {
+        _ = forwardBackward([example])
+        return grads
+    }
+
     /// The optimizer state after the last step (empty moments before the first).
     public var optimizerState: OptimizerState { OptimizerState(m: adamM, v: adamV, step: adamStep) }
 
@@ -132,7 +161,7 @@ extension Model {
 
     /// One AdamW step over the whole arena, after clipping the global gradient norm. llm.c: gpt2_update.
     func adamWUpdate(learningRate: Float, weightDecay: Float, clipNorm: Float) {
-        let beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8
+        let beta1 = OptimizerState.beta1, beta2 = OptimizerState.beta2, eps = OptimizerState.epsilon
         if adamM.count != layout.count {
             adamM = [Float](repeating: 0, count: layout.count)
             adamV = [Float](repeating: 0, count: layout.count)

@@ -57,10 +57,10 @@ struct GradientProjectionTests {
                     example("what colour is the sky 4", "blue"), example("add 8 and 9", "17 or 18")]
         let scorer = LessScorer(parameterCount: model.parameterCount, dimensions: 128, seed: 5)
         let before = model.parameters
-        let features = scorer.features(pool, at: model)
+        let features = scorer.features(pool, at: model, feature: .sign, validation: false)
         #expect(model.parameters == before, "scoring must not train θ_bas")
-        #expect(features == scorer.features(pool, at: model))
-        let scores = LessScorer.scores(pool: features, zval: scorer.features(zval, at: model))
+        #expect(features == scorer.features(pool, at: model, feature: .sign, validation: false))
+        let scores = LessScorer.scores(pool: features, zval: scorer.features(zval, at: model, feature: .sign, validation: true))
         #expect(min(scores[0], scores[2]) > max(scores[1], scores[3]), "\(scores)")
 
         // Unprojected, the direction is g/(|g| + ε): within [−1, 1], and ±1 (up to ε) wherever g is not tiny.
@@ -71,5 +71,45 @@ struct GradientProjectionTests {
         let direction = zip(before, probe.parameters).map { $0 - $1 }
         #expect(direction.allSatisfy { abs($0) <= 1.0001 })
         #expect(direction.filter { abs(abs($0) - 1) < 1e-3 }.count > direction.count / 2)
+    }
+
+    /// LESS's own feature: pool rows' gradients preconditioned by θ_bas's AdamW state, Z_val rows' plain
+    /// gradients. It leaves weights and optimizer state alone, and from an empty optimizer state its pool
+    /// feature is the sign feature of `less`.
+    @Test func adamFeaturesFollowLESSAndAgreeWithSignFromAFreshState() throws {
+        let config = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
+        let tokenizer = Tokenizer.train(sample: [Array("the sky is blue; add two and three".utf8)], vocabSize: 300)
+        func example(_ p: String, _ r: String) -> Example { tokenizer.example(prompt: Array(p.utf8), response: Array(r.utf8)) }
+        let zval = (0..<6).map { example("what colour is the sky \($0)", "blue") }
+        let pool = [example("what colour is the sky 1", "blue"), example("add 2 and 3", "5 and 7"),
+                    example("what colour is the sky 4", "blue"), example("add 8 and 9", "17 or 18")]
+        let scorer = LessScorer(parameterCount: Model(config: config, seed: 1).parameterCount, dimensions: 128, seed: 5)
+
+        let fresh = Model(config: config, seed: 1)
+        let sign = scorer.features(pool, at: fresh, feature: .sign, validation: false)
+        let adamFromEmpty = scorer.features(pool, at: fresh, feature: .adam, validation: false)
+        #expect(zip(sign, adamFromEmpty).allSatisfy { a, b in zip(a, b).allSatisfy { abs($0 - $1) < 1e-3 } })
+
+        // θ_bas after a warmup: the optimizer state is what preconditions the pool rows.
+        let base = Model(config: config, seed: 1)
+        var warmup = TrainingOptions()
+        warmup.epochs = 3
+        warmup.learningRate = 1e-3
+        base.train(on: pool + zval, options: warmup, progress: nil)
+        let (weights, state) = (base.parameters, base.optimizerState)
+        let features = scorer.features(pool, at: base, feature: .adam, validation: false)
+        let targets = scorer.features(zval, at: base, feature: .adam, validation: true)
+        #expect(base.parameters == weights && base.optimizerState == state, "scoring must not train θ_bas")
+        // LESS's definition: Γ(g) = m̂/(√v̂ + ε) after one more step for pool rows, g for Z_val rows. (No
+        // ranking check: after so short a warmup the shared momentum m dominates every pool row's Γ, as
+        // it does in LESS's own formula.)
+        let probe = Model(config: config, seed: 1)
+        try probe.restore(parameters: weights, optimizer: state)
+        for (k, row) in pool.enumerated() {
+            let g = probe.gradient(of: row)
+            #expect(zip(features[k], scorer.projection.project(state.adamDirection(for: g))).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+        #expect(zip(targets[0], scorer.projection.project(probe.gradient(of: zval[0]))).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(features[0] != scorer.features([pool[0]], at: base, feature: .adam, validation: true)[0], "pool rows are preconditioned, Z_val rows not")
     }
 }

@@ -103,7 +103,7 @@ public enum MarkdownReport {
             out.append("")
             out.append("Per scoring seed, on this machine. Peak RSS is the process's resident high-water mark during the phase "
                        + "(it includes the data and models loaded before). Stored = what the method keeps per pool: ToV its "
-                       + "2L + 1 losses per row, LESS-like its projected gradient per row (its datastore).")
+                       + "2L + 1 losses per row, each LESS baseline its projected gradient per row (its datastore).")
             out.append("")
             table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
                 [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]

@@ -39,7 +39,7 @@ extension Tovd {
         @Option(help: "Seeds (U sample, trajectories, proxy shuffles).") var seeds = 3
         @Option(help: "Total draws of the random policy.") var randomDraws = 4
         @Option(help: "Comma-separated policies: the selection policies, less (LESS-like: the sign of each row's gradient) and less_adam (LESS's Adam-preconditioned gradients).")
-        var policies = "score_random,score_only,score_only_unbinned,uncertainty,less,random"
+        var policies = EvaluationOptions.defaultPolicies.map(\.rawValue).joined(separator: ",")
         @Option(help: "L, scoring epochs.") var epochs = 2
         @Option(help: "A or B.") var method = "A"
         @Option(help: "improvement, abs or relu.") var scoreFn = "improvement"

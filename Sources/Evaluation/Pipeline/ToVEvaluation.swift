@@ -81,8 +81,10 @@ public struct EvaluationOptions: Codable, Sendable {
     public var seeds = 3
     /// Total draws of the random policy, spread over the seeds, so its spread is known.
     public var randomDraws = 4
-    public var policies: [EvaluationPolicy] = [.selection(.scoreRandom), .selection(.scoreOnly), .selection(.scoreOnlyUnbinned),
-                                               .selection(.uncertainty), .less, .lessAdam, .random]
+    public var policies = defaultPolicies
+    /// Every policy `tovd evaluate` knows (its --policies default).
+    public static let defaultPolicies: [EvaluationPolicy] = [.selection(.scoreRandom), .selection(.scoreOnly), .selection(.scoreOnlyUnbinned),
+                                                             .selection(.uncertainty), .less, .lessAdam, .random]
     public var epochs = 2
     public var method: TrajectoryMethod = .A
     public var scoreFunction: ScoreFunction = .improvement

@@ -10,8 +10,10 @@
 # only load the data and models to write the same report (RERUN=1 does it anyway; after changing POOL,
 # SEEDS, ... move eval/ away first). θ0 and the proxy's θ0 are cached in
 # .cache/tovd-eval and shared by all runs. Several hours on 2 cores (docs/evaluation.md gives the measured times).
-# Set POOL, SEEDS, SHARE, PROXY or EXTRA (more flags for every run) to change the protocol, and TOVD to
-# use an already-built binary (e.g. a copy, so rebuilding the tree meanwhile cannot touch the run).
+# Set POOL, SEEDS, SHARE, PROXY or EXTRA (more flags for every run) to change the protocol, TOVD to
+# use an already-built binary (e.g. a copy, so rebuilding the tree meanwhile cannot touch the run), and
+# RUNS to run only the named ones (e.g. RERUN=1 RUNS="ropes-transfer drop-transfer" adds a policy that
+# is new since they finished, keeping their finished fine-tunes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TOVD:-}" ]; then swift build -c release --product tovd 2>&1 | tail -n 1; fi
@@ -24,6 +26,7 @@ PROXY="${PROXY:-4x256}"
 EXTRA="${EXTRA:-}"
 run() {  # name target flags...
   local name=$1 target=$2; shift 2
+  if [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $name "* ]]; then return; fi
   if [ -z "${RERUN:-}" ] && [ -f "eval/$name/report.json" ]; then
     echo "$name: finished earlier (eval/$name/report.md); RERUN=1 runs it again"
     return

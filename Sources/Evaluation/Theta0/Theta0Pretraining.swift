@@ -47,10 +47,10 @@ public struct Theta0Pretraining {
     public typealias Progress = (_ stage: String, _ done: Int, _ total: Int) -> Void
     public var recipe: Theta0Recipe
     public var cacheDirectory: String
-    /// When it is requested, pretraining saves where it is and throws; nil runs to the end.
-    public var stop: StopRequest?
+    /// When it is requested, pretraining saves where it is and throws.
+    public var stop: StopRequest
 
-    public init(recipe: Theta0Recipe, cacheDirectory: String, stop: StopRequest? = nil) {
+    public init(recipe: Theta0Recipe, cacheDirectory: String, stop: StopRequest = StopRequest()) {
         self.recipe = recipe
         self.cacheDirectory = cacheDirectory
         self.stop = stop
@@ -141,7 +141,7 @@ public struct Theta0Pretraining {
         let stop = self.stop
         options.shouldStop = { [state] in
             if state.stop { return true }
-            if stop?.isRequested == true { state.interrupted = true }
+            if stop.isRequested { state.interrupted = true }
             return state.interrupted
         }
         func save(step: Int) throws {
@@ -155,7 +155,7 @@ public struct Theta0Pretraining {
         var saveError: Error?
         let title = "pretraining θ0 \(config.layers)×\(config.width)"
         if let resumed { progress("\(title) (resumed at step \(resumed.state.step))", resumed.state.step, recipe.maxSteps) }
-        try (stop ?? StopRequest()).listening {
+        try stop.listening {
             model.train(on: Array(train), options: options) { p in
                 lastStep = p.step
                 progress("\(title) (loss \(String(format: "%.3f", p.loss)), held-out best \(String(format: "%.3f", state.best.loss)))", p.step, p.totalSteps)

@@ -47,14 +47,19 @@ struct GradientProjectionTests {
 
     /// The features are the Adam first-step direction g/(|g| + ε), the same for the same row, and copies
     /// of Z_val-like rows in the pool score above rows of another task.
-    @Test func featuresRankZvalLikeRowsFirst() throws {
-        let config = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
-        let model = Model(config: config, seed: 1)
+    /// A toy task: Z_val asks the sky's colour; the pool holds two such rows (0, 2) and two sums (1, 3).
+    static let config = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
+    static let toy: (zval: [Example], pool: [Example]) = {
         let tokenizer = Tokenizer.train(sample: [Array("the sky is blue; add two and three".utf8)], vocabSize: 300)
         func example(_ p: String, _ r: String) -> Example { tokenizer.example(prompt: Array(p.utf8), response: Array(r.utf8)) }
-        let zval = (0..<6).map { example("what colour is the sky \($0)", "blue") }
-        let pool = [example("what colour is the sky 1", "blue"), example("add 2 and 3", "5 and 7"),
-                    example("what colour is the sky 4", "blue"), example("add 8 and 9", "17 or 18")]
+        return ((0..<6).map { example("what colour is the sky \($0)", "blue") },
+                [example("what colour is the sky 1", "blue"), example("add 2 and 3", "5 and 7"),
+                 example("what colour is the sky 4", "blue"), example("add 8 and 9", "17 or 18")])
+    }()
+
+    @Test func featuresRankZvalLikeRowsFirst() throws {
+        let (config, (zval, pool)) = (Self.config, Self.toy)
+        let model = Model(config: config, seed: 1)
         let scorer = LessScorer(parameterCount: model.parameterCount, dimensions: 128, seed: 5)
         let before = model.parameters
         let features = scorer.features(pool, at: model, feature: .sign, validation: false)
@@ -77,12 +82,7 @@ struct GradientProjectionTests {
     /// gradients. It leaves weights and optimizer state alone, and from an empty optimizer state its pool
     /// feature is the sign feature of `less`.
     @Test func adamFeaturesFollowLESSAndAgreeWithSignFromAFreshState() throws {
-        let config = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
-        let tokenizer = Tokenizer.train(sample: [Array("the sky is blue; add two and three".utf8)], vocabSize: 300)
-        func example(_ p: String, _ r: String) -> Example { tokenizer.example(prompt: Array(p.utf8), response: Array(r.utf8)) }
-        let zval = (0..<6).map { example("what colour is the sky \($0)", "blue") }
-        let pool = [example("what colour is the sky 1", "blue"), example("add 2 and 3", "5 and 7"),
-                    example("what colour is the sky 4", "blue"), example("add 8 and 9", "17 or 18")]
+        let (config, (zval, pool)) = (Self.config, Self.toy)
         let scorer = LessScorer(parameterCount: Model(config: config, seed: 1).parameterCount, dimensions: 128, seed: 5)
 
         let fresh = Model(config: config, seed: 1)

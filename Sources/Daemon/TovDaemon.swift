@@ -107,8 +107,9 @@ public struct TovDaemon: Sendable {
             worker.leaseSeconds = configuration.leaseSeconds
             worker.pollInterval = configuration.pollInterval
             worker.scoringPrecision = precision
-            services.append(ScoringWorker(configuration: worker, wakeup: workerWakeup, models: ModelCache(logger: logger), settings: settings,
-                                          metrics: metrics, health: health, logger: logger))
+            services.append(ScoringWorker(configuration: worker, wakeup: workerWakeup,
+                                          models: ModelCache(logger: logger, onError: { reporter.recordError($0) }), settings: settings,
+                                          metrics: metrics, health: health, logger: logger, onError: { reporter.recordError($0) }))
         }
         services.append(reporter)
         if configuration.leader {
@@ -118,17 +119,19 @@ public struct TovDaemon: Sendable {
             lease.leaseDuration = .milliseconds(Int(configuration.leaderLeaseSeconds * 1000))
             lease.renewInterval = lease.leaseDuration / 5
             services.append(LeaderLease(configuration: lease, leadership: leadership, wakeup: trainerWakeup, metrics: metrics, logger: logger))
-            let trainerStop = StopFlag()
+            // One flag for every leader job: the first to hear of shutdown stops them all, so the
+            // trainer never mistakes a stopping daemon for a lost lease and starts new work.
+            let stopping = StopFlag()
             let jobs: [(any LeaderJob, WakeupSignal)] = [
-                (Trainer(instance: configuration.instance, settings: settings, workers: workerWakeup, leadership: leadership,
-                         metrics: metrics, stopFlag: trainerStop, logger: logger), trainerWakeup),
+                (Trainer(instance: configuration.instance, settings: settings, workers: workerWakeup,
+                         metrics: metrics, stopping: stopping, logger: logger), trainerWakeup),
                 (SelectionKeeper(settings: settings, workers: workerWakeup, metrics: metrics, minimumGap: .milliseconds(200), logger: logger), keeperWakeup),
                 (Sweeper(interval: .seconds(30), workers: workerWakeup, logger: logger), WakeupSignal()),
             ]
             for (job, wakeup) in jobs {
                 services.append(job.service(conninfo: configuration.conninfo, leadership: leadership, wakeup: wakeup,
                                             leaseDuration: lease.leaseDuration, reporter: reporter, logger: logger,
-                                            onShutdown: { trainerStop.set() }))
+                                            stopping: stopping))
             }
         }
         if let interval = notifier.watchdogInterval {

@@ -10,16 +10,16 @@ struct TrainerDecisionTests {
     @Test func onlyBaseShapingSettingsRebase() {
         let settings = Settings()
         let base = Self.stored(settings)
-        #expect(Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
+        #expect(TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
                                      settings: settings, requested: false) == nil)
         var changed = settings
         changed.surrogate.width = 128
-        #expect(Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
+        #expect(TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
                                      settings: changed, requested: false) == "surrogate changed")
         changed = settings
         changed.uSize = 1000
         changed.learningRate = 1e-3
-        #expect(Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
+        #expect(TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
                                      settings: changed, requested: false) == "u_size, lr changed")
         // Refresh- and live-class settings never rebase.
         changed = settings
@@ -27,9 +27,9 @@ struct TrainerDecisionTests {
         changed.selection.method = .B
         changed.selection.policy = .random
         changed.maxAttempts = 7
-        #expect(Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
+        #expect(TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
                                      settings: changed, requested: false) == nil)
-        #expect(Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
+        #expect(TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 10_000, ready: 10_000,
                                      settings: settings, requested: true) == "tovd rebase")
     }
 
@@ -38,12 +38,12 @@ struct TrainerDecisionTests {
         settings.rebaseGrowth = 4
         let base = Self.stored(settings)
         let reason = { (ready: Int) in
-            Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 5_000, ready: ready, settings: settings, requested: false)
+            TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 5_000, ready: ready, settings: settings, requested: false)
         }
         #expect(reason(19_999) == nil)
         #expect(reason(20_000)?.hasPrefix("pool grew from 5000 to 20000 rows") == true)
         settings.rebaseGrowth = 0
-        #expect(Trainer.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 5_000, ready: 1_000_000,
+        #expect(TrainerPolicy.rebaseReason(stored: base, storedUSize: settings.uSize, poolAtDraw: 5_000, ready: 1_000_000,
                                      settings: settings, requested: false) == nil)
     }
 
@@ -56,11 +56,11 @@ struct TrainerDecisionTests {
     }
 
     @Test func uIsDrawnOnlyOnceTheBacklogIsSmall() {
-        #expect(Trainer.backlogAllowsSamplingU(ready: 950, validating: 50))
-        #expect(!Trainer.backlogAllowsSamplingU(ready: 900, validating: 100))
+        #expect(TrainerPolicy.backlogAllowsSamplingU(ready: 950, validating: 50))
+        #expect(!TrainerPolicy.backlogAllowsSamplingU(ready: 900, validating: 100))
         var settings = Settings()
         settings.uSize = 100
-        #expect(Trainer.waitForPool(ready: 99, validating: 0, settings: settings) != nil)
-        #expect(Trainer.waitForPool(ready: 100, validating: 0, settings: settings) == nil)
+        #expect(TrainerPolicy.waitForPool(ready: 99, validating: 0, settings: settings) != nil)
+        #expect(TrainerPolicy.waitForPool(ready: 100, validating: 0, settings: settings) == nil)
     }
 }

@@ -23,7 +23,7 @@ struct BootstrapCorpusTests {
                 INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (8, 1, '{}', 'training');
                 INSERT INTO tov.base_subset (base_version, candidate_id) SELECT 1, id FROM tov.candidates;
                 """)
-            let u = try await Trainer.loadU(1, on: c)
+            let u = try await TrainingStore.baseSubsetTexts(1, on: c)
             #expect(u.map(\.source) == Array(repeating: "quiz", count: 6) + [nil, nil])
             #expect(u.map { String(decoding: $0.response, as: UTF8.self) } == (1...8).map { "answer \($0)" })
 

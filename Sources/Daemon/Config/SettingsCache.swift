@@ -30,6 +30,8 @@ public final class SettingsCache: @unchecked Sendable {
     private var lastGood: [String: String] = [:]
     private var reading = Reading()
     private var generationCount = 0
+    /// A setting the trainer found it cannot use (see ``setTrainingProblem(_:)``).
+    private var trainingProblem: String?
     private let maxAge: Duration
     private let logger: Logger
 
@@ -76,7 +78,18 @@ public final class SettingsCache: @unchecked Sendable {
     }
 
     /// One line per stored value that cannot be used, naming the key, the value and what to do.
-    public var problems: [String] { lock.withLock { reading.problems } }
+    public var problems: [String] { lock.withLock { reading.problems + (trainingProblem.map { [$0] } ?? []) } }
+
+    /// A value the database accepts but the trainer cannot use as it is (a surrogate too large for
+    /// this host, a trajectory that diverged under these settings); nil when it can train again. It
+    /// joins ``problems``, so it reaches tov.status.settings_error and tovd_settings_error.
+    public func setTrainingProblem(_ problem: String?) {
+        lock.withLock {
+            guard trainingProblem != problem else { return }
+            trainingProblem = problem
+            generationCount += 1
+        }
+    }
 
     /// All ``problems`` in one line (for `tov.status`), nil when every value is in force.
     public var settingsError: String? {

@@ -7,8 +7,9 @@ enum Queries {
     /// Claims up to $1 never-tried jobs plus at most one job being retried, for $2 seconds for worker
     /// $3, skipping the model versions in $4 (their checkpoints do not load: the rows wait for them
     /// unclaimed, so no attempt is charged); returns the fencing attempt number, the row's raw bytes
-    /// and their sizes. Leases are compared with the database clock, never the host's. New rows
-    /// (model_version 0) come before rescoring work.
+    /// and their sizes. Leases are compared with the database clock, never the host's. Jobs are taken
+    /// first in, first out, new rows and rescoring alike: with new rows first, a steady stream of
+    /// inserts kept a refresh's rescoring waiting without bound.
     ///
     /// One retry per claim is what makes `max_attempts` fair: a crash charges an attempt to every row
     /// of the batch, so the rows of a crashed batch come back one per claim and are scored alone
@@ -17,17 +18,20 @@ enum Queries {
     /// Sizes are checked here, against $5 (`max_text_bytes`, per field as RowValidator does):
     /// `octet_length` reads the stored length without detoasting, and a row over the limit comes back
     /// with NULL texts and its sizes, so a batch of 64 rows near the 1 GiB limit costs nothing to claim.
+    /// The limit guards the pool's entry only: a rescoring job's row was validated when it entered and
+    /// is fetched whatever the limit is now, so lowering `max_text_bytes` never rejects (and so never
+    /// deletes the scores of) a row already in the pool.
     static let jobClaimMany = """
         WITH fresh AS (
             SELECT candidate_id, model_version FROM tov.jobs
             WHERE attempts = 0 AND (lease_until IS NULL OR lease_until < now()) AND model_version <> ALL ($4::int[])
-            ORDER BY model_version, enqueued_at, candidate_id
+            ORDER BY enqueued_at, model_version, candidate_id
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         ), retry AS (
             SELECT candidate_id, model_version FROM tov.jobs
             WHERE attempts > 0 AND (lease_until IS NULL OR lease_until < now()) AND model_version <> ALL ($4::int[])
-            ORDER BY model_version, enqueued_at, candidate_id
+            ORDER BY enqueued_at, model_version, candidate_id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), picked AS (
@@ -47,7 +51,7 @@ enum Queries {
         FROM claimed c JOIN tov.candidates x ON x.id = c.candidate_id
         CROSS JOIN LATERAL (
             SELECT octet_length(x.prompt) AS prompt_bytes, octet_length(x.response) AS response_bytes,
-                   octet_length(x.prompt) <= $5::bigint AND octet_length(x.response) <= $5::bigint AS fits
+                   c.model_version > 0 OR (octet_length(x.prompt) <= $5::bigint AND octet_length(x.response) <= $5::bigint) AS fits
         ) n
         ORDER BY c.candidate_id
         """
@@ -69,10 +73,12 @@ enum Queries {
         WHERE j.candidate_id = f.candidate_id AND j.model_version = f.model_version AND j.attempts = f.attempts
         """
 
-    /// Records why a job failed; the lease runs out and another worker retries it.
-    static let jobFail = """
-        UPDATE tov.jobs SET last_error = $4, lease_until = now()
-        WHERE candidate_id = $1 AND model_version = $2 AND attempts = $3
+    /// Records why a batch failed on its jobs still held ($1 ids, $2 versions, $3 attempts, $4 the
+    /// error) and ends their leases, so another claim retries them at once; the attempt stays counted.
+    static let jobFailMany = """
+        UPDATE tov.jobs j SET last_error = $4, lease_until = now()
+        FROM unnest($1::bigint[], $2::int[], $3::int[]) AS f(candidate_id, model_version, attempts)
+        WHERE j.candidate_id = f.candidate_id AND j.model_version = f.model_version AND j.attempts = f.attempts
         """
 
     /// Enqueues (re)scoring of every ready, unrejected row outside U that has no score for model

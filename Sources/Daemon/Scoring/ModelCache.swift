@@ -33,8 +33,13 @@ public final class ModelCache: @unchecked Sendable {
     /// noticed within a minute, long enough that a large corrupt checkpoint is not re-read every batch.
     let retryDelay: (first: Duration, max: Duration)
 
-    public init(logger: Logger, retryDelay: (first: Duration, max: Duration) = (.seconds(2), .seconds(60))) {
+    /// Where a load failure goes besides the log (the instance's tov.workers.last_error).
+    let onError: @Sendable (String) -> Void
+
+    public init(logger: Logger, retryDelay: (first: Duration, max: Duration) = (.seconds(2), .seconds(60)),
+                onError: @escaping @Sendable (String) -> Void = { _ in }) {
         self.logger = logger
+        self.onError = onError
         self.retryDelay = retryDelay
     }
 
@@ -148,6 +153,7 @@ public final class ModelCache: @unchecked Sendable {
             "model_version": "\(version)", "error": "\(error.message)",
             "fix": "restore the tov.checkpoints row, or let the leader retrain it (it retrains checkpoints with a load_error)",
         ])
+        onError("model version \(version) does not load: \(error.message)")
         if let id = error.checkpointID {
             try await connection.execute(Queries.checkpointLoadErrorSet, [id, error.message])
         }

@@ -36,9 +36,9 @@ extension LeaderJob {
 
     /// This job as a service of the daemon's group.
     func service(conninfo: String, leadership: Leadership, wakeup: WakeupSignal, leaseDuration: Duration,
-                 reporter: InstanceReporter?, logger: Logger, onShutdown: @escaping @Sendable () -> Void) -> any Service {
+                 reporter: InstanceReporter?, logger: Logger, stopping: StopFlag) -> any Service {
         LeaderJobService(job: self, conninfo: conninfo, leadership: leadership, wakeup: wakeup, leaseDuration: leaseDuration,
-                         reporter: reporter, logger: logger, onShutdown: onShutdown)
+                         reporter: reporter, logger: logger, stopping: stopping)
     }
 }
 
@@ -52,12 +52,12 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
     let leaseDuration: Duration
     let reporter: InstanceReporter?
     let logger: Logger
-    let onShutdown: @Sendable () -> Void
-    private let stopFlag = StopFlag()
+    /// Shared by every leader job of the process: set by whichever hears of shutdown first.
+    let stopFlag: StopFlag
 
     init(job: Job, conninfo: String, leadership: Leadership, wakeup: WakeupSignal, leaseDuration: Duration,
-         reporter: InstanceReporter?, logger: Logger, onShutdown: @escaping @Sendable () -> Void) {
-        self.onShutdown = onShutdown
+         reporter: InstanceReporter?, logger: Logger, stopping: StopFlag) {
+        self.stopFlag = stopping
         self.job = job
         self.conninfo = conninfo
         self.leadership = leadership
@@ -125,7 +125,6 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
             connection?.close()
         } onGracefulShutdown: {
             self.stopFlag.set()
-            self.onShutdown()
             self.wakeup.signal()
             self.leadership.changed.signal()
         }

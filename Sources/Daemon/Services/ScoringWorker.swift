@@ -41,6 +41,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     let metrics: DaemonMetrics
     let health: HealthState
     let logger: Logger
+    /// Where a failed batch is reported besides the log (the instance's tov.workers.last_error).
+    let onError: @Sendable (String) -> Void
     private let stopFlag = StopFlag()
 
     /// Test-only fault hook: `TOVD_FAULT_SCORE_DELAY_MS=N` makes every batch that scores rows with a
@@ -50,7 +52,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         .flatMap(Int.init).map { .milliseconds($0) }
 
     public init(configuration: Configuration, wakeup: WakeupSignal, models: ModelCache, settings: SettingsCache,
-                metrics: DaemonMetrics, health: HealthState, logger: Logger) {
+                metrics: DaemonMetrics, health: HealthState, logger: Logger, onError: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.onError = onError
         self.configuration = configuration
         self.wakeup = wakeup
         self.models = models
@@ -85,6 +88,7 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                     // Anything else (a bad checkpoint, a query error) must not kill the daemon: log it,
                     // back off, try again. The claimed rows' leases expire and they are retried.
                     logger.error("batch failed", metadata: ["error": "\(error)"])
+                    onError("\(configuration.name): batch failed: \(error)")
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
@@ -137,6 +141,11 @@ public final class ScoringWorker: Service, @unchecked Sendable {
             return jobs.count
         } catch {
             await lease.stop()
+            // The jobs say why (tov.jobs.last_error) and are retried at once, not after the lease.
+            try? await connection.execute(Queries.jobFailMany, [
+                unfinished.map(\.candidateID), unfinished.map { Int32($0.modelVersion) }, unfinished.map { Int32($0.attempts) },
+                String("\(error)".prefix(500)),
+            ])
             throw error
         }
         await lease.stop()
@@ -203,9 +212,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
                 continue
             }
             guard let prompt = job.prompt, let response = job.response else {
-                // Over max_text_bytes, found by the claim without fetching the text. A rescoring job
-                // too, when the limit was lowered after the row was validated: it cannot be scored
-                // without its text, so it leaves the pipeline as any rejected row does.
+                // Over max_text_bytes, found by the claim without fetching the text. Only a new row
+                // (model_version 0): a rescoring job's row is fetched whatever the limit is now.
                 let (field, bytes) = job.promptBytes > settings.maxTextBytes ? ("prompt", job.promptBytes) : ("response", job.responseBytes)
                 outcome.rejects.append(.init(job: job, reason: .tooLong,
                     detail: "\(field) is \(bytes) bytes, over the limit of \(settings.maxTextBytes) (setting max_text_bytes)"))

@@ -20,17 +20,18 @@ import Surrogate
 /// The debounce counts from the first change the trainer saw, not the last, so a Z_val that
 /// changes every second still refreshes.
 final class Trainer: LeaderJob, @unchecked Sendable {
+    // @unchecked: `policy` and `lastProblem` are touched only by the one task LeaderJobService runs
+    // `step` and `leadershipEnded` on.
     let name = "trainer"
     let instance: String
     let settings: SettingsCache
     let workers: WakeupSignal
-    let leadership: Leadership
     let metrics: DaemonMetrics
     let logger: Logger
-    let stopFlag: StopFlag
-    /// When the trainer first saw that the current model no longer matches Z_val/settings (the
-    /// debounce clock). Per leadership term: a new leader starts the clock anew.
-    private var changeSeenAt: (key: String, at: ContinuousClock.Instant)?
+    /// The daemon is stopping: set by the first leader job's graceful-shutdown handler, so training
+    /// stops and no new work starts (training stopped by shutdown is not a lost lease).
+    let stopping: StopFlag
+    private var policy = TrainerPolicy()
     /// Test-only: milliseconds to stall θ_val training, standing in for a large surrogate
     /// (environment TOVD_FAULT_TRAIN_DELAY_MS; never set in production).
     private let injectedTrainDelay: Duration? = ProcessInfo.processInfo.environment["TOVD_FAULT_TRAIN_DELAY_MS"]
@@ -40,225 +41,71 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     private let injectedPhaseDelay: UInt32? = ProcessInfo.processInfo.environment["TOVD_FAULT_PHASE_DELAY_MS"]
         .flatMap(UInt32.init)
 
-    init(instance: String, settings: SettingsCache, workers: WakeupSignal, leadership: Leadership,
-         metrics: DaemonMetrics, stopFlag: StopFlag, logger: Logger) {
+    init(instance: String, settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, stopping: StopFlag, logger: Logger) {
         self.instance = instance
         self.settings = settings
         self.workers = workers
-        self.leadership = leadership
         self.metrics = metrics
-        self.stopFlag = stopFlag
+        self.stopping = stopping
         self.logger = logger
     }
 
-    func leadershipEnded() { changeSeenAt = nil }
-
-    /// What the trainer should do next, decided from the database alone.
-    enum Decision: Equatable {
-        case wait(activity: String, detail: String?, done: Int?, total: Int?, unit: String?)
-        case trainBase(reason: String)
-        case refresh(base: Int, reason: String, requestID: Int64?)
-    }
+    func leadershipEnded() { policy.leadershipEnded() }
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
         let current = try await settings.current(on: connection)
         try await failInterruptedTraining(fence: fence, on: connection)
-        try await failUnloadableCheckpoints(fence: fence, on: connection)
-        let decision = try await decide(settings: current, on: connection)
+        let snapshot = try await TrainingStore.snapshot(
+            settings: current, memoryProblem: BaseModelConfig(settings: current).memoryProblem(), on: connection)
+        report(problem: TrainerPolicy.settingsProblem(snapshot))
+        let action = policy.decide(snapshot, now: .now)
         let activity = ActivityWriter(fence: fence, connection: connection)
-        switch decision {
-        case .wait(let what, let detail, let done, let total, let unit):
-            try await activity.set(what, reason: nil, detail: detail, done: done, total: total, unit: unit)
-            return .seconds(1)
-        case .trainBase(let reason):
-            try await trainBaseModel(reason: reason, settings: current, fence: fence, activity: activity, on: connection)
+        switch action {
+        case .wait(let what, let recheck):
+            try await activity.set(what.activity, reason: nil, detail: what.detail, done: what.done, total: what.total, unit: what.unit)
+            return recheck
+        case .repair(let repairs):
+            try await repair(repairs, fence: fence, on: connection)
             return .zero
-        case .refresh(let base, let reason, let requestID):
-            try await refresh(base: base, reason: reason, requestID: requestID, settings: current, fence: fence,
-                              activity: activity, on: connection)
+        case .trainBase(let reason, let requests):
+            try await trainBaseModel(reason: reason, requests: requests, settings: current, fence: fence, activity: activity, on: connection)
             return .zero
+        case .refresh(let base, let reason, let requests):
+            return try await refresh(base: base, reason: reason, requests: requests, settings: current, fence: fence,
+                                     activity: activity, on: connection)
         }
     }
 
-    // MARK: - Deciding
-
-    func decide(settings: Settings, on connection: Connection) async throws -> Decision {
-        // One version at a time in training or rescoring (a unique index says so): changes made
-        // meanwhile coalesce into the next one.
-        // (Nothing is in `training` here: failInterruptedTraining ran first.)
-        if let busy = try await connection.query("SELECT model_version FROM tov.model_versions WHERE status = 'scoring'").first {
-            return .wait(activity: "rescoring", detail: "model version \(try busy.get(Int32.self, 0)) is scoring",
-                         done: nil, total: nil, unit: nil)
+    /// A setting the trainer cannot use goes to tov.status.settings_error (through the settings cache,
+    /// which every instance's reporter publishes) and the log, once per distinct problem.
+    private func report(problem: String?) {
+        settings.setTrainingProblem(problem)
+        guard let problem, problem != lastProblem else {
+            if problem == nil { lastProblem = nil }
+            return
         }
-        let counts = try await connection.query(
-            "SELECT (SELECT count(*) FROM tov.ready), (SELECT count(*) FROM tov.jobs WHERE model_version = 0)").first!
-        let ready = Int(try counts.get(Int64.self, 0))
-        let validating = Int(try counts.get(Int64.self, 1))
-        let requests = try await connection.query(
-            "SELECT id, kind, requested_at::text FROM tov.training_requests WHERE started_at IS NULL ORDER BY id")
-        let rebaseRequested = try requests.contains { try $0.get(String.self, 1) == "rebase" }
-        let refreshRequest = try requests.first { try $0.get(String.self, 1) == "refresh" }.map { try $0.get(Int64.self, 0) }
-
-        guard let base = try await connection.query("""
-            SELECT base_version, u_size, config::text, coalesce(pool_rows_at_draw, 0) FROM tov.base_models
-            WHERE status = 'complete' ORDER BY base_version DESC LIMIT 1
-            """).first else {
-            if let blocked = try await divergedBefore(settings: settings, on: connection) { return blocked }
-            if let wait = Self.waitForPool(ready: ready, validating: validating, settings: settings) { return wait }
-            let earlier = try await connection.query("SELECT reason FROM tov.base_models ORDER BY base_version DESC LIMIT 1").first
-            if let earlier, !earlier.isNull(0), let why = try? earlier.get(String.self, 0), why.hasPrefix("checkpoint unreadable") {
-                return .trainBase(reason: "rebase: \(why)")
-            }
-            return .trainBase(reason: "bootstrap")
-        }
-        let baseVersion = Int(try base.get(Int32.self, 0))
-        let stored = try BaseModelConfig(json: try base.get(String.self, 2))
-        let rebaseReason = Self.rebaseReason(
-            stored: stored, storedUSize: Int(try base.get(Int32.self, 1)), poolAtDraw: Int(try base.get(Int64.self, 3)),
-            ready: ready, settings: settings, requested: rebaseRequested)
-        if let rebaseReason {
-            if let blocked = try await divergedBefore(settings: settings, on: connection) { return blocked }
-            if let wait = Self.waitForPool(ready: ready, validating: validating, settings: settings) { return wait }
-            // One clock for every rebase reason: the growth reason's counts change with each insert.
-            if let wait = debounce(key: "rebase", ageSeconds: nil, settings: settings) { return wait }
-            return .trainBase(reason: "rebase: \(rebaseReason)")
-        }
-
-        let zval = try await connection.query(Queries.zvalVersionGet).first!
-        let zvalVersion = try zval.get(Int64.self, 0)
-        let zvalAge = try zval.get(Double.self, 1)
-        guard try zval.get(Int64.self, 2) > 0 else {
-            return .wait(activity: "waiting for Z_val", detail: "insert rows into tov.validation to start scoring",
-                         done: nil, total: nil, unit: nil)
-        }
-        let method = settings.selection.method.rawValue
-        let existing = try await connection.query("""
-            SELECT model_version FROM tov.model_versions
-            WHERE base_version = $1 AND zval_version = $2 AND method = $3 AND val_lr_ratio = $4::float8
-              AND status IN ('scoring', 'complete')
-            """, [baseVersion, zvalVersion, method, settings.valLearningRateRatio])
-        if !existing.isEmpty && refreshRequest == nil {
-            changeSeenAt = nil
-            return .wait(activity: "idle", detail: nil, done: nil, total: nil, unit: nil)
-        }
-        let reason = try await refreshReason(base: baseVersion, zvalVersion: zvalVersion, settings: settings,
-                                             forced: refreshRequest != nil && !existing.isEmpty, on: connection)
-        // Not keyed on the Z_val version: a Z_val that keeps changing must not restart the clock.
-        let key = "refresh:\(baseVersion)/\(method)/\(settings.valLearningRateRatio)"
-        if reason.hasPrefix("Z_val"), let wait = debounce(key: key, ageSeconds: zvalAge, settings: settings) { return wait }
-        changeSeenAt = nil
-        return .refresh(base: baseVersion, reason: reason, requestID: refreshRequest)
+        lastProblem = problem
+        logger.error("settings cannot be used; keeping the current model", metadata: ["problem": "\(problem)"])
     }
-
-    /// Why the newest base model no longer fits, or nil.
-    static func rebaseReason(stored: BaseModelConfig, storedUSize: Int, poolAtDraw: Int, ready: Int,
-                             settings: Settings, requested: Bool) -> String? {
-        let wanted = BaseModelConfig(settings: settings).with(valLearningRateRatio: stored.valLearningRateRatio)
-        var changed: [String] = []
-        if wanted.surrogate != stored.surrogate { changed.append("surrogate") }
-        if settings.uSize != storedUSize { changed.append("u_size") }
-        if wanted.epochs != stored.epochs { changed.append("epochs") }
-        if wanted.learningRate != stored.learningRate { changed.append("lr") }
-        if wanted.pretrainSteps != stored.pretrainSteps { changed.append("pretrain_steps") }
-        if wanted.seed != stored.seed { changed.append("seed") }
-        if !changed.isEmpty { return changed.joined(separator: ", ") + " changed" }
-        if requested { return "tovd rebase" }
-        let growth = settings.rebaseGrowth
-        if growth > 0, poolAtDraw > 0, Double(ready) >= growth * Double(poolAtDraw) {
-            return "pool grew from \(poolAtDraw) to \(ready) rows (rebase_growth \(growth))"
-        }
-        return nil
-    }
-
-    /// A pool too small for U, or a validation backlog too large for a sample of ready rows to
-    /// stand for the pool (≤ 5 % of it): wait.
-    static func waitForPool(ready: Int, validating: Int, settings: Settings) -> Decision? {
-        if ready < settings.uSize {
-            return .wait(activity: "waiting for rows", detail: "needs |U| = \(settings.uSize) validated rows to draw the base subset",
-                         done: ready, total: settings.uSize, unit: "rows")
-        }
-        if !backlogAllowsSamplingU(ready: ready, validating: validating) {
-            return .wait(activity: "waiting for rows", detail: "validating the backlog before drawing U (\(validating) rows left)",
-                         done: ready, total: ready + validating, unit: "rows")
-        }
-        return nil
-    }
-
-    /// Whether the validation backlog is small enough (≤ 5 % of ready + backlog) for a sample of
-    /// ready rows to stand for the whole pool: with a backlog the first validated rows are the
-    /// oldest, often one source loaded first.
-    static func backlogAllowsSamplingU(ready: Int, validating: Int) -> Bool {
-        validating * 20 <= ready + validating
-    }
-
-    /// Waits out `zval_debounce_seconds`, counted from the first time this change was seen (or the
-    /// quiet time since the last Z_val edit, whichever ends first).
-    func debounce(key: String, ageSeconds: Double?, settings: Settings) -> Decision? {
-        let window = settings.zvalDebounceSeconds
-        if changeSeenAt?.key != key { changeSeenAt = (key, .now) }
-        let seen = (ContinuousClock.now - changeSeenAt!.at).seconds
-        if seen >= window || (ageSeconds ?? 0) >= window { return nil }
-        return .wait(activity: "debouncing", detail: "waiting \(Int((window - max(seen, ageSeconds ?? 0)).rounded(.up))) s for further changes",
-                     done: nil, total: nil, unit: nil)
-    }
-
-    /// A base model under exactly these settings diverged before: retraining would diverge again.
-    func divergedBefore(settings: Settings, on connection: Connection) async throws -> Decision? {
-        let config = BaseModelConfig(settings: settings)
-        let failed = try await connection.query("""
-            SELECT reason FROM tov.base_models WHERE status = 'failed' AND reason LIKE 'diverged%' AND config = $1::jsonb
-              AND u_size = $2 ORDER BY base_version DESC LIMIT 1
-            """, [config.json, settings.uSize])
-        guard let row = failed.first else { return nil }
-        return .wait(activity: "blocked", detail: "\(try row.get(String.self, 0)); change the settings to retry", done: nil, total: nil, unit: nil)
-    }
-
-    func refreshReason(base: Int, zvalVersion: Int64, settings: Settings, forced: Bool, on connection: Connection) async throws -> String {
-        if forced { return "tovd refresh" }
-        guard let last = try await connection.query("""
-            SELECT base_version, zval_version, method, val_lr_ratio FROM tov.model_versions
-            WHERE status IN ('complete', 'superseded') ORDER BY model_version DESC LIMIT 1
-            """).first else { return "first model version" }
-        if Int(try last.get(Int32.self, 0)) != base { return "new base model" }
-        if try last.get(Int64.self, 1) != zvalVersion { return "Z_val changed" }
-        if try last.get(String.self, 2) != settings.selection.method.rawValue { return "method changed" }
-        return "val_lr_ratio changed"
-    }
+    private var lastProblem: String?
 
     // MARK: - Base models (bootstrap, rebase)
 
-    func trainBaseModel(reason: String, settings: Settings, fence: LeaderFence, activity: ActivityWriter,
+    func trainBaseModel(reason: String, requests: [Int64], settings: Settings, fence: LeaderFence, activity: ActivityWriter,
                         on connection: Connection) async throws {
         let started = ContinuousClock.now
         let config = BaseModelConfig(settings: settings)
-        if let problem = config.memoryProblem() {
-            settingsProblem(problem)
-            try await activity.set("blocked", reason: reason, detail: problem, done: nil, total: nil, unit: nil)
-            try await Task.sleep(for: .seconds(5))
-            return
-        }
         let baseVersion = try await fence.transaction(on: connection) { tx -> Int in
-            try await tx.execute("UPDATE tov.training_requests SET started_at = now() WHERE kind = 'rebase' AND started_at IS NULL")
-            let created = try await tx.query("""
-                INSERT INTO tov.base_models (u_size, epochs, config, reason, pool_rows_at_draw)
-                VALUES ($1, $2, $3::jsonb, $4, (SELECT count(*) FROM tov.ready)) RETURNING base_version
-                """, [settings.uSize, settings.epochs, config.json, reason])
-            let version = Int(try created.first!.get(Int32.self, 0))
-            // U: a uniform sample of ready rows, ordered by a seeded hash so a rerun picks the same rows.
-            try await tx.execute("""
-                INSERT INTO tov.base_subset (base_version, candidate_id)
-                SELECT $1, r.candidate_id FROM tov.ready r
-                ORDER BY md5($2::text || ':u:' || r.candidate_id::text) COLLATE "C", r.candidate_id
-                LIMIT $3
-                """, [version, String(settings.selection.seed), settings.uSize])
-            return version
+            try await TrainingStore.requestsStart(requests, on: tx)
+            return try await TrainingStore.baseModelCreate(.init(uSize: settings.uSize, epochs: settings.epochs, config: config,
+                                                                 reason: reason, seed: String(settings.selection.seed)), on: tx)
         }
         logger.info("training a base model", metadata: [
             "base_version": "\(baseVersion)", "reason": "\(reason)", "u_rows": "\(settings.uSize)", "epochs": "\(settings.epochs)",
         ])
-        let u = try await Self.loadU(baseVersion, on: connection)
+        let u = try await TrainingStore.baseSubsetTexts(baseVersion, on: connection)
         var trainer = TrajectoryTrainer(config: config, logger: logger)
-        trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
+        trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
         trainer.progress = { [injectedPhaseDelay] phase, done, total in
             if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
@@ -267,75 +114,60 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         do {
             try await activity.following(progress, reason: reason, unit: { $0 == TrainingPhase.pretraining.rawValue ? "steps" : "epochs" }) {
                 try await trainer.trainBase(u: u) { kind, epoch, checkpoint in
-                    try await self.storeCheckpoint(checkpoint, baseVersion: baseVersion, modelVersion: nil, kind: kind, epoch: epoch,
+                    try await self.storeCheckpoint(.init(base: baseVersion, modelVersion: nil, kind: kind, epoch: epoch, bytes: checkpoint),
                                                    fence: fence, on: connection)
                 }
             }
         } catch let error as DaemonError where error.code == .model {
+            // A diverged trajectory served its requests: retrying the same settings diverges again.
             try await fence.transaction(on: connection) { tx in
-                try await tx.execute("UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = $2 WHERE base_version = $1",
-                                     [baseVersion, "diverged: \(error.message)"])
+                try await tx.execute(TrainingStore.baseModelFail, [baseVersion, "diverged: \(error.message)"])
+                try await TrainingStore.requestsServe(requests, by: "base model \(baseVersion) (diverged)", on: tx)
             }
-            settingsProblem(error.message)
+            report(problem: error.message)
             throw error
         }
         try await fence.transaction(on: connection) { tx in
-            try await tx.execute("UPDATE tov.base_models SET status = 'complete', finished_at = now() WHERE base_version = $1", [baseVersion])
-            // One current base model: older ones serve only the versions built on them until the switch.
-            try await tx.execute("UPDATE tov.base_models SET status = 'superseded' WHERE status = 'complete' AND base_version < $1", [baseVersion])
+            try await TrainingStore.baseModelComplete(baseVersion, on: tx)
+            try await TrainingStore.requestsServe(requests, by: "base model \(baseVersion)", on: tx)
         }
         logger.notice("base model ready", metadata: [
             "base_version": "\(baseVersion)", "reason": "\(reason)", "seconds": "\((ContinuousClock.now - started).seconds)",
         ])
     }
 
-    /// Logged once per distinct problem, not at every decision that runs into it again.
-    private func settingsProblem(_ message: String) {
-        guard message != lastProblem else { return }
-        lastProblem = message
-        logger.error("settings cannot be used; keeping the current model", metadata: ["problem": "\(message)"])
-    }
-    private var lastProblem: String?
-
     // MARK: - Refresh (θ_val)
 
-    func refresh(base: Int, reason: String, requestID: Int64?, settings: Settings, fence: LeaderFence,
-                 activity: ActivityWriter, on connection: Connection) async throws {
+    /// Trains a version and hands it to the workers; returns how long to wait before deciding again
+    /// (a Z_val whose every row is rejected leaves nothing to train on).
+    func refresh(base: Int, reason: String, requests: [Int64], settings: Settings, fence: LeaderFence,
+                 activity: ActivityWriter, on connection: Connection) async throws -> Duration {
         let started = ContinuousClock.now
         let method = settings.selection.method
-        let zvalVersion = try await connection.query(Queries.zvalVersionGet).first!.get(Int64.self, 0)
+        let zvalVersion = try await connection.query(TrainingStore.zvalGet).first!.get(Int64.self, "version")
         let zval = try await validatedZval(settings: settings, fence: fence, on: connection)
         guard !zval.isEmpty else {
             try await activity.set("waiting for Z_val", reason: reason,
                                    detail: "every row of tov.validation was rejected (see tov.validation_rejects)", done: nil, total: nil, unit: nil)
-            try await Task.sleep(for: .seconds(2))
-            return
+            return TrainerPolicy.recheck
         }
-        let config = try await baseConfig(base, on: connection)
+        let config = try await TrainingStore.baseModelConfig(base, on: connection)
         guard let (theta0, baseCheckpoints) = try await loadBaseCheckpoints(base: base, epochs: config.epochs, fence: fence, on: connection) else {
-            return
+            return .zero
         }
-        let (modelVersion, refreshID) = try await fence.transaction(on: connection) { tx -> (Int, Int64) in
-            if let requestID {
-                try await tx.execute("UPDATE tov.training_requests SET started_at = now() WHERE kind = 'refresh' AND started_at IS NULL AND id <= $1", [requestID])
-            }
-            let created = try await tx.query("""
-                INSERT INTO tov.model_versions (base_version, zval_version, method, val_lr_ratio, reason, leader)
-                VALUES ($1, $2, $3, $4::float8, $5, $6) RETURNING model_version
-                """, [base, zvalVersion, method.rawValue, settings.valLearningRateRatio, reason, instance])
-            let version = Int(try created.first!.get(Int32.self, 0))
-            let id = try await tx.query("""
-                INSERT INTO tov.refreshes (model_version, zval_version, reason) VALUES ($1, $2, $3) RETURNING id
-                """, [version, zvalVersion, reason]).first!.get(Int64.self, 0)
-            return (version, id)
+        let (modelVersion, refreshID) = try await fence.transaction(on: connection) { tx in
+            try await TrainingStore.requestsStart(requests, on: tx)
+            return try await TrainingStore.modelVersionCreate(.init(
+                base: base, zvalVersion: zvalVersion, method: method.rawValue, valLearningRateRatio: settings.valLearningRateRatio,
+                reason: reason, leader: instance), on: tx)
         }
         logger.info("refresh started: training θ_val", metadata: [
             "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
             "method": "\(method.rawValue)", "reason": "\(reason)",
         ])
-        let u = method == .B ? try await Self.loadU(base, on: connection) : []
+        let u = method == .B ? try await TrainingStore.baseSubsetTexts(base, on: connection) : []
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
-        trainer.shouldStop = { [stopFlag] in stopFlag.isSet || !fence.isHeld }
+        trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
         trainer.progress = { [injectedPhaseDelay] phase, done, total in
             if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
@@ -345,70 +177,51 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             try await activity.following(progress, reason: reason, unit: { _ in "epochs" }) {
                 if let delay = self.injectedTrainDelay { try await self.stall(delay, fence: fence) }
                 try await trainer.trainVal(theta0: theta0, base: baseCheckpoints, zval: zval, u: u, method: method) { epoch, checkpoint in
-                    try await self.storeCheckpoint(checkpoint, baseVersion: base, modelVersion: modelVersion, kind: "val", epoch: epoch,
+                    try await self.storeCheckpoint(.init(base: base, modelVersion: modelVersion, kind: "val", epoch: epoch, bytes: checkpoint),
                                                    fence: fence, on: connection)
                 }
             }
         } catch let error as DaemonError where error.code == .model {
             try await fence.transaction(on: connection) { tx in
-                try await tx.execute("UPDATE tov.model_versions SET status = 'failed', reason = $2 WHERE model_version = $1",
-                                     [modelVersion, "diverged: \(error.message)"])
+                try await tx.execute(TrainingStore.modelVersionFail, [modelVersion, "diverged: \(error.message)"])
+                try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion) (diverged)", on: tx)
             }
-            settingsProblem(error.message)
+            report(problem: error.message)
             throw error
         }
         let trainedSeconds = (ContinuousClock.now - started).seconds
         metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await fence.transaction(on: connection) { tx -> Int in
-            let enqueued = try await tx.execute(Queries.jobEnqueueMissingScores, [modelVersion, base])
-            try await tx.execute("""
-                UPDATE tov.model_versions SET status = 'scoring', trained_at = now(), rescore_total = $2 WHERE model_version = $1
-                """, [modelVersion, enqueued])
-            try await tx.execute("UPDATE tov.refreshes SET trained_at = now() WHERE id = $1", [refreshID])
-            return enqueued
+            try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
+            return try await TrainingStore.modelVersionStartScoring(modelVersion, base: base, refresh: refreshID, on: tx)
         }
         try await activity.set("rescoring", reason: reason, detail: "model version \(modelVersion)", done: 0, total: enqueued, unit: "rows")
         logger.info("θ_val trained; rescoring the pool", metadata: [
             "model_version": "\(modelVersion)", "rows": "\(enqueued)", "train_seconds": "\(trainedSeconds)",
         ])
         workers.signal()
+        return .zero
     }
 
     /// Z_val rows checked like candidates (same validator, same `max_text_bytes`): a bad row is
-    /// recorded in tov.validation_rejects, logged, and left out of training.
+    /// recorded in tov.validation_rejects, logged, and left out of training. Rewritten at every
+    /// refresh, so a raised limit takes a row back.
     func validatedZval(settings: Settings, fence: LeaderFence, on connection: Connection) async throws -> [RowText] {
         let validator = RowValidator(maxTextBytes: settings.maxTextBytes)
         var good: [RowText] = []
         var rejected: [(Int64, String, String)] = []
-        // Sizes first, so a 100 MB row is refused without being fetched.
-        for row in try await connection.query("""
-            SELECT id, octet_length(prompt), octet_length(response),
-                   CASE WHEN octet_length(prompt) <= $1 AND octet_length(response) <= $1 THEN convert_to(prompt, 'UTF8') END,
-                   CASE WHEN octet_length(prompt) <= $1 AND octet_length(response) <= $1 THEN convert_to(response, 'UTF8') END
-            FROM tov.validation ORDER BY id
-            """, [settings.maxTextBytes]) {
-            let id = try row.get(Int64.self, 0)
-            guard !row.isNull(3) else {
-                let bytes = max(Int(try row.get(Int32.self, 1)), Int(try row.get(Int32.self, 2)))
-                rejected.append((id, RejectReason.tooLong.rawValue, "a field is \(bytes) bytes, over the limit of \(settings.maxTextBytes) (setting max_text_bytes)"))
+        for row in try await TrainingStore.validationSizedMany(maxTextBytes: settings.maxTextBytes, on: connection) {
+            guard let (prompt, response) = row.text else {
+                rejected.append((row.id, RejectReason.tooLong.rawValue,
+                                 "a field is \(row.largestField) bytes, over the limit of \(settings.maxTextBytes) (setting max_text_bytes)"))
                 continue
             }
-            let prompt = try row.get([UInt8].self, 3)
-            let response = try row.get([UInt8].self, 4)
             switch validator.check(prompt: prompt, response: response) {
             case .ready: good.append(RowText(id: Int64(good.count), prompt: prompt, response: response))
-            case .reject(let reason, let detail): rejected.append((id, reason.rawValue, detail))
+            case .reject(let reason, let detail): rejected.append((row.id, reason.rawValue, detail))
             }
         }
-        try await fence.transaction(on: connection) { tx in
-            try await tx.execute("DELETE FROM tov.validation_rejects")
-            if !rejected.isEmpty {
-                try await tx.execute("""
-                    INSERT INTO tov.validation_rejects (validation_id, reason, detail)
-                    SELECT * FROM unnest($1::bigint[], $2::tov.reject_reason[], $3::text[]) ON CONFLICT DO NOTHING
-                    """, [rejected.map(\.0), rejected.map(\.1), rejected.map(\.2)])
-            }
-        }
+        try await fence.transaction(on: connection) { tx in try await TrainingStore.validationRejectsReplace(rejected, on: tx) }
         if !rejected.isEmpty {
             logger.warning("Z_val rows left out of training; see tov.validation_rejects", metadata: [
                 "rows": "\(rejected.count)", "first_id": "\(rejected[0].0)", "first_reason": "\(rejected[0].2)",
@@ -421,95 +234,42 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     private func stall(_ delay: Duration, fence: LeaderFence) async throws {
         let end = ContinuousClock.now + delay
         while ContinuousClock.now < end {
-            if stopFlag.isSet || !fence.isHeld { throw CancellationError() }
+            if stopping.isSet || !fence.isHeld { throw CancellationError() }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
 
-    // MARK: - Training that was interrupted
+    // MARK: - Training that was interrupted, checkpoints that cannot be loaded
 
     /// The trainer is serial: while it decides, nothing of its own is training. A base model or a
-    /// version still in `training` was left by a step that failed (its connection was cut, a
-    /// query failed) or by a previous leader; it cannot be resumed from a half-written trajectory,
-    /// so it is failed and the next decision trains it again.
+    /// version still in `training` was left by a step that failed (its connection was cut, a query
+    /// failed) or by a previous leader; it cannot be resumed from a half-written trajectory, so it is
+    /// failed, and the requests it served stay pending for the next decision.
     func failInterruptedTraining(fence: LeaderFence, on connection: Connection) async throws {
-        let (bases, versions) = try await fence.transaction(on: connection) { tx -> (Int, Int) in
-            let bases = try await tx.execute(
-                "UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = coalesce(reason, '') || ' (interrupted)' WHERE status = 'training'")
-            let versions = try await tx.execute(
-                "UPDATE tov.model_versions SET status = 'failed', reason = coalesce(reason, '') || ' (interrupted)' WHERE status = 'training'")
-            return (bases, versions)
-        }
-        if bases + versions > 0 {
-            logger.notice("training was interrupted; it will be redone", metadata: ["base_models": "\(bases)", "model_versions": "\(versions)"])
+        let failed = try await fence.transaction(on: connection) { tx in try await TrainingStore.trainingInterruptedFailMany(on: tx) }
+        if failed.bases + failed.versions > 0 {
+            logger.notice("training was interrupted; it will be redone", metadata: [
+                "base_models": "\(failed.bases)", "model_versions": "\(failed.versions)",
+            ])
         }
     }
 
-    // MARK: - Checkpoints a worker could not load
-
-    /// Workers mark a checkpoint they cannot load (missing bytes, bad checksum) with `load_error`.
-    /// The trainer retrains rather than waiting forever: a bad θ_val fails its version (the next
-    /// decision trains a new one on the same inputs); a bad θ0 or θ_bas fails the base model and
-    /// every version on it (the next decision rebases). The last good selection stays until then.
-    func failUnloadableCheckpoints(fence: LeaderFence, on connection: Connection) async throws {
-        let bad = try await connection.query("""
-            SELECT c.base_version, c.model_version, c.kind, c.epoch, c.load_error FROM tov.checkpoints c
-            WHERE c.load_error IS NOT NULL
-              AND (c.model_version IN (SELECT model_version FROM tov.model_versions WHERE status IN ('scoring', 'complete'))
-                   OR (c.model_version IS NULL AND c.base_version IN (SELECT base_version FROM tov.base_models WHERE status = 'complete')))
-            """)
-        for row in bad {
-            let base = Int(try row.get(Int32.self, 0))
-            let version = row.isNull(1) ? 0 : Int(try row.get(Int32.self, 1))
-            let kind = try row.get(String.self, 2)
-            let epoch = Int(try row.get(Int32.self, 3))
-            let error = try row.get(String.self, 4)
+    func repair(_ repairs: [TrainerAction.Repair], fence: LeaderFence, on connection: Connection) async throws {
+        for repair in repairs {
             try await fence.transaction(on: connection) { tx in
-                if kind == "val" {
-                    // A complete version stays readable (and scored by the workers that still have it
-                    // loaded) until its replacement switches in; a version being rescored is replaced.
-                    try await tx.execute("UPDATE tov.model_versions SET status = 'failed', reason = 'checkpoint unreadable' WHERE model_version = $1 AND status = 'scoring'", [version])
-                    try await tx.execute("INSERT INTO tov.training_requests (kind, requested_by) VALUES ('refresh', 'tovd: unreadable checkpoint')")
-                } else {
-                    try await tx.execute("UPDATE tov.model_versions SET status = 'failed', reason = 'checkpoint unreadable' WHERE base_version = $1 AND status = 'scoring'", [base])
-                    try await tx.execute("UPDATE tov.base_models SET status = 'failed', reason = 'checkpoint unreadable' WHERE base_version = $1", [base])
+                switch repair {
+                case .failVersion(let version, let problem): try await TrainingStore.modelVersionUnloadableFail(version, problem: problem, on: tx)
+                case .failBase(let base, let problem): try await TrainingStore.baseModelUnloadableFail(base, problem: problem, on: tx)
                 }
-                try await tx.execute("UPDATE tov.checkpoints SET load_error = NULL WHERE base_version = $1 AND coalesce(model_version, 0) = $2 AND kind = $3 AND epoch = $4",
-                                     [base, version, kind, epoch])
             }
-            logger.error("a checkpoint cannot be loaded; retraining it", metadata: [
-                "checkpoint": "\(kind) epoch \(epoch) of base model \(base), version \(version)", "error": "\(error)",
-            ])
+            logger.error("a checkpoint cannot be loaded; retraining it", metadata: ["repair": "\(repair)"])
         }
     }
 
-    // MARK: - Storage helpers
+    // MARK: - Checkpoints
 
-    /// U of a base model, in candidate order (the order every trajectory sees it in).
-    static func loadU(_ baseVersion: Int, on connection: Connection) async throws -> [RowText] {
-        var texts: [RowText] = []
-        for row in try await connection.query("""
-            SELECT c.prompt, c.response, c.source FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
-            WHERE b.base_version = $1 ORDER BY b.candidate_id
-            """, [baseVersion]) {
-            texts.append(RowText(id: Int64(texts.count), prompt: Array(try row.get(String.self, 0).utf8),
-                                 response: Array(try row.get(String.self, 1).utf8), source: row.isNull(2) ? nil : try row.get(String.self, 2)))
-        }
-        return texts
-    }
-
-    func baseConfig(_ base: Int, on connection: Connection) async throws -> BaseModelConfig {
-        let text = try await connection.query("SELECT config::text FROM tov.base_models WHERE base_version = $1", [base]).first!.get(String.self, 0)
-        return try BaseModelConfig(json: text)
-    }
-
-    func storeCheckpoint(_ bytes: [UInt8], baseVersion: Int, modelVersion: Int?, kind: String, epoch: Int,
-                         fence: LeaderFence, on connection: Connection) async throws {
-        try await fence.transaction(on: connection) { tx in
-            try await tx.execute(Queries.checkpointInsert, [
-                baseVersion, modelVersion.map(Int32.init), kind, epoch, bytes, SHA256.hexDigest(of: Data(bytes)),
-            ])
-        }
+    func storeCheckpoint(_ checkpoint: TrainingStore.CheckpointInsertParams, fence: LeaderFence, on connection: Connection) async throws {
+        try await fence.transaction(on: connection) { tx in try await TrainingStore.checkpointInsert(checkpoint, on: tx) }
     }
 
     /// θ0 and θ_bas^1..L of `base`, each checked against its stored SHA-256 and decoded once; nil
@@ -518,26 +278,19 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     func loadBaseCheckpoints(base: Int, epochs: Int, fence: LeaderFence, on connection: Connection) async throws -> ([UInt8], [[UInt8]])? {
         var loaded: [String: [UInt8]] = [:]
         var problem: String?
-        for row in try await connection.query("""
-            SELECT kind, epoch, data, sha256 FROM tov.checkpoints
-            WHERE base_version = $1 AND model_version IS NULL ORDER BY kind, epoch
-            """, [base]) {
-            let name = "\(try row.get(String.self, 0)) epoch \(try row.get(Int32.self, 1))"
-            let bytes = try row.get([UInt8].self, 2)
+        for stored in try await TrainingStore.baseCheckpointMany(base, on: connection) {
             do {
-                _ = try SurrogateCheckpoint.decode(bytes, expectedSHA256: try row.get(String.self, 3))
+                _ = try SurrogateCheckpoint.decode(stored.bytes, expectedSHA256: stored.sha256)
             } catch {
-                problem = problem ?? "\(name): \(error)"
+                problem = problem ?? "\(stored.name): \(error)"
             }
-            loaded[name] = bytes
+            loaded[stored.name] = stored.bytes
         }
         let names = ["theta0 epoch 0"] + (1...epochs).map { "base epoch \($0)" }
         if problem == nil, let missing = names.first(where: { loaded[$0] == nil }) { problem = "\(missing) is missing" }
         guard let problem else { return (loaded[names[0]]!, names.dropFirst().map { loaded[$0]! }) }
         try await fence.transaction(on: connection) { tx in
-            try await tx.execute("UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = $2 WHERE base_version = $1",
-                                 [base, "checkpoint unreadable: \(problem)"])
-            try await tx.execute("UPDATE tov.model_versions SET status = 'failed', reason = 'checkpoint unreadable' WHERE base_version = $1 AND status IN ('training', 'scoring')", [base])
+            try await TrainingStore.baseModelUnloadableFail(base, problem: problem, on: tx)
         }
         logger.error("a base checkpoint cannot be used; training a new base model", metadata: ["base_version": "\(base)", "problem": "\(problem)"])
         return nil
@@ -569,13 +322,8 @@ struct ActivityWriter: Sendable {
     let connection: Connection
 
     func set(_ activity: String, reason: String?, detail: String?, done: Int?, total: Int?, unit: String?) async throws {
-        // started_at moves only when the activity changes, so a rate can be derived from it.
-        try await connection.execute("""
-            UPDATE tov.leader_activity SET
-                started_at = CASE WHEN activity IS DISTINCT FROM $1 OR reason IS DISTINCT FROM $2 THEN now() ELSE started_at END,
-                activity = $1, reason = $2, detail = $3, done = $4, total = $5, unit = $6, updated_at = now()
-            WHERE EXISTS (SELECT 1 FROM tov.leader WHERE epoch = $7 AND lease_until > clock_timestamp())
-            """, [activity, reason, detail, done.map(Int64.init), total.map(Int64.init), unit, fence.epoch])
+        try await TrainingStore.activitySet(.init(activity: activity, reason: reason, detail: detail, done: done, total: total,
+                                                  unit: unit, epoch: fence.epoch), on: connection)
     }
 
     /// Runs `body` while copying `progress` into the activity row once a second.

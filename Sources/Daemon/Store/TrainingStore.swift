@@ -1,0 +1,402 @@
+import Foundation
+import PQ
+import Surrogate
+
+/// The trainer's statements: base models, model versions, their checkpoints, operator requests and
+/// the Z_val it trains on. Named noun+verb(+Many) after what they do, values bound as `$n`, rows read
+/// by column name. Writes go through a transaction the caller fenced (``LeaderFence``).
+enum TrainingStore {
+    // MARK: - The snapshot the trainer decides from
+
+    /// Everything ``TrainerPolicy`` reads, in a handful of small queries. `memoryProblem` is the
+    /// host's verdict on the wanted surrogate (not a database fact, but part of what the rules read).
+    static func snapshot(settings: Settings, memoryProblem: String?, on connection: Connection) async throws -> TrainerSnapshot {
+        let counts = try await connection.query(poolCountsGet).first!
+        let requests = try await connection.query(requestPendingMany).map { row in
+            TrainerSnapshot.Request(id: try row.get(Int64.self, "id"),
+                                    kind: TrainerSnapshot.Request.Kind(rawValue: try row.get(String.self, "kind")) ?? .refresh)
+        }
+        let base = try await connection.query(baseModelCurrentGet).first.map { row in
+            TrainerSnapshot.Base(version: Int(try row.get(Int32.self, "base_version")), uSize: Int(try row.get(Int32.self, "u_size")),
+                                 config: try BaseModelConfig(json: try row.get(String.self, "config")),
+                                 poolRowsAtDraw: Int(try row.get(Int64.self, "pool_rows_at_draw")))
+        }
+        let lastFailure = base != nil ? nil
+            : try await connection.query(baseModelLastFailureGet).first.flatMap { try $0.getOptional(String.self, "reason") }
+        let wanted = BaseModelConfig(settings: settings)
+        let divergedBase = try await connection.query(baseModelDivergedGet, [wanted.json, settings.uSize]).first
+            .map { try $0.get(String.self, "reason") }
+        let zvalRow = try await connection.query(zvalGet).first!
+        let zval = TrainerSnapshot.Zval(version: try zvalRow.get(Int64.self, "version"), ageSeconds: try zvalRow.get(Double.self, "age_seconds"),
+                                        rows: Int(try zvalRow.get(Int64.self, "rows")))
+        let broken = try await brokenCheckpoints(on: connection)
+        var served = false
+        var divergedVersion: String?
+        if let base {
+            let inputs: [PQValue?] = [base.version, zval.version, settings.selection.method.rawValue, settings.valLearningRateRatio]
+            let brokenVersions = Set(broken.compactMap { b -> Int? in if case .version(let v, _) = b.owner { return v } else { return nil } })
+            served = try await connection.query(modelVersionForInputsMany, inputs)
+                .contains { !brokenVersions.contains(Int(try $0.get(Int32.self, "model_version"))) }
+            divergedVersion = try await connection.query(modelVersionDivergedGet, inputs).first.map { try $0.get(String.self, "reason") }
+        }
+        let last = try await connection.query(modelVersionLastServedGet).first.map { row in
+            TrainerSnapshot.LastVersion(baseVersion: Int(try row.get(Int32.self, "base_version")),
+                                        zvalVersion: try row.get(Int64.self, "zval_version"), method: try row.get(String.self, "method"))
+        }
+        return TrainerSnapshot(
+            settings: settings,
+            scoringVersion: try counts.getOptional(Int32.self, "scoring_version").map(Int.init),
+            readyRows: Int(try counts.get(Int64.self, "ready")), validatingRows: Int(try counts.get(Int64.self, "validating")),
+            pendingRequests: requests, currentBase: base, lastBaseFailure: lastFailure, divergedBase: divergedBase,
+            memoryProblem: memoryProblem, zval: zval, currentInputsServed: served, divergedVersion: divergedVersion,
+            lastVersion: last, broken: broken)
+    }
+
+    static let poolCountsGet = """
+        SELECT (SELECT model_version FROM tov.model_versions WHERE status = 'scoring') AS scoring_version,
+               (SELECT count(*) FROM tov.ready) AS ready,
+               (SELECT count(*) FROM tov.jobs WHERE model_version = 0) AS validating
+        """
+
+    static let requestPendingMany = "SELECT id, kind FROM tov.training_requests WHERE served_at IS NULL ORDER BY id"
+
+    static let baseModelCurrentGet = """
+        SELECT base_version, u_size, config::text AS config, coalesce(pool_rows_at_draw, 0)::bigint AS pool_rows_at_draw
+        FROM tov.base_models WHERE status = 'complete' ORDER BY base_version DESC LIMIT 1
+        """
+
+    static let baseModelLastFailureGet = """
+        SELECT reason FROM tov.base_models WHERE status = 'failed' AND base_version = (SELECT max(base_version) FROM tov.base_models)
+        """
+
+    /// A base model under exactly these settings ($1 config, $2 u_size) that diverged.
+    static let baseModelDivergedGet = """
+        SELECT reason FROM tov.base_models WHERE status = 'failed' AND reason LIKE 'diverged%' AND config = $1::jsonb AND u_size = $2
+        ORDER BY base_version DESC LIMIT 1
+        """
+
+    static let zvalGet = """
+        SELECT version, extract(epoch FROM now() - changed_at)::float8 AS age_seconds, (SELECT count(*) FROM tov.validation) AS rows
+        FROM tov.zval_version
+        """
+
+    /// Versions in use for these inputs: $1 base, $2 Z_val version, $3 method, $4 val_lr_ratio.
+    static let modelVersionForInputsMany = """
+        SELECT model_version FROM tov.model_versions
+        WHERE base_version = $1 AND zval_version = $2 AND method = $3 AND val_lr_ratio = $4::float8 AND status IN ('scoring', 'complete')
+        """
+
+    static let modelVersionDivergedGet = """
+        SELECT reason FROM tov.model_versions
+        WHERE base_version = $1 AND zval_version = $2 AND method = $3 AND val_lr_ratio = $4::float8
+          AND status = 'failed' AND reason LIKE 'diverged%'
+        ORDER BY model_version DESC LIMIT 1
+        """
+
+    static let modelVersionLastServedGet = """
+        SELECT base_version, zval_version, method FROM tov.model_versions
+        WHERE status IN ('complete', 'superseded') ORDER BY model_version DESC LIMIT 1
+        """
+
+    // MARK: - Checkpoints workers cannot have
+
+    /// Live checkpoints a worker marked unloadable, and live models short of checkpoint rows (a
+    /// deleted row leaves a worker nothing to mark). A version needs θ_val^1..L; the current base
+    /// model θ0 and θ_bas^1..L.
+    static func brokenCheckpoints(on connection: Connection) async throws -> [TrainerSnapshot.BrokenCheckpoint] {
+        try await connection.query(checkpointBrokenMany).map { row in
+            let base = Int(try row.get(Int32.self, "base_version"))
+            let owner: TrainerSnapshot.BrokenCheckpoint.Owner
+            if let version = try row.getOptional(Int32.self, "model_version") {
+                owner = .version(Int(version), scoring: try row.get(String.self, "status") == "scoring")
+            } else {
+                owner = .base(base)
+            }
+            return .init(owner: owner, problem: try row.get(String.self, "problem"))
+        }
+    }
+
+    static let checkpointBrokenMany = """
+        WITH live AS (
+            SELECT m.model_version, m.base_version, m.status::text AS status, b.epochs, 'val' AS kind, b.epochs AS needed
+            FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
+            WHERE m.status IN ('scoring', 'complete')
+            UNION ALL
+            SELECT NULL, base_version, 'complete', epochs, 'base', epochs + 1
+            FROM tov.base_models WHERE status = 'complete'
+        ), stored AS (
+            SELECT l.*,
+                   (SELECT count(*) FROM tov.checkpoints c
+                    WHERE c.base_version = l.base_version AND c.model_version IS NOT DISTINCT FROM l.model_version
+                      AND (c.kind = 'val') = (l.kind = 'val')) AS present,
+                   (SELECT string_agg(c.kind || ' epoch ' || c.epoch || ': ' || c.load_error, '; ' ORDER BY c.kind, c.epoch)
+                    FROM tov.checkpoints c
+                    WHERE c.base_version = l.base_version AND c.model_version IS NOT DISTINCT FROM l.model_version
+                      AND c.load_error IS NOT NULL) AS load_errors
+            FROM live l
+        )
+        SELECT model_version, base_version, status,
+               coalesce(load_errors, (needed - present) || ' of ' || needed || ' checkpoints missing') AS problem
+        FROM stored WHERE load_errors IS NOT NULL OR present < needed
+        ORDER BY base_version, model_version NULLS FIRST
+        """
+
+    // MARK: - Repairs and interrupted work
+
+    /// Fails what a leader left in `training` (its connection cut, the process killed): a trajectory
+    /// cannot be resumed half-written. Requests it was serving stay pending (they are served only when
+    /// work completes). Returns the base models and versions failed.
+    static func trainingInterruptedFailMany(on tx: Connection) async throws -> (bases: Int, versions: Int) {
+        (try await tx.execute(baseModelInterruptedFailMany), try await tx.execute(modelVersionInterruptedFailMany))
+    }
+
+    static let baseModelInterruptedFailMany = """
+        UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = coalesce(reason, '') || ' (interrupted)'
+        WHERE status = 'training'
+        """
+    static let modelVersionInterruptedFailMany = """
+        UPDATE tov.model_versions SET status = 'failed', reason = coalesce(reason, '') || ' (interrupted)' WHERE status = 'training'
+        """
+
+    /// A version being rescored whose θ_val cannot be loaded: failed (a new one replaces it).
+    static func modelVersionUnloadableFail(_ version: Int, problem: String, on tx: Connection) async throws {
+        try await tx.execute(modelVersionFail, [version, "checkpoint unreadable: \(problem)"])
+        try await tx.execute(checkpointLoadErrorClearMany, [version])
+    }
+
+    /// A base model whose θ0 or θ_bas cannot be loaded: it and its versions in flight fail; the
+    /// complete version on it keeps serving tov.selected until a rebase replaces it.
+    static func baseModelUnloadableFail(_ base: Int, problem: String, on tx: Connection) async throws {
+        try await tx.execute(baseModelFail, [base, "checkpoint unreadable: \(problem)"])
+        try await tx.execute(modelVersionInFlightFailMany, [base, "checkpoint unreadable"])
+        try await tx.execute(checkpointBaseLoadErrorClearMany, [base])
+    }
+
+    static let checkpointLoadErrorClearMany = "UPDATE tov.checkpoints SET load_error = NULL WHERE model_version = $1"
+    static let checkpointBaseLoadErrorClearMany = "UPDATE tov.checkpoints SET load_error = NULL WHERE base_version = $1 AND model_version IS NULL"
+
+    // MARK: - Requests
+
+    /// Marks requests $1 as being worked on (status shows it); they stay pending until served.
+    static let requestStartMany = "UPDATE tov.training_requests SET started_at = now() WHERE id = ANY($1::bigint[])"
+    /// Requests $1 served by the work named $2 ('base model 3', 'model version 12').
+    static let requestServeMany = """
+        UPDATE tov.training_requests SET served_at = now(), served_by = $2, started_at = coalesce(started_at, now())
+        WHERE id = ANY($1::bigint[]) AND served_at IS NULL
+        """
+
+    static func requestsStart(_ ids: [Int64], on tx: Connection) async throws {
+        guard !ids.isEmpty else { return }  // PQ sends an empty array as bytea
+        try await tx.execute(requestStartMany, [ids])
+    }
+
+    static func requestsServe(_ ids: [Int64], by work: String, on tx: Connection) async throws {
+        guard !ids.isEmpty else { return }
+        try await tx.execute(requestServeMany, [ids, work])
+    }
+
+    // MARK: - Base models
+
+    struct BaseModelCreateParams {
+        var uSize: Int
+        var epochs: Int
+        var config: BaseModelConfig
+        var reason: String
+        /// Seeds U's draw (the selection seed).
+        var seed: String
+    }
+
+    /// A new base model in `training` with U drawn: a uniform sample of ready rows, ordered by a seeded
+    /// hash so a rerun picks the same rows. Returns its version.
+    static func baseModelCreate(_ p: BaseModelCreateParams, on tx: Connection) async throws -> Int {
+        let version = Int(try await tx.query(baseModelInsert, [p.uSize, p.epochs, p.config.json, p.reason]).first!
+            .get(Int32.self, "base_version"))
+        try await tx.execute(baseSubsetDraw, [version, p.seed, p.uSize])
+        return version
+    }
+
+    static let baseModelInsert = """
+        INSERT INTO tov.base_models (u_size, epochs, config, reason, pool_rows_at_draw)
+        VALUES ($1, $2, $3::jsonb, $4, (SELECT count(*) FROM tov.ready)) RETURNING base_version
+        """
+
+    static let baseSubsetDraw = """
+        INSERT INTO tov.base_subset (base_version, candidate_id)
+        SELECT $1, r.candidate_id FROM tov.ready r
+        ORDER BY md5($2::text || ':u:' || r.candidate_id::text) COLLATE "C", r.candidate_id
+        LIMIT $3
+        """
+
+    /// Completes base model $1; older complete ones are superseded (they serve only the versions built
+    /// on them until the switch).
+    static func baseModelComplete(_ base: Int, on tx: Connection) async throws {
+        try await tx.execute(baseModelCompleteUpdate, [base])
+        try await tx.execute(baseModelSupersedeOlderMany, [base])
+    }
+
+    static let baseModelCompleteUpdate = "UPDATE tov.base_models SET status = 'complete', finished_at = now() WHERE base_version = $1"
+    static let baseModelSupersedeOlderMany = "UPDATE tov.base_models SET status = 'superseded' WHERE status = 'complete' AND base_version < $1"
+    static let baseModelFail = "UPDATE tov.base_models SET status = 'failed', finished_at = now(), reason = $2 WHERE base_version = $1"
+
+    /// U of a base model, in candidate order (the order every trajectory sees it in).
+    static func baseSubsetTexts(_ base: Int, on connection: Connection) async throws -> [RowText] {
+        var texts: [RowText] = []
+        for row in try await connection.query(baseSubsetTextMany, [base]) {
+            texts.append(RowText(id: Int64(texts.count), prompt: Array(try row.get(String.self, "prompt").utf8),
+                                 response: Array(try row.get(String.self, "response").utf8),
+                                 source: try row.getOptional(String.self, "source")))
+        }
+        return texts
+    }
+
+    static let baseSubsetTextMany = """
+        SELECT c.prompt, c.response, c.source FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
+        WHERE b.base_version = $1 ORDER BY b.candidate_id
+        """
+
+    static func baseModelConfig(_ base: Int, on connection: Connection) async throws -> BaseModelConfig {
+        try BaseModelConfig(json: try await connection.query(baseModelConfigGet, [base]).first!.get(String.self, "config"))
+    }
+
+    static let baseModelConfigGet = "SELECT config::text AS config FROM tov.base_models WHERE base_version = $1"
+
+    // MARK: - Model versions
+
+    struct ModelVersionCreateParams {
+        var base: Int
+        var zvalVersion: Int64
+        var method: String
+        var valLearningRateRatio: Double
+        var reason: String
+        var leader: String
+    }
+
+    /// A new version in `training` and its refresh row. Returns (version, refresh id).
+    static func modelVersionCreate(_ p: ModelVersionCreateParams, on tx: Connection) async throws -> (version: Int, refresh: Int64) {
+        let version = Int(try await tx.query(modelVersionInsert, [p.base, p.zvalVersion, p.method, p.valLearningRateRatio, p.reason, p.leader])
+            .first!.get(Int32.self, "model_version"))
+        let refresh = try await tx.query(refreshInsert, [version, p.zvalVersion, p.reason]).first!.get(Int64.self, "id")
+        return (version, refresh)
+    }
+
+    static let modelVersionInsert = """
+        INSERT INTO tov.model_versions (base_version, zval_version, method, val_lr_ratio, reason, leader)
+        VALUES ($1, $2, $3, $4::float8, $5, $6) RETURNING model_version
+        """
+    static let refreshInsert = "INSERT INTO tov.refreshes (model_version, zval_version, reason) VALUES ($1, $2, $3) RETURNING id"
+    static let modelVersionFail = "UPDATE tov.model_versions SET status = 'failed', reason = $2 WHERE model_version = $1"
+    static let modelVersionInFlightFailMany = """
+        UPDATE tov.model_versions SET status = 'failed', reason = $2 WHERE base_version = $1 AND status IN ('training', 'scoring')
+        """
+
+    /// θ_val of `version` is trained: enqueue every ready row it has no score for and hand the version
+    /// to the workers. Returns the rows enqueued.
+    static func modelVersionStartScoring(_ version: Int, base: Int, refresh: Int64, on tx: Connection) async throws -> Int {
+        let enqueued = try await tx.execute(Queries.jobEnqueueMissingScores, [version, base])
+        try await tx.execute(modelVersionScoringUpdate, [version, enqueued])
+        try await tx.execute(refreshTrainedUpdate, [refresh])
+        return enqueued
+    }
+
+    static let modelVersionScoringUpdate = """
+        UPDATE tov.model_versions SET status = 'scoring', trained_at = now(), rescore_total = $2 WHERE model_version = $1
+        """
+    static let refreshTrainedUpdate = "UPDATE tov.refreshes SET trained_at = now() WHERE id = $1"
+
+    // MARK: - Checkpoints
+
+    struct CheckpointInsertParams {
+        var base: Int
+        var modelVersion: Int?
+        var kind: String
+        var epoch: Int
+        var bytes: [UInt8]
+    }
+
+    static func checkpointInsert(_ p: CheckpointInsertParams, on tx: Connection) async throws {
+        try await tx.execute(Queries.checkpointInsert, [
+            p.base, p.modelVersion.map(Int32.init), p.kind, p.epoch, p.bytes, SHA256.hexDigest(of: Data(p.bytes)),
+        ])
+    }
+
+    /// θ0 and θ_bas^1..L of a base model as stored: (name, bytes, sha256) in kind, epoch order.
+    static func baseCheckpointMany(_ base: Int, on connection: Connection) async throws -> [(name: String, bytes: [UInt8], sha256: String)] {
+        try await connection.query(baseCheckpointGetMany, [base]).map { row in
+            ("\(try row.get(String.self, "kind")) epoch \(try row.get(Int32.self, "epoch"))",
+             try row.get([UInt8].self, "data"), try row.get(String.self, "sha256"))
+        }
+    }
+
+    static let baseCheckpointGetMany = """
+        SELECT kind, epoch, data, sha256 FROM tov.checkpoints WHERE base_version = $1 AND model_version IS NULL ORDER BY kind, epoch
+        """
+
+    // MARK: - Z_val
+
+    /// A Z_val row: its text when both fields fit `max_text_bytes`, else only its largest field's size
+    /// (a 100 MB row is refused without being fetched).
+    struct ValidationRow {
+        var id: Int64
+        var text: (prompt: [UInt8], response: [UInt8])?
+        var largestField: Int
+    }
+
+    static func validationSizedMany(maxTextBytes: Int, on connection: Connection) async throws -> [ValidationRow] {
+        try await connection.query(validationSizedGetMany, [maxTextBytes]).map { row in
+            let prompt = try row.getOptional([UInt8].self, "prompt")
+            let response = try row.getOptional([UInt8].self, "response")
+            return ValidationRow(id: try row.get(Int64.self, "id"),
+                                 text: prompt.flatMap { p in response.map { (p, $0) } },
+                                 largestField: Int(try row.get(Int32.self, "largest_field")))
+        }
+    }
+
+    static let validationSizedGetMany = """
+        SELECT id, greatest(octet_length(prompt), octet_length(response)) AS largest_field,
+               CASE WHEN octet_length(prompt) <= $1 AND octet_length(response) <= $1 THEN convert_to(prompt, 'UTF8') END AS prompt,
+               CASE WHEN octet_length(prompt) <= $1 AND octet_length(response) <= $1 THEN convert_to(response, 'UTF8') END AS response
+        FROM tov.validation ORDER BY id
+        """
+
+    /// Replaces tov.validation_rejects with this refresh's verdicts: (validation id, reason, detail).
+    static func validationRejectsReplace(_ rejected: [(Int64, String, String)], on tx: Connection) async throws {
+        try await tx.execute(validationRejectDeleteAll)
+        guard !rejected.isEmpty else { return }
+        try await tx.execute(validationRejectInsertMany, [rejected.map(\.0), rejected.map(\.1), rejected.map(\.2)])
+    }
+
+    static let validationRejectDeleteAll = "DELETE FROM tov.validation_rejects"
+    static let validationRejectInsertMany = """
+        INSERT INTO tov.validation_rejects (validation_id, reason, detail)
+        SELECT * FROM unnest($1::bigint[], $2::tov.reject_reason[], $3::text[]) ON CONFLICT DO NOTHING
+        """
+
+    // MARK: - Activity
+
+    struct ActivitySetParams {
+        var activity: String
+        var reason: String?
+        var detail: String?
+        var done: Int?
+        var total: Int?
+        var unit: String?
+        var epoch: Int64
+    }
+
+    /// Writes tov.leader_activity, fenced by its own WHERE clause rather than a transaction (see
+    /// ``ActivityWriter``). started_at and done_at_start move only when the activity changes, so a rate
+    /// is progress since then over the time it took.
+    static func activitySet(_ p: ActivitySetParams, on connection: Connection) async throws {
+        try await connection.execute(leaderActivitySet, [
+            p.activity, p.reason, p.detail, p.done.map(Int64.init), p.total.map(Int64.init), p.unit, p.epoch,
+        ])
+    }
+
+    static let leaderActivitySet = """
+        UPDATE tov.leader_activity SET
+            started_at = CASE WHEN activity IS DISTINCT FROM $1 OR reason IS DISTINCT FROM $2 THEN now() ELSE started_at END,
+            done_at_start = CASE WHEN activity IS DISTINCT FROM $1 OR reason IS DISTINCT FROM $2 THEN $4 ELSE done_at_start END,
+            activity = $1, reason = $2, detail = $3, done = $4, total = $5, unit = $6, updated_at = now()
+        WHERE EXISTS (SELECT 1 FROM tov.leader WHERE epoch = $7 AND lease_until > clock_timestamp())
+        """
+}

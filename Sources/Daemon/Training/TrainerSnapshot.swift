@@ -1,0 +1,73 @@
+/// Every fact of the database that the trainer's rules read, gathered in one go by
+/// ``TrainingStore/snapshot(settings:memoryProblem:on:)``. A value, so ``TrainerPolicy`` is decided and
+/// tested without a database.
+struct TrainerSnapshot: Equatable, Sendable {
+    /// A `tovd refresh` / `tovd rebase` not yet served by a finished piece of work. A request stays
+    /// pending until the base model or version it started completes (or diverges): a leader that dies
+    /// mid-training leaves it pending, and the next leader serves it.
+    struct Request: Equatable, Sendable {
+        enum Kind: String, Sendable { case refresh, rebase }
+        var id: Int64
+        var kind: Kind
+    }
+
+    /// The newest complete base model.
+    struct Base: Equatable, Sendable {
+        var version: Int
+        var uSize: Int
+        var config: BaseModelConfig
+        /// Ready rows when U was drawn (the growth rule compares with it; 0 when unknown).
+        var poolRowsAtDraw: Int
+    }
+
+    struct Zval: Equatable, Sendable {
+        var version: Int64
+        /// Seconds since the last change of tov.validation.
+        var ageSeconds: Double
+        var rows: Int
+    }
+
+    /// The inputs of the newest version that was ever served (complete or superseded).
+    struct LastVersion: Equatable, Sendable {
+        var baseVersion: Int
+        var zvalVersion: Int64
+        var method: String
+    }
+
+    /// A checkpoint that workers need and cannot have: marked `load_error` by a worker, or no row at
+    /// all (a worker has no row to mark then, so the store counts the rows each live model needs).
+    struct BrokenCheckpoint: Equatable, Sendable {
+        enum Owner: Equatable, Sendable {
+            /// θ_val of a live version (`scoring` or `complete`).
+            case version(Int, scoring: Bool)
+            /// θ0 or θ_bas of the current base model.
+            case base(Int)
+        }
+        var owner: Owner
+        var problem: String
+    }
+
+    var settings: Settings
+    /// The version being rescored, if any (one at a time: a unique index says so).
+    var scoringVersion: Int?
+    var readyRows: Int
+    /// Rows waiting to be validated (new rows, model_version 0 jobs).
+    var validatingRows: Int
+    /// Requests not yet served, oldest first.
+    var pendingRequests: [Request]
+    var currentBase: Base?
+    /// With no complete base model: why the newest one failed, if it did.
+    var lastBaseFailure: String?
+    /// A base model with exactly the wanted settings diverged before: its reason.
+    var divergedBase: String?
+    /// Why this host cannot train the wanted surrogate, or nil (``BaseModelConfig/memoryProblem(physicalMemory:)``).
+    var memoryProblem: String?
+    var zval: Zval
+    /// Whether a version on the current base with the current Z_val, method and val_lr_ratio is
+    /// scoring or complete, with all of its checkpoints readable.
+    var currentInputsServed: Bool
+    /// A version with exactly the current inputs diverged before: its reason.
+    var divergedVersion: String?
+    var lastVersion: LastVersion?
+    var broken: [BrokenCheckpoint]
+}

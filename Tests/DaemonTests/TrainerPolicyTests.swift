@@ -1,0 +1,155 @@
+@testable import Daemon
+import Testing
+
+/// The trainer's rules as a value: snapshots in, actions out, no database. Each defect the review of
+/// the running daemon found in these rules has its case here.
+@Suite("Trainer policy")
+struct TrainerPolicyTests {
+    static let t0 = ContinuousClock.now
+
+    /// A settled pipeline: a complete base model and a version for the current inputs, nothing pending.
+    static func settled(_ edit: (inout TrainerSnapshot) -> Void = { _ in }) -> TrainerSnapshot {
+        var settings = Settings()
+        settings.uSize = 100
+        settings.zvalDebounceSeconds = 5
+        var s = TrainerSnapshot(
+            settings: settings, scoringVersion: nil, readyRows: 1_000, validatingRows: 0, pendingRequests: [],
+            currentBase: .init(version: 1, uSize: 100, config: BaseModelConfig(settings: settings), poolRowsAtDraw: 1_000),
+            lastBaseFailure: nil, divergedBase: nil, memoryProblem: nil,
+            zval: .init(version: 3, ageSeconds: 600, rows: 50), currentInputsServed: true, divergedVersion: nil,
+            lastVersion: .init(baseVersion: 1, zvalVersion: 3, method: settings.selection.method.rawValue), broken: [])
+        edit(&s)
+        return s
+    }
+
+    static func decide(_ s: TrainerSnapshot, at seconds: Int = 0) -> TrainerAction {
+        var policy = TrainerPolicy()
+        return policy.decide(s, now: t0 + .seconds(seconds))
+    }
+
+    static func activity(_ action: TrainerAction) -> TrainerActivity? {
+        if case .wait(let activity, _) = action { return activity }
+        return nil
+    }
+
+    @Test func aSettledPipelineIdles() {
+        #expect(Self.activity(Self.decide(Self.settled()))?.activity == "idle")
+    }
+
+    @Test func nothingIsTrainedWhileAVersionRescores() {
+        let action = Self.decide(Self.settled { $0.scoringVersion = 7; $0.zval.version = 4; $0.currentInputsServed = false })
+        #expect(Self.activity(action)?.activity == "rescoring")
+    }
+
+    @Test func bootstrapWaitsForUThenTrains() {
+        let empty = Self.settled { $0.currentBase = nil; $0.readyRows = 40 }
+        let wait = Self.activity(Self.decide(empty))
+        #expect(wait?.activity == "waiting for rows" && wait?.done == 40 && wait?.total == 100)
+        #expect(Self.decide(Self.settled { $0.currentBase = nil }) == .trainBase(reason: "bootstrap", requests: []))
+        // A base that failed on an unreadable checkpoint is rebased, and says so.
+        #expect(Self.decide(Self.settled { $0.currentBase = nil; $0.lastBaseFailure = "checkpoint unreadable: theta0 epoch 0 is missing" })
+                == .trainBase(reason: "rebase: checkpoint unreadable: theta0 epoch 0 is missing", requests: []))
+    }
+
+    // MARK: - Defect 3: a rebase that cannot start never blocks refreshes
+
+    @Test func aRebaseWaitingForRowsLetsZvalRefreshTheCurrentBase() {
+        // u_size raised above the pool: the rebase waits for rows; Z_val changed meanwhile.
+        let s = Self.settled { $0.settings.uSize = 5_000; $0.zval.version = 4; $0.currentInputsServed = false }
+        #expect(Self.decide(s) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        // And with nothing to refresh, status says why the rebase waits.
+        let idle = Self.activity(Self.decide(Self.settled { $0.settings.uSize = 5_000 }))
+        #expect(idle?.activity == "waiting for rows" && idle?.detail?.contains("rebase (u_size changed) waits") == true)
+    }
+
+    @Test func aSurrogateTooLargeIsASettingsProblemAndDoesNotBlockRefresh() {
+        let problem = "surrogate 64×4096 needs about 900 GiB to train"
+        let s = Self.settled { $0.settings.surrogate.width = 4096; $0.memoryProblem = problem }
+        let blocked = Self.activity(Self.decide(s))
+        #expect(blocked?.activity == "blocked" && blocked?.detail?.contains(problem) == true)
+        #expect(TrainerPolicy.settingsProblem(s) == problem)
+        var refresh = s
+        refresh.pendingRequests = [.init(id: 9, kind: .refresh)]
+        #expect(Self.decide(refresh) == .refresh(base: 1, reason: "tovd refresh", requests: [9]))
+        // Before any base model there is nothing to refresh: the problem is the whole story.
+        #expect(Self.activity(Self.decide(Self.settled { $0.currentBase = nil; $0.memoryProblem = problem }))?.detail == problem)
+    }
+
+    @Test func aBaseThatDivergedBeforeBlocksOnlyItsRebase() {
+        let s = Self.settled { $0.settings.learningRate = 1; $0.divergedBase = "diverged: loss is nan"; $0.zval.version = 4
+                               $0.currentInputsServed = false }
+        #expect(Self.decide(s) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        #expect(TrainerPolicy.settingsProblem(s) == "diverged: loss is nan")
+        // Settings back to what the current base was trained with: no problem any more.
+        #expect(TrainerPolicy.settingsProblem(Self.settled { $0.divergedBase = "diverged: loss is nan" }) == nil)
+    }
+
+    // MARK: - Defect 4: requests coalesce
+
+    @Test func everyPendingRefreshRequestIsServedByOneVersion() {
+        let s = Self.settled { $0.pendingRequests = [.init(id: 3, kind: .refresh), .init(id: 4, kind: .refresh), .init(id: 8, kind: .refresh)] }
+        #expect(Self.decide(s) == .refresh(base: 1, reason: "tovd refresh", requests: [3, 4, 8]))
+    }
+
+    @Test func rebaseRequestsCoalesceAndWaitOutTheDebounce() {
+        let s = Self.settled { $0.pendingRequests = [.init(id: 5, kind: .rebase), .init(id: 6, kind: .rebase), .init(id: 7, kind: .refresh)] }
+        var policy = TrainerPolicy()
+        #expect(Self.activity(policy.decide(s, now: Self.t0))?.activity == "debouncing")
+        #expect(policy.decide(s, now: Self.t0 + .seconds(5)) == .trainBase(reason: "rebase: tovd rebase", requests: [5, 6]))
+    }
+
+    // MARK: - Debounce
+
+    @Test func theDebounceCountsFromTheFirstChangeSeen() {
+        var policy = TrainerPolicy()
+        var s = Self.settled { $0.zval.version = 4; $0.zval.ageSeconds = 0; $0.currentInputsServed = false }
+        #expect(Self.activity(policy.decide(s, now: Self.t0))?.activity == "debouncing")
+        // Z_val keeps changing every second: the clock does not restart.
+        for second in 1..<5 {
+            s.zval.version += 1
+            #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(second)))?.activity == "debouncing")
+        }
+        #expect(policy.decide(s, now: Self.t0 + .seconds(5)) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        // A quiet Z_val older than the window refreshes at once.
+        #expect(Self.decide(Self.settled { $0.zval.version = 4; $0.currentInputsServed = false })
+                == .refresh(base: 1, reason: "Z_val changed", requests: []))
+    }
+
+    // MARK: - Defect 2: a missing or unreadable checkpoint is retrained
+
+    @Test func aBrokenCheckpointOfAVersionBeingRescoredFailsIt() {
+        let s = Self.settled { $0.scoringVersion = 7; $0.broken = [.init(owner: .version(7, scoring: true), problem: "1 of 2 checkpoints missing")] }
+        #expect(Self.decide(s) == .repair([.failVersion(7, problem: "1 of 2 checkpoints missing")]))
+    }
+
+    @Test func aBrokenCheckpointOfTheCompleteVersionRefreshesOnce() {
+        // The snapshot does not count a version with a broken checkpoint as serving the inputs.
+        let s = Self.settled { $0.currentInputsServed = false; $0.broken = [.init(owner: .version(6, scoring: false), problem: "val epoch 2: bad hash")] }
+        #expect(Self.decide(s) == .refresh(base: 1, reason: "checkpoint of model version 6 unreadable", requests: []))
+        // While its replacement rescores, nothing more is done for it.
+        var rescoring = s
+        rescoring.scoringVersion = 8
+        #expect(Self.activity(Self.decide(rescoring))?.activity == "rescoring")
+    }
+
+    @Test func aBrokenBaseCheckpointFailsTheBaseModel() {
+        let s = Self.settled { $0.broken = [.init(owner: .base(1), problem: "3 of 3 checkpoints missing")] }
+        #expect(Self.decide(s) == .repair([.failBase(1, problem: "3 of 3 checkpoints missing")]))
+    }
+
+    // MARK: - Defect 14: a θ_val that diverged is not retrained every tick
+
+    @Test func aVersionThatDivergedOnTheseInputsBlocksUntilTheyChange() {
+        let s = Self.settled { $0.zval.version = 4; $0.currentInputsServed = false; $0.divergedVersion = "diverged: θ_val epoch 1 loss is nan" }
+        let blocked = Self.activity(Self.decide(s))
+        #expect(blocked?.activity == "blocked" && TrainerPolicy.settingsProblem(s) == "diverged: θ_val epoch 1 loss is nan")
+        // An operator who asks anyway gets a retry.
+        var asked = s
+        asked.pendingRequests = [.init(id: 2, kind: .refresh)]
+        #expect(Self.decide(asked) == .refresh(base: 1, reason: "Z_val changed", requests: [2]))
+    }
+
+    @Test func zvalEmptyWaits() {
+        #expect(Self.activity(Self.decide(Self.settled { $0.zval.rows = 0; $0.currentInputsServed = false }))?.activity == "waiting for Z_val")
+    }
+}

@@ -1,5 +1,8 @@
--- Reverses 007.
-CREATE OR REPLACE VIEW tov.status AS
+-- Reverses 007. The view selects tov.leader_activity's columns with a.*, so it holds the new column
+-- until it is dropped; recreated as version 6 had it, with its grant.
+DROP VIEW tov.status;
+ALTER TABLE tov.leader_activity DROP COLUMN done_at_start;
+CREATE VIEW tov.status AS
 WITH current_model AS (
     SELECT model_version, base_version FROM tov.model_versions WHERE status = 'complete'
 ), next_model AS (
@@ -64,12 +67,13 @@ SELECT
     (SELECT extract(epoch FROM now() - heartbeat_at)::float8 FROM tov.leader) AS leader_heartbeat_age_seconds,
     (SELECT string_agg(DISTINCT settings_error, '; ') FROM fresh) AS settings_error,
     (SELECT count(*) FROM tov.validation_rejects) AS zval_rejected;
+GRANT SELECT ON tov.status TO tov_reader;
+
 
 
 DROP INDEX tov.jobs_fifo_order;
 DROP INDEX tov.jobs_fifo_retry_order;
 
-ALTER TABLE tov.leader_activity DROP COLUMN done_at_start;
 
 -- Requests served under 7 but not started count as started (the old rule's meaning of "taken").
 UPDATE tov.training_requests SET started_at = coalesce(started_at, served_at) WHERE served_at IS NOT NULL;

@@ -7,24 +7,35 @@ import Surrogate
 /// `tovd run`: checks the database and schema, then runs the watcher, the scoring workers, the
 /// leader, the metrics endpoint and the systemd watchdog as one ServiceLifecycle group until SIGTERM.
 public struct TovDaemon: Sendable {
+    /// Every default of `tovd run`, named once: the configuration, the services and `--help` read them here.
+    public enum Defaults {
+        public static let workers = 1
+        public static let batchSize = 64
+        public static let leaseSeconds = 120.0
+        public static let pollSeconds = 2.0
+        public static let leaderLeaseSeconds = 10.0
+        public static let metricsHost = "127.0.0.1"
+        public static let metricsPort = 9464
+    }
+
     public struct Configuration: Sendable {
         public var conninfo: String
         public var instance: String
-        public var workers = 1
-        public var batchSize = 64
-        public var leaseSeconds = 120.0
-        public var pollInterval: Duration = .seconds(2)
+        public var workers = Defaults.workers
+        public var batchSize = Defaults.batchSize
+        public var leaseSeconds = Defaults.leaseSeconds
+        public var pollInterval: Duration = .milliseconds(Int(Defaults.pollSeconds * 1000))
         public var listen = true
         public var leader = true
         /// How long the leader lease lasts without a renewal: the bound on a take-over after the
         /// leader's host dies (plus one poll of the standby, 1 s).
-        public var leaderLeaseSeconds = 10.0
-        public var metricsHost = "127.0.0.1"
+        public var leaderLeaseSeconds = Defaults.leaderLeaseSeconds
+        public var metricsHost = Defaults.metricsHost
         /// The scoring pass's linear layers: .bf16 where the CPU has AVX-512 BF16 (else fp32, with a
         /// warning). A per-host choice: hosts of one database may differ (docs/performance.md).
         public var scoringPrecision: ScoringPrecision = .fp32
         /// nil disables the endpoint; 0 picks a free port (printed in the log).
-        public var metricsPort: Int? = 9464
+        public var metricsPort: Int? = Defaults.metricsPort
 
         public init(conninfo: String, instance: String) {
             self.conninfo = conninfo

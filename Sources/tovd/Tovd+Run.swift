@@ -6,27 +6,29 @@ import Surrogate
 
 extension Tovd {
     struct Run: AsyncParsableCommand {
+        private typealias D = TovDaemon.Defaults
         static let configuration = CommandConfiguration(
             abstract: "Run the daemon: ingest, score and keep tov.selected current until SIGTERM.",
             discussion: """
                 Any number of instances may run against one database: rows are claimed with \
                 FOR UPDATE SKIP LOCKED and a lease, so none is processed twice, and one instance at a \
-                time (the leader, by advisory lock) trains models and keeps the selection current.
+                time (the leader, holding a lease it renews; a standby takes over when it lapses) trains \
+                models and keeps the selection current.
                 Under systemd (Type=notify) it reports READY=1 once the database, the schema and LISTEN \
                 are up, and pings the watchdog. Metrics: http://127.0.0.1:9464/metrics.
                 """)
 
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "Scoring workers in this process, each with its own connection [$TOVD_WORKERS, 1].") var workers: Int?
-        @Option(help: "Rows claimed per batch [$TOVD_BATCH_SIZE, 64].") var batchSize: Int?
-        @Option(help: "Seconds a claim is held before another worker may take the rows over [$TOVD_LEASE_SECONDS, 120].") var leaseSeconds: Double?
-        @Option(help: "Seconds between polls when no NOTIFY arrives [$TOVD_POLL_INTERVAL, 2].") var pollInterval: Double?
-        @Option(help: ArgumentHelp("Seconds the leader lease lasts without renewal [$TOVD_LEADER_LEASE_SECONDS, 10].",
+        @Option(help: "Scoring workers in this process, each with its own connection [$TOVD_WORKERS, \(D.workers)].") var workers: Int?
+        @Option(help: "Rows claimed per batch [$TOVD_BATCH_SIZE, \(D.batchSize)].") var batchSize: Int?
+        @Option(help: "Seconds a claim is held before another worker may take the rows over [$TOVD_LEASE_SECONDS, \(Int(D.leaseSeconds))].") var leaseSeconds: Double?
+        @Option(help: "Seconds between polls when no NOTIFY arrives [$TOVD_POLL_INTERVAL, \(Int(D.pollSeconds))].") var pollInterval: Double?
+        @Option(help: ArgumentHelp("Seconds the leader lease lasts without renewal [$TOVD_LEADER_LEASE_SECONDS, \(Int(D.leaderLeaseSeconds))].",
             discussion: "A standby takes over at most this long (plus 1 s) after the leader stops renewing: crashed, stopped, or cut off.")) var leaderLeaseSeconds: Double?
         @Flag(help: "Do not LISTEN; rely on polling alone.") var noListen = false
         @Flag(help: "Never become the leader (scoring only).") var noLeader = false
-        @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, 127.0.0.1].") var metricsHost: String?
-        @Option(help: "Port of /metrics and /healthz; 0 picks a free one, --metrics-port=-1 disables [$TOVD_METRICS_PORT, 9464].") var metricsPort: Int?
+        @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, \(D.metricsHost)].") var metricsHost: String?
+        @Option(help: "Port of /metrics and /healthz; 0 picks a free one, --metrics-port=-1 disables [$TOVD_METRICS_PORT, \(D.metricsPort)].") var metricsPort: Int?
         @Option(help: ArgumentHelp("fp32 or bf16: the scoring pass's arithmetic on this host [$TOVD_SCORING_PRECISION, fp32].",
             discussion: "bf16 runs the linear layers in bf16 with fp32 sums, about 1.3–2× the rows/s, where the CPU has AVX-512 BF16 (elsewhere tovd warns and stays on fp32). φ moves slightly: `tovd bench score` prints its rank agreement with fp32 and the selection overlap on real rows. Training is always fp32.")) var scoringPrecision: String?
         @Option(help: "Name of this instance in logs and tov.status [$TOVD_INSTANCE, host:pid].") var instance: String?
@@ -41,13 +43,13 @@ extension Tovd {
         }
 
         func validate() throws {
-            let workers = try setting(workers, "TOVD_WORKERS", 1)
+            let workers = try setting(workers, "TOVD_WORKERS", D.workers)
             guard workers >= 1, workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
-            let batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", 64)
+            let batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", D.batchSize)
             guard batchSize >= 1, batchSize <= 10_000 else { throw ValidationError("--batch-size must be between 1 and 10000") }
-            guard try setting(leaseSeconds, "TOVD_LEASE_SECONDS", 120) >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
-            guard try setting(pollInterval, "TOVD_POLL_INTERVAL", 2) > 0 else { throw ValidationError("--poll-interval must be positive") }
-            let lease = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", 10)
+            guard try setting(leaseSeconds, "TOVD_LEASE_SECONDS", D.leaseSeconds) >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
+            guard try setting(pollInterval, "TOVD_POLL_INTERVAL", D.pollSeconds) > 0 else { throw ValidationError("--poll-interval must be positive") }
+            let lease = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", D.leaderLeaseSeconds)
             guard lease >= 1, lease <= 3600 else { throw ValidationError("--leader-lease-seconds must be between 1 and 3600") }
             guard ScoringPrecision(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "fp32")) != nil else {
                 throw ValidationError("--scoring-precision must be fp32 or bf16")
@@ -63,16 +65,16 @@ extension Tovd {
             let logger = Logger(label: "tovd")
             let defaultName = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
             var config = TovDaemon.Configuration(conninfo: try database.resolve(), instance: try setting(instance, "TOVD_INSTANCE", defaultName))
-            config.workers = try setting(workers, "TOVD_WORKERS", 1)
-            config.batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", 64)
-            config.leaseSeconds = try setting(leaseSeconds, "TOVD_LEASE_SECONDS", 120)
-            config.pollInterval = .milliseconds(Int(try setting(pollInterval, "TOVD_POLL_INTERVAL", 2) * 1000))
-            config.leaderLeaseSeconds = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", 10)
+            config.workers = try setting(workers, "TOVD_WORKERS", D.workers)
+            config.batchSize = try setting(batchSize, "TOVD_BATCH_SIZE", D.batchSize)
+            config.leaseSeconds = try setting(leaseSeconds, "TOVD_LEASE_SECONDS", D.leaseSeconds)
+            config.pollInterval = .milliseconds(Int(try setting(pollInterval, "TOVD_POLL_INTERVAL", D.pollSeconds) * 1000))
+            config.leaderLeaseSeconds = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", D.leaderLeaseSeconds)
             config.scoringPrecision = ScoringPrecision(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "fp32")) ?? .fp32
             config.listen = !noListen
             config.leader = !noLeader
-            config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", "127.0.0.1")
-            let port = try setting(metricsPort, "TOVD_METRICS_PORT", 9464)
+            config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", D.metricsHost)
+            let port = try setting(metricsPort, "TOVD_METRICS_PORT", D.metricsPort)
             config.metricsPort = port < 0 ? nil : port
             do {
                 try await TovDaemon(configuration: config, logger: logger).run()

@@ -34,13 +34,13 @@ struct LeaderLeaseTests {
             // A 4 s lease: the fence below must still find it held on a loaded CI machine (a 1 s lease
             // ran out between these statements while the rest of the suite ran in parallel).
             let lease = 4.0
-            let epoch = try await old.query(LeaderLease.acquire, [leadership.holder, "old", lease]).first!.get(Int64.self, 0)
+            let epoch = try await old.query(LeaderStore.leaseAcquire, [leadership.holder, "old", lease]).first!.get(Int64.self, 0)
             #expect(epoch == 1)
             // The old leader is inside a fenced transaction when its lease runs out.
             try await old.simpleQuery("BEGIN")
             try await old.query("SELECT tov.leader_fence($1)", [epoch])
             try await Task.sleep(for: .seconds(lease + 0.2))
-            let takeOver = Task { try await new.query(LeaderLease.acquire, ["new#1", "new", 10.0]).first.map { try $0.get(Int64.self, 0) } }
+            let takeOver = Task { try await new.query(LeaderStore.leaseAcquire, ["new#1", "new", 10.0]).first.map { try $0.get(Int64.self, 0) } }
             try await Task.sleep(for: .milliseconds(500))
             // Still waiting for the old leader's transaction, which may therefore still write.
             try await old.execute("UPDATE tov.leader_activity SET detail = 'written under epoch 1'")
@@ -54,7 +54,7 @@ struct LeaderLeaseTests {
                 #expect(error.sqlState?.rawValue == "TV001", "\(error)")
             }
             // The renewal of the old term finds nothing to renew.
-            #expect(try await old.query(LeaderLease.renew, [epoch, leadership.holder, 10.0]).isEmpty)
+            #expect(try await old.query(LeaderStore.leaseRenew, [epoch, leadership.holder, 10.0]).isEmpty)
             try await new.query("SELECT tov.leader_fence(2)")
         }
     }

@@ -111,7 +111,7 @@ public final class SettingsCache: @unchecked Sendable {
 
     static func rows(on connection: Connection) async throws -> [SettingRow] {
         try await connection.query(Queries.settingsGetAll).map {
-            SettingRow(key: try $0.get(String.self, 0), json: try $0.get(String.self, 1), valid: try $0.get(Bool.self, 2))
+            SettingRow(key: try $0.get(String.self, "key"), json: try $0.get(String.self, "value"), valid: try $0.get(Bool.self, "valid"))
         }
     }
 

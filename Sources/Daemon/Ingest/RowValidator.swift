@@ -83,6 +83,8 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case tooLong = "too_long"
     case invalidUTF8 = "invalid_utf8"
     case binaryContent = "binary_content"
+    /// Mirrors tov.reject_reason; never written since the tokenizer became byte-level (every byte
+    /// sequence encodes), kept so rows rejected by older versions still decode.
     case tokenizerFailure = "tokenizer_failure"
     case repeatedFailure = "repeated_failure"
 }

@@ -115,7 +115,7 @@ public enum CapacityBenchmark {
             guard owned > 0 else { return }
             try await tx.execute(Queries.readyInsertMany, [ids, jobs.map { Int32($0.promptBytes) }, jobs.map { Int32($0.responseBytes) }])
             try await tx.execute(Queries.baseLossesInsertMany, [ids, baseVersion, base, ids.map { _ in Float(-2) }, tokens, epochs])
-            let function = try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, 0) } ?? "improvement"
+            let function = try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, "score_fn") } ?? "improvement"
             try await tx.execute(Queries.scoreInsertMany, [
                 ids, ids.map { _ in Int32(modelVersion) }, base, val, function, means(base), means(val),
                 ids.map { _ in Float(-2) }, epochs, tokens,

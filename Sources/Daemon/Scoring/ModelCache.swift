@@ -54,9 +54,9 @@ public final class ModelCache: @unchecked Sendable {
         var seenBases = Set<Int>()
         var liveVersions = Set<Int>()
         for row in try await connection.query(Queries.modelVersionLiveMany) {
-            let version = Int(try row.get(Int32.self, 0))
-            let base = Int(try row.get(Int32.self, 1))
-            let epochs = Int(try row.get(Int32.self, 5))
+            let version = Int(try row.get(Int32.self, "model_version"))
+            let base = Int(try row.get(Int32.self, "base_version"))
+            let epochs = Int(try row.get(Int32.self, "epochs"))
             seenBases.insert(base)
             liveVersions.insert(version)
             if let cached = loaded[version] {
@@ -125,9 +125,9 @@ public final class ModelCache: @unchecked Sendable {
         guard let row = rows.first else {
             throw CheckpointLoadError(checkpointID: nil, message: "\(name) is missing from tov.checkpoints")
         }
-        let id = try row.get(Int64.self, 0)
-        let bytes = try row.get([UInt8].self, 1)
-        let stored = try row.get(String.self, 2)
+        let id = try row.get(Int64.self, "id")
+        let bytes = try row.get([UInt8].self, "data")
+        let stored = try row.get(String.self, "sha256")
         let actual = SHA256.hexDigest(of: Data(bytes))
         guard actual == stored else {
             throw CheckpointLoadError(checkpointID: id, message: "\(name) is corrupt: its bytes hash to \(actual.prefix(12))…, tov.checkpoints.sha256 says \(stored.prefix(12))…")

@@ -47,86 +47,46 @@ public final class InstanceReporter: Service, @unchecked Sendable {
         wakeup.signal()
     }
 
-    static let heartbeat = """
-        INSERT INTO tov.instances (holder, instance, host, pid, workers, leader_capable, rows_scored, rows_per_second,
-                                   last_error, last_error_at, settings_error)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $9::text IS NOT NULL THEN now() END, $10)
-        ON CONFLICT (holder) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL, rows_scored = EXCLUDED.rows_scored,
-            rows_per_second = EXCLUDED.rows_per_second,
-            last_error = coalesce(EXCLUDED.last_error, tov.instances.last_error),
-            last_error_at = coalesce(EXCLUDED.last_error_at, tov.instances.last_error_at),
-            settings_error = EXCLUDED.settings_error
-        """
-
-    static let read = """
-        SELECT (SELECT model_version FROM tov.model_versions WHERE status = 'complete'),
-               s.selection_version, (SELECT count(*) FROM tov.selection_items),
-               (SELECT extract(epoch FROM trained_at - created_at)::float8 FROM tov.model_versions
-                WHERE trained_at IS NOT NULL ORDER BY model_version DESC LIMIT 1),
-               a.activity, a.done, a.total, a.unit,
-               (SELECT status::text FROM tov.model_versions WHERE status IN ('training', 'scoring'))
-        FROM tov.selection_state s CROSS JOIN tov.leader_activity a
-        """
-
     public func run() async throws {
+        let loop = DatabaseLoop(conninfo: conninfo, name: "reporter", logger: logger, stopping: stopFlag)
+        var lastScored: (Int64, ContinuousClock.Instant)?
+        // Instances gone for a day are forgotten, so tov.workers lists what an operator runs now.
+        var lastCleanup: ContinuousClock.Instant?
         try await withGracefulShutdownHandler {
-            var connection: Connection?
-            var lastScored: (Int64, ContinuousClock.Instant)?
-            // Instances gone for a day are forgotten, so tov.workers lists what an operator runs now.
-            var lastCleanup: ContinuousClock.Instant?
-            while !stopFlag.isSet && !Task.isCancelled {
-                do {
-                    if connection == nil || !connection!.isConnected {
-                        connection = try await Connection.connectRetrying(conninfo, as: "reporter", logger: logger)
-                    }
-                    let scored = metrics.rowsScored.value
-                    var rate: Double?
-                    if let (before, at) = lastScored {
-                        let seconds = (ContinuousClock.now - at).seconds
-                        if seconds > 0 { rate = Double(scored - before) / seconds }
-                    }
-                    lastScored = (scored, .now)
-                    let error = lock.withLock { () -> String? in defer { lastError = nil }; return lastError }
-                    let settingsError = settings.settingsError
-                    metrics.settingsError.set(to: settingsError == nil ? 0 : 1)
-                    try await connection!.execute(Self.heartbeat, [
-                        holder, instance, ProcessInfo.processInfo.hostName, Int32(getpid()), workers, leaderCapable,
-                        scored, rate, error, settingsError,
-                    ])
-                    if let r = try await connection!.query(Self.read).first {
-                        metrics.modelVersion.set(to: r.isNull(0) ? 0 : Double(try r.get(Int32.self, 0)))
-                        metrics.selectionVersion.set(to: Double(try r.get(Int64.self, 1)))
-                        metrics.selectionSize.set(to: Double(try r.get(Int64.self, 2)))
-                        if !r.isNull(3) { metrics.refreshSeconds.set(to: try r.get(Double.self, 3)) }
-                        let next = r.isNull(8) ? nil : try r.get(String.self, 8)
-                        var activity = next == "scoring" ? "rescoring" : try r.get(String.self, 4)
-                        if !r.isNull(5), !r.isNull(6), next != "scoring" {
-                            activity += " \(try r.get(Int64.self, 5))/\(try r.get(Int64.self, 6)) \(r.isNull(7) ? "" : try r.get(String.self, 7))"
-                        }
-                        publishStatus(activity: activity)
-                    }
-                    if lastCleanup == nil || ContinuousClock.now - lastCleanup! > .seconds(3600) {
-                        try await connection!.execute("DELETE FROM tov.instances WHERE heartbeat_at < now() - interval '1 day'")
-                        lastCleanup = .now
-                    }
-                } catch let error as PQError where error.isPermanent {
-                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
-                    // and let systemd's restart policy retry (the connect logged the reason).
-                    throw error
-                } catch let error as PQError where error.isConnectionProblem {
-                    connection?.close()
-                    connection = nil
-                } catch is CancellationError {
-                    break
-                } catch {
-                    logger.warning("instance heartbeat failed", metadata: ["error": "\(error)"])
+            try await loop.run(onError: { error in
+                logger.warning("instance heartbeat failed", metadata: ["error": "\(error)"])
+            }) {
+                let connection = try await loop.connection()
+                let scored = metrics.rowsScored.value
+                var rate: Double?
+                if let (before, at) = lastScored {
+                    let seconds = (ContinuousClock.now - at).seconds
+                    if seconds > 0 { rate = Double(scored - before) / seconds }
+                }
+                lastScored = (scored, .now)
+                let error = lock.withLock { () -> String? in defer { lastError = nil }; return lastError }
+                let settingsError = settings.settingsError
+                metrics.settingsError.set(to: settingsError == nil ? 0 : 1)
+                try await InstanceStore.heartbeat(.init(
+                    holder: holder, instance: instance, host: ProcessInfo.processInfo.hostName, pid: Int32(getpid()), workers: workers,
+                    leaderCapable: leaderCapable, rowsScored: scored, rowsPerSecond: rate, lastError: error, settingsError: settingsError),
+                    on: connection)
+                if let figures = try await InstanceStore.figures(on: connection) {
+                    metrics.modelVersion.set(to: Double(figures.modelVersion ?? 0))
+                    metrics.selectionVersion.set(to: Double(figures.selectionVersion))
+                    metrics.selectionSize.set(to: Double(figures.selectionSize))
+                    if let seconds = figures.lastRefreshSeconds { metrics.refreshSeconds.set(to: seconds) }
+                    publishStatus(activity: figures.activityLine)
+                }
+                if lastCleanup == nil || ContinuousClock.now - lastCleanup! > .seconds(3600) {
+                    try await connection.execute(InstanceStore.instanceForgetStaleMany)
+                    lastCleanup = .now
                 }
                 await wakeup.wait(timeout: interval)
             }
-            if let connection, connection.isConnected {
-                _ = try? await connection.execute("UPDATE tov.instances SET stopped_at = now(), heartbeat_at = now() WHERE holder = $1", [holder])
+            if let connection = loop.openConnection {
+                _ = try? await connection.execute(InstanceStore.instanceStop, [holder])
             }
-            connection?.close()
         } onGracefulShutdown: {
             self.stopFlag.set()
             self.wakeup.signal()

@@ -14,7 +14,7 @@ public struct LeaderFence: Sendable {
 
     public func transaction<T>(on connection: Connection, _ body: (Connection) async throws -> T) async throws -> T {
         try await connection.transaction { tx in
-            try await tx.query("SELECT tov.leader_fence($1)", [epoch])
+            try await tx.query(LeaderStore.leaderFence, [epoch])
             return try await body(tx)
         }
     }
@@ -52,12 +52,17 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
     let leaseDuration: Duration
     let reporter: InstanceReporter?
     let logger: Logger
-    /// Shared by every leader job of the process: set by whichever hears of shutdown first.
-    let stopFlag: StopFlag
+    /// This service was asked to stop (its loop ends).
+    private let stopFlag = StopFlag()
+    /// The daemon is stopping: shared by every leader job and set by whichever hears of shutdown
+    /// first. From then on no job starts new work, and a training cancelled by it is not mistaken for
+    /// a lost lease; each service still ends only when the service group asks it to (a service that
+    /// returned early would fail the group's ordered shutdown).
+    let daemonStopping: StopFlag
 
     init(job: Job, conninfo: String, leadership: Leadership, wakeup: WakeupSignal, leaseDuration: Duration,
          reporter: InstanceReporter?, logger: Logger, stopping: StopFlag) {
-        self.stopFlag = stopping
+        self.daemonStopping = stopping
         self.job = job
         self.conninfo = conninfo
         self.leadership = leadership
@@ -68,62 +73,51 @@ final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
     }
 
     func run() async throws {
+        let loop = DatabaseLoop(conninfo: conninfo, name: job.name, logger: logger, stopping: stopFlag)
+        // A leader frozen mid-transaction must not hold the fence lock (and so block the next
+        // leader's take-over) for longer than a lease.
+        let ms = Int(leaseDuration.seconds * 1000)
+        loop.prepare = { try await $0.execute(LeaderStore.sessionIdleInTransactionTimeoutSet, ["\(ms)"]) }
+        var actingEpoch: Int64?
+        let endTerm = {
+            actingEpoch = nil
+            self.job.leadershipEnded()
+        }
         try await withGracefulShutdownHandler {
-            var connection: Connection?
-            var actingEpoch: Int64?
-            while !stopFlag.isSet && !Task.isCancelled {
+            try await loop.run(onError: { error in
+                logger.error("\(job.name) failed; retrying", metadata: ["error": "\(error)"])
+                reporter?.recordError("\(job.name): \(error)")
+            }, onCancelled: {
+                // Training stopped because leadership ended: not a failure. (Stopped because the
+                // daemon is stopping: the next iteration waits for this service's own stop.)
+                if !daemonStopping.isSet { endTerm() }
+            }) {
+                if daemonStopping.isSet {
+                    await wakeup.wait(timeout: .seconds(1))
+                    return
+                }
                 guard let epoch = leadership.currentEpoch else {
-                    if actingEpoch != nil {
-                        actingEpoch = nil
-                        job.leadershipEnded()
-                    }
+                    if actingEpoch != nil { endTerm() }
                     // Standby connections are closed: a non-leader holds one connection, the lease's.
-                    connection?.close()
-                    connection = nil
+                    loop.disconnect()
                     await leadership.changed.wait(timeout: .seconds(1))
-                    continue
+                    return
                 }
                 if actingEpoch != epoch {
                     if actingEpoch != nil { job.leadershipEnded() }
                     actingEpoch = epoch
                 }
                 do {
-                    if connection == nil || !connection!.isConnected {
-                        let fresh = try await Connection.connectRetrying(conninfo, as: job.name, logger: logger)
-                        // A leader frozen mid-transaction must not hold the fence lock (and so block the
-                        // next leader's take-over) for longer than a lease.
-                        let ms = Int(leaseDuration.seconds * 1000)
-                        try await fresh.execute("SELECT set_config('idle_in_transaction_session_timeout', $1, false)", ["\(ms)"])
-                        connection = fresh
-                    }
-                    let next = try await job.step(fence: LeaderFence(epoch: epoch, leadership: leadership), on: connection!)
+                    let next = try await job.step(fence: LeaderFence(epoch: epoch, leadership: leadership), on: try await loop.connection())
                     await wakeup.wait(timeout: next)
                 } catch let error as PQError where error.sqlState?.rawValue == "TV001" {
                     logger.notice("\(job.name) stopped: the leader lease moved to another instance", metadata: ["epoch": "\(epoch)"])
-                    actingEpoch = nil
-                    job.leadershipEnded()
+                    endTerm()
                     try? await Task.sleep(for: .milliseconds(200))
-                } catch let error as PQError where error.isPermanent {
-                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
-                    // and let systemd's restart policy retry (the connect logged the reason).
-                    throw error
-                } catch let error as PQError where error.isConnectionProblem {
-                    logger.warning("\(job.name) lost its database connection", metadata: ["error": "\(error)"])
-                    connection?.close()
-                    connection = nil
-                } catch is CancellationError {
-                    if stopFlag.isSet { break }
-                    // Training stopped because leadership ended: not a failure.
-                    actingEpoch = nil
-                    job.leadershipEnded()
-                } catch {
-                    logger.error("\(job.name) failed; retrying", metadata: ["error": "\(error)"])
-                    reporter?.recordError("\(job.name): \(error)")
-                    try? await Task.sleep(for: .seconds(2))
                 }
             }
-            connection?.close()
         } onGracefulShutdown: {
+            self.daemonStopping.set()
             self.stopFlag.set()
             self.wakeup.signal()
             self.leadership.changed.signal()

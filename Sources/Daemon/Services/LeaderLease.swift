@@ -58,7 +58,7 @@ public final class LeaderLease: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var conninfo: String
         public var instance: String
-        public var leaseDuration: Duration = .seconds(10)
+        public var leaseDuration: Duration = .milliseconds(Int(TovDaemon.Defaults.leaderLeaseSeconds * 1000))
         public var renewInterval: Duration = .seconds(2)
         public var pollInterval: Duration = .seconds(1)
         public init(conninfo: String, instance: String) {
@@ -82,105 +82,71 @@ public final class LeaderLease: Service, @unchecked Sendable {
         self.logger = logger
     }
 
-    static let acquire = """
-        WITH free AS (
-            SELECT singleton FROM tov.leader
-            WHERE lease_until IS NULL OR lease_until < clock_timestamp() OR holder = $1
-            FOR UPDATE
-        )
-        UPDATE tov.leader l
-        SET epoch = l.epoch + 1, holder = $1, instance = $2, since = now(), heartbeat_at = now(),
-            lease_until = clock_timestamp() + make_interval(secs => $3::float8)
-        FROM free WHERE l.singleton = free.singleton
-          AND (l.lease_until IS NULL OR l.lease_until < clock_timestamp() OR l.holder = $1)
-        RETURNING l.epoch
-        """
-
-    static let renew = """
-        UPDATE tov.leader SET heartbeat_at = now(), lease_until = clock_timestamp() + make_interval(secs => $3::float8)
-        WHERE epoch = $1 AND holder = $2 AND lease_until > clock_timestamp()
-        RETURNING epoch
-        """
-
-    static let release = "UPDATE tov.leader SET lease_until = NULL, holder = NULL WHERE epoch = $1 AND holder = $2"
-
     public func run() async throws {
+        var machine = LeaseMachine(leaseDuration: configuration.leaseDuration, renewInterval: configuration.renewInterval,
+                                   pollInterval: configuration.pollInterval)
+        let loop = DatabaseLoop(conninfo: configuration.conninfo, name: "leader lease", logger: logger, stopping: stopFlag)
         try await withGracefulShutdownHandler {
-            var connection: Connection?
-            var epoch: Int64?
-            while !stopFlag.isSet && !Task.isCancelled {
-                do {
-                    if connection == nil || !connection!.isConnected {
-                        connection = try await Connection.connectRetrying(configuration.conninfo, as: "leader lease", logger: logger)
-                    }
-                    let sent = ContinuousClock.now
-                    let seconds = configuration.leaseDuration.seconds
-                    if let held = epoch {
-                        let renewed = try await connection!.query(Self.renew, [held, leadership.holder, seconds])
-                        if renewed.isEmpty {
-                            logger.warning("leader lease lost: another instance took over or it expired before renewal",
-                                           metadata: ["epoch": "\(held)"])
-                            epoch = nil
-                            leadership.set(nil)
-                            metrics.isLeader.set(to: 0)
-                        } else {
-                            leadership.set(.init(epoch: held, validUntil: sent + configuration.leaseDuration))
-                        }
-                    } else if let taken = try await connection!.query(Self.acquire, [leadership.holder, configuration.instance, seconds]).first {
-                        let new = try taken.get(Int64.self, 0)
-                        try await takeOver(epoch: new, on: connection!)
-                        epoch = new
-                        leadership.set(.init(epoch: new, validUntil: sent + configuration.leaseDuration))
-                        metrics.isLeader.set(to: 1)
-                        logger.notice("this instance is now the leader", metadata: ["instance": "\(configuration.instance)", "epoch": "\(new)"])
-                        wakeup.signal()
-                    }
-                    try? await Task.sleep(for: epoch == nil ? configuration.pollInterval : configuration.renewInterval)
-                } catch let error as PQError where error.isPermanent {
-                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
-                    // and let systemd's restart policy retry (the connect logged the reason).
-                    throw error
-                } catch let error as PQError where error.isConnectionProblem {
-                    logger.warning("leader lease lost its database connection", metadata: ["error": "\(error)"])
-                    connection?.close()
-                    connection = nil
-                    // Keep acting until the local deadline passes: the lease may still be ours.
-                    if epoch != nil && leadership.currentEpoch == nil {
-                        epoch = nil
-                        metrics.isLeader.set(to: 0)
-                    }
-                } catch is CancellationError {
-                    break
-                } catch {
-                    logger.error("leader lease query failed; retrying", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: configuration.pollInterval)
+            try await loop.run(onConnectionLost: { _ in
+                // Keep acting until the local deadline passes: the lease may still be ours.
+                apply(machine.connectionLost(stillValid: leadership.currentEpoch != nil))
+            }, onError: { error in
+                logger.error("leader lease query failed; retrying", metadata: ["error": "\(error)"])
+            }) {
+                let connection = try await loop.connection()
+                let sent = ContinuousClock.now
+                let seconds = configuration.leaseDuration.seconds
+                let action: LeaseMachine.Action
+                switch machine.nextQuery {
+                case .acquire:
+                    let taken = try await LeaderStore.leaseAcquire(holder: leadership.holder, instance: configuration.instance,
+                                                                   seconds: seconds, on: connection)
+                    // Before acting as leader: if this fails, the next acquire (ours still) retries it.
+                    if let taken { try await takeOver(epoch: taken, on: connection) }
+                    action = machine.acquired(taken, sentAt: sent)
+                case .renew(let epoch):
+                    action = machine.renewed(try await LeaderStore.leaseRenew(
+                        epoch: epoch, holder: leadership.holder, seconds: seconds, on: connection), sentAt: sent)
                 }
+                apply(action)
+                try? await Task.sleep(for: machine.pause)
             }
             leadership.set(nil)
             metrics.isLeader.set(to: 0)
             // Hand the lease over at once instead of making the next leader wait for it to expire.
-            if let epoch, let connection, connection.isConnected {
-                _ = try? await connection.execute(Self.release, [epoch, leadership.holder])
+            if let epoch = machine.epoch, let connection = loop.openConnection {
+                try? await LeaderStore.leaseRelease(epoch: epoch, holder: leadership.holder, on: connection)
             }
-            connection?.close()
         } onGracefulShutdown: {
             self.stopFlag.set()
+        }
+    }
+
+    private func apply(_ action: LeaseMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .becameLeader(let epoch, let validUntil):
+            leadership.set(.init(epoch: epoch, validUntil: validUntil))
+            metrics.isLeader.set(to: 1)
+            logger.notice("this instance is now the leader", metadata: ["instance": "\(configuration.instance)", "epoch": "\(epoch)"])
+            wakeup.signal()
+        case .renewed(let epoch, let validUntil):
+            leadership.set(.init(epoch: epoch, validUntil: validUntil))
+        case .lost(let epoch):
+            logger.warning("leader lease lost: another instance took over or it expired before renewal", metadata: ["epoch": "\(epoch)"])
+            leadership.set(nil)
+            metrics.isLeader.set(to: 0)
         }
     }
 
     /// A new leader first fails whatever the previous one left in `training`: it cannot be resumed
     /// from a half-written trajectory, and redoing it is cheap compared with guessing.
     func takeOver(epoch: Int64, on connection: Connection) async throws {
-        let (bases, versions) = try await connection.transaction { tx -> (Int, Int) in
-            try await tx.query("SELECT tov.leader_fence($1)", [epoch])
-            let bases = try await tx.execute("UPDATE tov.base_models SET status = 'failed', finished_at = now() WHERE status = 'training'")
-            let versions = try await tx.execute("UPDATE tov.model_versions SET status = 'failed' WHERE status = 'training'")
-            try await tx.execute("UPDATE tov.leader_activity SET activity = 'idle', reason = NULL, detail = NULL, done = NULL, total = NULL, unit = NULL, started_at = NULL, updated_at = now()")
-            return (bases, versions)
-        }
-        if bases + versions > 0 {
+        let failed = try await LeaderStore.leaderTakeOver(epoch: epoch, on: connection)
+        if failed.bases + failed.versions > 0 {
             logger.notice("previous leader died while training; its work will be redone",
-                          metadata: ["base_models": "\(bases)", "model_versions": "\(versions)"])
+                          metadata: ["base_models": "\(failed.bases)", "model_versions": "\(failed.versions)"])
         }
     }
 }

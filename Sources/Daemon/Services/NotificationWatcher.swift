@@ -32,18 +32,24 @@ public final class NotificationWatcher: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        while !Task.isStopping {
-            var connection: Connection?
-            do {
-                connection = try await Connection.connectRetrying(conninfo, as: "listener", logger: logger)
-                for channel in Self.channels { try await connection!.listen(channel) }
+        let stopping = StopFlag()
+        let loop = DatabaseLoop(conninfo: conninfo, name: "listener", logger: logger, stopping: stopping)
+        try await withGracefulShutdownHandler {
+            try await loop.run(onConnectionLost: { _ in
+                health.setListening(false)
+            }, onError: { error in
+                health.setListening(false)
+                logger.warning("listener connection lost; polling continues while it reconnects", metadata: ["error": "\(error)"])
+            }) {
+                let connection = try await loop.connection()
+                for channel in Self.channels { try await connection.listen(channel) }
                 health.setListening(true)
                 onListening()
                 // Rows inserted while we were not listening: wake everyone once.
                 workers.signal()
                 keeper.signal()
                 trainer.signal()
-                for try await note in connection!.notifications().cancelOnGracefulShutdown() {
+                for try await note in connection.notifications().cancelOnGracefulShutdown() {
                     switch note.channel {
                     case "tov_candidates": workers.signal()
                     case "tov_scores": keeper.signal()
@@ -56,17 +62,12 @@ public final class NotificationWatcher: Service, @unchecked Sendable {
                         trainer.signal()
                     }
                 }
-            } catch is CancellationError {
-                break
-            } catch let error as PQError where error.isPermanent {
-                throw error
-            } catch {
-                logger.warning("listener connection lost; polling continues while it reconnects", metadata: ["error": "\(error)"])
+                // The stream ended without an error: the connection is gone; listen again on a new one.
+                health.setListening(false)
+                loop.disconnect()
             }
-            health.setListening(false)
-            connection?.close()
-            if Task.isStopping { break }
-            try? await Task.sleep(for: .seconds(1))
+        } onGracefulShutdown: {
+            stopping.set()
         }
     }
 }

@@ -22,9 +22,9 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         public var conninfo: String
         public var name: String
-        public var batchSize = 64
-        public var leaseSeconds = 120.0
-        public var pollInterval: Duration = .seconds(2)
+        public var batchSize = TovDaemon.Defaults.batchSize
+        public var leaseSeconds = TovDaemon.Defaults.leaseSeconds
+        public var pollInterval: Duration = .milliseconds(Int(TovDaemon.Defaults.pollSeconds * 1000))
         /// Already resolved against the CPU (TovDaemon): .bf16 only where it can run.
         public var scoringPrecision: ScoringPrecision = .fp32
 
@@ -64,45 +64,25 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     }
 
     public func run() async throws {
+        let loop = DatabaseLoop(conninfo: configuration.conninfo, name: "worker \(configuration.name)", logger: logger, stopping: stopFlag)
         try await withGracefulShutdownHandler {
-            var connection: Connection?
-            while !stopFlag.isSet && !Task.isCancelled {
-                do {
-                    if connection == nil || !(connection!.isConnected) {
-                        connection = try await connectWithBackoff()
-                    }
-                    let claimed = try await runOneBatch(on: connection!)
-                    if claimed == 0 { await wakeup.wait(timeout: configuration.pollInterval) }
-                } catch let error as PQError where error.isPermanent {
-                    // A rejected login or a bad conninfo: retrying cannot fix it. Stop the process
-                    // and let systemd's restart policy retry (the connect logged the reason).
-                    throw error
-                } catch let error as PQError where error.isConnectionProblem {
-                    logger.warning("worker lost its database connection; reconnecting", metadata: ["error": "\(error)"])
-                    health.setDatabase(up: false, worker: configuration.name)
-                    connection?.close()
-                    connection = nil
-                } catch is CancellationError {
-                    break
-                } catch {
-                    // Anything else (a bad checkpoint, a query error) must not kill the daemon: log it,
-                    // back off, try again. The claimed rows' leases expire and they are retried.
-                    logger.error("batch failed", metadata: ["error": "\(error)"])
-                    onError("\(configuration.name): batch failed: \(error)")
-                    try? await Task.sleep(for: .seconds(1))
-                }
+            try await loop.run(onConnectionLost: { _ in
+                health.setDatabase(up: false, worker: configuration.name)
+            }, onError: { error in
+                // A bad checkpoint or a query error must not kill the daemon: the claimed rows' jobs say
+                // why, and they are retried.
+                logger.error("batch failed", metadata: ["error": "\(error)"])
+                onError("\(configuration.name): batch failed: \(error)")
+            }) {
+                let connection = try await loop.connection()
+                health.setDatabase(up: true, worker: configuration.name)
+                let claimed = try await runOneBatch(on: connection)
+                if claimed == 0 { await wakeup.wait(timeout: configuration.pollInterval) }
             }
-            connection?.close()
         } onGracefulShutdown: {
             self.stopFlag.set()
             self.wakeup.signal()
         }
-    }
-
-    private func connectWithBackoff() async throws -> Connection {
-        let connection = try await Connection.connectRetrying(configuration.conninfo, as: "worker", logger: logger)
-        health.setDatabase(up: true, worker: configuration.name)
-        return connection
     }
 
     /// Claims and completes one batch. Returns the number of jobs claimed (0: nothing to do).
@@ -169,14 +149,14 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         let rows = try await connection.query(Queries.jobClaimMany, [batchSize, leaseSeconds, worker, skipped, maxTextBytes])
         return try rows.map { row in
             ClaimedJob(
-                candidateID: try row.get(Int64.self, 0),
-                modelVersion: Int(try row.get(Int32.self, 1)),
-                attempts: Int(try row.get(Int32.self, 2)),
-                prompt: try row.getOptional([UInt8].self, 3),
-                response: try row.getOptional([UInt8].self, 4),
-                ageSeconds: try row.get(Double.self, 5),
-                promptBytes: Int(try row.get(Int32.self, 6)),
-                responseBytes: Int(try row.get(Int32.self, 7)))
+                candidateID: try row.get(Int64.self, "candidate_id"),
+                modelVersion: Int(try row.get(Int32.self, "model_version")),
+                attempts: Int(try row.get(Int32.self, "attempts")),
+                prompt: try row.getOptional([UInt8].self, "prompt"),
+                response: try row.getOptional([UInt8].self, "response"),
+                ageSeconds: try row.get(Double.self, "age_seconds"),
+                promptBytes: Int(try row.get(Int32.self, "prompt_bytes")),
+                responseBytes: Int(try row.get(Int32.self, "response_bytes")))
         }
     }
 
@@ -297,8 +277,8 @@ public final class ScoringWorker: Service, @unchecked Sendable {
         let unknown = rows.map(\.candidateID).filter { result[$0] == nil }
         if !unknown.isEmpty {
             for row in try await connection.query(Queries.baseLossesGetMany, [version.baseVersion, unknown]) {
-                result[try row.get(Int64.self, 0)] = BaseLossRecord(
-                    losses: try row.get([Float].self, 1), uncertainty: try row.get(Float.self, 2), tokens: Int(try row.get(Int32.self, 3)))
+                result[try row.get(Int64.self, "candidate_id")] = BaseLossRecord(
+                    losses: try row.get([Float].self, "losses"), uncertainty: try row.get(Float.self, "uncertainty"), tokens: Int(try row.get(Int32.self, "tokens")))
             }
         }
         let missing = rows.filter { result[$0.candidateID] == nil }
@@ -319,7 +299,7 @@ public final class ScoringWorker: Service, @unchecked Sendable {
     private func baseSubsetMembers(_ baseVersion: Int, _ ids: [Int64], on connection: Connection) async throws -> Set<Int64> {
         var members = Set<Int64>()
         for row in try await connection.query(Queries.baseSubsetContainsMany, [baseVersion, ids]) {
-            members.insert(try row.get(Int64.self, 0))
+            members.insert(try row.get(Int64.self, "candidate_id"))
         }
         return members
     }
@@ -332,7 +312,7 @@ public final class ScoringWorker: Service, @unchecked Sendable {
             // Never with empty arrays (all jobs released): PQ would send them as bytea.
             let owned = jobs.isEmpty ? Set<JobKey>() : Set(try await tx.query(Queries.jobCompleteMany, [
                 jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) },
-            ]).map { JobKey(candidateID: try $0.get(Int64.self, 0), modelVersion: Int(try $0.get(Int32.self, 1))) })
+            ]).map { JobKey(candidateID: try $0.get(Int64.self, "candidate_id"), modelVersion: Int(try $0.get(Int32.self, "model_version"))) })
             if !outcome.released.isEmpty {
                 let released = outcome.released
                 try await tx.execute(Queries.jobReleaseMany, [
@@ -368,7 +348,7 @@ public final class ScoringWorker: Service, @unchecked Sendable {
             }
             let scores = outcome.scores.filter { isOwned($0.candidateID, $0.modelVersion) }
             var scored = 0
-            let locked = scores.isEmpty ? nil : try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, 0) }
+            let locked = scores.isEmpty ? nil : try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, "score_fn") }
             // A value the settings parser would refuse cannot be in force; keep the cached one then.
             let function = locked.flatMap(ScoreFunction.init(rawValue:))?.rawValue ?? scoreFunction
             for (epochs, group) in Dictionary(grouping: scores, by: { $0.base.losses.count }) {
@@ -385,13 +365,13 @@ public final class ScoringWorker: Service, @unchecked Sendable {
             if !unscorable.isEmpty {
                 unscorableRows = Int(try await tx.query(Queries.unscorableInsertMany, [
                     unscorable.map(\.candidateID), unscorable.map { Int32($0.modelVersion) }, unscorable.map(\.detail),
-                ]).first!.get(Int64.self, 0))
+                ]).first!.get(Int64.self, "rows"))
             }
             // Last, so a rejection wins over anything this batch wrote for the same row.
             var removedScores = 0
             if !rejects.isEmpty {
                 let removed = try await tx.query(Queries.rejectedRowRemoveMany, [rejects.map(\.candidateID)]).first!
-                removedScores = Int(try removed.get(Int64.self, 1))
+                removedScores = Int(try removed.get(Int64.self, "scores"))
             }
             if scored > 0 || removedScores > 0 { try await tx.query(Queries.scoresNotify) }
             return (owned.count, rejected, ready.count, scored, unscorableRows)

@@ -30,30 +30,35 @@ final class SelectionKeeper: LeaderJob, @unchecked Sendable {
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
         let started = ContinuousClock.now
         let current = try await settings.current(on: connection)
-        try await finishRescoring(settings: current, fence: fence, on: connection)
-        try await updateSelection(settings: current, fence: fence, on: connection)
+        let snapshot = try await ModelVersionStore.keeperSnapshot(selectionSettings: current.selection.canonicalJSON, on: connection)
+        if let version = snapshot.completeVersion { metrics.modelVersion.set(to: Double(version)) }
+        var next: Duration = .seconds(1)
+        switch SelectionKeeperPolicy.decide(snapshot) {
+        case .nothing:
+            break
+        case .switchTo(let version, let base):
+            try await switchTo(version: version, base: base, settings: current, fence: fence, on: connection)
+            next = .zero
+        case .update(let version):
+            let change = try await fence.transaction(on: connection) { tx in
+                try await SelectionWriter.update(in: tx, modelVersion: version, settings: current.selection)
+            }
+            record(change)
+        }
         // Every committed batch wakes us; fold bursts into one update per minimum gap.
         let gap = minimumGap - (ContinuousClock.now - started)
         if gap > .zero { try await Task.sleep(for: gap) }
-        return .seconds(1)
+        return next
     }
 
-    /// Switches to the version being rescored once every eligible row has a score under it: marks it
-    /// complete, supersedes the old one and recomputes the selection, all in one transaction.
-    func finishRescoring(settings: Settings, fence: LeaderFence, on connection: Connection) async throws {
-        let scoring = try await connection.query("SELECT model_version, base_version FROM tov.model_versions WHERE status = 'scoring'")
-        guard let row = scoring.first else { return }
-        let version = Int(try row.get(Int32.self, 0))
-        let base = Int(try row.get(Int32.self, 1))
-        let pending = try await connection.query(Queries.jobCountForVersion, [version]).first!.get(Int64.self, 0)
-        guard pending == 0 else { return }
+    /// Switches to the version being rescored: marks it complete, supersedes the old one and
+    /// recomputes the selection, all in one transaction.
+    func switchTo(version: Int, base: Int, settings: Settings, fence: LeaderFence, on connection: Connection) async throws {
         let switched = try await fence.transaction(on: connection) { tx -> SelectionWriter.Change? in
             // Rows that became ready after the rescoring was enqueued: score them first.
             let missed = try await tx.execute(Queries.jobEnqueueMissingScores, [version, base])
             if missed > 0 { return nil }
-            try await tx.execute("UPDATE tov.model_versions SET status = 'superseded' WHERE status = 'complete'")
-            try await tx.execute("UPDATE tov.model_versions SET status = 'complete', completed_at = now() WHERE model_version = $1", [version])
-            try await tx.execute("UPDATE tov.refreshes SET finished_at = now() WHERE model_version = $1", [version])
+            try await ModelVersionStore.modelVersionSwitch(to: version, on: tx)
             // A new model version: φ is re-derived under the score_fn in force, then the selection switches.
             return try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings.selection)
         }
@@ -66,41 +71,7 @@ final class SelectionKeeper: LeaderJob, @unchecked Sendable {
         logger.notice("switched to a new model version", metadata: [
             "model_version": "\(version)", "base_version": "\(base)", "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
         ])
-        // Old versions' scores are no longer read; neither are the base losses of base models that no
-        // live version uses. Checkpoints stay for audit.
-        try await fence.transaction(on: connection) { tx in
-            try await tx.execute("""
-                DELETE FROM tov.scores s USING tov.model_versions m
-                WHERE s.model_version = m.model_version AND m.status IN ('superseded', 'failed')
-                """)
-            try await tx.execute("""
-                DELETE FROM tov.base_losses l
-                WHERE l.base_version < $1
-                  AND NOT EXISTS (SELECT 1 FROM tov.model_versions m WHERE m.base_version = l.base_version AND m.status IN ('scoring', 'complete'))
-                """, [base])
-        }
-    }
-
-    /// Updates the selection when the complete version got new scores, lost binned rows (reported
-    /// in tov.scores_removed by a trigger), or the selection was computed under another version or
-    /// other settings. The check reads an index entry and two tiny tables, so an idle step costs
-    /// nothing however large the pool.
-    func updateSelection(settings: Settings, fence: LeaderFence, on connection: Connection) async throws {
-        let complete = try await connection.query("SELECT model_version FROM tov.model_versions WHERE status = 'complete'")
-        guard let row = complete.first else { return }
-        let version = Int(try row.get(Int32.self, 0))
-        metrics.modelVersion.set(to: Double(version))
-        let pending = try await connection.query("""
-            SELECT EXISTS (SELECT 1 FROM tov.scores WHERE model_version = $1::int AND length_bin IS NULL)
-                OR EXISTS (SELECT 1 FROM tov.scores_removed)
-                OR (SELECT bin_rows IS NULL OR model_version IS DISTINCT FROM $1::int OR settings IS DISTINCT FROM $2::jsonb
-                    FROM tov.selection_state)
-            """, [version, settings.selection.canonicalJSON]).first!.get(Bool.self, 0)
-        guard pending else { return }
-        let change = try await fence.transaction(on: connection) { tx in
-            try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings.selection)
-        }
-        record(change)
+        try await fence.transaction(on: connection) { tx in try await ModelVersionStore.obsoleteScoresDelete(keepingBase: base, on: tx) }
     }
 
     private func record(_ change: SelectionWriter.Change) {
@@ -130,9 +101,7 @@ final class Sweeper: LeaderJob, @unchecked Sendable {
     }
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
-        for row in try await connection.query("SELECT model_version, base_version FROM tov.model_versions WHERE status IN ('complete', 'scoring')") {
-            let version = Int(try row.get(Int32.self, 0))
-            let base = Int(try row.get(Int32.self, 1))
+        for (version, base) in try await ModelVersionStore.modelVersionLiveMany(on: connection) {
             let enqueued = try await fence.transaction(on: connection) { tx in
                 try await tx.execute(Queries.jobEnqueueMissingScores, [version, base])
             }

@@ -44,9 +44,9 @@ enum Queries {
             RETURNING j.candidate_id, j.model_version, j.attempts
         )
         SELECT c.candidate_id, c.model_version, c.attempts,
-               CASE WHEN n.fits THEN convert_to(x.prompt, getdatabaseencoding()) END,
-               CASE WHEN n.fits THEN convert_to(x.response, getdatabaseencoding()) END,
-               extract(epoch FROM now() - x.created_at)::float8,
+               CASE WHEN n.fits THEN convert_to(x.prompt, getdatabaseencoding()) END AS prompt,
+               CASE WHEN n.fits THEN convert_to(x.response, getdatabaseencoding()) END AS response,
+               extract(epoch FROM now() - x.created_at)::float8 AS age_seconds,
                n.prompt_bytes, n.response_bytes
         FROM claimed c JOIN tov.candidates x ON x.id = c.candidate_id
         CROSS JOIN LATERAL (
@@ -95,8 +95,6 @@ enum Queries {
           AND NOT EXISTS (SELECT 1 FROM tov.jobs j WHERE j.candidate_id = r.candidate_id AND j.model_version IN (0, $1::int))
         ON CONFLICT DO NOTHING
         """
-
-    static let jobCountForVersion = "SELECT count(*) FROM tov.jobs WHERE model_version = $1"
 
     // MARK: - Ingest results
 
@@ -149,7 +147,7 @@ enum Queries {
     /// settings change waits for transactions already writing, and transactions after it read the
     /// new value. So every score row committed after a `score_fn` change uses the new function, and
     /// the leader re-derives φ only once per change instead of on every tick.
-    static let scoreFunctionLock = "SELECT value #>> '{}' FROM tov.settings WHERE key = 'score_fn' FOR SHARE"
+    static let scoreFunctionLock = "SELECT value #>> '{}' AS score_fn FROM tov.settings WHERE key = 'score_fn' FOR SHARE"
 
     /// Wakes the leader (through the listeners) to fold new scores into the selection; delivered at commit.
     static let scoresNotify = "SELECT pg_notify('tov_scores', '')"
@@ -164,9 +162,7 @@ enum Queries {
     // MARK: - Settings and versions
 
     /// Every setting with the database's verdict on it: the daemon uses no value its rule refuses.
-    static let settingsGetAll = "SELECT key, value::text, tov.setting_is_valid(key, value) FROM tov.settings"
-    static let zvalVersionGet = "SELECT version, extract(epoch FROM now() - changed_at)::float8, (SELECT count(*) FROM tov.validation) FROM tov.zval_version"
-    static let validationGetAll = "SELECT prompt, response FROM tov.validation ORDER BY id"
+    static let settingsGetAll = "SELECT key, value::text AS value, tov.setting_is_valid(key, value) AS valid FROM tov.settings"
 
     /// Live model versions: the complete one and the one being rescored, with their base model.
     static let modelVersionLiveMany = """
@@ -174,11 +170,6 @@ enum Queries {
         FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
         WHERE m.status IN ('complete', 'scoring')
         ORDER BY m.model_version
-        """
-
-    static let checkpointGet = """
-        SELECT data FROM tov.checkpoints
-        WHERE base_version = $1 AND coalesce(model_version, 0) = $2 AND kind = $3 AND epoch = $4
         """
 
     static let checkpointInsert = """

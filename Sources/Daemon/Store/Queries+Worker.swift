@@ -41,7 +41,7 @@ extension Queries {
         ), jobs AS (
             DELETE FROM tov.jobs WHERE candidate_id = ANY ($1::bigint[]) RETURNING 1
         )
-        SELECT (SELECT count(*) FROM ready), (SELECT count(*) FROM scores), (SELECT count(*) FROM jobs)
+        SELECT (SELECT count(*) FROM ready) AS ready, (SELECT count(*) FROM scores) AS scores, (SELECT count(*) FROM jobs) AS jobs
         """
 
     /// Records rows ($1 ids, $2 versions, $3 details) whose losses were not finite, and counts them
@@ -58,7 +58,7 @@ extension Queries {
             WHERE m.model_version = i.model_version
             RETURNING i.n
         )
-        SELECT coalesce(sum(n), 0)::bigint FROM counted
+        SELECT coalesce(sum(n), 0)::bigint AS rows FROM counted
         """
 
     // MARK: - Checkpoints

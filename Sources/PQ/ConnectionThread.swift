@@ -36,9 +36,9 @@ final class ConnectionThread: @unchecked Sendable {
 
     /// Runs `body` on the thread and returns its result to the awaiting task.
     func run<T>(_ body: @escaping () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            submit { continuation.resume(with: Result { try body() }) }
-        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Handoff<T>, Error>) in
+            submit { continuation.resume(with: Result { Handoff(value: try body()) }) }
+        }.value
     }
 
     /// Queues `job`. After the thread exited, runs it on the caller: jobs of a closed connection
@@ -108,4 +108,10 @@ final class ConnectionThread: @unchecked Sendable {
             idle?()
         }
     }
+}
+
+/// A value made on the connection thread and handed to the one task awaiting it: no reference to it
+/// stays on the thread, so it crosses once and is never shared.
+struct Handoff<T>: @unchecked Sendable {
+    let value: T
 }

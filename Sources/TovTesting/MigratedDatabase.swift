@@ -41,4 +41,20 @@ public enum TovTestDatabase {
     public static func count(_ table: String, on connection: Connection, where predicate: String = "true") async throws -> Int {
         Int(try await connection.query("SELECT count(*) FROM \(table) WHERE \(predicate)").first!.get(Int64.self, 0))
     }
+
+    /// Returns once the leader's trainer has taken two decisions after this call (it writes
+    /// tov.leader_activity at every decision): the second decision read the database after the first
+    /// was written, so it saw everything committed before the call. A test that asserts something did
+    /// *not* happen waits for this event instead of sleeping for a guessed time.
+    public static func trainerDecidedTwice(on connection: Connection, timeout: Duration = .seconds(30)) async throws -> Bool {
+        let since = try await connection.query("SELECT clock_timestamp()::text AS now").first!.get(String.self, "now")
+        var seen: String?
+        return try await eventually(timeout: timeout) {
+            let written = try await connection.query(
+                "SELECT updated_at::text AS at FROM tov.leader_activity WHERE updated_at > $1::timestamptz", [since]).first
+            guard let at = try written?.get(String.self, "at") else { return false }
+            if seen == nil { seen = at }
+            return at != seen
+        }
+    }
 }

@@ -241,7 +241,9 @@ struct ContinuousTests {
             #expect(try await Self.int("SELECT pool_rows_at_draw FROM tov.base_models", on: c) == 40)
 
             try await TovTestDatabase.insertCandidates(30, on: c, prefix: "more of the same pool", source: "cats")
-            try await Task.sleep(for: .seconds(3))
+            // Once the rows are validated and the trainer has decided on them, nothing was rebased.
+            #expect(try await TovTestDatabase.eventually { try await TovTestDatabase.count("tov.ready", on: c) == 70 })
+            #expect(try await TovTestDatabase.trainerDecidedTwice(on: c))
             #expect(try await Self.int("SELECT count(*) FROM tov.base_models", on: c) == 1, "70 rows is less than 2 × 40")
             try await TovTestDatabase.insertCandidates(20, on: c, prefix: "a pool that keeps growing", source: "finance")
             let rebased = try await TovTestDatabase.eventually(timeout: .seconds(180)) {
@@ -251,7 +253,7 @@ struct ContinuousTests {
             }
             #expect(rebased, "\(daemon.log.suffix(3000))")
             #expect(try await Self.int("SELECT count(*) FROM tov.base_models WHERE reason LIKE 'rebase: pool grew from 40 to 90 rows%'", on: c) == 1)
-            try await Task.sleep(for: .seconds(3))
+            #expect(try await TovTestDatabase.trainerDecidedTwice(on: c))
             #expect(try await Self.int("SELECT count(*) FROM tov.base_models", on: c) == 2, "growth rebases once")
             let version = try #require(try await Self.status(c).modelVersion)
             #expect(try await Self.int("SELECT count(*) FROM tov.scores WHERE model_version = \(version)", on: c) == 90 - 16)
@@ -292,10 +294,11 @@ struct ContinuousTests {
             let s = try await Self.status(c)
             #expect(s.activity?.name == "θ_val", "still training: \(String(describing: s.activity))")
             #expect(s.nextModelStatus == "training")
-            try await Task.sleep(for: .seconds(3))   // longer than one lease renewal (2 s)
-            let heartbeat1 = try await c.query("SELECT heartbeat_at::text FROM tov.leader").first!.get(String.self, 0)
+            // The lease is renewed while θ_val trains: the heartbeat moves, and training goes on.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                try await c.query("SELECT heartbeat_at::text FROM tov.leader").first!.get(String.self, 0) != heartbeat0
+            }, "the leader heartbeat did not advance during training")
             #expect(try await Self.status(c).nextModelStatus == "training", "θ_val should still be training")
-            #expect(heartbeat1 != heartbeat0, "the leader heartbeat did not advance during training")
             #expect((s.leaderHeartbeatAgeSeconds ?? 99) < 5)
         }
     }

@@ -55,6 +55,8 @@ public final class InstanceReporter: Service, @unchecked Sendable {
         try await withGracefulShutdownHandler {
             try await loop.run(onError: { error in
                 logger.warning("instance heartbeat failed", metadata: ["error": "\(error)"])
+            }, onStop: { connection in
+                _ = try? await connection?.execute(InstanceStore.instanceStop, [holder])
             }) {
                 let connection = try await loop.connection()
                 let scored = metrics.rowsScored.value
@@ -83,9 +85,6 @@ public final class InstanceReporter: Service, @unchecked Sendable {
                     lastCleanup = .now
                 }
                 await wakeup.wait(timeout: interval)
-            }
-            if let connection = loop.openConnection {
-                _ = try? await connection.execute(InstanceStore.instanceStop, [holder])
             }
         } onGracefulShutdown: {
             self.stopFlag.set()

@@ -92,6 +92,13 @@ public final class LeaderLease: Service, @unchecked Sendable {
                 apply(machine.connectionLost(stillValid: leadership.currentEpoch != nil))
             }, onError: { error in
                 logger.error("leader lease query failed; retrying", metadata: ["error": "\(error)"])
+            }, onStop: { connection in
+                leadership.set(nil)
+                metrics.isLeader.set(to: 0)
+                // Hand the lease over at once instead of making the next leader wait for it to expire.
+                if let epoch = machine.epoch, let connection {
+                    try? await LeaderStore.leaseRelease(epoch: epoch, holder: leadership.holder, on: connection)
+                }
             }) {
                 let connection = try await loop.connection()
                 let sent = ContinuousClock.now
@@ -110,12 +117,6 @@ public final class LeaderLease: Service, @unchecked Sendable {
                 }
                 apply(action)
                 try? await Task.sleep(for: machine.pause)
-            }
-            leadership.set(nil)
-            metrics.isLeader.set(to: 0)
-            // Hand the lease over at once instead of making the next leader wait for it to expire.
-            if let epoch = machine.epoch, let connection = loop.openConnection {
-                try? await LeaderStore.leaseRelease(epoch: epoch, holder: leadership.holder, on: connection)
             }
         } onGracefulShutdown: {
             self.stopFlag.set()

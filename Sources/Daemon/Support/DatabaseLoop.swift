@@ -46,8 +46,8 @@ final class DatabaseLoop: @unchecked Sendable {
         return fresh
     }
 
-    /// The open connection if there is one, without connecting (for a last write on the way out).
-    var openConnection: Connection? { current?.isConnected == true ? current : nil }
+    /// The open connection if there is one, without connecting.
+    private var openConnection: Connection? { current?.isConnected == true ? current : nil }
 
     /// Closes the connection (a standby gives it up; the next `connection()` opens a new one).
     func disconnect() {
@@ -56,12 +56,25 @@ final class DatabaseLoop: @unchecked Sendable {
     }
 
     /// Runs `iteration` until the service stops. Each iteration does one unit of work and its own
-    /// waiting (on a wake-up signal or a clock).
+    /// waiting (on a wake-up signal or a clock). `onStop` gets the connection still open, if any, for a
+    /// last write on the way out (hand the lease over, mark the instance stopped); then it is closed.
     func run(onConnectionLost: (PQError) -> Void = { _ in },
              onError: (Error) -> Void,
              onCancelled: () -> Void = {},
+             onStop: (Connection?) async -> Void = { _ in },
              _ iteration: () async throws -> Void) async throws {
         defer { disconnect() }
+        do {
+            try await loop(onConnectionLost: onConnectionLost, onError: onError, onCancelled: onCancelled, iteration)
+        } catch {
+            disconnect()
+            throw error
+        }
+        await onStop(openConnection)
+    }
+
+    private func loop(onConnectionLost: (PQError) -> Void, onError: (Error) -> Void, onCancelled: () -> Void,
+                      _ iteration: () async throws -> Void) async throws {
         while !stopping.isSet && !Task.isCancelled {
             do {
                 try await iteration()

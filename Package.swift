@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "PQ", targets: ["PQ"]),
         .library(name: "Surrogate", targets: ["Surrogate"]),
         .library(name: "Selection", targets: ["Selection"]),
+        .library(name: "JSONL", targets: ["JSONL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +35,8 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "Surrogate", dependencies: ["CCrypto", "CKernels", "CLZ4", "COpenBLAS"]),
         .target(name: "Selection"),
+        // JSONL rows (`tovd import`, the evaluation's data): Foundation only, so importing needs no model code.
+        .target(name: "JSONL"),
         .target(
             name: "Daemon",
             dependencies: [
@@ -47,12 +50,12 @@ let package = Package(
         // migrations/*.sql are the schema's one source: embedded into Daemon at build time.
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
-        .target(name: "Evaluation", dependencies: ["Surrogate", "Selection"]),
+        .target(name: "Evaluation", dependencies: ["JSONL", "Surrogate", "Selection"]),
         .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
         .executableTarget(
             name: "tovd",
             dependencies: [
-                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation",
+                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation", "JSONL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -62,8 +65,9 @@ let package = Package(
         // MARK: - Tests: pure units need no database; IntegrationTests and ReliabilityTests start a real Postgres.
         .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
+        .testTarget(name: "JSONLTests", dependencies: ["JSONL", "Selection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "JSONL", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"], exclude: ["Fixtures"]),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
         .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),

@@ -24,9 +24,9 @@ public struct Row: Sendable {
             throw PQError(.decoding, "column \(column) does not exist; the result has \(values.count)")
         }
         guard let bytes = values[column] else {
-            throw PQError(.decoding, "column \(columns[column]) is NULL; use getOptional")
+            throw PQError(.decoding, "column \"\(columns[column])\" is NULL; use getOptional")
         }
-        return try T.decode(pqText: bytes[...])
+        return try decode(T.self, bytes, column: column)
     }
 
     public func get<T: PQDecodable>(_ type: T.Type = T.self, _ name: String) throws -> T {
@@ -37,15 +37,33 @@ public struct Row: Sendable {
         guard column >= 0, column < values.count else {
             throw PQError(.decoding, "column \(column) does not exist; the result has \(values.count)")
         }
-        return try values[column].map { try T.decode(pqText: $0[...]) }
+        return try values[column].map { try decode(T.self, $0, column: column) }
+    }
+
+    /// Decodes one value; a failure names the column (its name, never its value).
+    private func decode<T: PQDecodable>(_ type: T.Type, _ bytes: [UInt8], column: Int) throws -> T {
+        do {
+            return try T.decode(pqText: bytes[...])
+        } catch let error as PQError {
+            throw PQError(error.code, "column \"\(columns[column])\": \(error.message)")
+        }
     }
 
     public func getOptional<T: PQDecodable>(_ type: T.Type = T.self, _ name: String) throws -> T? {
         try getOptional(type, try index(of: name))
     }
 
+    /// Whether the column called `name` is NULL.
+    /// - Throws: ``PQError`` (`.decoding`) naming the column if the result has none by that name.
+    public func isNull(_ name: String) throws -> Bool { values[try index(of: name)] == nil }
+
+    /// The position of the first column called `name`. Reading by name means a statement can gain or
+    /// reorder columns without shifting what each caller reads.
     private func index(of name: String) throws -> Int {
-        guard let index = columns.firstIndex(of: name) else { throw PQError(.decoding, "no column named \(name)") }
+        guard let index = columns.firstIndex(of: name) else {
+            // Column names are the statement's, never row data, so they are safe to put in the message.
+            throw PQError(.decoding, "no column named \"\(name)\" in the result; it has: \(columns.joined(separator: ", "))")
+        }
         return index
     }
 }

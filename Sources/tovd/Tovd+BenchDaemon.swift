@@ -2,6 +2,7 @@ import ArgumentParser
 import Daemon
 import EmbeddedPostgres
 import Evaluation
+import JSONL
 import Foundation
 import Logging
 import PQ

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Evaluation
+import JSONL
 import Foundation
 import Selection
 import Surrogate

@@ -7,9 +7,11 @@ extension Tovd {
         static let configuration = CommandConfiguration(
             abstract: "Explain why a candidate row is or is not selected.",
             discussion: """
-                Prints the row's state (rejected, in U, waiting, scored), its losses under θ_bas and θ_val \
-                for each scoring epoch, φ, its length bin, its rank in the bin, the bin's quota and the \
-                verdict. The same numbers are in the view tov.score_details.
+                Prints the row's state (rejected; in U, the base subset of the base model the current \
+                version was trained on; waiting; scored), its losses under θ_bas and θ_val for each scoring \
+                epoch, φ, its length bin, its rank in the bin, the bin's quota and the verdict. During a \
+                rebase it also says when the row is in the new base model's U (out once that base's version \
+                switches in). The same numbers are in the view tov.score_details.
                 """)
 
         @Argument(help: "tov.candidates.id") var id: Int64

@@ -9,16 +9,17 @@ extension Tovd {
                 Each line: {"set", "id", "prompt", "response", "source", "meta", "score", "reason", \
                 "length_bin", "selection_version"}; "set" is "selected" (a row of tov.selected) or \
                 "validation" (a row of tov.validation, whose selection fields are null). Selected rows \
-                come first, then Z_val rows, each in id order. With --with-validation each (prompt, response) \
-                pair is written once, at its first place: Z_val rows that repeat a selected row, or each \
-                other, are left out (--selected alone writes tov.selected as it is). The whole export is read in one statement, so it is one selection \
+                come first, then Z_val rows, each in id order; "source" is the row's own (tov.candidates.source \
+                or tov.validation.source). Every selected row is written, as --selected writes it, even two \
+                with the same text; a Z_val row is left out when its (prompt, response) repeats a selected row \
+                or an earlier Z_val row. The whole export is read in one statement, so it is one selection \
                 version and one Z_val even while the daemon switches to new ones.
                   tovd export --selected > selected.jsonl
                   tovd export --with-validation -o train.jsonl     # what docs/evaluation.md recommends
                 """)
 
         @Flag(help: "Export tov.selected.") var selected = false
-        @Flag(help: "Export tov.selected followed by the Z_val rows of tov.validation, de-duplicated (implies --selected).")
+        @Flag(help: "Export tov.selected followed by the Z_val rows of tov.validation that repeat no selected or earlier Z_val row (implies --selected).")
         var withValidation = false
         @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
         @OptionGroup var database: DatabaseOptions
@@ -33,23 +34,28 @@ extension Tovd {
             """
 
         /// `--selected`: every row of tov.selected as it is. `--with-validation`: one statement for both
-        /// sets, so the selection and Z_val come from one snapshot; DISTINCT ON keeps the first (set, id)
-        /// of each (prompt, response), so a selected row wins over the same text in Z_val.
+        /// sets, so the selection and Z_val come from one snapshot. Every selected row is written (the
+        /// pool may hold the same text twice, and both rows were selected); a Z_val row is left out when
+        /// its (prompt, response) is a selected row's or an earlier Z_val row's (DISTINCT ON keeps the
+        /// lowest id). Z_val rows keep their own `source` (tov.validation.source, migration 003).
         static func query(withValidation: Bool) -> String {
             guard withValidation else {
                 return "COPY (SELECT json_build_object('set', 'selected', \(fields)) FROM tov.selected ORDER BY id) TO STDOUT"
             }
             return """
                 COPY (
-                    WITH parts (part, id, prompt, response, source, meta, score, reason, length_bin, selection_version) AS (
+                    WITH zval AS (
+                        SELECT DISTINCT ON (v.prompt, v.response) v.id, v.prompt, v.response, v.source, v.meta
+                        FROM tov.validation v
+                        WHERE NOT EXISTS (SELECT 1 FROM tov.selected s WHERE s.prompt = v.prompt AND s.response = v.response)
+                        ORDER BY v.prompt, v.response, v.id
+                    ), parts (part, id, prompt, response, source, meta, score, reason, length_bin, selection_version) AS (
                         SELECT 0, id, prompt, response, source, meta, score, reason, length_bin, selection_version FROM tov.selected
                         UNION ALL
-                        SELECT 1, id, prompt, response, NULL, meta, NULL, NULL, NULL, NULL FROM tov.validation
-                    ), firsts AS (
-                        SELECT DISTINCT ON (prompt, response) * FROM parts ORDER BY prompt, response, part, id
+                        SELECT 1, id, prompt, response, source, meta, NULL, NULL, NULL, NULL FROM zval
                     )
                     SELECT json_build_object('set', CASE part WHEN 0 THEN 'selected' ELSE 'validation' END, \(fields))
-                    FROM firsts ORDER BY part, id
+                    FROM parts ORDER BY part, id
                 ) TO STDOUT
                 """
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Evaluation
 import Foundation
+import JSONL
 import PQ
 
 extension Tovd {
@@ -10,8 +10,10 @@ extension Tovd {
             discussion: """
                 Each line is {"prompt": ..., "response": ...} or {"messages": [{"role", "content"}, ...]} \
                 (prompt = the turns before the last assistant turn, response = that turn). "source" is kept; \
-                every other key goes to meta. Bad lines (also a NUL character anywhere, which PostgreSQL text \
-                and jsonb cannot store) are reported with their line number and skipped; the rest of the \
+                every other key goes to meta, whose numbers are stored exactly as written (jsonb numeric: \
+                18446744073709551615 and 1e-400 stay themselves). Bad lines (also a NUL character anywhere, \
+                which PostgreSQL text and jsonb cannot store, or a number beyond PostgreSQL's numeric) are \
+                reported with their line number and skipped; the rest of the \
                 file is imported, one transaction per --chunk-rows rows. With --strict the whole file is one \
                 transaction: any bad line aborts it and nothing is written. A file that cannot be read to \
                 its end is an error (exit status 1), never taken for a shorter file.
@@ -115,16 +117,18 @@ extension Tovd {
 
         struct Unstorable: Error { var message: String }
 
-        /// One COPY text line (prompt, response, source, meta), or why PostgreSQL would refuse the row:
-        /// text and jsonb cannot hold NUL (U+0000), which JSON spells `\u0000`, and one such value
-        /// would fail the COPY of every row around it.
+        /// One COPY text line (prompt, response, source, meta), or why PostgreSQL would refuse the row
+        /// (one such value would fail the COPY of every row around it): text and jsonb cannot hold NUL
+        /// (U+0000), which JSON spells `\u0000`, and jsonb's numbers are `numeric`, which has limits.
+        /// `meta` is written with ``JSONValue/write(to:)``, so each number reaches jsonb with its value
+        /// exactly as the file wrote it (never through Int64 or Double).
         static func copyRow(_ example: JSONLExample) -> Result<[UInt8], Unstorable> {
             for (field, text) in [("prompt", example.prompt), ("response", example.response), ("source", example.source ?? "")]
             where text.utf8.contains(0) {
                 return .failure(Unstorable(message: "\"\(field)\" contains a NUL character (\\u0000), which PostgreSQL text cannot store"))
             }
-            if let meta = example.meta, containsNUL(.object(meta)) {
-                return .failure(Unstorable(message: "meta contains a NUL character (\\u0000), which PostgreSQL jsonb cannot store"))
+            if let meta = example.meta, let reason = unstorable(.object(meta)) {
+                return .failure(Unstorable(message: "meta \(reason)"))
             }
             var row: [UInt8] = []
             CopyText.appendEscaped(example.prompt.utf8, to: &row)
@@ -134,9 +138,8 @@ extension Tovd {
             if let source = example.source { CopyText.appendEscaped(source.utf8, to: &row) } else { row += CopyText.null }
             row.append(0x09)
             if let meta = example.meta, !meta.isEmpty {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                guard let json = try? encoder.encode(meta) else { return .failure(Unstorable(message: "meta cannot be written as JSON")) }
+                var json: [UInt8] = []
+                JSONValue.object(meta).write(to: &json)
                 CopyText.appendEscaped(json, to: &row)
             } else {
                 row += CopyText.null
@@ -145,13 +148,33 @@ extension Tovd {
             return .success(row)
         }
 
-        static func containsNUL(_ value: JSONValue) -> Bool {
+        /// Why jsonb would refuse `value`, or nil.
+        static func unstorable(_ value: JSONValue) -> String? {
             switch value {
-            case .string(let s): s.utf8.contains(0)
-            case .array(let items): items.contains(where: containsNUL)
-            case .object(let members): members.contains { $0.key.utf8.contains(0) || containsNUL($0.value) }
-            case .null, .bool, .int, .double: false
+            case .string(let s):
+                return s.utf8.contains(0) ? nulReason : nil
+            case .array(let items):
+                return items.lazy.compactMap(unstorable).first
+            case .object(let members):
+                if members.keys.contains(where: { $0.utf8.contains(0) }) { return nulReason }
+                return members.values.lazy.compactMap(unstorable).first
+            case .number(let n):
+                return fitsNumeric(n) ? nil : "holds a number beyond PostgreSQL's numeric (at most 131072 digits before the decimal point and 16383 after)"
+            case .null, .bool:
+                return nil
             }
+        }
+
+        static let nulReason = "contains a NUL character (\\u0000), which PostgreSQL jsonb cannot store"
+
+        /// PostgreSQL's numeric limits (measured on 15: `1e131071` and `1e-16383` are stored,
+        /// `1e131072`, `1e-16384` and `1.5e-16383` are "value overflows numeric format").
+        /// Counting a leading `0` as an integer digit errs on the side of refusing.
+        static func fitsNumeric(_ n: JSONNumber) -> Bool {
+            let (integerDigits, fractionDigits, exponent) = n.shape
+            let e = exponent ?? 0
+            guard e > -1_000_000, e < 1_000_000 else { return false }
+            return integerDigits + e <= 131_072 && fractionDigits - e <= 16_383
         }
 
         static func countLines(_ url: URL) throws -> Int {

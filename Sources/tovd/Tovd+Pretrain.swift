@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import JSONL
 import Surrogate
 
 extension Tovd {

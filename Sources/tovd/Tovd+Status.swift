@@ -14,7 +14,13 @@ extension Tovd {
                   tovd status --json     # one object: pool_rows, pending, waiting_for_model, model_version,
                                          # daemon_state, activity {name, done, total, unit, rate_per_second,
                                          # eta_seconds}, settings_error, workers [...], ...
-                "daemon_state" is "no daemon running" when no instance sent a heartbeat in 30 s.
+                "daemon_state" is "running" (an instance holds the leader lease), "no leader" (instances \
+                run, none holds the lease; one that can lead takes over within seconds), "no instance can \
+                lead" (every running instance has --no-leader: rows are scored, nothing trains and the \
+                selection does not change) or "no daemon running" (no heartbeat in 30 s). Without a leader, \
+                "activity" is null (the last leader's activity stopped with it) unless a rescoring goes on, \
+                which the workers carry. "leader_capable_instances" counts running instances without \
+                --no-leader; it is null for a role that may not read tov.instances (tov_reader).
                 """)
 
         @Flag(help: "Print one JSON object instead of text.") var json = false
@@ -55,7 +61,7 @@ extension Tovd {
         func checkSchema(on connection: Connection) async throws {
             let version: Int
             do {
-                version = Int(try await connection.query("SELECT tov.schema_version()").first!.get(Int32.self, 0))
+                version = try await StatusQueries.schemaVersionGet(on: connection)
             } catch let error as PQError where error.sqlState?.rawValue == "42883" || error.sqlState == .undefinedTable {
                 throw CLIError("the tov schema is missing or older than version 4; run `tovd migrate up` (as the schema owner)")
             }

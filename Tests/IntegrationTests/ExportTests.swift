@@ -49,4 +49,38 @@ struct ExportTests {
             #expect(selected.allSatisfy { $0["set"] as? String == "selected" })
         }
     }
+
+    /// Defect 9 of issue 24: Z_val rows were written with `source: null` (hard-coded although
+    /// tov.validation.source exists), and DISTINCT ON over both sets also dropped a selected row whose
+    /// text another selected row repeats.
+    @Test func withValidationKeepsZvalSourceAndEverySelectedRow() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            // Two pool rows with the same text, both selected; a third selected row.
+            let twins = try await c.query("""
+                INSERT INTO tov.candidates (prompt, response, source) VALUES
+                    ('same prompt', 'same response', 'twin a'), ('same prompt', 'same response', 'twin b'),
+                    ('other prompt', 'other response', 'other')
+                RETURNING id
+                """).map { try $0.get(Int64.self, "id") }
+            _ = try await c.execute("""
+                INSERT INTO tov.selection_items (candidate_id, score, reason, length_bin)
+                SELECT unnest($1::bigint[]), 0.5, 'score', 0
+                """, [twins])
+            _ = try await c.execute("""
+                INSERT INTO tov.validation (prompt, response, source) VALUES
+                    ('zval prompt', 'zval response', 'zval source'), ('same prompt', 'same response', 'dup of selected'),
+                    ('zval prompt', 'zval response', 'dup of zval'), ('zval plain', 'zval plain', NULL)
+                """)
+
+            let lines = try await Self.export(["--with-validation"], conninfo: conninfo)
+            let summary = lines.map { "\($0["set"]!) \($0["source"]!)" }
+            #expect(summary == ["selected twin a", "selected twin b", "selected other", "validation zval source", "validation <null>"],
+                    "\(summary)")
+            let selected = try await Self.export(["--selected"], conninfo: conninfo)
+            #expect(selected.count == 3)
+            #expect(lines.prefix(3).map { $0["id"] as? Int } == selected.map { $0["id"] as? Int })
+        }
+    }
 }

@@ -89,4 +89,39 @@ struct ImportTests {
             #expect(log.contains("cannot read") && log.contains("nothing was imported"), "\(log)")
         }
     }
+
+    /// Defect 10 of issue 24: numbers in meta went through Int64/Double, so 18446744073709551615 was
+    /// stored as 18446744073709552000 and 1e-400 as 0. jsonb's numeric holds both exactly; so must the
+    /// import. A number beyond numeric is a bad line, not a failed chunk.
+    @Test func metaNumbersAreStoredExactly() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let path = try Self.file([
+                #"{"prompt": "p1", "response": "r1", "big": 18446744073709551615, "meta": {"tiny": 1e-400, "huge": 1e400, "x": [-9223372036854775809, 0.1000000000000000055511151231257827]}}"#,
+                #"{"prompt": "p2", "response": "r2", "meta": {"n": 1e-16384}}"#,
+                #"{"prompt": "p3", "response": "r3", "meta": {"n": 1e131071}}"#,
+            ])
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let (status, log) = try await Self.importing([path], conninfo)
+            #expect(status == 0, "\(log)")
+            #expect(log.contains("imported 2 rows into tov.candidates; skipped 1 bad lines"), "\(log)")
+            #expect(log.contains(":line 2: meta holds a number beyond PostgreSQL's numeric"), "\(log)")
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            // Compared as numeric, and as the text jsonb gives back.
+            let row = try #require(try await c.query("""
+                SELECT (meta->'big')::numeric = 18446744073709551615 AS big,
+                       (meta->'tiny')::numeric = 1e-400 AS tiny, (meta->'tiny')::numeric > 0 AS tiny_positive,
+                       (meta->'huge')::numeric = 1e400 AS huge,
+                       (meta->'x'->0)::numeric = -9223372036854775809 AS below_int64,
+                       (meta->'x'->1)::numeric = 0.1000000000000000055511151231257827 AS long_fraction,
+                       meta->>'big' AS big_text
+                FROM tov.candidates WHERE prompt = 'p1'
+                """).first)
+            for column in ["big", "tiny", "tiny_positive", "huge", "below_int64", "long_fraction"] {
+                #expect(try row.get(Bool.self, column), "\(column)")
+            }
+            #expect(try row.get(String.self, "big_text") == "18446744073709551615")
+            #expect(try await TovTestDatabase.count("tov.candidates", on: c, where: "prompt = 'p3' AND length(meta->>'n') = 131072") == 1)
+        }
+    }
 }

@@ -62,6 +62,33 @@ struct PQTests {
         }
     }
 
+    /// Reading by name: independent of column order, and every failure names the column (a missing
+    /// name lists the ones the result has), never the value.
+    @Test func byNameReadsAreOrderFreeAndErrorsNameTheColumn() async throws {
+        try await withConnection { c, _ in
+            let rows = try await c.query("SELECT 'secret value' AS text_col, 42::bigint AS n, NULL::int AS absent")
+            let row = try #require(rows.first)
+            #expect(try row.get(Int64.self, "n") == 42)
+            #expect(try row.get(String.self, "text_col") == "secret value")
+            #expect(try row.isNull("absent") && !(try row.isNull("n")))
+            #expect(try row.getOptional(Int32.self, "absent") == nil)
+            let reordered = try #require(try await c.query("SELECT NULL::int AS absent, 42::bigint AS n, 'x' AS text_col").first)
+            #expect(try reordered.get(Int64.self, "n") == 42)
+
+            func message(_ body: () throws -> Void) -> String {
+                do { try body(); return "no error" } catch let error as PQError { return error.message } catch { return "\(error)" }
+            }
+            let missing = message { _ = try row.get(Int64.self, "nn") }
+            #expect(missing.contains("no column named \"nn\"") && missing.contains("text_col, n, absent"), "\(missing)")
+            #expect(message { _ = try row.isNull("nn") }.contains("\"nn\""))
+            #expect(message { _ = try row.getOptional(Int64.self, "nn") }.contains("\"nn\""))
+            let null = message { _ = try row.get(Int32.self, "absent") }
+            #expect(null.contains("\"absent\" is NULL"), "\(null)")
+            let undecodable = message { _ = try row.get(Int64.self, "text_col") }
+            #expect(undecodable.contains("column \"text_col\"") && !undecodable.contains("secret"), "\(undecodable)")
+        }
+    }
+
     @Test func sqlStateOnConstraintViolation() async throws {
         try await withConnection { c, _ in
             try await c.simpleQuery("CREATE TABLE t (id int PRIMARY KEY)")

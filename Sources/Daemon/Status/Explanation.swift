@@ -10,43 +10,40 @@ public struct Explanation: Sendable {
     public static func load(candidateID: Int64, on connection: Connection) async throws -> Explanation {
         var lines: [String] = []
         func add(_ s: String) { lines.append(s) }
-        guard try await !connection.query("SELECT 1 FROM tov.candidates WHERE id = $1", [candidateID]).isEmpty else {
+        guard let state = try await StatusQueries.candidateStateGet(.init(candidateID: candidateID), on: connection) else {
             return Explanation(candidateID: candidateID, lines: ["no candidate with id \(candidateID)"])
         }
-        if let reject = try await connection.query("SELECT reason::text, detail, attempts FROM tov.rejects WHERE candidate_id = $1", [candidateID]).first {
-            add("rejected: \(try reject.get(String.self, 0)) — \(try reject.get(String.self, 1)) (after \(try reject.get(Int32.self, 2)) attempt(s))")
+        if let reason = state.rejectReason {
+            add("rejected: \(reason) — \(state.rejectDetail ?? "") (after \(state.rejectAttempts ?? 0) attempt(s))")
             add("out: rejected rows are never scored or selected")
             return Explanation(candidateID: candidateID, lines: lines)
         }
-        if try await !connection.query("""
-            SELECT 1 FROM tov.base_subset b JOIN tov.base_models m USING (base_version)
-            WHERE b.candidate_id = $1 AND m.status = 'complete'
-            """, [candidateID]).isEmpty {
-            add("in the base subset U: the surrogate trained on this row, so its loss drop is not an unbiased signal")
+        // U of the base the selection comes from; a newer base's U (a rebase in progress) only matters
+        // once its version switches in.
+        if state.inCurrentBaseSubset, let base = state.currentBaseVersion {
+            add("in the base subset U of base model \(base): the surrogate trained on this row, so its loss drop is not an unbiased signal")
             add("out: U rows are never scored or selected")
             return Explanation(candidateID: candidateID, lines: lines)
         }
+        if state.inNextBaseSubset, let next = state.nextBaseVersion {
+            let phase = state.nextBaseStatus == "training" ? "being trained" : "its version being rescored"
+            add("in the base subset U of base model \(next) (newer, \(phase)): not scored under it, so out once its version switches in")
+        }
         let settings = try await SettingsCache.load(on: connection)
-        guard let row = try await connection.query("""
-            SELECT model_version, score, base_losses, val_losses, uncertainty, tokens, length_bin, rank_in_bin, bin_size,
-                   eligible, selected_reason
-            FROM tov.score_details WHERE candidate_id = $1
-            """, [candidateID]).first else {
-            let pending = try await connection.query("SELECT count(*) FROM tov.jobs WHERE candidate_id = $1", [candidateID]).first!.get(Int64.self, 0)
+        guard let row = try await StatusQueries.scoreDetailGet(.init(candidateID: candidateID), on: connection) else {
+            let pending = state.jobsQueued
             add(pending > 0 ? "waiting to be scored (\(pending) job(s) queued)" : "not scored under the current model version yet (no complete model version, or rescoring)")
             return Explanation(candidateID: candidateID, lines: lines)
         }
-        let base = try row.get([Float].self, 2)
-        let val = try row.get([Float].self, 3)
-        add("model version \(try row.get(Int32.self, 0)), score function \(settings.selection.scoreFunction.rawValue)")
-        for (l, (b, v)) in zip(base, val).enumerated() {
+        add("model version \(row.modelVersion), score function \(settings.selection.scoreFunction.rawValue)")
+        for (l, (b, v)) in zip(row.baseLosses, row.valLosses).enumerated() {
             add("  epoch \(l + 1): ℓ(θ_bas) = \(fmt(b))  ℓ(θ_val) = \(fmt(v))  drop = \(fmt(b - v))")
         }
-        add("φ = \(fmt(try row.get(Double.self, 1)))   ψ (uncertainty) = \(fmt(try row.get(Float.self, 4)))   response tokens = \(try row.get(Int32.self, 5))")
-        let bin = Int(try row.get(Int64.self, 6))
-        let rank = Int(try row.get(Int64.self, 7))
-        let binSize = Int(try row.get(Int64.self, 8))
-        let eligible = Int(try row.get(Int64.self, 9))
+        add("φ = \(fmt(row.score))   ψ (uncertainty) = \(fmt(row.uncertainty))   response tokens = \(row.tokens)")
+        let bin = row.lengthBin
+        let rank = row.rankInBin
+        let binSize = row.binSize
+        let eligible = row.eligible
         let k = settings.selection.bins
         let n = settings.selection.budget.rowCount(eligible: eligible)
         add("length bin \(bin) of \(k) (\(binSize) rows), rank \(rank) by score in its bin; budget \(n) of \(eligible) eligible rows")
@@ -60,12 +57,11 @@ public struct Explanation: Sendable {
             add("score half: the top \(quota) of each bin\(bin < s % k ? " (this bin gets one of the \(s % k) extra)" : "")")
             add(rank <= quota ? "rank \(rank) ≤ \(quota): in by score" : "rank \(rank) > \(quota): not in by score")
         }
-        if row.isNull(10) {
-            add("out: not in the current selection (policy \(settings.selection.policy.rawValue))")
-        } else {
-            let reason = try row.get(String.self, 10)
+        if let reason = row.selectedReason {
             add(reason == "random" ? "in: drawn into the random half (seeded hash of the id, policy \(settings.selection.policy.rawValue))"
                                    : "in: selected by score (policy \(settings.selection.policy.rawValue))")
+        } else {
+            add("out: not in the current selection (policy \(settings.selection.policy.rawValue))")
         }
         return Explanation(candidateID: candidateID, lines: lines)
     }

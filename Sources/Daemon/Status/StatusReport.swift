@@ -21,13 +21,20 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var leader: String?
     /// Validated rows no complete model has scored yet (before the first model: all of them).
     public var waitingForModel: Int64 = 0
-    /// "running", "no leader", or "no daemon running" (no instance with a fresh heartbeat).
+    /// "running", "no leader", "no instance can lead" (every running instance has `--no-leader`), or
+    /// "no daemon running" (no instance with a fresh heartbeat).
     public var daemonState: String = "no daemon running"
     public var activity: Activity?
     public var settingsError: String?
     public var zvalRejected: Int64 = 0
     public var leaderHeartbeatAgeSeconds: Double?
+    /// Running instances that may become the leader (not started with `--no-leader`); nil when the
+    /// role reading status may not see it (tov_reader).
+    public var leaderCapableInstances: Int?
     public var workers: [Worker] = []
+
+    /// ``daemonState`` when instances run but every one was started with `--no-leader`.
+    public static let noInstanceCanLead = "no instance can lead"
 
     /// What the leader's trainer is doing and how far it is (tov.leader_activity, or a rescoring
     /// counted from the queue).
@@ -88,7 +95,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         case selectionVersion = "selection_version", selected, lastRefreshStartedAt = "last_refresh_started_at"
         case lastRefreshFinishedAt = "last_refresh_finished_at", oldestUnscoredAgeSeconds = "oldest_unscored_age_seconds", leader
         case waitingForModel = "waiting_for_model", daemonState = "daemon_state", activity, settingsError = "settings_error"
-        case zvalRejected = "zval_rejected", leaderHeartbeatAgeSeconds = "leader_heartbeat_age_seconds", workers
+        case zvalRejected = "zval_rejected", leaderHeartbeatAgeSeconds = "leader_heartbeat_age_seconds"
+        case leaderCapableInstances = "leader_capable_instances", workers
     }
 
     /// Encodes absent values as `null` so scripts always find every key.
@@ -117,41 +125,28 @@ public struct StatusReport: Codable, Sendable, Equatable {
         try c.encode(settingsError, forKey: .settingsError)
         try c.encode(zvalRejected, forKey: .zvalRejected)
         try c.encode(leaderHeartbeatAgeSeconds, forKey: .leaderHeartbeatAgeSeconds)
+        try c.encode(leaderCapableInstances, forKey: .leaderCapableInstances)
         try c.encode(workers, forKey: .workers)
     }
 
     public static func load(on connection: Connection) async throws -> StatusReport {
-        guard let r = try await connection.query(Queries.statusGet).first else {
-            throw DaemonError(.database, "tov.status returned no row; run `tovd migrate up`")
-        }
-        func optionalInt(_ i: Int) throws -> Int? { r.isNull(i) ? nil : Int(try r.get(Int32.self, i)) }
-        func optionalString(_ i: Int) throws -> String? { r.isNull(i) ? nil : try r.get(String.self, i) }
-        func optionalInt64(_ i: Int) throws -> Int64? { r.isNull(i) ? nil : try r.get(Int64.self, i) }
-        func optionalDouble(_ i: Int) throws -> Double? { r.isNull(i) ? nil : try r.get(Double.self, i) }
-        var report = StatusReport(
-            poolRows: try r.get(Int64.self, 0), scored: try r.get(Int64.self, 1), pending: try r.get(Int64.self, 2),
-            rejected: try r.get(Int64.self, 3), baseSubsetRows: try r.get(Int64.self, 4),
-            modelVersion: try optionalInt(5), nextModelVersion: try optionalInt(6), nextModelStatus: try optionalString(7),
-            rescorePending: try r.get(Int64.self, 8), zvalVersion: try r.get(Int64.self, 9), zvalRows: try r.get(Int64.self, 10),
-            selectionVersion: try r.get(Int64.self, 11), selected: try r.get(Int64.self, 12),
-            lastRefreshStartedAt: try optionalString(13), lastRefreshFinishedAt: try optionalString(14),
-            oldestUnscoredAgeSeconds: try optionalDouble(15), leader: try optionalString(16))
-        report.waitingForModel = try r.get(Int64.self, 17)
-        report.daemonState = try r.get(String.self, 18)
-        if let name = try optionalString(19) {
-            report.activity = Activity(name: name, reason: try optionalString(20), detail: try optionalString(21),
-                                       done: try optionalInt64(22), total: try optionalInt64(23), unit: try optionalString(24),
-                                       ratePerSecond: try optionalDouble(25), etaSeconds: try optionalDouble(26))
-        }
-        report.leaderHeartbeatAgeSeconds = try optionalDouble(28)
-        report.settingsError = try optionalString(29)
-        report.zvalRejected = try r.get(Int64.self, 30)
-        report.workers = try await connection.query(Queries.workersGet).map { w in
-            Worker(instance: try w.get(String.self, 0), role: try w.get(String.self, 1), state: try w.get(String.self, 2),
-                   heartbeatAgeSeconds: try w.get(Double.self, 3), workers: Int(try w.get(Int32.self, 4)),
-                   rowsPerSecond: w.isNull(5) ? nil : try w.get(Double.self, 5), lastError: w.isNull(6) ? nil : try w.get(String.self, 6))
-        }
+        var report = try await StatusQueries.statusGet(on: connection)
+        report.workers = try await StatusQueries.workerGetMany(on: connection)
+        report.applyLeadership(leaderCapableInstances: try await StatusQueries.instanceCountLeaderCapable(on: connection))
         return report
+    }
+
+    /// What tov.status cannot tell (defect 12 of issue 24): whether any running instance can lead,
+    /// and that the trainer's activity row belongs to the last leader, not to a live one.
+    ///
+    /// Without a live lease, nothing trains: tov.leader_activity still holds what the dead leader was
+    /// doing, so it is not shown as current. A rescoring is the exception: it is counted from the
+    /// queue, and workers carry it on without a leader (only the switch to it waits for one).
+    public mutating func applyLeadership(leaderCapableInstances: Int?) {
+        self.leaderCapableInstances = leaderCapableInstances
+        guard daemonState == "no leader" || daemonState == Self.noInstanceCanLead else { return }
+        if leaderCapableInstances == 0 { daemonState = Self.noInstanceCanLead }
+        if activity?.name != "rescoring" { activity = nil }
     }
 
     /// A few lines for a person.
@@ -160,17 +155,27 @@ public struct StatusReport: Codable, Sendable, Equatable {
     /// The text of `tovd status`; with `barWidth`, the activity gets a progress bar (`--watch`).
     public func rendered(barWidth: Int?) -> String {
         var lines: [String] = []
+        let running = workers.filter { $0.state == "running" }.count
         switch daemonState {
         case "no daemon running":
             lines.append("daemon      no daemon running: no tovd instance has sent a heartbeat in 30 s (start one: tovd run)")
+        case Self.noInstanceCanLead:
+            lines.append("daemon      \(running) instance(s) running, none can lead (every one has --no-leader): rows are validated "
+                + "and scored, but nothing trains and the selection does not change until a `tovd run` without --no-leader starts")
         case "no leader":
-            lines.append("daemon      \(workers.filter { $0.state == "running" }.count) instance(s) running, no leader (a standby takes over within seconds)")
+            let takeOver = switch leaderCapableInstances {
+            case nil: "an instance started without --no-leader takes over within seconds, if one runs"
+            case let n?: "\(n) of them can lead; one takes over within seconds"
+            }
+            lines.append("daemon      \(running) instance(s) running, no leader (\(takeOver))")
         default:
             let age = leaderHeartbeatAgeSeconds.map { String(format: ", heartbeat %.0f s ago", $0) } ?? ""
-            lines.append("daemon      leader \(leader ?? "?")\(age); \(workers.filter { $0.state == "running" }.count) instance(s) running")
+            lines.append("daemon      leader \(leader ?? "?")\(age); \(running) instance(s) running")
         }
         if let activity, daemonState != "no daemon running" {
             lines.append("doing       " + Self.describe(activity, barWidth: barWidth))
+        } else if daemonState == "no leader" || daemonState == Self.noInstanceCanLead {
+            lines.append("doing       nothing: no leader (the last leader's activity stopped with it)")
         }
         if let settingsError { lines.append("settings    cannot use: \(settingsError) (the last good values stay in force)") }
         lines.append("pool        \(poolRows) rows: \(scored) scored, \(waitingForModel) waiting to be scored, \(pending) being validated, \(rejected) rejected, \(baseSubsetRows) in the base subset U")

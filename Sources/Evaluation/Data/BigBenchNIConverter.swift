@@ -1,4 +1,5 @@
 import Foundation
+import JSONL
 import Surrogate
 
 /// Converts BIG-bench 1.0.0 `natural_instructions` subtasks (`<dir>/<subtask>/task.json`) to JSONL rows.

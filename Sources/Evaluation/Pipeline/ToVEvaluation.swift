@@ -1,4 +1,5 @@
 import Foundation
+import JSONL
 import Selection
 import Surrogate
 

@@ -1,4 +1,5 @@
 import Foundation
+import JSONL
 import Surrogate
 import Testing
 @testable import Evaluation

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Evaluation
+@testable import JSONL
 
 /// A file that cannot be read to its end is not a shorter file (`tovd import` relies on this).
 @Suite struct JSONLReaderReadErrorTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import Selection
-@testable import Evaluation
+@testable import JSONL
 
 @Suite struct JSONLReaderTests {
     func read(_ text: String) -> [JSONLReader.Element] { Array(JSONLReader(data: Data(text.utf8))) }
@@ -72,7 +72,8 @@ import Selection
         if case .failure(let e) = deepRows[0] { #expect(e.reason.contains("nested deeper")) } else { Issue.record("deep line accepted") }
 
         // Over-long lines are dropped while streaming from a file, then reading goes on.
-        let dir = try Fixtures.temporaryDirectory()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tovd-jsonl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("long.jsonl")
         let long = #"{"prompt": ""# + String(repeating: "x", count: 300_000) + #"", "response": "r"}"#

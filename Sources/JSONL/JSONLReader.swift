@@ -67,12 +67,9 @@ public struct JSONLReader: Sequence {
         if let depth = Self.nestingExceeds(maxDepth, line) {
             return fail("JSON nested deeper than \(maxDepth) levels (\(depth)+)")
         }
-        let object: [String: JSONValue]
-        do {
-            object = try JSONDecoder().decode([String: JSONValue].self, from: Data(line))
-        } catch {
-            return fail("invalid JSON")
-        }
+        // JSONValue.parse keeps each number's text: meta goes to jsonb unaltered (a Double would turn
+        // 18446744073709551615 into 18446744073709552000 and 1e-400 into 0).
+        guard case .object(let object)? = try? JSONValue.parse(line, maxDepth: maxDepth) else { return fail("invalid JSON") }
         switch Self.example(from: object) {
         case .success(let example): return .success(example)
         case .failure(let reason): return fail(reason.message)

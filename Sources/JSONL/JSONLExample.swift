@@ -1,5 +1,3 @@
-import Foundation
-
 /// One training row as it travels through JSONL files: `{"prompt", "response", "source"?, "meta"?}`.
 ///
 /// This is the shape of `tov.candidates` / `tov.validation` rows (DESIGN.md §3) without the database columns.

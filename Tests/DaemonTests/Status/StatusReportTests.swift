@@ -1,0 +1,39 @@
+import Testing
+@testable import Daemon
+
+/// What status says about leadership, from a tov.status row alone (no database).
+@Suite struct StatusReportTests {
+    static func report(state: String, activity: String?) -> StatusReport {
+        var r = StatusReport(poolRows: 10, scored: 0, pending: 0, rejected: 0, baseSubsetRows: 0, modelVersion: 1,
+                             nextModelVersion: nil, nextModelStatus: nil, rescorePending: 0, zvalVersion: 1, zvalRows: 1,
+                             selectionVersion: 1, selected: 0, lastRefreshStartedAt: nil, lastRefreshFinishedAt: nil,
+                             oldestUnscoredAgeSeconds: nil, leader: nil)
+        r.daemonState = state
+        r.activity = activity.map { StatusReport.Activity(name: $0, done: 3, total: 10, unit: "epochs") }
+        r.workers = [StatusReport.Worker(instance: "w1", role: "worker", state: "running", heartbeatAgeSeconds: 1, workers: 2)]
+        return r
+    }
+
+    /// Every case of defect 12: who can lead decides the state; without a lease only a rescoring shows.
+    @Test(arguments: [
+        // (view's state, trainer activity, leader-capable instances) → (state, activity kept, text has)
+        ("no leader", "θ_val", 0, "no instance can lead", false, "none can lead"),
+        ("no leader", "θ_val", 2, "no leader", false, "2 of them can lead"),
+        ("no leader", "θ_val", nil, "no leader", false, "if one runs"),
+        ("no leader", "rescoring", 0, "no instance can lead", true, "rescoring"),
+        ("running", "θ_val", 0, "running", true, "θ_val"),
+        ("running", "θ_val", nil, "running", true, "θ_val"),
+        ("no daemon running", nil, 0, "no daemon running", false, "no daemon running"),
+    ] as [(String, String?, Int?, String, Bool, String)])
+    func leadership(view: String, activity: String?, capable: Int?, state: String, kept: Bool, text: String) {
+        var r = Self.report(state: view, activity: activity)
+        r.applyLeadership(leaderCapableInstances: capable)
+        #expect(r.daemonState == state)
+        #expect((r.activity != nil) == kept)
+        #expect(r.leaderCapableInstances == capable)
+        let rendered = r.humanReadable
+        #expect(rendered.contains(text), "\(rendered)")
+        if state != "running" { #expect(!rendered.contains("θ_val"), "\(rendered)") }
+        if state == "no instance can lead" { #expect(!rendered.contains("takes over"), "\(rendered)") }
+    }
+}

@@ -34,10 +34,13 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "Surrogate", dependencies: ["CCrypto", "CKernels", "CLZ4", "COpenBLAS"]),
         .target(name: "Selection"),
+        // The one ToV pipeline (DESIGN.md §8): U's draw, θ0, trajectories, per-row scoring; the daemon and
+        // `tovd evaluate` both call it.
+        .target(name: "ToVPipeline", dependencies: ["Surrogate", "Selection"]),
         .target(
             name: "Daemon",
             dependencies: [
-                "PQ", "Surrogate", "Selection",
+                "PQ", "Surrogate", "Selection", "ToVPipeline",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -47,12 +50,12 @@ let package = Package(
         // migrations/*.sql are the schema's one source: embedded into Daemon at build time.
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
-        .target(name: "Evaluation", dependencies: ["Surrogate", "Selection"]),
+        .target(name: "Evaluation", dependencies: ["Surrogate", "Selection", "ToVPipeline"]),
         .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
         .executableTarget(
             name: "tovd",
             dependencies: [
-                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation",
+                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation", "ToVPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -62,9 +65,10 @@ let package = Package(
         // MARK: - Tests: pure units need no database; IntegrationTests and ReliabilityTests start a real Postgres.
         .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
+        .testTarget(name: "ToVPipelineTests", dependencies: ["ToVPipeline", "Surrogate", "Selection", "Daemon", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"], exclude: ["Fixtures"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"]),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
         .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),
     ],

@@ -17,8 +17,14 @@ public enum UDraw {
     /// The ids of U among `ids` (all of them when there are at most `size`), ascending: the order every
     /// trajectory sees U in.
     public static func draw(ids: [Int64], size: Int, seed: Int64) -> [Int64] {
-        let ranked = ids.map { (key: key(id: $0, seed: seed), id: $0) }
+        ranked(ids: ids, seed: seed).prefix(max(size, 0)).sorted()
+    }
+
+    /// Every id in U's rank order: U is the first `u_size`, and the ones after it are a uniform sample
+    /// of the rest (held-out rows for a study of θ0, ``draw(ids:size:seed:)``'s U left out).
+    public static func ranked(ids: [Int64], seed: Int64) -> [Int64] {
+        ids.map { (key: key(id: $0, seed: seed), id: $0) }
             .sorted { $0.key != $1.key ? $0.key < $1.key : $0.id < $1.id }
-        return ranked.prefix(max(size, 0)).map(\.id).sorted()
+            .map(\.id)
     }
 }

@@ -21,6 +21,8 @@ struct UDrawTests {
         #expect(UDraw.draw(ids: ids.reversed(), size: 30, seed: 11) == u, "the pool's order does not matter")
         #expect(UDraw.draw(ids: ids, size: 30, seed: 12) != u, "another seed, another U")
         #expect(UDraw.draw(ids: Array(ids.prefix(10)), size: 30, seed: 11) == ids.prefix(10).sorted(), "a small pool is all U")
+        let ranked = UDraw.ranked(ids: ids, seed: 11)
+        #expect(Set(ranked) == Set(ids) && ranked.prefix(30).sorted() == u, "U heads the ranking")
     }
 
     /// A rebase on a grown pool keeps every old U row whose rank still fits: new rows only displace.

@@ -68,9 +68,8 @@ public struct PipelineRun {
         switch choice {
         case .given(let given): theta0 = given
         case .bootstrap:
-            theta0 = Theta0.bootstrap(u: uRows, config: model, settings: settings) { p in
-                self.progress?(.pretraining, p.step, p.totalSteps)
-            }
+            theta0 = Theta0.bootstrap(u: uRows, config: model, settings: settings,
+                                      progress: { p in self.progress?(.pretraining, p.step, p.totalSteps) })
         }
         let theta0Seconds = choice.isBootstrap ? Date().timeIntervalSince(clock) : 0
 

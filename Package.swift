@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "ToVPipelineTests", dependencies: ["ToVPipeline", "Surrogate", "Selection", "Daemon", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Surrogate", "Selection", "ToVPipeline"], exclude: ["Fixtures/natural_instructions"]),
         .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"]),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
         .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),

@@ -37,10 +37,13 @@ let package = Package(
         .target(name: "Selection"),
         // JSONL rows (`tovd import`, the evaluation's data): Foundation only, so importing needs no model code.
         .target(name: "JSONL"),
+        // The one ToV pipeline (DESIGN.md §8): U's draw, θ0, trajectories, per-row scoring; the daemon and
+        // `tovd evaluate` both call it.
+        .target(name: "ToVPipeline", dependencies: ["Surrogate", "Selection"]),
         .target(
             name: "Daemon",
             dependencies: [
-                "PQ", "Surrogate", "Selection",
+                "PQ", "Surrogate", "Selection", "ToVPipeline",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -50,12 +53,12 @@ let package = Package(
         // migrations/*.sql are the schema's one source: embedded into Daemon at build time.
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
-        .target(name: "Evaluation", dependencies: ["JSONL", "Surrogate", "Selection"]),
+        .target(name: "Evaluation", dependencies: ["JSONL", "Surrogate", "Selection", "ToVPipeline"]),
         .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
         .executableTarget(
             name: "tovd",
             dependencies: [
-                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation", "JSONL",
+                "PQ", "EmbeddedPostgres", "Surrogate", "Selection", "Daemon", "Evaluation", "JSONL", "ToVPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -66,9 +69,10 @@ let package = Package(
         .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
         .testTarget(name: "JSONLTests", dependencies: ["JSONL", "Selection"]),
+        .testTarget(name: "ToVPipelineTests", dependencies: ["ToVPipeline", "Surrogate", "Selection", "Daemon", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "JSONL", "Surrogate", "Selection"], exclude: ["Fixtures/natural_instructions"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate"], exclude: ["Fixtures"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "JSONL", "Surrogate", "Selection", "ToVPipeline"], exclude: ["Fixtures/natural_instructions"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"]),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
         .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),
     ],

@@ -3,6 +3,7 @@ import Evaluation
 import Foundation
 import Selection
 import Surrogate
+import ToVPipeline
 
 extension Tovd {
     struct Evaluate: ParsableCommand {
@@ -12,7 +13,8 @@ extension Tovd {
                 Splits the target subtask into Z_val and a held-out test set, builds a pool from the other \
                 subtasks (plus a --target-share of the target's other rows), pretrains θ0 as a language model \
                 on de-duplicated rows outside the pool (held-out early stop, cached in --cache), scores the pool \
-                with ToV and two gradient-similarity baselines, selects a budget per policy (score_random, score_only, \
+                with the daemon's own ToV pipeline (from the pretrained θ0 and from the daemon's bootstrap θ0, side by side) \
+                and two gradient-similarity baselines, selects a budget per policy (score_random, score_only, \
                 score_only_unbinned, uncertainty, less, less_adam, random), fine-tunes a proxy from θ0 (and each --proxy \
                 shape from its own θ0) on each selection at several reduced learning rates (arXiv 2512.24503), \
                 and reports target test log-loss per policy × LR × seed, rank stability (Spearman) across LRs, \
@@ -55,6 +57,9 @@ extension Tovd {
         @Option(help: "θ0 pretraining: peak learning rate (warmup + cosine).") var pretrainLr = Theta0Recipe().learningRate
         @Option(help: "θ0 pretraining: held-out checks without a new best before stopping.") var pretrainPatience = Theta0Recipe().patience
         @Option(help: "θ0 pretraining: steps between held-out checks.") var pretrainEvalEvery = Theta0Recipe().evaluateEvery
+        @Option(help: "Comma-separated θ0s the ToV policies select from, side by side: pretrained (θ0 pretrained outside the pool, the --pretrain-* options) and bootstrap (the daemon's default: pretrained on U itself). The first keeps the plain policy names; the others' runs are named \"<policy> (<θ0> θ0)\".")
+        var theta0 = EvaluationOptions.defaultScoringTheta0s.map(\.rawValue).joined(separator: ",")
+        @Option(help: "The bootstrap θ0's pretraining steps on U (the daemon's pretrain_steps).") var bootstrapPretrainSteps = TrajectorySettings.daemonDefaults.pretrainSteps
         @Option(help: "η of the base trajectory.") var baseLr = 1e-3
         @Option(help: "ε/η.") var valLrRatio = 0.1
         @Option(help: "Proxy fine-tuning epochs.") var proxyEpochs = 2
@@ -109,6 +114,14 @@ extension Tovd {
             options.theta0.learningRate = pretrainLr
             options.theta0.patience = pretrainPatience
             options.theta0.evaluateEvery = pretrainEvalEvery
+            options.scoringTheta0s = try theta0.split(separator: ",").map {
+                guard let kind = ScoringTheta0(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--theta0: unknown θ0 \($0); use pretrained and/or bootstrap")
+                }
+                return kind
+            }
+            guard bootstrapPretrainSteps >= 0 else { throw ValidationError("--bootstrap-pretrain-steps must be ≥ 0") }
+            options.bootstrapPretrainSteps = bootstrapPretrainSteps
             options.baseLearningRate = baseLr
             options.valLearningRateRatio = valLrRatio
             options.proxyEpochs = proxyEpochs

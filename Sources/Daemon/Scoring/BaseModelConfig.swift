@@ -1,5 +1,6 @@
 import Foundation
 import Surrogate
+import ToVPipeline
 
 /// What a base model was trained with, stored as `tov.base_models.config` so a refresh and every
 /// worker use exactly the trajectory's own settings, whatever `tov.settings` says later.
@@ -35,10 +36,14 @@ public struct BaseModelConfig: Codable, Sendable, Equatable {
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
-    /// θ0's pretraining on U: peak LR 3η, warmup + cosine over `pretrainSteps`.
-    public var bootstrapPretraining: BootstrapPretraining {
-        BootstrapPretraining(steps: pretrainSteps, learningRate: Float(learningRate * 3), seed: UInt64(bitPattern: seed))
+    /// The pipeline's settings for this base model (ε from `valLearningRateRatio`).
+    public var trajectory: TrajectorySettings {
+        TrajectorySettings(epochs: epochs, learningRate: learningRate, valLearningRateRatio: valLearningRateRatio,
+                           pretrainSteps: pretrainSteps, seed: seed)
     }
+
+    /// θ0's pretraining on U, as the pipeline defines it (``TrajectorySettings/bootstrapPretraining``).
+    public var bootstrapPretraining: BootstrapPretraining { trajectory.bootstrapPretraining }
 
     /// ε/η may change between refreshes without retraining the base trajectory.
     public func with(valLearningRateRatio ratio: Double) -> BaseModelConfig {

@@ -1,9 +1,11 @@
 import Foundation
 import Surrogate
+import ToVPipeline
 
 /// The checkpoints of one live model version, loaded: θ_bas^1..L (shared by every version of the
 /// same base model) and θ_val^1..L. Computes the losses a worker writes to `tov.base_losses` and
-/// `tov.scores`. Not thread-safe (models own activation buffers): each worker has its own.
+/// `tov.scores`, with the pipeline's per-row scoring (``RowScoring``). Not thread-safe (models own
+/// activation buffers): each worker has its own.
 public final class LoadedVersion: @unchecked Sendable {
     public let modelVersion: Int
     public let baseVersion: Int
@@ -38,8 +40,7 @@ public final class LoadedVersion: @unchecked Sendable {
 
     func examples(_ rows: [RowText]) -> [Example] {
         if rows != lastRows {
-            let context = base[0].config.context
-            lastExamples = rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response, context: context) }
+            lastExamples = RowScoring.examples(rows, tokenizer: tokenizer, context: base[0].config.context)
             lastRows = rows
         }
         return lastExamples
@@ -47,18 +48,11 @@ public final class LoadedVersion: @unchecked Sendable {
 
     /// ℓ(θ_bas^l, x) for l = 1...L, ψ under θ_bas^L, and the response tokens averaged over.
     public func baseLosses(_ rows: [RowText], options: Model.ScoringOptions = .init()) throws -> [BaseLossRecord] {
-        let examples = examples(rows)
-        var perEpoch: [[ExampleLoss]] = []
-        for model in base { perEpoch.append(model.losses(examples, options: options)) }
-        return rows.indices.map { i in
-            BaseLossRecord(losses: perEpoch.map { $0[i].meanNLL }, uncertainty: perEpoch.last![i].psi, tokens: perEpoch.last![i].tokenCount)
-        }
+        RowScoring.baseLosses(examples(rows), base: base, options: options)
     }
 
     /// ℓ(θ_val^l, x) for l = 1...L.
     public func valLosses(_ rows: [RowText], options: Model.ScoringOptions = .init()) throws -> [[Float]] {
-        let examples = examples(rows)
-        let perEpoch = val.map { $0.losses(examples, options: options) }
-        return rows.indices.map { i in perEpoch.map { $0[i].meanNLL } }
+        RowScoring.valLosses(examples(rows), val: val, options: options)
     }
 }

@@ -1,29 +1,6 @@
-/// The raw text of one example, as bytes: the tokenizer takes any byte sequence.
-public struct RowText: Sendable, Equatable {
-    public var id: Int64
-    public var prompt: [UInt8]
-    public var response: [UInt8]
-    /// tov.candidates.source, where the trainer reads it (U): rows of one source share their repeated
-    /// prompt prefix, which θ0's pretraining keeps once.
-    public var source: String?
+import ToVPipeline
 
-    public init(id: Int64, prompt: [UInt8], response: [UInt8], source: String? = nil) {
-        self.id = id
-        self.prompt = prompt
-        self.response = response
-        self.source = source
-    }
-}
-
-/// ℓ(θ_bas^l, x) for l = 1...L, with ψ under θ_bas^L and the number of response tokens averaged.
-public struct BaseLossRecord: Sendable, Equatable {
-    public var losses: [Float]
-    public var uncertainty: Float
-    public var tokens: Int
-
-    public init(losses: [Float], uncertainty: Float, tokens: Int) {
-        self.losses = losses
-        self.uncertainty = uncertainty
-        self.tokens = tokens
-    }
-}
+/// The row and loss types live in the shared pipeline (ToVPipeline), which the evaluation calls too;
+/// these names keep the daemon's code and API as they were.
+public typealias RowText = ToVPipeline.RowText
+public typealias BaseLossRecord = ToVPipeline.BaseLossRecord

@@ -2,12 +2,13 @@ import Foundation
 import Logging
 import Selection
 import Surrogate
+import ToVPipeline
 
-/// Trains the ToV trajectories of DESIGN.md §4 and hands each checkpoint to `store` as soon as it
-/// exists, so a crash loses at most one epoch of work and workers can load checkpoints from the DB.
-///
-/// Method A: θ_bas^l = θ_bas^{l-1} + one epoch on U (LR η); θ_val^l = θ_bas^l + one pass on Z_val (LR ε).
-/// Method B: θ_val^l = θ_val^{l-1} + one epoch on U, then one pass on Z_val; θ_bas is shared with A.
+/// Runs the pipeline's trajectories (ToVPipeline: ``Theta0``, ``Trajectory``) for the leader and
+/// hands each checkpoint to `store` as soon as it exists, so a crash loses at most one epoch of work
+/// and workers can load checkpoints from the DB. The training itself is the pipeline's, the same code
+/// `tovd evaluate` runs; this type only moves models through checkpoints, off the cooperative pool,
+/// and reports progress, stops and divergence.
 struct TrajectoryTrainer: Sendable {
     let config: BaseModelConfig
     let logger: Logger
@@ -35,44 +36,40 @@ struct TrajectoryTrainer: Sendable {
         }
     }
 
-    /// θ0 (tokenizer learned on U, next-token pretraining on U's de-duplicated text) and θ_bas^1..L.
+    /// The pipeline's trajectory under this base model's settings, wired to stop and loss tracking.
+    var trajectory: Trajectory {
+        let lastLoss = self.lastLoss
+        return Trajectory(settings: config.trajectory, shouldStop: shouldStop) { lastLoss.set($0.loss) }
+    }
+
+    /// θ0 (the pipeline's bootstrap on U) and θ_bas^1..L. `u` is U in candidate id order.
     func trainBase(u: [RowText], store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
         let modelConfig = try self.modelConfig()
         let logger = self.logger
         let shouldStop = self.shouldStop
-        let (tokenizer, theta0) = try await runOffPool(name: "tovd-pretrain") { () -> (Tokenizer, Model) in
-            let rows = u.map { ($0.source, $0.prompt, $0.response) }
-            let tokenizer = BootstrapPretraining.tokenizer(rows, vocabSize: modelConfig.vocabSize)
-            let model = Model(config: modelConfig, seed: UInt64(bitPattern: config.seed))
-            let pretraining = config.bootstrapPretraining
-            let documents = pretraining.documents(rows, tokenizer: tokenizer, context: modelConfig.context)
-            pretraining.train(model, on: documents, shouldStop: shouldStop) { progress in
+        let theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Theta0 in
+            Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
                 self.lastLoss.set(progress.loss)
                 self.progress(.pretraining, progress.step, progress.totalSteps)
                 if progress.step % 50 == 0 {
                     logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
                 }
             }
-            return (tokenizer, model)
         }
         try checkStop()
         try lastLoss.checkFinite("pretraining θ0")
-        let theta0Bytes = SurrogateCheckpoint.encode(model: theta0, tokenizer: tokenizer, metadata: ["kind": "theta0"])
-        try await store("theta0", 0, theta0Bytes)
+        let tokenizer = theta0.tokenizer
+        try await store("theta0", 0, SurrogateCheckpoint.encode(model: theta0.model, tokenizer: tokenizer, metadata: ["kind": "theta0"]))
 
-        let examples = u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
-        // θ_bas starts from θ0 as stored, with fresh optimizer moments, exactly as Method B's θ_val
-        // does: the two trajectories then differ only by what the methods say, not by AdamW state
-        // carried over from pretraining.
-        let model = try SurrogateCheckpoint.decode(theta0Bytes).model
+        let examples = Trajectory.trainingExamples(u, tokenizer: tokenizer)
+        let trajectory = self.trajectory
+        // θ_bas starts from θ0 with fresh optimizer moments (the pipeline's rule), like the θ0 a
+        // refresh decodes for Method B.
+        let model = Trajectory.start(from: theta0.model)
         for epoch in 1...config.epochs {
             progress(.baseTrajectory, epoch - 1, config.epochs)
-            try await runOffPool(name: "tovd-train-base") {
-                model.train(on: examples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop)) {
-                    self.lastLoss.set($0.loss)
-                }
-            }
+            try await runOffPool(name: "tovd-train-base") { trajectory.trainBase(model, epoch: epoch, u: examples) }
             try checkStop()
             try lastLoss.checkFinite("base epoch \(epoch)")
             progress(.baseTrajectory, epoch, config.epochs)
@@ -81,15 +78,17 @@ struct TrajectoryTrainer: Sendable {
         }
     }
 
-    /// θ_val^1..L for the given Z_val.
+    /// θ_val^1..L for the given Z_val, from the stored θ0 and θ_bas^1..L (the weights the pipeline
+    /// trained; a checkpoint holds them exactly).
     func trainVal(theta0: [UInt8], base: [[UInt8]], zval: [RowText], u: [RowText], method: TrajectoryMethod,
                   store: @escaping @Sendable (_ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
-        let shouldStop = self.shouldStop
-        let valLR = config.learningRate * config.valLearningRateRatio
+        let trajectory = self.trajectory
         var carried: SurrogateCheckpoint?   // Method B's own trajectory, starting at θ0
         for epoch in 1...config.epochs {
             progress(.valTrajectory, epoch - 1, config.epochs)
+            // A decoded checkpoint is a fresh start (its weights, no optimizer state), as
+            // ``Trajectory/start(from:)`` makes one in memory.
             let start: SurrogateCheckpoint
             switch method {
             case .A: start = try SurrogateCheckpoint.decode(base[epoch - 1])
@@ -97,17 +96,10 @@ struct TrajectoryTrainer: Sendable {
             }
             let model = start.model
             let tokenizer = start.tokenizer
-            let zvalExamples = zval.map { tokenizer.example(prompt: $0.prompt, response: $0.response) }
-            let uExamples = method == .B ? u.map { tokenizer.example(prompt: $0.prompt, response: $0.response) } : []
+            let zvalExamples = Trajectory.trainingExamples(zval, tokenizer: tokenizer)
+            let uExamples = method == .B ? Trajectory.trainingExamples(u, tokenizer: tokenizer) : []
             try await runOffPool(name: "tovd-train-val") {
-                if method == .B {
-                    model.train(on: uExamples, options: Self.oneEpoch(lr: config.learningRate, seed: config.seed, epoch: epoch, stop: shouldStop)) {
-                        self.lastLoss.set($0.loss)
-                    }
-                }
-                model.train(on: zvalExamples, options: Self.oneEpoch(lr: valLR, seed: config.seed, epoch: 1000 + epoch, stop: shouldStop)) {
-                    self.lastLoss.set($0.loss)
-                }
+                trajectory.trainVal(model, epoch: epoch, method: method, u: uExamples, zval: zvalExamples)
             }
             try checkStop()
             try lastLoss.checkFinite("θ_val epoch \(epoch)")
@@ -115,18 +107,6 @@ struct TrajectoryTrainer: Sendable {
             if method == .B { carried = start }
             try await store(epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "val", "epoch": "\(epoch)"]))
         }
-    }
-
-    /// One pass at a constant learning rate: trajectories are sequences of single epochs.
-    static func oneEpoch(lr: Double, seed: Int64, epoch: Int, stop: @escaping @Sendable () -> Bool) -> TrainingOptions {
-        var options = TrainingOptions()
-        options.shouldStop = stop
-        options.epochs = 1
-        options.learningRate = Float(lr)
-        options.schedule = .constant
-        options.warmupSteps = 0
-        options.seed = UInt64(bitPattern: seed) &+ UInt64(epoch)
-        return options
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import JSONL
 import Selection
 import Surrogate
+import ToVPipeline
 
 /// A policy `tovd evaluate` compares: one of the daemon's selection policies, or a gradient-similarity
 /// baseline (evaluation only: scored by ``LessScorer``, selected top-n per length bin): `less` with
@@ -95,6 +96,13 @@ public struct EvaluationOptions: Codable, Sendable {
     /// pretrained like θ0, with θ0's tokenizer.
     public var proxies: [ModelConfig] = []
     public var theta0 = Theta0Recipe()
+    /// The θ0s the ToV policies select from, side by side (at least one, no repeats). The first one's
+    /// selections carry the policies' plain names and its θ_bas is the LESS baselines' warmup; every
+    /// other one's selections of each policy that reads ToV scores are named "<policy> (<θ0> θ0)".
+    public var scoringTheta0s = defaultScoringTheta0s
+    public static let defaultScoringTheta0s: [ScoringTheta0] = [.pretrained, .bootstrap]
+    /// `pretrain_steps` of the bootstrap θ0 (the daemon's default).
+    public var bootstrapPretrainSteps = TrajectorySettings.daemonDefaults.pretrainSteps
     /// η of the base trajectory; ε = η · valLearningRateRatio.
     public var baseLearningRate = 1e-3
     public var valLearningRateRatio = 0.1
@@ -258,6 +266,20 @@ public final class ToVEvaluation {
             rows.map { tokenizer.example(prompt: Array($0.example.prompt.utf8), response: Array($0.example.response.utf8)) }
         }
         let poolExamples = examples(split.pool), zvalExamples = examples(split.zval), testExamples = examples(split.test)
+        // The pipeline's rows: ids are pool (and Z_val) indices, so U's draw and the selection hash them.
+        func rowTexts(_ rows: [Row]) -> [RowText] {
+            rows.enumerated().map { RowText(id: Int64($0.offset), prompt: Array($0.element.example.prompt.utf8),
+                                            response: Array($0.element.example.response.utf8), source: $0.element.example.source) }
+        }
+        let poolTexts = rowTexts(split.pool), zvalTexts = rowTexts(split.zval)
+        let pretrainedTheta0 = Theta0(tokenizer: tokenizer, model: theta0)
+        guard let primaryTheta0 = options.scoringTheta0s.first, Set(options.scoringTheta0s).count == options.scoringTheta0s.count else {
+            throw EvaluationError("name each θ0 of --theta0 once (pretrained, bootstrap)")
+        }
+        // The LESS baselines take their gradients at θ_bas of the first θ0, on rows in the pretrained θ0's tokens.
+        guard primaryTheta0 == .pretrained || !options.policies.contains(where: { $0.lessFeature != nil }) else {
+            throw EvaluationError("the LESS baselines need --theta0 to start with pretrained (e.g. pretrained,bootstrap)")
+        }
         let targetDataset = BigBenchNIConverter.dataset(ofSubtask: options.target)
         let n = Budget.fraction(options.budgetFraction).rowCount(eligible: split.pool.count - options.uSize)
 
@@ -293,8 +315,15 @@ public final class ToVEvaluation {
         var histogramScores: [Double] = []
         var lengths: [EvaluationReport.LengthDistribution] = []
         let randomPerSeed = (options.randomDraws + options.seeds - 1) / max(options.seeds, 1)
+        // Every selection fine-tuned on: each policy from the first θ0's scores, then each policy that
+        // reads ToV scores again from every other θ0's.
+        let arms: [(label: String, policy: EvaluationPolicy, theta0: ScoringTheta0)] =
+            options.policies.map { ($0.rawValue, $0, primaryTheta0) }
+            + options.scoringTheta0s.dropFirst().flatMap { theta0 in
+                options.policies.filter(\.readsToVScores).map { (theta0.label($0), $0, theta0) }
+            }
         let totalRuns = options.seeds * options.learningRates.count * proxies.count
-            * options.policies.reduce(0) { $0 + ($1 == .random ? randomPerSeed : 1) }
+            * arms.reduce(0) { $0 + ($1.policy == .random ? randomPerSeed : 1) }
         for seed in 0..<options.seeds {
             // Scores are deterministic per seed and cost minutes (the LESS ones most), so a resumed run
             // reads them back with the costs measured when they were computed. A LESS feature the stored
@@ -303,7 +332,7 @@ public final class ToVEvaluation {
             let features = options.policies.compactMap(\.lessFeature)
             var scored = SeedScores.load(directory: options.outputDirectory, seed: seed)
             if scored == nil || features.contains(where: { scored?.less[$0.rawValue] == nil }) {
-                let tov = try scores(seed: UInt64(seed), theta0: theta0, pool: poolExamples, zval: zvalExamples)
+                let tov = scores(seed: UInt64(seed), theta0: primaryTheta0, pretrained: pretrainedTheta0, pool: poolTexts, zval: zvalTexts)
                 var computed = scored ?? SeedScores(tov: tov.rows, tovCost: tov.cost)
                 for feature in features where computed.less[feature.rawValue] == nil {
                     computed.less[feature.rawValue] = lessScores(seed: UInt64(seed), feature: feature, base: tov.base, basSeconds: tov.basSeconds,
@@ -312,17 +341,24 @@ public final class ToVEvaluation {
                 try computed.save(directory: options.outputDirectory, seed: seed)
                 scored = computed
             }
+            for other in options.scoringTheta0s.dropFirst() where scored!.byTheta0[other.rawValue] == nil {
+                let tov = scores(seed: UInt64(seed), theta0: other, pretrained: pretrainedTheta0, pool: poolTexts, zval: zvalTexts)
+                scored!.byTheta0[other.rawValue] = SeedScores.Less(rows: tov.rows, cost: tov.cost)
+                try scored!.save(directory: options.outputDirectory, seed: seed)
+            }
             let stored = scored!
             costs.append(stored.tovCost)
             let rows = stored.tov
             for feature in features { costs.append(stored.less[feature.rawValue]!.cost) }
+            for other in options.scoringTheta0s.dropFirst() { costs.append(stored.byTheta0[other.rawValue]!.cost) }
             if seed == 0 { histogramScores = rows.map(\.score) }
-            for policy in options.policies {
+            for (label, policy, scoringTheta0) in arms {
+                let tovRows = scoringTheta0 == primaryTheta0 ? rows : stored.byTheta0[scoringTheta0.rawValue]!.rows
                 let draws = policy == .random ? randomPerSeed : 1
                 for draw in 0..<draws {
                     let selectionSeed = Int64(seed * 1000 + draw)
                     let (selectionPolicy, candidates): (Policy, [ScoredRow]) = switch policy {
-                    case .selection(let p): (p, rows)
+                    case .selection(let p): (p, tovRows)
                     // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
                     case .less, .lessAdam: (.scoreOnly, stored.less[policy.lessFeature!.rawValue]!.rows)
                     }
@@ -333,16 +369,16 @@ public final class ToVEvaluation {
                     let runSeed = UInt64(seed * 1000 + draw)
                     for proxy in proxies {
                         for lr in options.learningRates {
-                            let loss = try ledger.value("run/\(proxy.label)/\(policy.rawValue)/\(lr)/\(seed)/\(draw)") {
+                            let loss = try ledger.value("run/\(proxy.label)/\(label)/\(lr)/\(seed)/\(draw)") {
                                 fineTuned(proxy.theta0, subset, lr: lr, seed: runSeed)
                             }
-                            runs.append(.init(policy: policy.rawValue, learningRate: lr, seed: runSeed, testLoss: loss,
+                            runs.append(.init(policy: label, learningRate: lr, seed: runSeed, testLoss: loss,
                                               proxy: proxy.label, scoringSeed: UInt64(seed), draw: draw))
                             progress("proxy fine-tuning", runs.count, totalRuns)
                         }
                     }
                     if seed == 0 && draw == 0 {
-                        enrichment.append(.init(policy: policy.rawValue,
+                        enrichment.append(.init(policy: label,
                                                 targetInSelection: chosen.filter { split.pool[Int($0)].dataset == targetDataset }.count,
                                                 selection: chosen.count,
                                                 targetInPool: rows.filter { split.pool[Int($0.id)].dataset == targetDataset }.count,
@@ -354,7 +390,7 @@ public final class ToVEvaluation {
                                 lengths.append(.init(name: "pool", lengths: rows.map { Double($0.length) }, edges: Self.lengthEdges))
                             }
                             let selectedLengths = Set(chosen)
-                            lengths.append(.init(name: "selected (\(policy.rawValue))",
+                            lengths.append(.init(name: "selected (\(label))",
                                                  lengths: rows.filter { selectedLengths.contains($0.id) }.map { Double($0.length) }, edges: Self.lengthEdges))
                         }
                     }
@@ -373,6 +409,12 @@ public final class ToVEvaluation {
             "scoring seeds": (0..<options.seeds).map(String.init).joined(separator: ", ")
                 + " (U sample, trajectories, selection; one run per policy, LR and proxy per seed)",
             "random draws": "\(randomPerSeed) per scoring seed, \(randomPerSeed * options.seeds) in all",
+            "ToV pipeline": "the daemon's (ToVPipeline): U drawn by md5(seed:u:id), θ_bas/θ_val epochs seeded seed + l and seed + 1000 + l",
+            "θ0 of the ToV selections": options.scoringTheta0s.enumerated().map { index, theta0 in
+                let which = theta0 == .pretrained ? "pretrained (the θ0 \(shapeLabel(options.surrogate)) below)"
+                    : "bootstrap (the daemon's default: tokenizer learned on U, \(options.bootstrapPretrainSteps) steps on U at 3η)"
+                return index == 0 ? "\(which) for the plain policy names" : "\(which) for \"<policy> (\(theta0.rawValue) θ0)\""
+            }.joined(separator: "; "),
         ]
         if options.policies.contains(.less) { settings["LESS-like projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's Adam first-step direction at θ_bas)" }
         if options.policies.contains(.lessAdam) { settings["less_adam projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's gradient at θ_bas: AdamW-preconditioned by θ_bas's optimizer state for pool rows, plain for Z_val)" }
@@ -417,78 +459,32 @@ public final class ToVEvaluation {
         var cost: EvaluationReport.Cost
     }
 
-    /// φ, ψ and length for every pool row outside U (row ids are pool indices).
-    func scores(seed: UInt64, theta0: Model, pool: [Example], zval: [Example]) throws -> ToVScores {
-        let meter = ResourceMeter()
-        var random = SplitMix64(seed: 7919 &* (seed + 1))
-        var indices = Array(pool.indices)
-        indices.shuffle(using: &random)
-        let u = Set(indices.prefix(options.uSize))
-        let uExamples = indices.prefix(options.uSize).map { pool[$0] }
-        let scoredIndices = pool.indices.filter { !u.contains($0) }
-        let scoredExamples = scoredIndices.map { pool[$0] }
+    /// The pipeline's settings for scoring seed `seed`: the seed is the daemon's `seed` setting, so U's
+    /// draw, a bootstrap θ0 and every epoch's order are what a daemon with these settings would make.
+    func trajectorySettings(seed: UInt64) -> TrajectorySettings {
+        TrajectorySettings(epochs: options.epochs, learningRate: options.baseLearningRate, valLearningRateRatio: options.valLearningRateRatio,
+                           pretrainSteps: options.bootstrapPretrainSteps, seed: Int64(seed))
+    }
 
-        func epochOptions(_ lr: Double, _ epoch: Int) -> TrainingOptions {
-            var o = TrainingOptions()
-            o.learningRate = Float(lr)
-            o.seed = seed &* 100 &+ UInt64(epoch)
-            return o
-        }
-        let eta = options.baseLearningRate, epsilon = options.baseLearningRate * options.valLearningRateRatio
-        // Both trajectories start from θ0 with fresh optimizer state (copy() drops the moments), and
-        // Method B's θ_val trajectory sees U in the same order as θ_bas (same epoch seed): A and B then
-        // differ only in the method, not in the optimizer state or the data order.
-        let base = theta0.copy()
-        var valTrajectory = theta0.copy()
-        var baseLosses = [[Float]](repeating: [], count: scoredExamples.count)
-        var valLosses = [[Float]](repeating: [], count: scoredExamples.count)
-        var psi = [Float](repeating: 0, count: scoredExamples.count)
-        var tokens = [Int](repeating: 0, count: scoredExamples.count)
-        var basSeconds = 0.0
-        let totalRows = 2 * options.epochs * scoredExamples.count
-        var rowsDone = 0
-        // Scoring is reported in rows (chunks of 256), not epochs: one epoch's pass takes minutes.
-        func losses(_ model: Model) -> [ExampleLoss] {
-            var out: [ExampleLoss] = []
-            out.reserveCapacity(scoredExamples.count)
-            for start in stride(from: 0, to: scoredExamples.count, by: 256) {
-                out += model.losses(Array(scoredExamples[start..<min(start + 256, scoredExamples.count)]))
-                rowsDone += min(256, scoredExamples.count - start)
-                progress("seed \(seed): ToV scoring", rowsDone, totalRows)
-            }
-            return out
-        }
-        for epoch in 1...options.epochs {
-            progress("seed \(seed): ToV scoring", rowsDone, totalRows)
-            let t = Date()
-            base.train(on: uExamples, options: epochOptions(eta, epoch), progress: nil)
-            basSeconds += Date().timeIntervalSince(t)
-            let val: Model
-            switch options.method {
-            case .A:
-                val = base.copy()
-            case .B:
-                valTrajectory.train(on: uExamples, options: epochOptions(eta, epoch), progress: nil)
-                val = valTrajectory
-            }
-            val.train(on: zval, options: epochOptions(epsilon, 1000 + epoch), progress: nil)
-            if options.method == .B { valTrajectory = val }
-            let b = losses(base), v = losses(val)
-            for i in scoredExamples.indices {
-                baseLosses[i].append(b[i].meanNLL)
-                valLosses[i].append(v[i].meanNLL)
-                psi[i] = b[i].psi
-                tokens[i] = b[i].tokenCount
+    /// φ, ψ and length for every pool row outside U (row ids are pool indices), by the daemon's own
+    /// pipeline (ToVPipeline's ``PipelineRun``) from the chosen θ0.
+    func scores(seed: UInt64, theta0: ScoringTheta0, pretrained: Theta0, pool: [RowText], zval: [RowText]) -> ToVScores {
+        let meter = ResourceMeter()
+        var pipeline = PipelineRun(model: options.surrogate, settings: trajectorySettings(seed: seed), uSize: options.uSize,
+                                   method: options.method, scoreFunction: options.scoreFunction)
+        let named = theta0 == .pretrained ? "" : " (\(theta0.rawValue) θ0)"
+        pipeline.progress = { [progress] stage, done, total in
+            switch stage {
+            case .pretraining: progress("seed \(seed): bootstrap θ0 (pretraining on U)", done, total)
+            case .scoring: progress("seed \(seed): ToV scoring\(named)", done, total)
             }
         }
-        let rows = scoredIndices.enumerated().map { k, index in
-            let phi = tovScore(baseLosses: baseLosses[k].map(Double.init), valLosses: valLosses[k].map(Double.init), function: options.scoreFunction)
-            return ScoredRow(id: Int64(index), score: phi, uncertainty: Double(psi[k]), length: tokens[k])
-        }
+        let result = pipeline.run(pool: pool, zval: zval, theta0: theta0 == .bootstrap ? .bootstrap : .given(pretrained))
         // What ToV keeps per scored row: L base losses, L θ_val losses and ψ, as Float32.
-        let stored = scoredExamples.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
-        return ToVScores(rows: rows, base: base, basSeconds: basSeconds,
-                         cost: meter.finish(method: "ToV", seed: seed, rows: scoredExamples.count, bytesStored: stored))
+        let stored = result.rows.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
+        var cost = meter.finish(method: "ToV\(named)", seed: seed, rows: result.rows.count, bytesStored: stored)
+        if theta0 == .bootstrap { cost.note = "includes θ0's bootstrap pretraining (\(String(format: "%.1f", result.theta0Seconds)) s)" }
+        return ToVScores(rows: result.rows, base: result.finalBase, basSeconds: result.baseTrainingSeconds, cost: cost)
     }
 
     /// One seed's ToV scores and, for each LESS feature the run's policies use, its scores, with the
@@ -503,6 +499,8 @@ public final class ToVEvaluation {
         var tovCost: EvaluationReport.Cost
         /// By ``LessScorer/Feature`` raw value.
         var less: [String: Less] = [:]
+        /// ToV's scores from each θ0 after the run's first (``ScoringTheta0`` raw value).
+        var byTheta0: [String: Less] = [:]
 
         init(tov: [ScoredRow], tovCost: EvaluationReport.Cost) {
             self.tov = tov
@@ -510,7 +508,7 @@ public final class ToVEvaluation {
         }
 
         enum CodingKeys: String, CodingKey {
-            case tov, tovCost, lessByFeature
+            case tov, tovCost, lessByFeature, tovByTheta0
             /// Files written before `less_adam` held the sign feature's scores under these two keys.
             case less, lessCost
         }
@@ -525,6 +523,7 @@ public final class ToVEvaluation {
                       let cost = try c.decodeIfPresent(EvaluationReport.Cost.self, forKey: .lessCost) {
                 less = [LessScorer.Feature.sign.rawValue: Less(rows: rows, cost: cost)]
             }
+            byTheta0 = try c.decodeIfPresent([String: Less].self, forKey: .tovByTheta0) ?? [:]
         }
 
         func encode(to encoder: Encoder) throws {
@@ -532,6 +531,7 @@ public final class ToVEvaluation {
             try c.encode(tov, forKey: .tov)
             try c.encode(tovCost, forKey: .tovCost)
             try c.encode(less, forKey: .lessByFeature)
+            try c.encode(byTheta0, forKey: .tovByTheta0)
         }
 
         static func path(directory: String, seed: Int) -> String { directory + "/scores-seed\(seed).json" }

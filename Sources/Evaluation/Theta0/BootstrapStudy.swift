@@ -2,11 +2,12 @@ import Foundation
 import JSONL
 import Selection
 import Surrogate
+import ToVPipeline
 
 /// Does the daemon's bootstrap θ0 (pretrained on U itself, DESIGN.md §4) get better from the
-/// evaluation's de-duplication? Measured on real rows: per seed, U is a uniform sample of the
-/// evaluation's pool, the tokenizer is learned on U as the daemon does, and one θ0 per
-/// ``PretrainingCorpus/Kind`` is trained from the same initialisation for the same steps. Each is
+/// evaluation's de-duplication? Measured on real rows: per seed, U is drawn from the evaluation's pool
+/// as the daemon draws it (ToVPipeline's ``UDraw``), the tokenizer is learned on U as the daemon does,
+/// and one θ0 per ``PretrainingCorpus/Kind`` is trained from the same initialisation for the same steps. Each is
 /// then measured where ToV uses it, on rows it never saw:
 /// - response loss of held-out pool rows given their prompts (what the trajectories and scores start from);
 /// - response loss of the target's test rows (a subtask outside the pool: does θ0 know language?);
@@ -46,9 +47,10 @@ public struct BootstrapStudy {
         }
         var out: [Measurement] = []
         for seed in seeds {
-            var random = SplitMix64(seed: UInt64(seed))
-            let order = Array(pool.indices).shuffled(using: &random)
-            let u = order.prefix(uSize).map { pool[$0] }
+            // U as the daemon draws it (ids are pool indices), in id order; the held-out rows follow it in
+            // the same uniform ranking.
+            let order = UDraw.ranked(ids: pool.indices.map(Int64.init), seed: Int64(seed)).map { Int($0) }
+            let u = order.prefix(uSize).sorted().map { pool[$0] }
             let heldOut = order.dropFirst(uSize).prefix(heldOutRows).map { pool[$0] }
             let bytes = u.map { (source: $0.source, prompt: Array($0.prompt.utf8), response: Array($0.response.utf8)) }
             // As the daemon: the tokenizer is learned from U's rows as they are, so both θ0s share it and

@@ -1,0 +1,129 @@
+import Foundation
+import Selection
+import Surrogate
+
+/// The whole ToV pipeline in memory, from rows to scores: U's draw, θ0, the trajectories, every row
+/// outside U scored, and the selection. `tovd evaluate` runs it on its pool; the daemon runs the same
+/// steps (``UDraw``, ``Theta0``, ``Trajectory``, ``RowScoring``) spread over its services, with the pool
+/// and the selection in PostgreSQL, and `OnePipelineTests` holds the two to the same φ and selection.
+public struct PipelineRun {
+    /// The surrogate's shape for a bootstrap θ0 (a given θ0 brings its own).
+    public var model: ModelConfig
+    public var settings: TrajectorySettings
+    /// |U|.
+    public var uSize: Int
+    public var method: TrajectoryMethod
+    public var scoreFunction: ScoreFunction
+    public var scoring = Model.ScoringOptions()
+    /// (stage, done, total): bootstrap pretraining in steps, scoring in rows (chunks of 256: one
+    /// epoch's pass over a large pool takes minutes).
+    public var progress: ((_ stage: Stage, _ done: Int, _ total: Int) -> Void)?
+
+    public enum Stage: String, Sendable {
+        case pretraining = "bootstrap θ0"
+        case scoring = "ToV scoring"
+    }
+
+    public init(model: ModelConfig, settings: TrajectorySettings, uSize: Int, method: TrajectoryMethod, scoreFunction: ScoreFunction) {
+        self.model = model
+        self.settings = settings
+        self.uSize = uSize
+        self.method = method
+        self.scoreFunction = scoreFunction
+    }
+
+    public struct Result {
+        /// U's ids, ascending.
+        public var u: [Int64]
+        public var theta0: Theta0
+        /// φ, ψ and length of every pool row outside U, in pool order.
+        public var rows: [ScoredRow]
+        /// The per-epoch losses behind `rows` (what the daemon stores in tov.scores).
+        public var baseLosses: [BaseLossRecord]
+        public var valLosses: [[Float]]
+        /// θ_bas^L.
+        public var finalBase: Model
+        /// Wall time of θ0's bootstrap pretraining (0 for a given θ0) and of the base trajectory.
+        public var theta0Seconds: Double
+        public var baseTrainingSeconds: Double
+
+        /// The selection under `settings`: the daemon's policies, as ``Selection/select(_:settings:)``
+        /// defines them and the daemon's SQL computes them.
+        public func select(_ settings: SelectionSettings) -> SelectionResult {
+            Selection.select(rows, settings: settings)
+        }
+    }
+
+    /// Runs the pipeline. Row ids must be unique within `pool`; `zval` is used in the order given (the
+    /// daemon's: `tov.validation` by id, rejected rows left out).
+    public func run(pool: [RowText], zval: [RowText], theta0 choice: Theta0.Choice) -> Result {
+        let uIDs = UDraw.draw(ids: pool.map(\.id), size: uSize, seed: settings.seed)
+        let inU = Set(uIDs)
+        precondition(Set(pool.map(\.id)).count == pool.count, "pool ids must be unique")
+        let uRows = pool.filter { inU.contains($0.id) }.sorted { $0.id < $1.id }
+        let scoredRows = pool.filter { !inU.contains($0.id) }
+
+        var clock = Date()
+        let theta0: Theta0
+        switch choice {
+        case .given(let given): theta0 = given
+        case .bootstrap:
+            theta0 = Theta0.bootstrap(u: uRows, config: model, settings: settings,
+                                      progress: { p in self.progress?(.pretraining, p.step, p.totalSteps) })
+        }
+        let theta0Seconds = choice.isBootstrap ? Date().timeIntervalSince(clock) : 0
+
+        let tokenizer = theta0.tokenizer
+        let u = Trajectory.trainingExamples(uRows, tokenizer: tokenizer)
+        let zvalExamples = Trajectory.trainingExamples(zval, tokenizer: tokenizer)
+        let scored = RowScoring.examples(scoredRows, tokenizer: tokenizer, context: theta0.model.config.context)
+        let trajectory = Trajectory(settings: settings)
+
+        let base = Trajectory.start(from: theta0.model)
+        var valCarried = Trajectory.start(from: theta0.model)   // Method B's own trajectory
+        var baseLosses = [BaseLossRecord](repeating: BaseLossRecord(losses: [], uncertainty: 0, tokens: 0), count: scored.count)
+        var valLosses = [[Float]](repeating: [], count: scored.count)
+        var baseSeconds = 0.0
+        let total = 2 * settings.epochs * scored.count
+        var done = 0
+        func chunked<T>(_ model: Model, _ losses: ([Example], Model) -> [T]) -> [T] {
+            var out: [T] = []
+            out.reserveCapacity(scored.count)
+            for start in stride(from: 0, to: scored.count, by: 256) {
+                out += losses(Array(scored[start..<min(start + 256, scored.count)]), model)
+                done += min(256, scored.count - start)
+                progress?(.scoring, done, total)
+            }
+            return out
+        }
+        for epoch in 1...settings.epochs {
+            progress?(.scoring, done, total)
+            clock = Date()
+            trajectory.trainBase(base, epoch: epoch, u: u)
+            baseSeconds += Date().timeIntervalSince(clock)
+            let val = method == .A ? Trajectory.start(from: base) : valCarried
+            trajectory.trainVal(val, epoch: epoch, method: method, u: u, zval: zvalExamples)
+            if method == .B { valCarried = val }
+            let b = chunked(base) { RowScoring.baseLosses($0, base: [$1], options: scoring) }
+            let v = chunked(val) { RowScoring.valLosses($0, val: [$1], options: scoring) }
+            for i in scored.indices {
+                baseLosses[i].losses += b[i].losses
+                baseLosses[i].uncertainty = b[i].uncertainty
+                baseLosses[i].tokens = b[i].tokens
+                valLosses[i] += v[i]
+            }
+        }
+        let rows = scoredRows.indices.map { i in
+            RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: valLosses[i], function: scoreFunction)
+        }
+        return Result(u: uIDs, theta0: theta0, rows: rows, baseLosses: baseLosses, valLosses: valLosses, finalBase: base,
+                      theta0Seconds: theta0Seconds, baseTrainingSeconds: baseSeconds)
+    }
+}
+
+extension Theta0.Choice {
+    var isBootstrap: Bool {
+        if case .bootstrap = self { return true }
+        return false
+    }
+}

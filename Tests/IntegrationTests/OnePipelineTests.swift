@@ -1,0 +1,95 @@
+import Daemon
+import Foundation
+import PQ
+import Selection
+import Surrogate
+import Testing
+import ToVPipeline
+import TovTesting
+
+/// What ships is what is evaluated (DESIGN.md §8): the real daemon bootstraps, scores and selects a
+/// small pool in PostgreSQL; the evaluation's scoring (ToVPipeline's ``PipelineRun``) runs on the same
+/// rows and settings in memory; both give the same U, the same losses and φ per row (to float
+/// tolerance: the daemon scores in batches of 16 and derives φ in SQL) and the same selection.
+/// (Breaking either side's U draw or an epoch's seed fails it: both were tried.)
+@Suite("One ToV pipeline: daemon = evaluation", .serialized)
+struct OnePipelineTests {
+    @Test func theDaemonAndTheEvaluationScoreAndSelectAlike() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            // A seed other than the default, so a seed used differently on either side shows. Rows fill
+            // the 32-token context, so U (150 rows) and Z_val (140) each span two training batches of
+            // 4,096 tokens and every epoch's data order changes the weights, not just the rounding.
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 150, budgetRows: 10, bins: 2)
+                + "UPDATE tov.settings SET value = '7' WHERE key = 'seed';")
+            let cats = String(repeating: "the cat sat on the mat and looked at the garden. ", count: 3)
+            let markets = String(repeating: "stock prices fell sharply as the markets closed. ", count: 3)
+            try await TovTestDatabase.insertCandidates(100, on: c, prefix: cats, source: "cats")
+            try await TovTestDatabase.insertCandidates(100, on: c, prefix: markets, source: "finance")
+            try await c.execute("""
+                INSERT INTO tov.validation (prompt, response)
+                SELECT repeat('the cat sat on the mat, ', 6), 'on the mat ' || g FROM generate_series(1, 140) g
+                """)
+
+            let daemon = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2", "--batch-size", "16"], conninfo: conninfo)
+            defer { daemon.terminate() }
+            let done = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
+                let s = try await StatusReport.load(on: c)
+                return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
+            }
+            try #require(done, "\(daemon.log.suffix(3000))")
+
+            // What the daemon did.
+            let settings = try await SettingsCache.load(on: c)
+            let base = try await c.query("SELECT base_version, config::text FROM tov.base_models WHERE status = 'complete'").first!
+            let baseVersion = Int(try base.get(Int32.self, 0))
+            let config = try BaseModelConfig(json: try base.get(String.self, 1))
+            let daemonU = try await c.query("SELECT candidate_id FROM tov.base_subset WHERE base_version = $1 ORDER BY candidate_id", [baseVersion])
+                .map { try $0.get(Int64.self, 0) }
+            var daemonScores: [Int64: (score: Double, base: [Float], val: [Float], tokens: Int)] = [:]
+            for row in try await c.query("""
+                SELECT s.candidate_id, s.score, s.base_losses, s.val_losses, s.tokens FROM tov.scores s
+                JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
+                """) {
+                daemonScores[try row.get(Int64.self, 0)] = (try row.get(Double.self, 1), try row.get([Float].self, 2),
+                                                           try row.get([Float].self, 3), Int(try row.get(Int32.self, 4)))
+            }
+            let daemonSelected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
+
+            // The evaluation's scoring on the same rows and settings.
+            let pool = try await c.query("""
+                SELECT c.id, c.prompt, c.response, c.source FROM tov.candidates c JOIN tov.ready r ON r.candidate_id = c.id ORDER BY c.id
+                """).map { RowText(id: try $0.get(Int64.self, 0), prompt: Array(try $0.get(String.self, 1).utf8),
+                                   response: Array(try $0.get(String.self, 2).utf8), source: try $0.get(String.self, 3)) }
+            let zval = try await c.query("SELECT id, prompt, response FROM tov.validation ORDER BY id").map {
+                RowText(id: try $0.get(Int64.self, 0), prompt: Array(try $0.get(String.self, 1).utf8), response: Array(try $0.get(String.self, 2).utf8))
+            }
+            let shape = config.surrogate
+            let model = ModelConfig(layers: shape.layers, width: shape.width, heads: shape.heads, context: shape.context, vocabSize: shape.vocab)
+            let evaluation = PipelineRun(model: model, settings: config.trajectory, uSize: settings.uSize,
+                                         method: settings.selection.method, scoreFunction: settings.selection.scoreFunction)
+                .run(pool: pool, zval: zval, theta0: .bootstrap)
+
+            #expect(pool.count == 200 && config.trajectory.seed == 7)
+            #expect(evaluation.u == daemonU, "U")
+            #expect(evaluation.rows.count == daemonScores.count && evaluation.rows.count == 200 - 150)
+            var worst = 0.0
+            for (i, row) in evaluation.rows.enumerated() {
+                guard let theirs = daemonScores[row.id] else {
+                    Issue.record("row \(row.id) scored by the evaluation only")
+                    continue
+                }
+                worst = max(worst, abs(row.score - theirs.score))
+                #expect(abs(row.score - theirs.score) < 1e-5, "φ of row \(row.id): evaluation \(row.score), daemon \(theirs.score)")
+                #expect(zip(evaluation.baseLosses[i].losses, theirs.base).allSatisfy { abs($0 - $1) < 1e-4 }, "θ_bas losses of row \(row.id)")
+                #expect(zip(evaluation.valLosses[i], theirs.val).allSatisfy { abs($0 - $1) < 1e-4 }, "θ_val losses of row \(row.id)")
+                #expect(row.length == theirs.tokens)
+            }
+            #expect(evaluation.rows.contains { abs($0.score) > 1e-3 }, "φ is not trivially zero (largest difference \(worst))")
+            #expect(evaluation.select(settings.selection).ids == daemonSelected, "the selection")
+            daemon.terminate()
+            #expect(await daemon.waitForExit() == 0)
+        }
+    }
+}

@@ -4,6 +4,10 @@ import PackageDescription
 // Targets follow ../shared/DESIGN.md §2: C shims → PQ → Surrogate → Selection (pure) → Daemon → tovd.
 // Dependencies are chosen for build time on a 2-core CI box: no SwiftNIO, no swift-crypto (SHA-256 comes
 // from the system libcrypto).
+// Swift 6 language mode (strict concurrency) for every target but Surrogate (its kernels hand unsafe
+// buffers to concurrentPerform) and the tovd CLI (stdio set-up); those two follow.
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
 let package = Package(
     name: "tovd",
     platforms: [.macOS(.v14)],
@@ -29,17 +33,17 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // MARK: - Libraries
-        .target(name: "PQ", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "EmbeddedPostgres", dependencies: []),
+        .target(name: "PQ", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .target(name: "EmbeddedPostgres", dependencies: [], swiftSettings: swift6),
         // The bf16 scoring kernel (AVX-512 BF16, chosen at run time): C, for the intrinsics Swift lacks.
         .target(name: "CKernels"),
         .target(name: "Surrogate", dependencies: ["CCrypto", "CKernels", "CLZ4", "COpenBLAS"]),
-        .target(name: "Selection"),
+        .target(name: "Selection", swiftSettings: swift6),
         // JSONL rows (`tovd import`, the evaluation's data): Foundation only, so importing needs no model code.
-        .target(name: "JSONL"),
+        .target(name: "JSONL", swiftSettings: swift6),
         // The one ToV pipeline (DESIGN.md §8): U's draw, θ0, trajectories, per-row scoring; the daemon and
         // `tovd evaluate` both call it.
-        .target(name: "ToVPipeline", dependencies: ["Surrogate", "Selection"]),
+        .target(name: "ToVPipeline", dependencies: ["Surrogate", "Selection"], swiftSettings: swift6),
         .target(
             name: "Daemon",
             dependencies: [
@@ -48,13 +52,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swift6,
             plugins: ["EmbedMigrations"]
         ),
         // migrations/*.sql are the schema's one source: embedded into Daemon at build time.
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["EmbedMigrationsTool"]),
-        .target(name: "Evaluation", dependencies: ["JSONL", "Surrogate", "Selection", "ToVPipeline"]),
-        .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"]),
+        .target(name: "Evaluation", dependencies: ["JSONL", "Surrogate", "Selection", "ToVPipeline"], swiftSettings: swift6),
+        .target(name: "TovTesting", dependencies: ["PQ", "EmbeddedPostgres", "Daemon", "Selection"], swiftSettings: swift6),
         .executableTarget(
             name: "tovd",
             dependencies: [
@@ -63,18 +68,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+            // Swift 5 still: the CLI's stdio set-up (setlinebuf(stdout)) reads a C global Swift 6 refuses.
         ),
 
         // MARK: - Tests: pure units need no database; IntegrationTests and ReliabilityTests start a real Postgres.
         .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"]),
-        .testTarget(name: "SelectionTests", dependencies: ["Selection"]),
-        .testTarget(name: "JSONLTests", dependencies: ["JSONL", "Selection"]),
-        .testTarget(name: "ToVPipelineTests", dependencies: ["ToVPipeline", "Surrogate", "Selection", "Daemon", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "JSONL", "Surrogate", "Selection", "ToVPipeline"], exclude: ["Fixtures/natural_instructions"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"]),
+        .testTarget(name: "SelectionTests", dependencies: ["Selection"], swiftSettings: swift6),
+        .testTarget(name: "JSONLTests", dependencies: ["JSONL", "Selection"], swiftSettings: swift6),
+        .testTarget(name: "ToVPipelineTests", dependencies: ["ToVPipeline", "Surrogate", "Selection", "Daemon", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Selection"], swiftSettings: swift6),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "JSONL", "Surrogate", "Selection", "ToVPipeline"], exclude: ["Fixtures/natural_instructions"], swiftSettings: swift6),
+        .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"], swiftSettings: swift6),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
-        .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"]),
+        .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"], swiftSettings: swift6),
     ],
     swiftLanguageModes: [.v5]
 )

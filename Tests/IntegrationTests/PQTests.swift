@@ -224,16 +224,19 @@ struct PQTests {
             try? FileManager.default.removeItem(atPath: directory)
         }
         await #expect(throws: PQError.self) { try await Connection.connect(cluster.conninfo) }
-        var failures = 0
-        let connecting = Task {
-            try await Connection.connect(cluster.conninfo, retry: RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .milliseconds(200))) { _, error in
-                #expect(error.code == .connectionFailed)
-                failures += 1
-            }
+        let connecting = Task { () -> (Connection, Int) in
+            var failures = 0
+            let connection = try await Connection.connect(
+                cluster.conninfo, retry: RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .milliseconds(200)),
+                onAttemptFailed: { _, error in
+                    #expect(error.code == .connectionFailed)
+                    failures += 1
+                })
+            return (connection, failures)
         }
         try await Task.sleep(for: .milliseconds(300))
         try cluster.start(fast: true)
-        let connection = try await connecting.value
+        let (connection, failures) = try await connecting.value
         defer { connection.close() }
         #expect(try await connection.query("SELECT 1").first!.get(Int.self, 0) == 1)
         #expect(failures >= 1)
@@ -325,7 +328,7 @@ struct PQConnectionFailureTests {
                 }
                 var attempts = 0
                 await #expect(throws: PQError.self, "\(name)") {
-                    try await Connection.connect(conninfo, retry: RetryPolicy(initialDelay: .milliseconds(10))) { _, _ in attempts += 1 }
+                    try await Connection.connect(conninfo, retry: RetryPolicy(initialDelay: .milliseconds(10)), onAttemptFailed: { _, _ in attempts += 1 })
                 }
                 #expect(attempts == 0, "\(name): retried \(attempts) times")
             }

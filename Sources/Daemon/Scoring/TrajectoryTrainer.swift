@@ -48,15 +48,15 @@ struct TrajectoryTrainer: Sendable {
         let modelConfig = try self.modelConfig()
         let logger = self.logger
         let shouldStop = self.shouldStop
-        let theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Theta0 in
-            Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
+        let theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Lent<Theta0> in
+            Lent(Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
                 self.lastLoss.set(progress.loss)
                 self.progress(.pretraining, progress.step, progress.totalSteps)
                 if progress.step % 50 == 0 {
                     logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
                 }
-            }
-        }
+            })
+        }.value
         try checkStop()
         try lastLoss.checkFinite("pretraining θ0")
         let tokenizer = theta0.tokenizer
@@ -69,7 +69,8 @@ struct TrajectoryTrainer: Sendable {
         let model = Trajectory.start(from: theta0.model)
         for epoch in 1...config.epochs {
             progress(.baseTrajectory, epoch - 1, config.epochs)
-            try await runOffPool(name: "tovd-train-base") { trajectory.trainBase(model, epoch: epoch, u: examples) }
+            let lent = Lent(model)
+            try await runOffPool(name: "tovd-train-base") { trajectory.trainBase(lent.value, epoch: epoch, u: examples) }
             try checkStop()
             try lastLoss.checkFinite("base epoch \(epoch)")
             progress(.baseTrajectory, epoch, config.epochs)
@@ -98,8 +99,9 @@ struct TrajectoryTrainer: Sendable {
             let tokenizer = start.tokenizer
             let zvalExamples = Trajectory.trainingExamples(zval, tokenizer: tokenizer)
             let uExamples = method == .B ? Trajectory.trainingExamples(u, tokenizer: tokenizer) : []
+            let lent = Lent(model)
             try await runOffPool(name: "tovd-train-val") {
-                trajectory.trainVal(model, epoch: epoch, method: method, u: uExamples, zval: zvalExamples)
+                trajectory.trainVal(lent.value, epoch: epoch, method: method, u: uExamples, zval: zvalExamples)
             }
             try checkStop()
             try lastLoss.checkFinite("θ_val epoch \(epoch)")

@@ -44,7 +44,7 @@ extension LeaderJob {
 
 /// Runs a `LeaderJob` as a service: waits for leadership, connects, steps, and handles the ways a
 /// step can fail (lease lost, connection lost, anything else) without ever exiting early.
-final class LeaderJobService<Job: LeaderJob>: Service, @unchecked Sendable {
+final class LeaderJobService<Job: LeaderJob>: Service, Sendable {
     let job: Job
     let conninfo: String
     let leadership: Leadership

@@ -54,7 +54,7 @@ public final class Leadership: @unchecked Sendable {
 /// `leaseDuration` after its last renewal; another instance takes it within `pollInterval` after
 /// that. A leader cut off mid-transaction holds the fence lock until Postgres ends its session:
 /// leader connections set `idle_in_transaction_session_timeout` to the lease duration for that.
-public final class LeaderLease: Service, @unchecked Sendable {
+public final class LeaderLease: Service, Sendable {
     public struct Configuration: Sendable {
         public var conninfo: String
         public var instance: String

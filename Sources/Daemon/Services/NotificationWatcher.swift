@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// `tov_settings` wake the keeper and the trainer. Payloads are hints only (a row
 /// count, a version) and are never trusted: a malformed one just causes a wake-up. When the
 /// connection drops it reconnects with backoff; meanwhile the workers' polling keeps rows moving.
-public final class NotificationWatcher: Service, @unchecked Sendable {
+public final class NotificationWatcher: Service, Sendable {
     public static let channels = ["tov_candidates", "tov_validation", "tov_settings", "tov_scores"]
 
     let conninfo: String

@@ -18,7 +18,7 @@ import Surrogate
 /// a batch slower than its lease is not taken over; fencing is unchanged. On graceful shutdown an
 /// unfinished batch stops waiting for its scoring and gives its claims back (attempts not charged),
 /// so another instance takes the rows at once instead of after the lease.
-public final class ScoringWorker: Service, @unchecked Sendable {
+public final class ScoringWorker: Service, Sendable {
     public struct Configuration: Sendable {
         public var conninfo: String
         public var name: String

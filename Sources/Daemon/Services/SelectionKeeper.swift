@@ -11,7 +11,7 @@ import Selection
 /// Whether the selection is out of date is read from the database (tov.selection_state records the
 /// model version and settings it was computed under), never from this process's memory: a leader
 /// that lost the lease and got it back after another changed the settings still sees the truth.
-final class SelectionKeeper: LeaderJob, @unchecked Sendable {
+final class SelectionKeeper: LeaderJob, Sendable {
     let name = "selection keeper"
     let settings: SettingsCache
     let workers: WakeupSignal
@@ -88,7 +88,7 @@ final class SelectionKeeper: LeaderJob, @unchecked Sendable {
 
 /// Re-enqueues ready rows that have no score under a live version and no job: rows a worker
 /// committed while a new version was being created, or work lost to a crash.
-final class Sweeper: LeaderJob, @unchecked Sendable {
+final class Sweeper: LeaderJob, Sendable {
     let name = "sweeper"
     let interval: Duration
     let workers: WakeupSignal

@@ -177,22 +177,4 @@ enum Queries {
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (base_version, coalesce(model_version, 0), kind, epoch) DO UPDATE SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256
         """
-
-    // MARK: - Status
-
-    static let statusGet = """
-        SELECT pool_rows, scored, pending, rejected, base_subset_rows, model_version, next_model_version,
-               next_model_status, rescore_pending, zval_version, zval_rows, selection_version, selection_size,
-               last_refresh_started_at::text, last_refresh_finished_at::text,
-               extract(epoch FROM oldest_unscored_age)::float8, leader,
-               waiting_for_model, daemon_state, activity, activity_reason, activity_detail, activity_done,
-               activity_total, activity_unit, activity_rate, activity_eta_seconds, instances_running,
-               leader_heartbeat_age_seconds, settings_error, zval_rejected
-        FROM tov.status
-        """
-
-    static let workersGet = """
-        SELECT instance, role, state, heartbeat_age_seconds, workers, rows_per_second, last_error
-        FROM tov.workers ORDER BY role = 'leader' DESC, instance
-        """
 }

@@ -16,3 +16,10 @@ func runOffPool<T: Sendable>(name: String, _ body: @escaping @Sendable () throws
         thread.start()
     }
 }
+
+/// A model (or anything else not Sendable) lent to an off-pool thread while its owner awaits that
+/// thread: one side touches it at a time, so crossing the boundary shares nothing.
+struct Lent<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

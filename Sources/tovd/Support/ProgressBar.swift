@@ -2,7 +2,8 @@ import Foundation
 
 /// A one-line progress bar on stderr for long CLI work. On a terminal it redraws in place; when
 /// stderr is a file or journald it prints a plain line at most every 5 seconds instead.
-final class ProgressBar {
+/// Updated from training and converter threads: every update runs under `lock`.
+final class ProgressBar: @unchecked Sendable {
     let label: String
     let total: Int?
     let unit: String
@@ -12,6 +13,7 @@ final class ProgressBar {
     /// not part of the rate.
     private var firstDone: Int?
     private let interactive = isatty(STDERR_FILENO) == 1
+    private let lock = NSLock()
 
     init(_ label: String, total: Int?, unit: String = "rows") {
         self.label = label
@@ -21,6 +23,8 @@ final class ProgressBar {
 
     /// Shows `done` (and an optional note such as the current loss); cheap to call often.
     func update(_ done: Int, note: String = "", force: Bool = false) {
+        lock.lock()
+        defer { lock.unlock() }
         let now = Date()
         let firstDone = self.firstDone ?? done
         self.firstDone = firstDone

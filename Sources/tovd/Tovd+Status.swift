@@ -79,11 +79,14 @@ extension Tovd {
             abstract: "Ask the leader to train a new θ_val and rescore the pool, even if nothing changed.",
             discussion: """
                 The request waits for a version already training or rescoring to finish, then makes one new
-                version; tov.selected switches to it atomically once every row is rescored. Z_val, method and
-                val_lr_ratio changes refresh by themselves; use this after repairing data by hand.
+                version; tov.selected switches to it atomically once every row is rescored. Requests made in
+                the meantime are served by that same version. A request is served only once its θ_val is
+                trained: if the leader dies first, the next leader serves it (tov.training_requests.served_at).
+                Z_val, method and val_lr_ratio changes refresh by themselves; use this after repairing data
+                by hand.
                 """)
         @OptionGroup var database: DatabaseOptions
-        func run() async throws { try await requestTraining("refresh", database: database) }
+        func run() async throws { try await requestTraining(.refresh, database: database) }
     }
 
     struct Rebase: AsyncParsableCommand {
@@ -92,15 +95,20 @@ extension Tovd {
             discussion: """
                 Changes to surrogate, u_size, epochs, lr, pretrain_steps or seed, and pool growth by rebase_growth,
                 rebase by themselves. The old selection stays readable until the rebased one switches in.
+                A request is served once the new base model is trained (a leader that dies first leaves it
+                pending for the next one); a rebase that cannot start (u_size above the validated rows, a
+                surrogate too large for this host) waits, and says why in tovd status, without holding up
+                refreshes of the current base model.
                 """)
         @OptionGroup var database: DatabaseOptions
-        func run() async throws { try await requestTraining("rebase", database: database) }
+        func run() async throws { try await requestTraining(.rebase, database: database) }
     }
 }
 
-private func requestTraining(_ kind: String, database: DatabaseOptions) async throws {
-    let connection = try await database.connect(applicationName: "tovd \(kind)")
+private func requestTraining(_ kind: TrainingStore.RequestKind, database: DatabaseOptions) async throws {
+    let connection = try await database.connect(applicationName: "tovd \(kind.rawValue)")
     defer { connection.close() }
-    let id = try await connection.query("INSERT INTO tov.training_requests (kind) VALUES ($1) RETURNING id", [kind]).first!.get(Int64.self, 0)
-    print("\(kind) requested (request \(id)); follow it with `tovd status --watch`")
+    let id = try await TrainingStore.requestInsert(kind, on: connection)
+    print("\(kind.rawValue) requested (request \(id)); it is served once its work completes, and requests made "
+          + "meanwhile join it; follow it with `tovd status --watch`")
 }

@@ -26,10 +26,7 @@ public struct Migrator: Sendable {
 
     /// The schema version recorded in the database (0 when tovd never ran there).
     public func currentVersion(on connection: Connection) async throws -> Int {
-        let exists = try await connection.query("SELECT to_regclass('tov_migrate.versions') IS NOT NULL")
-        guard let row = exists.first, try row.get(Bool.self, 0) else { return 0 }
-        let result = try await connection.query("SELECT coalesce(max(version), 0)::bigint FROM tov_migrate.versions")
-        return Int(try result.first!.get(Int64.self, 0))
+        try await MigrationStore.versionCurrent(on: connection)
     }
 
     /// Applies every migration above the current version, up to `target` (default: all).
@@ -37,14 +34,7 @@ public struct Migrator: Sendable {
     @discardableResult
     public func up(on connection: Connection, to target: Int? = nil) async throws -> [Int] {
         try await withLock(connection) {
-            try await connection.simpleQuery("""
-                CREATE SCHEMA IF NOT EXISTS tov_migrate;
-                CREATE TABLE IF NOT EXISTS tov_migrate.versions (
-                    version     integer PRIMARY KEY,
-                    name        text NOT NULL,
-                    applied_at  timestamptz NOT NULL DEFAULT now()
-                );
-                """)
+            try await connection.simpleQuery(MigrationStore.versionTableCreate)
             let current = try await currentVersion(on: connection)
             try refuseNewer(current)
             let goal = min(target ?? latestVersion, latestVersion)
@@ -52,8 +42,7 @@ public struct Migrator: Sendable {
             for migration in migrations where migration.version > current && migration.version <= goal {
                 try await connection.transaction { tx in
                     try await tx.simpleQuery(migration.up)
-                    try await tx.execute("INSERT INTO tov_migrate.versions (version, name) VALUES ($1, $2)",
-                                         [migration.version, migration.name])
+                    try await tx.execute(MigrationStore.versionInsert, [migration.version, migration.name])
                 }
                 logger.info("migration applied", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                 applied.append(migration.version)
@@ -72,7 +61,7 @@ public struct Migrator: Sendable {
             for migration in migrations.reversed() where migration.version <= current && reverted.count < steps {
                 try await connection.transaction { tx in
                     try await tx.simpleQuery(migration.down)
-                    try await tx.execute("DELETE FROM tov_migrate.versions WHERE version = $1", [migration.version])
+                    try await tx.execute(MigrationStore.versionDelete, [migration.version])
                 }
                 logger.info("migration reverted", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                 reverted.append(migration.version)
@@ -83,12 +72,7 @@ public struct Migrator: Sendable {
 
     /// Every known migration with the time it was applied, if it was.
     public func list(on connection: Connection) async throws -> [AppliedMigration] {
-        var appliedAt: [Int: String] = [:]
-        if try await currentVersion(on: connection) > 0 {
-            for row in try await connection.query("SELECT version, applied_at::text FROM tov_migrate.versions") {
-                appliedAt[Int(try row.get(Int64.self, 0))] = try row.get(String.self, 1)
-            }
-        }
+        let appliedAt = try await currentVersion(on: connection) > 0 ? try await MigrationStore.versionAppliedAt(on: connection) : [:]
         return migrations.map { AppliedMigration(migration: $0, appliedAt: appliedAt[$0.version]) }
     }
 

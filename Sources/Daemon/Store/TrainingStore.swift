@@ -5,7 +5,7 @@ import Surrogate
 /// The trainer's statements: base models, model versions, their checkpoints, operator requests and
 /// the Z_val it trains on. Named noun+verb(+Many) after what they do, values bound as `$n`, rows read
 /// by column name. Writes go through a transaction the caller fenced (``LeaderFence``).
-enum TrainingStore {
+public enum TrainingStore {
     // MARK: - The snapshot the trainer decides from
 
     /// Everything ``TrainerPolicy`` reads, in a handful of small queries. `memoryProblem` is the
@@ -176,6 +176,16 @@ enum TrainingStore {
     static let checkpointBaseLoadErrorClearMany = "UPDATE tov.checkpoints SET load_error = NULL WHERE base_version = $1 AND model_version IS NULL"
 
     // MARK: - Requests
+
+    public enum RequestKind: String, Sendable { case refresh, rebase }
+
+    /// An operator's request (`tovd refresh`, `tovd rebase`); returns its id. Served when the work it
+    /// starts completes (see ``requestServeMany``).
+    public static func requestInsert(_ kind: RequestKind, on connection: Connection) async throws -> Int64 {
+        try await connection.query(requestInsertOne, [kind.rawValue]).first!.get(Int64.self, "id")
+    }
+
+    static let requestInsertOne = "INSERT INTO tov.training_requests (kind) VALUES ($1) RETURNING id"
 
     /// Marks requests $1 as being worked on (status shows it); they stay pending until served.
     static let requestStartMany = "UPDATE tov.training_requests SET started_at = now() WHERE id = ANY($1::bigint[])"

@@ -25,13 +25,10 @@ public enum EngineBenchmark {
         }
         var texts: [RowText] = []
         var tokens = 0
-        for row in try await connection.query("""
-            SELECT c.id, convert_to(c.prompt, getdatabaseencoding()), convert_to(c.response, getdatabaseencoding()), s.tokens
-            FROM tov.scores s JOIN tov.candidates c ON c.id = s.candidate_id
-            WHERE s.model_version = $1 ORDER BY c.id LIMIT $2
-            """, [live.modelVersion, rows]) {
-            texts.append(RowText(id: try row.get(Int64.self, 0), prompt: try row.get([UInt8].self, 1), response: try row.get([UInt8].self, 2)))
-            tokens += Int(try row.get(Int32.self, 3))
+        for row in try await connection.query(Queries.scoredRowTextMany, [live.modelVersion, rows]) {
+            texts.append(RowText(id: try row.get(Int64.self, "id"), prompt: try row.get([UInt8].self, "prompt"),
+                                 response: try row.get([UInt8].self, "response")))
+            tokens += Int(try row.get(Int32.self, "tokens"))
         }
         let started = ContinuousClock.now
         for start in stride(from: 0, to: texts.count, by: batchSize) {

@@ -177,4 +177,15 @@ enum Queries {
         VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (base_version, coalesce(model_version, 0), kind, epoch) DO UPDATE SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256
         """
+
+    // MARK: - Benchmarks
+
+    /// The first $2 rows scored under model version $1, with their text as bytes (`tovd bench
+    /// capacity`'s engine measurement scores exactly the daemon's rows).
+    static let scoredRowTextMany = """
+        SELECT c.id, convert_to(c.prompt, getdatabaseencoding()) AS prompt, convert_to(c.response, getdatabaseencoding()) AS response,
+               s.tokens
+        FROM tov.scores s JOIN tov.candidates c ON c.id = s.candidate_id
+        WHERE s.model_version = $1 ORDER BY c.id LIMIT $2
+        """
 }

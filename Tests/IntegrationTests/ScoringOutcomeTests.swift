@@ -127,8 +127,9 @@ struct ScoringOutcomeTests {
             try await c.execute("UPDATE tov.settings SET value = '2' WHERE key = 'max_attempts'")
             try await c.execute("INSERT INTO tov.jobs (candidate_id, model_version) VALUES ($1, $2)", [poison, version])
             for crash in 0..<2 {
-                #expect(try await c.query(Queries.jobClaimMany, [10, 1.0, "crashed-\(crash)", "{}", 1 << 20]).count == 1)
-                try await Task.sleep(for: .milliseconds(1100))
+                #expect(try await c.query(Queries.jobClaimMany, [10, 60.0, "crashed-\(crash)", "{}", 1 << 20]).count == 1)
+                // The crashed worker's lease runs out (set in the past rather than waited for).
+                try await c.execute("UPDATE tov.jobs SET lease_until = now() - interval '1 second' WHERE candidate_id = $1", [poison])
             }
 
             let daemon = try TovdProcess(Self.daemonArguments, conninfo: conninfo)

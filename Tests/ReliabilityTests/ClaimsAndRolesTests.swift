@@ -54,8 +54,9 @@ struct ClaimsAndRolesTests {
             let poison = try await TovTestDatabase.insertCandidates(1, on: c, prefix: "poison")[0]
             // Two workers crashed on it: each claimed it and never completed.
             for crash in 0..<2 {
-                #expect(try await Self.claim(c, worker: "crashed-\(crash)", leaseSeconds: 1).count == 1)
-                try await Task.sleep(for: .milliseconds(1100))
+                #expect(try await Self.claim(c, worker: "crashed-\(crash)", leaseSeconds: 60).count == 1)
+                // The crashed worker's lease runs out (set in the past rather than waited for).
+                try await c.execute("UPDATE tov.jobs SET lease_until = now() - interval '1 second'")
             }
             try await TovTestDatabase.insertCandidates(20, on: c)
             let daemon = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2"], conninfo: conninfo)

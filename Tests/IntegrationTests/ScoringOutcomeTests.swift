@@ -184,6 +184,11 @@ struct ScoringOutcomeTests {
             let loadError = try await c.query("SELECT load_error FROM tov.checkpoints WHERE model_version = $1 AND epoch = 1", [next]).first!
                 .getOptional(String.self, 0)
             #expect(loadError?.contains("is corrupt") == true)
+            // The instance says so where an operator looks (tov.workers), not only in its log.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                let errors = try await c.query("SELECT last_error FROM tov.workers").map { try $0.getOptional(String.self, "last_error") }
+                return errors.contains { $0?.contains("model version \(next) does not load") == true }
+            }, "\(daemon.log.suffix(2000))")
             // Reported once, though loading is retried (2 s, 4 s, ...).
             try await Task.sleep(for: .seconds(5))
             #expect(daemon.log.components(separatedBy: "model version does not load").count - 1 == 1, "\(daemon.log.suffix(2000))")

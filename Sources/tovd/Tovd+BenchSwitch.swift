@@ -105,10 +105,7 @@ extension Tovd.Bench {
                 }
                 let seconds = (ContinuousClock.now - started).seconds, cpu = Self.cpuSeconds(of: backend) - cpuBefore
                 let deleteStarted = ContinuousClock.now
-                try await c.execute("""
-                    DELETE FROM tov.scores s USING tov.model_versions m
-                    WHERE s.model_version = m.model_version AND m.status IN ('superseded', 'failed')
-                    """)
+                try await c.execute(SelectionQueries.scoreObsoleteDeleteMany)
                 let deleteSeconds = (ContinuousClock.now - deleteStarted).seconds
                 switchSeconds.append(seconds)
                 switchCPU.append(cpu)

@@ -70,6 +70,34 @@ struct SelectionPlanTests {
         }
     }
 
+    /// After many refreshes, the old versions' scores are deleted by a scan of tov.scores, never
+    /// once per superseded version: no join over tov.scores, and exactly the superseded and failed
+    /// versions' rows go.
+    @Test func obsoleteScoresDeleteWithoutJoiningVersions() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery("""
+                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status)
+                SELECT 1, g, 'A', 'superseded' FROM generate_series(1, 40) g;
+                UPDATE tov.model_versions SET status = 'failed' WHERE model_version = 40;
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 41, 'A', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 42, 'A', 'scoring');
+                """)
+            let ids = try await TovTestDatabase.insertCandidates(2000, on: c)
+            for version in [39, 40, 41, 42] { try await Self.addScores(ids, version: version, on: c) }
+            try await c.simpleQuery("VACUUM ANALYZE tov.scores, tov.model_versions")
+            let plan = try await Self.plan(SelectionQueries.scoreObsoleteDeleteMany, [], on: c)
+            #expect(Self.joinsReadingScores(in: plan).isEmpty, "joins tov.scores: \(Self.joinsReadingScores(in: plan))")
+            #expect(try await c.execute(SelectionQueries.scoreObsoleteDeleteMany) == 2 * ids.count)
+            let left = try await c.query("SELECT model_version, count(*) FROM tov.scores GROUP BY 1 ORDER BY 1").map {
+                "\(try $0.get(Int32.self, 0)):\(try $0.get(Int64.self, 1))"
+            }
+            #expect(left == ["41:\(ids.count)", "42:\(ids.count)"])
+        }
+    }
+
     /// Scores of `version` for `ids`, unbinned, as workers write them; a row's length is a function
     /// of its id, so every version gives it the same one.
     static func addScores(_ ids: [Int64], version: Int, on c: Connection) async throws {

@@ -46,14 +46,13 @@ enum LengthBins {
             for row in try await tx.query(firstKeyOfEachBin, [modelVersion, bins]) {
                 firsts.append((Int(try row.get(Int32.self, 0)), Key(tokens: try row.get(Int32.self, 1), id: try row.get(Int64.self, 2))))
             }
-            var newBins: [Int32] = []
-            newBins.reserveCapacity(new.count)
+            // The same rule as binNewRows applies in SQL (width_bucket over the same first keys),
+            // so the counts follow without sending a bin per row.
             for key in new {
-                let bin = firsts.last(where: { $0.key <= key })?.bin ?? 0
-                newBins.append(Int32(bin))
-                counts[bin] += 1
+                counts[firsts.last(where: { $0.key <= key })?.bin ?? 0] += 1
             }
-            try await tx.execute(binNewRows, [modelVersion, new.map(\.id), newBins, String(seed)])
+            try await tx.execute(binNewRows, [modelVersion, new.map(\.id), String(seed),
+                                              firsts.map(\.key.tokens), firsts.map(\.key.id), firsts.map { Int32($0.bin) }])
         }
 
         // 2. Rebalance to the ntile sizes (new rows and deletions both shift them). Bins before b
@@ -109,18 +108,34 @@ enum LengthBins {
         "decode(md5(\(seed) || ':' || \(id)::text), 'hex')"
     }
 
-    /// $1 model version, $2 bins, $3 seed. Returns the number of rows binned (as counted by ntile).
+    /// $1 model version, $2 bins, $3 seed. Returns the number of rows ranked by ntile, and binned.
+    ///
+    /// No join: one sorted pass ranks the rows and keeps only the first (tokens, id) of each bin
+    /// (at most $2 keys), then the UPDATE scans the version's rows once and finds each row's bin by
+    /// binary search over those keys (`width_bucket` on row values compares like the (tokens, id)
+    /// order). The statement used to join the ranking back to tov.scores on candidate_id; with the
+    /// statistics of tov.scores taken before the version's scores arrived (autovacuum after the
+    /// previous switch) the planner expected one row on each side and chose a nested loop that
+    /// rescanned the whole ranking for every row: n² comparisons, 134 s at 20,000 rows. Without a
+    /// join there is no plan whose cost is not n log n. One statement, so the ranking, the bins
+    /// written and the deletion reports dropped all see one snapshot.
     static let rebinAll = """
         WITH consumed AS (DELETE FROM tov.scores_removed
-        ), ranked AS MATERIALIZED (
-            SELECT candidate_id, ntile($2::int) OVER (ORDER BY tokens, candidate_id) - 1 AS bin
+        ), ranked AS (
+            SELECT tokens, candidate_id, ntile($2::int) OVER (ORDER BY tokens, candidate_id) - 1 AS bin, count(*) OVER () AS total
             FROM tov.scores WHERE model_version = $1::int
+        ), firsts AS MATERIALIZED (
+            SELECT array_agg(ROW(tokens, candidate_id) ORDER BY bin) AS keys, max(total) AS total
+            FROM (SELECT tokens, candidate_id, bin, total, lag(bin) OVER (ORDER BY tokens, candidate_id) AS previous FROM ranked) r
+            WHERE previous IS DISTINCT FROM bin
         ), binned AS (
-            UPDATE tov.scores s SET length_bin = r.bin, random_key = \(randomKey(seed: "$3::text", id: "s.candidate_id"))
-            FROM ranked r WHERE s.model_version = $1::int AND s.candidate_id = r.candidate_id
+            UPDATE tov.scores s
+            SET length_bin = width_bucket(ROW(s.tokens, s.candidate_id), (SELECT keys FROM firsts)) - 1,
+                random_key = \(randomKey(seed: "$3::text", id: "s.candidate_id"))
+            WHERE s.model_version = $1::int
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM ranked), (SELECT count(*) FROM binned)
+        SELECT coalesce((SELECT total FROM firsts), 0), (SELECT count(*) FROM binned)
         """
 
     /// Takes the deletion reports: model version, bin and rows per report (NULL version: TRUNCATE).
@@ -143,29 +158,44 @@ enum LengthBins {
         ORDER BY b.bin
         """
 
-    /// $1 model version, $2 candidate ids, $3 their bins, $4 seed.
+    /// Bins the new rows $2 of version $1 and writes their random key under seed $3: each joins the
+    /// last non-empty bin whose first key is ≤ its own (bin 0 if none). $4/$5 are the first
+    /// (tokens, id) of each non-empty bin in order, $6 those bins. No join with the pool: the rows
+    /// are found by primary key (or the unbinned index) and binned by binary search over ≤ bins keys.
     static let binNewRows = """
-        UPDATE tov.scores s SET length_bin = n.bin, random_key = \(randomKey(seed: "$4::text", id: "s.candidate_id"))
-        FROM unnest($2::bigint[], $3::int[]) AS n(id, bin)
-        WHERE s.model_version = $1::int AND s.candidate_id = n.id
+        UPDATE tov.scores s
+        SET length_bin = coalesce(($6::int[])[width_bucket(ROW(s.tokens, s.candidate_id),
+                (SELECT array_agg(ROW(f.tokens, f.id) ORDER BY f.i) FROM unnest($4::int[], $5::bigint[]) WITH ORDINALITY AS f(tokens, id, i)))], 0),
+            random_key = \(randomKey(seed: "$3::text", id: "s.candidate_id"))
+        WHERE s.model_version = $1::int AND s.candidate_id = ANY($2::bigint[])
         """
 
-    /// Moves the last $3 rows of bin $2 (version $1) into bin $2 + 1.
+    /// Moves the last $3 rows of bin $2 (version $1) into bin $2 + 1: those at or after the $3-th
+    /// key from the end. The key is found once (an InitPlan reading ≤ $3 index entries) and the rows
+    /// by a range of the (model_version, length_bin, tokens, id) index, so no plan joins the pool to
+    /// itself (an `IN (subquery)` here could run as a nested loop over the version's rows).
     static let moveLastRowsUp = """
         UPDATE tov.scores s SET length_bin = $2::int + 1
-        WHERE s.model_version = $1::int AND s.candidate_id IN (
-            SELECT candidate_id FROM tov.scores
-            WHERE model_version = $1::int AND length_bin = $2::int
-            ORDER BY tokens DESC, candidate_id DESC LIMIT $3::int)
+        WHERE s.model_version = $1::int AND s.length_bin = $2::int
+          AND (s.tokens, s.candidate_id) >= (
+            SELECT l.tokens, l.candidate_id FROM (
+                SELECT tokens, candidate_id FROM tov.scores
+                WHERE model_version = $1::int AND length_bin = $2::int
+                ORDER BY tokens DESC, candidate_id DESC LIMIT $3::int) l
+            ORDER BY l.tokens, l.candidate_id LIMIT 1)
         """
 
-    /// Moves the first $3 rows after bin $2 (version $1) into bin $2. The bins are ordered ranges,
-    /// so (length_bin, tokens, id) order over bins > $2 is the (tokens, id) order.
+    /// Moves the first $3 rows after bin $2 (version $1) into bin $2: those up to the $3-th key
+    /// after it. The bins are ordered ranges, so (length_bin, tokens, id) order over bins > $2 is
+    /// the (tokens, id) order. Found as in moveLastRowsUp, without a join.
     static let moveFirstRowsDown = """
         UPDATE tov.scores s SET length_bin = $2::int
-        WHERE s.model_version = $1::int AND s.candidate_id IN (
-            SELECT candidate_id FROM tov.scores
-            WHERE model_version = $1::int AND length_bin > $2::int
-            ORDER BY length_bin, tokens, candidate_id LIMIT $3::int)
+        WHERE s.model_version = $1::int AND s.length_bin > $2::int
+          AND (s.length_bin, s.tokens, s.candidate_id) <= (
+            SELECT f.length_bin, f.tokens, f.candidate_id FROM (
+                SELECT length_bin, tokens, candidate_id FROM tov.scores
+                WHERE model_version = $1::int AND length_bin > $2::int
+                ORDER BY length_bin, tokens, candidate_id LIMIT $3::int) f
+            ORDER BY f.length_bin DESC, f.tokens DESC, f.candidate_id DESC LIMIT 1)
         """
 }

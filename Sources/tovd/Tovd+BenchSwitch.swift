@@ -1,0 +1,213 @@
+import ArgumentParser
+import Daemon
+import EmbeddedPostgres
+import Foundation
+import Logging
+import PQ
+import Selection
+import Surrogate
+
+extension Tovd.Bench {
+    /// Consecutive model-version switches of a large pool under every state of the planner's
+    /// statistics, to show that no switch goes quadratic when autovacuum refreshes them (issue 24,
+    /// defect 15: fresh statistics once turned the re-binning join into an n² nested loop).
+    struct SwitchBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "switch",
+            abstract: "Time of each model-version switch over consecutive refreshes of a large pool, statistics stale and fresh.",
+            discussion: """
+                Starts a private PostgreSQL cluster in --directory, fills a pool of --rows scored rows \
+                (synthetic losses and lengths of 1–300 tokens; no model work) and selects from it. \
+                Then --refreshes times: a new model version starts scoring (a job per row, as the \
+                trainer enqueues them), every row gets a score under it in batches of --batch (each \
+                batch deletes its jobs and inserts its scores in one transaction, as a worker \
+                commits), and the switch runs as the selection keeper runs it: one transaction marks \
+                the version complete and recomputes the selection under it (re-binning every row), \
+                then the superseded version's scores are deleted. Between refreshes the tables are \
+                analyzed as autovacuum would, in turn: VACUUM ANALYZE right after the old scores are \
+                deleted (so at the next switch the statistics know nothing of the new version), \
+                ANALYZE after the new scores (fresh), and none. Prints each switch's time; the \
+                slowest must be within 1.5× of the median, or the command fails. Build in release:
+                  swift build -c release && .build/release/tovd bench switch
+                """)
+
+        @Option(help: "Pool rows.") var rows = 100_000
+        @Option(help: "Consecutive refreshes (model versions after the first).") var refreshes = 30
+        @Option(help: "Scores per worker transaction.") var batch = 512
+        @Option(help: "Where the private cluster goes (emptied first).") var directory = "/var/tmp/tovd-bench-switch"
+        @Flag(help: "Log the plan of every statement of each switch (auto_explain, with actual rows) to the cluster's postgres.log.")
+        var plans = false
+
+        func validate() throws {
+            guard rows >= 1000, refreshes >= 3, batch >= 1 else {
+                throw ValidationError("--rows must be at least 1000, --refreshes at least 3 and --batch at least 1")
+            }
+        }
+
+        /// What the statistics of tov.scores know at a switch.
+        enum Statistics: String {
+            /// VACUUM ANALYZE ran after the previous switch deleted the old scores, before any score
+            /// of this version: the version looks empty (the state that flipped the old plan).
+            case stale
+            /// ANALYZE ran after this version's scores were written.
+            case fresh
+            /// Nothing since the previous refresh's analyze.
+            case old
+        }
+
+        func run() async throws {
+            let logger = Logger(label: "tovd.bench")
+            let settings = SelectionSettings()
+            print("machine: \(CPUFeatures.summary)")
+            print("pool \(rows) rows, \(refreshes) refreshes, policy \(settings.policy.rawValue), budget \(settings.budget), \(settings.bins) length bins")
+
+            let (cluster, c, _) = try await Tovd.Bench.startDatabase(in: directory, epochs: 2, logger: logger)
+            defer { try? cluster.stop(mode: .fast) }
+            defer { c.close() }
+            try await c.simpleQuery("SELECT setseed(0.2026)")
+            try await fillPool(on: c)
+            try await c.simpleQuery("VACUUM ANALYZE")
+            _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
+            if plans {
+                // Superuser only, as the bench's own cluster is. Plans go to the server log.
+                try await c.simpleQuery("""
+                    LOAD 'auto_explain';
+                    SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
+                    SET auto_explain.log_timing = off;
+                    """)
+            }
+
+            // The switch's CPU time in its server process: what a plan's growth shows, where wall
+            // time also shows whatever else the (shared) machine runs.
+            let backend = Int32(try await c.query("SELECT pg_backend_pid()").first!.get(Int32.self, 0))
+            print("load average at start: \(Self.loadAverage())")
+            print("")
+            print("refresh   statistics   scoring s   switch s   switch CPU s   delete old s   selection   jobs dead tuples")
+            var switchSeconds: [Double] = [], switchCPU: [Double] = []
+            var current = 1
+            for refresh in 1...refreshes {
+                let statistics: Statistics = [.stale, .fresh, .old][(refresh - 1) % 3]
+                if plans { try await c.simpleQuery("SET auto_explain.log_min_duration = -1") }
+                if statistics == .stale { try await c.simpleQuery("VACUUM ANALYZE tov.scores, tov.jobs") }
+                let version = try await startVersion(on: c)
+                let scoringStarted = ContinuousClock.now
+                try await scoreEveryRow(version: version, on: c)
+                let scoringSeconds = (ContinuousClock.now - scoringStarted).seconds
+                if statistics == .fresh { try await c.simpleQuery("ANALYZE tov.scores, tov.jobs") }
+                let dead = try await c.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tov.jobs'::regclass").first?.get(Int64.self, 0) ?? 0
+
+                if plans { try await c.simpleQuery("SET auto_explain.log_min_duration = 0") }
+                let started = ContinuousClock.now, cpuBefore = Self.cpuSeconds(of: backend)
+                let change = try await c.transaction { tx in
+                    try await tx.execute("UPDATE tov.model_versions SET status = 'superseded' WHERE status = 'complete'")
+                    try await tx.execute("UPDATE tov.model_versions SET status = 'complete', completed_at = now() WHERE model_version = $1", [version])
+                    return try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings)
+                }
+                let seconds = (ContinuousClock.now - started).seconds, cpu = Self.cpuSeconds(of: backend) - cpuBefore
+                let deleteStarted = ContinuousClock.now
+                try await c.execute(SelectionQueries.scoreObsoleteDeleteMany)
+                let deleteSeconds = (ContinuousClock.now - deleteStarted).seconds
+                switchSeconds.append(seconds)
+                switchCPU.append(cpu)
+                current = version
+                print(String(format: "%7d   %-10@   %9.1f   %8.2f   %12.2f   %12.2f   %9d   %16d", refresh, statistics.rawValue as NSString,
+                             scoringSeconds, seconds, cpu, deleteSeconds, change.size, dead))
+            }
+            if plans { print("\nplans: \(cluster.logFile)") }
+
+            try await expectReferenceSelection(version: current, settings: settings, on: c)
+            print("load average at end: \(Self.loadAverage())")
+            let wall = switchSeconds.sorted(), cpu = switchCPU.sorted()
+            print(String(format: "\nswitch wall time: median %.2f s, slowest %.2f s = %.2f× the median", wall[wall.count / 2], wall.last!, wall.last! / wall[wall.count / 2]))
+            print(String(format: "switch CPU time:  median %.2f s, slowest %.2f s = %.2f× the median (must be ≤ 1.5×); tov.selected equals the reference select()",
+                         cpu[cpu.count / 2], cpu.last!, cpu.last! / cpu[cpu.count / 2]))
+            guard cpu.last! <= 1.5 * cpu[cpu.count / 2] else {
+                throw CLIError("the slowest switch took \(String(format: "%.2f", cpu.last! / cpu[cpu.count / 2]))× the median CPU time: a plan grows faster than the pool")
+            }
+        }
+
+        /// User + system CPU seconds of process `pid` so far (/proc/<pid>/stat, fields 14 and 15).
+        static func cpuSeconds(of pid: Int32) -> Double {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { return .nan }
+            // Fields after the command name (which may hold spaces), from field 3 on.
+            let fields = stat[stat.index(after: end)...].split(separator: " ")
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+
+        static func loadAverage() -> String {
+            ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
+        }
+
+        /// A new model version being rescored, with a job for every ready row (as the trainer
+        /// enqueues a refresh).
+        func startVersion(on c: Connection) async throws -> Int {
+            let version = Int(try await c.query("""
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status)
+                VALUES (1, (SELECT count(*) FROM tov.model_versions) + 1, 'A', 'scoring') RETURNING model_version
+                """).first!.get(Int32.self, 0))
+            try await c.execute("INSERT INTO tov.jobs (candidate_id, model_version) SELECT candidate_id, $1::int FROM tov.ready", [version])
+            return version
+        }
+
+        /// `rows` candidates, ready and scored under version 1. A row's length is a function of its
+        /// id, so every version gives it the same, as the real tokenizer would.
+        func fillPool(on c: Connection) async throws {
+            try await c.execute("""
+                WITH new AS (
+                    INSERT INTO tov.candidates (prompt, response, source)
+                    SELECT 'synthetic prompt', 'synthetic response', 'bench' FROM generate_series(1, $1::int)
+                    RETURNING id
+                ), ready AS (
+                    INSERT INTO tov.ready (candidate_id, prompt_bytes, response_bytes) SELECT id, 16, 18 FROM new
+                )
+                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+                SELECT id, 1, tov.phi(base, val, 'improvement'), (base[1] + base[2]) / 2, (val[1] + val[2]) / 2, base, val, -random(), \(Self.tokens)
+                FROM new CROSS JOIN LATERAL (SELECT ARRAY[3 + random(), 3 + random()]::real[] AS base,
+                                                    ARRAY[3 + random(), 3 + random()]::real[] AS val) l
+                """, [rows])
+            try await c.simpleQuery("TRUNCATE tov.jobs")
+        }
+
+        /// A row's response length in tokens, 1–300, from its id (SQL over a column named `id`).
+        static let tokens = "1 + (id * 7919) % 300"
+
+        /// Scores every row under `version` in worker-sized transactions, the way a worker's batch
+        /// commits: take a batch of jobs in claim order, then in one transaction
+        /// delete the jobs and insert their scores (new losses; φ by tov.phi).
+        func scoreEveryRow(version: Int, on c: Connection) async throws {
+            while true {
+                let ids = try await c.query("""
+                    SELECT candidate_id FROM tov.jobs WHERE model_version = $1::int
+                    ORDER BY model_version, enqueued_at, candidate_id LIMIT $2::int FOR UPDATE SKIP LOCKED
+                    """, [version, batch]).map { try $0.get(Int64.self, 0) }
+                guard !ids.isEmpty else { return }
+                try await c.transaction { tx in
+                    try await tx.execute("""
+                        DELETE FROM tov.jobs j USING unnest($1::bigint[]) AS f(id)
+                        WHERE j.candidate_id = f.id AND j.model_version = $2::int
+                        """, [ids, version])
+                    try await tx.execute("""
+                        INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
+                        SELECT id, $2::int, tov.phi(base, val, 'improvement'), (base[1] + base[2]) / 2, (val[1] + val[2]) / 2, base, val, -random(), \(Self.tokens)
+                        FROM unnest($1::bigint[]) AS f(id)
+                        CROSS JOIN LATERAL (SELECT ARRAY[3 + random(), 3 + random()]::real[] AS base,
+                                                   ARRAY[3 + random(), 3 + random()]::real[] AS val) l
+                        """, [ids, version])
+                }
+            }
+        }
+
+        /// tov.selected equals the Swift reference select() on the same scores.
+        func expectReferenceSelection(version: Int, settings: SelectionSettings, on c: Connection) async throws {
+            let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = $1::int", [version]).map {
+                ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
+                          uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+            }
+            let reference = select(scored, settings: settings).items.map(\.id).sorted()
+            let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
+            guard selected == reference else { throw CLIError("tov.selected differs from the reference select() after the last switch") }
+        }
+    }
+}

@@ -24,14 +24,14 @@ struct QueueAutovacuumTests {
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
             let migrator = Migrator()
-            try await migrator.up(on: c, to: 7)
+            try await migrator.up(on: c, to: 8)
             let up = try await Self.options(on: c)
             for table in ["jobs", "scores_removed"] {
                 #expect(up[table]?.contains("autovacuum_vacuum_scale_factor=0") == true, "\(table): \(up[table] ?? [])")
                 #expect(up[table]?.contains("autovacuum_vacuum_cost_delay=0") == true, "\(table): \(up[table] ?? [])")
             }
             #expect(up["jobs"]?.contains("autovacuum_analyze_threshold=1000") == true)
-            #expect(try await migrator.down(on: c, steps: 1) == [7])
+            #expect(try await migrator.down(on: c, steps: 1) == [8])
             #expect(try await Self.options(on: c) == ["jobs": [], "scores_removed": []])
         }
     }

@@ -44,17 +44,14 @@ enum ModelVersionStore {
     static let modelVersionComplete = "UPDATE tov.model_versions SET status = 'complete', completed_at = now() WHERE model_version = $1"
     static let refreshFinish = "UPDATE tov.refreshes SET finished_at = now() WHERE model_version = $1"
 
-    /// After a switch: old versions' scores are no longer read; neither are the base losses of base
-    /// models before $1 that no live version uses. Checkpoints stay for audit.
+    /// After a switch: old versions' scores are no longer read (``SelectionQueries/scoreObsoleteDeleteMany``,
+    /// one scan, no join); neither are the base losses of base models before $1 that no live version
+    /// uses. Checkpoints stay for audit.
     static func obsoleteScoresDelete(keepingBase base: Int, on tx: Connection) async throws {
-        try await tx.execute(scoreObsoleteDeleteMany)
+        try await tx.execute(SelectionQueries.scoreObsoleteDeleteMany)
         try await tx.execute(baseLossObsoleteDeleteMany, [base])
     }
 
-    static let scoreObsoleteDeleteMany = """
-        DELETE FROM tov.scores s USING tov.model_versions m
-        WHERE s.model_version = m.model_version AND m.status IN ('superseded', 'failed')
-        """
     static let baseLossObsoleteDeleteMany = """
         DELETE FROM tov.base_losses l
         WHERE l.base_version < $1

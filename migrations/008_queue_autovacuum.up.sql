@@ -1,4 +1,4 @@
--- Schema version 7: autovacuum settings of their own for the tables that churn.
+-- Schema version 8: autovacuum settings of their own for the tables that churn.
 --
 -- tov.jobs holds a job per row per rescoring: every refresh inserts and deletes one for each row
 -- of the pool, so it makes n dead tuples per refresh while its live size swings between 0 and n.

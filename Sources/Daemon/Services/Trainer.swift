@@ -50,7 +50,12 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         self.logger = logger
     }
 
-    func leadershipEnded() { policy.leadershipEnded() }
+    /// A new term starts the debounce clock anew, and a problem this instance found as leader is no
+    /// longer its to report (the next leader reports what it finds).
+    func leadershipEnded() {
+        policy.leadershipEnded()
+        report(problem: nil)
+    }
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
         let current = try await settings.current(on: connection)

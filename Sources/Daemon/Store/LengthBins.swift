@@ -28,13 +28,13 @@ enum LengthBins {
         // Deletions committed so far. Reports for other versions are stale (rows of a version are
         // binned only while it is the selected one) and are dropped with the rest.
         for row in try await tx.query(consumeRemoved) {
-            guard !row.isNull(0) else { return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed) }
-            guard Int(try row.get(Int32.self, 0)) == modelVersion else { continue }
-            let bin = row.isNull(1) ? -1 : Int(try row.get(Int32.self, 1))
+            guard try !row.isNull("model_version") else { return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed) }
+            guard Int(try row.get(Int32.self, "model_version")) == modelVersion else { continue }
+            let bin = Int(try row.getOptional(Int32.self, "length_bin") ?? -1)
             guard counts.indices.contains(bin) else { return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed) }
-            counts[bin] -= Int(try row.get(Int64.self, 2))
+            counts[bin] -= Int(try row.get(Int64.self, "rows"))
         }
-        let new = try await tx.query(unbinnedRows, [modelVersion]).map { Key(tokens: try $0.get(Int32.self, 1), id: try $0.get(Int64.self, 0)) }
+        let new = try await tx.query(unbinnedRows, [modelVersion]).map { Key(tokens: try $0.get(Int32.self, "tokens"), id: try $0.get(Int64.self, "candidate_id")) }
         // Many new rows against a small pool: one sort is cheaper than walking boundaries.
         if new.count > counts.reduce(0, +) {
             return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed)
@@ -44,7 +44,7 @@ enum LengthBins {
         if !new.isEmpty {
             var firsts: [(bin: Int, key: Key)] = []
             for row in try await tx.query(firstKeyOfEachBin, [modelVersion, bins]) {
-                firsts.append((Int(try row.get(Int32.self, 0)), Key(tokens: try row.get(Int32.self, 1), id: try row.get(Int64.self, 2))))
+                firsts.append((Int(try row.get(Int32.self, "bin")), Key(tokens: try row.get(Int32.self, "tokens"), id: try row.get(Int64.self, "candidate_id"))))
             }
             // The same rule as binNewRows applies in SQL (width_bucket over the same first keys),
             // so the counts follow without sending a bin per row.
@@ -85,7 +85,7 @@ enum LengthBins {
     /// statement's snapshot keeps its report (and the row was counted), one committed before it
     /// loses both. Rows committed later stay unbinned and are folded in by the next update.
     static func rebin(in tx: Connection, modelVersion: Int, bins: Int, seed: Int64) async throws -> [Int] {
-        let rows = try await tx.query(rebinAll, [modelVersion, bins, String(seed)]).first?.get(Int64.self, 0) ?? 0
+        let rows = try await tx.query(rebinAll, [modelVersion, bins, String(seed)]).first?.get(Int64.self, "rows") ?? 0
         return ntileSizes(rows: Int(rows), bins: bins)
     }
 
@@ -135,7 +135,7 @@ enum LengthBins {
             WHERE s.model_version = $1::int
             RETURNING 1
         )
-        SELECT coalesce((SELECT total FROM firsts), 0), (SELECT count(*) FROM binned)
+        SELECT coalesce((SELECT total FROM firsts), 0) AS rows, (SELECT count(*) FROM binned) AS binned
         """
 
     /// Takes the deletion reports: model version, bin and rows per report (NULL version: TRUNCATE).

@@ -69,6 +69,10 @@ public enum SelectionWriter {
             """
     }
 
+    /// Room for the score half in memory, so the random half's NOT IN is hashed (see `update`).
+    static let workMemSet = "SET LOCAL work_mem = '64MB'"
+    static let nextTruncate = "TRUNCATE selection_next"
+
     static let createNext = """
         CREATE TEMP TABLE IF NOT EXISTS selection_next (
             candidate_id bigint PRIMARY KEY, score double precision, reason text, length_bin integer
@@ -80,10 +84,10 @@ public enum SelectionWriter {
     /// $2 may have been written under another `score_fn` than $5 (the last update was for another
     /// version or function, or there was none).
     static let stateLock = """
-        SELECT selection_version, model_version, settings IS DISTINCT FROM $1::jsonb,
+        SELECT selection_version, model_version, settings IS DISTINCT FROM $1::jsonb AS settings_changed,
                CASE WHEN model_version = $2::int AND (settings ->> 'bins')::int = $3::int AND settings ->> 'seed' = $4::text
-                    THEN bin_rows END,
-               model_version IS DISTINCT FROM $2::int OR settings ->> 'score_fn' IS DISTINCT FROM $5::text
+                    THEN bin_rows END AS bin_rows,
+               model_version IS DISTINCT FROM $2::int OR settings ->> 'score_fn' IS DISTINCT FROM $5::text AS rescore_phi
         FROM tov.selection_state FOR UPDATE
         """
 
@@ -132,18 +136,18 @@ public enum SelectionWriter {
         let function = settings.scoreFunction.rawValue
         let state = try await tx.query(stateLock, [settingsJSON, modelVersion, bins, String(settings.seed), function])
         guard let row = state.first else { throw DaemonError(.database, "tov.selection_state is empty; run `tovd migrate up`") }
-        let current = try row.get(Int64.self, 0)
-        let previousModel = row.isNull(1) ? nil : Int(try row.get(Int32.self, 1))
-        let settingsChanged = try row.get(Bool.self, 2)
-        let storedCounts = row.isNull(3) ? nil : try row.get([Int].self, 3)
-        if try row.get(Bool.self, 4) {
+        let current = try row.get(Int64.self, "selection_version")
+        let previousModel = try row.getOptional(Int32.self, "model_version").map(Int.init)
+        let settingsChanged = try row.get(Bool.self, "settings_changed")
+        let storedCounts = try row.getOptional([Int].self, "bin_rows")
+        if try row.get(Bool.self, "rescore_phi") {
             try await tx.execute(Queries.scoreRecomputeForFunction, [modelVersion, function])
         }
 
         // The random half skips the score half through a hashed NOT IN (computeNext). Postgres hashes
         // it only if the score half fits in work_mem, and rescans it for every row otherwise; 64 MB
         // holds the ids of a score half of millions of rows. Local to this transaction.
-        try await tx.execute("SET LOCAL work_mem = '64MB'")
+        try await tx.execute(workMemSet)
         let counts = try await LengthBins.update(in: tx, modelVersion: modelVersion, bins: bins, seed: settings.seed, counts: storedCounts)
         let n = settings.budget.rowCount(eligible: counts.reduce(0, +))
         let scoreRows = settings.policy == .scoreRandom ? n / 2 : n
@@ -157,7 +161,7 @@ public enum SelectionWriter {
         }
 
         try await tx.execute(createNext)
-        try await tx.execute("TRUNCATE selection_next")
+        try await tx.execute(nextTruncate)
         let size = try await tx.execute(computeNext(policy: settings.policy), [modelVersion, quotas, Int64(n), Int64(n - scoreTaken)])
         let next = current + 1
         let left = try await tx.execute(removeLeaving, [next, modelVersion])

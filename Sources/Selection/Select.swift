@@ -1,6 +1,6 @@
 /// The reference selection: computed from scratch over every eligible row.
 ///
-/// The daemon computes the same thing in SQL (Daemon/Selection/SelectionWriter.swift) so Postgres,
+/// The daemon computes the same thing in SQL (Daemon/Store/SelectionWriter.swift) so Postgres,
 /// not the daemon, holds the pool; a property test checks that the two agree. Every rule below is
 /// therefore exact, tie-breaks included:
 ///

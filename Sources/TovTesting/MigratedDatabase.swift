@@ -24,7 +24,7 @@ public enum TovTestDatabase {
             SELECT $1 || ' prompt ' || g, $1 || ' response ' || g, $2 FROM generate_series(1, $3::int) g
             RETURNING id
             """, [prefix, source, count])
-        return try rows.map { try $0.get(Int64.self, 0) }
+        return try rows.map { try $0.get(Int64.self, "id") }
     }
 
     /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
@@ -39,7 +39,7 @@ public enum TovTestDatabase {
 
     /// `SELECT count(*) FROM <table>` for the fixed table names tests use.
     public static func count(_ table: String, on connection: Connection, where predicate: String = "true") async throws -> Int {
-        Int(try await connection.query("SELECT count(*) FROM \(table) WHERE \(predicate)").first!.get(Int64.self, 0))
+        Int(try await connection.query("SELECT count(*) AS n FROM \(table) WHERE \(predicate)").first!.get(Int64.self, "n"))
     }
 
     /// Returns once the leader's trainer has taken two decisions after this call (it writes

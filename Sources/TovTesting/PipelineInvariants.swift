@@ -62,44 +62,44 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
     public static func measure(on c: Connection) async throws -> PipelineFigures {
         var f = PipelineFigures()
         let counts = try await c.query("""
-            SELECT (SELECT count(*) FROM tov.candidates),
-                   (SELECT count(*) FROM tov.ready),
-                   (SELECT count(*) FROM tov.rejects),
+            SELECT (SELECT count(*) FROM tov.candidates) AS candidates,
+                   (SELECT count(*) FROM tov.ready) AS ready,
+                   (SELECT count(*) FROM tov.rejects) AS rejected,
                    (SELECT count(*) FROM tov.candidates x WHERE NOT EXISTS (SELECT 1 FROM tov.ready r WHERE r.candidate_id = x.id)
-                                                         AND NOT EXISTS (SELECT 1 FROM tov.rejects j WHERE j.candidate_id = x.id)),
+                                                         AND NOT EXISTS (SELECT 1 FROM tov.rejects j WHERE j.candidate_id = x.id)) AS lost,
                    (SELECT count(*) FROM tov.ready r JOIN tov.rejects j USING (candidate_id))
-                     + (SELECT count(*) FROM (SELECT 1 FROM tov.scores GROUP BY candidate_id, model_version HAVING count(*) > 1) d),
-                   (SELECT count(*) FROM tov.jobs)
+                     + (SELECT count(*) FROM (SELECT 1 FROM tov.scores GROUP BY candidate_id, model_version HAVING count(*) > 1) d) AS doubled,
+                   (SELECT count(*) FROM tov.jobs) AS queued
             """).first!
-        f.candidates = Int(try counts.get(Int64.self, 0))
-        f.ready = Int(try counts.get(Int64.self, 1))
-        f.rejected = Int(try counts.get(Int64.self, 2))
-        f.lost = Int(try counts.get(Int64.self, 3))
-        f.doubled = Int(try counts.get(Int64.self, 4))
-        f.queued = Int(try counts.get(Int64.self, 5))
+        f.candidates = Int(try counts.get(Int64.self, "candidates"))
+        f.ready = Int(try counts.get(Int64.self, "ready"))
+        f.rejected = Int(try counts.get(Int64.self, "rejected"))
+        f.lost = Int(try counts.get(Int64.self, "lost"))
+        f.doubled = Int(try counts.get(Int64.self, "doubled"))
+        f.queued = Int(try counts.get(Int64.self, "queued"))
         guard let version = try await c.query("SELECT model_version, base_version FROM tov.model_versions WHERE status = 'complete'").first else {
             return f
         }
-        let modelVersion = Int(try version.get(Int32.self, 0))
-        let base = Int(try version.get(Int32.self, 1))
+        let modelVersion = Int(try version.get(Int32.self, "model_version"))
+        let base = Int(try version.get(Int32.self, "base_version"))
         f.completeVersion = modelVersion
         f.versionIsCurrent = try await c.query("""
             SELECT m.zval_version = (SELECT version FROM tov.zval_version)
-                   AND NOT EXISTS (SELECT 1 FROM tov.model_versions WHERE status IN ('training', 'scoring'))
+                   AND NOT EXISTS (SELECT 1 FROM tov.model_versions WHERE status IN ('training', 'scoring')) AS current
             FROM tov.model_versions m WHERE m.model_version = $1
-            """, [modelVersion]).first!.get(Bool.self, 0)
+            """, [modelVersion]).first!.get(Bool.self, "current")
         let scoring = try await c.query("""
-            SELECT (SELECT count(*) FROM tov.base_subset WHERE base_version = $2),
-                   (SELECT count(*) FROM tov.scores s WHERE s.model_version = $1),
+            SELECT (SELECT count(*) FROM tov.base_subset WHERE base_version = $2) AS u_rows,
+                   (SELECT count(*) FROM tov.scores s WHERE s.model_version = $1) AS scored,
                    (SELECT count(*) FROM tov.ready r
                     WHERE NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.base_version = $2 AND b.candidate_id = r.candidate_id)
-                      AND NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.model_version = $1 AND s.candidate_id = r.candidate_id)),
-                   (SELECT count(*) FROM tov.scores s JOIN tov.base_subset b USING (candidate_id) WHERE b.base_version = $2)
+                      AND NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.model_version = $1 AND s.candidate_id = r.candidate_id)) AS unscored,
+                   (SELECT count(*) FROM tov.scores s JOIN tov.base_subset b USING (candidate_id) WHERE b.base_version = $2) AS scored_in_u
             """, [modelVersion, base]).first!
-        f.uRows = Int(try scoring.get(Int64.self, 0))
-        f.scored = Int(try scoring.get(Int64.self, 1))
-        f.unscored = Int(try scoring.get(Int64.self, 2))
-        f.scoredInU = Int(try scoring.get(Int64.self, 3))
+        f.uRows = Int(try scoring.get(Int64.self, "u_rows"))
+        f.scored = Int(try scoring.get(Int64.self, "scored"))
+        f.unscored = Int(try scoring.get(Int64.self, "unscored"))
+        f.scoredInU = Int(try scoring.get(Int64.self, "scored_in_u"))
         f.selectionMatchesReference = try await selectionMatchesReference(on: c)
         return f
     }
@@ -110,11 +110,11 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
         let rows = try await c.query("""
             SELECT s.candidate_id, s.score, s.uncertainty, s.tokens FROM tov.scores s
             JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
-            """).map { ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
-                                 uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3))) }
+            """).map { ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
+                                 uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens"))) }
         let reference = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
         let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
-            "\(try $0.get(Int64.self, 0))/\(try $0.get(String.self, 1))/\(try $0.get(Int32.self, 2))"
+            "\(try $0.get(Int64.self, "id"))/\(try $0.get(String.self, "reason"))/\(try $0.get(Int32.self, "length_bin"))"
         }
         return reference == actual
     }

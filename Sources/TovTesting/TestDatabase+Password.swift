@@ -10,8 +10,8 @@ extension TestDatabase {
         let admin = try await Connection.connect(conninfo)
         defer { admin.close() }
         try await admin.simpleQuery("SET password_encryption = 'scram-sha-256'")
-        let create = try await admin.query("SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", [role, password])
-        try await admin.simpleQuery(try create.first!.get(String.self, 0))
+        let create = try await admin.query("SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text) AS statement", [role, password])
+        try await admin.simpleQuery(try create.first!.get(String.self, "statement"))
         let hba = cluster.home + "/data/pg_hba.conf"
         let original = try String(contentsOfFile: hba, encoding: .utf8)
         try ("local all \(role) scram-sha-256\n" + original).write(toFile: hba, atomically: false, encoding: .utf8)

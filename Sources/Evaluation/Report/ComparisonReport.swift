@@ -2,7 +2,8 @@ import Foundation
 
 /// One table over several `tovd evaluate` runs that differ in one setting each (ablations): for each
 /// run, the scored policy and the baseline at their best learning rates, the improvement in percent
-/// and in units of the baseline's seed spread, the win rate, and the Z_val-only reference.
+/// and in units of the baseline's seed spread, and the Z_val-only reference (descriptive: each run's own
+/// report has the intervals).
 public enum ComparisonReport {
     public struct Variant: Sendable {
         public var name: String
@@ -36,8 +37,8 @@ public enum ComparisonReport {
             lines.append("")
         }
         let baseline = variants.first?.report.baselinePolicy ?? "random"
-        lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | win rate | θ0 + Z_val only |")
-        lines.append("|" + String(repeating: "---|", count: 7 + max(varying.count, 1)))
+        lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | θ0 + Z_val only |")
+        lines.append("|" + String(repeating: "---|", count: 6 + max(varying.count, 1)))
         for (variant, values) in zip(variants, settings) {
             // The surrogate-sized proxy, when a run fine-tuned several.
             let report = variant.report.proxies.first.map { variant.report.restricted(toProxy: $0) } ?? variant.report
@@ -51,13 +52,12 @@ public enum ComparisonReport {
             cells.append(base.map { cell($0.cell, lr: $0.learningRate) } ?? "—")
             cells.append(scored.map { String(format: "%+.1f %%", -100 * $0.relativeImprovement) } ?? "—")
             cells.append(scored.map { String(format: "%.1f", $0.improvementInBaselineStd) } ?? "—")
-            cells.append(scored.map { String(format: "%.0f %%", 100 * $0.winRate) } ?? "—")
             cells.append(zvalOnly.map { String(format: "%.3f", $0) } ?? "—")
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         lines.append("")
         lines.append("Losses are mean target test log-loss over seeds ± seed std at each policy's best reduced LR; "
-            + "Δ < 0 means \(policy) is better than \(baseline); win rate = share of (LR, seed) runs where it is.")
+            + "Δ < 0 means \(policy)'s mean loss is lower than \(baseline)'s (no interval here: see each run's report).")
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -22,7 +22,9 @@ public enum LengthMatchedRandom {
             let edge = sorted[min(sorted.count - 1, (b * sorted.count - 1) / bins)]
             if edges.last != edge { edges.append(edge) }
         }
-        func bin(_ length: Int) -> Int { edges.firstIndex { length <= $0 } ?? edges.count - 1 }
+        // Bin k holds lengths in (edges[k − 1], edges[k]]; longer than all of Z_val is one more bin, never
+        // given a quota (only a shortfall can reach it).
+        func bin(_ length: Int) -> Int { edges.firstIndex { length <= $0 } ?? edges.count }
         var targetCounts = [Int](repeating: 0, count: edges.count)
         for l in targetLengths { targetCounts[bin(l)] += 1 }
         // Largest-remainder apportionment of n over the bins.
@@ -32,7 +34,8 @@ public enum LengthMatchedRandom {
         for k in order.prefix(n - quota.reduce(0, +)) { quota[k] += 1 }
 
         var random = SplitMix64(seed: seed)
-        var members = [[Int]](repeating: [], count: edges.count)
+        quota.append(0)
+        var members = [[Int]](repeating: [], count: edges.count + 1)
         for (i, l) in poolLengths.enumerated() { members[bin(l)].append(i) }
         for k in members.indices { members[k].shuffle(using: &random) }
         var chosen: [Int] = []

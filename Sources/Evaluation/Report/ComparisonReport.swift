@@ -36,16 +36,21 @@ public enum ComparisonReport {
             lines.append("Shared: " + shared.map { key in "\(key) = \(settings.lazy.compactMap { $0[key] }.first ?? "—")" }.joined(separator: "; ") + ".")
             lines.append("")
         }
-        let baseline = variants.first?.report.baselinePolicy ?? "random"
+        let baseline = variants.first.map { $0.report.armQualified().baselinePolicy } ?? "random"
         lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | θ0 + Z_val only |")
         lines.append("|" + String(repeating: "---|", count: 6 + max(varying.count, 1)))
         for (variant, values) in zip(variants, settings) {
             // The surrogate-sized proxy, when a run fine-tuned several.
-            let report = variant.report.proxies.first.map { variant.report.restricted(toProxy: $0) } ?? variant.report
+            let restricted = variant.report.proxies.first.map { variant.report.restricted(toProxy: $0) } ?? variant.report
+            // Reports of the issue-23 protocol have arms: compare within the primary arm (selection + Z_val).
+            let report = restricted.armQualified()
             let summary = ReportSummary(report)
-            let scored = summary.ranking.first { $0.policy == policy }
-            let base = summary.ranking.first { $0.policy == baseline }
-            let zvalOnly = report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
+            let hasArms = report.baselinePolicy != restricted.baselinePolicy
+            let primary = EvaluationArm.withZval.rawValue
+            let scored = summary.ranking.first { $0.policy == (hasArms ? ProtocolAnalysis.name(policy, arm: primary) : policy) }
+            let base = summary.ranking.first { $0.policy == report.baselinePolicy }
+            let zvalOnly = hasArms ? summary.ranking.first { $0.policy == ProtocolAnalysis.name(ProtocolAnalysis.zvalOnly, arm: primary) }?.cell.mean
+                : report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
             let columns = varying.isEmpty ? ["—"] : varying.map { values[$0] ?? "—" }
             var cells = [variant.name] + columns
             cells.append(scored.map { cell($0.cell, lr: $0.learningRate) } ?? "—")

@@ -104,8 +104,8 @@ enum Fmt {
     }
 
     /// What the n of a cell counts, for the tables' captions.
-    static let runsNote = "A scored policy runs once per scoring seed; random once per draw, so its n counts draws "
-        + "and its ± is the spread of random selections."
+    static let runsNote = "Every policy, random included, runs once per seed (in old-protocol reports random ran once per draw, "
+        + "several per seed), so n counts seeds and ± is their spread."
 
     static func bytes(_ b: Int) -> String {
         if b < 1 << 20 { return String(format: "%.1f KiB", Double(b) / 1024) }

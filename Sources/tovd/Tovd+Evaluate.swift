@@ -8,39 +8,43 @@ import ToVPipeline
 extension Tovd {
     struct Evaluate: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Does ToV selection beat random for a target? Reduced-LR proxy fine-tuning on real data.",
+            abstract: "Does ToV selection add to Z_val for a target? Reduced-LR proxy fine-tuning on real data, held out by dataset.",
             discussion: """
-                Splits the target subtask into Z_val and a held-out test set, builds a pool from the other \
-                subtasks (plus a --target-share of the target's other rows), pretrains θ0 as a language model \
-                on de-duplicated rows outside the pool (held-out early stop, cached in --cache), scores the pool \
-                with the daemon's own ToV pipeline (from the pretrained θ0 and from the daemon's bootstrap θ0, side by side) \
-                and two gradient-similarity baselines, selects a budget per policy (score_random, score_only, \
-                score_only_unbinned, uncertainty, less, less_adam, random), fine-tunes a proxy from θ0 (and each --proxy \
-                shape from its own θ0) on each selection at several reduced learning rates (arXiv 2512.24503), \
-                and reports target test log-loss per policy × LR × seed, rank stability (Spearman) across LRs, \
-                enrichment, scoring cost and plots. Writes report.md, report.html, report.json, options.json and \
-                runs.jsonl to --output; rerunning with the same --output and settings resumes, other settings are refused. \
-                Ctrl-C while θ0 pretrains saves it (weights and optimizer state) so the rerun goes on from that step.
+                Holds the target subtask out by source dataset (no sibling subtask in the pool or θ0's text) and \
+                by shared context (Z_val, test and in-pool target rows never share a passage), builds the pool \
+                from the other datasets (plus a --target-share of the target's own rows), pretrains θ0 on \
+                de-duplicated rows outside the pool (cached in --cache), scores the pool with the daemon's own ToV \
+                pipeline from each --theta0 (the pretrained θ0 and the daemon's bootstrap θ0, side by side) and \
+                with the baselines (less_adam, dsir, random_length_matched, random), and fine-tunes each --proxy \
+                (its own size and --proxy-context) on selection + Z_val, Z_val alone and the selection alone at \
+                each reduced LR (arXiv 2512.24503) over --seeds seeds; every θ0's selections go through the same \
+                arms, proxies and LRs, and the report says which θ0 made each. The report gives every comparison \
+                per LR and tuned with a 95 % paired interval, the headline under a rule fixed in code, the measured \
+                context overlap (0), and each method's cost. Writes report.json (the one format), options.json and \
+                runs.jsonl to --output and prints the Markdown; rerunning with the same --output and settings \
+                resumes, other settings are refused. Ctrl-C while θ0 pretrains saves it so the rerun goes on.
                   tovd data fetch bigbench-ni
                   tovd evaluate --target subtask061_ropes_answer_generation --output eval/ropes
+                  tovd evaluate --render eval/ropes/report.json --format html > ropes.html
                 """)
 
-        @Option(help: "Target subtask (a JSONL file name in --data without .jsonl).") var target: String
+        @Option(help: "Target subtask (a JSONL file name in --data without .jsonl).") var target: String?
         @Option(help: "Directory of per-subtask JSONL files.") var data = ".cache/bigbench-ni/jsonl"
-        @Option(name: .shortAndLong, help: "Output directory (resumable; refused when it holds results of other settings).") var output: String
+        @Option(name: .shortAndLong, help: "Output directory (resumable; refused when it holds results of other settings).") var output: String?
+        @Option(help: "Render an existing report.json instead of running (to stdout, in --format).") var render: String?
+        @Option(help: "md or html (with --render).") var format = "md"
         @Option(help: "Cache of pretrained θ0s, keyed by everything that shapes them (shared by runs).") var cache = ".cache/tovd-eval"
         @Option(help: "Pool rows (from the other subtasks).") var pool = 20_000
         @Option(help: "Z_val rows (from the target).") var zval = 200
         @Option(help: "Held-out target test rows.") var testRows = 1000
         @Option(help: "Rows θ0 is pretrained on (outside the pool; their repeated prompt lines are kept once).") var pretrainRows = 40_000
-        @Option(help: "Share of the pool made of other rows of the target subtask (0: transfer setting, e.g. 0.03).") var targetShare = 0.0
-        @Flag(help: "Fine-tune each proxy on the selection plus Z_val: does the selection add to the target data you have?")
-        var proxyWithZval = false
+        @Option(help: "Share of the pool made of the target subtask's own rows, held out by context (0: transfer setting, e.g. 0.03).") var targetShare = 0.0
+        @Option(help: "Comma-separated arms: with_zval (selection + Z_val, and Z_val alone: the primary comparison), alone.")
+        var arms = EvaluationArm.allCases.map(\.rawValue).joined(separator: ",")
         @Option(help: "Budget as a fraction of the scored pool.") var budget = 0.05
-        @Option(help: "Comma-separated proxy learning rates.") var lrs = "1e-4,3e-5,1e-5"
-        @Option(help: "Seeds (U sample, trajectories, proxy shuffles).") var seeds = 3
-        @Option(help: "Total draws of the random policy.") var randomDraws = 4
-        @Option(help: "Comma-separated policies: the selection policies, less (LESS-like: the sign of each row's gradient) and less_adam (LESS's Adam-preconditioned gradients).")
+        @Option(help: "Comma-separated proxy learning rates (every one is reported, and the tuned comparison).") var lrs = "3e-4,1e-4,3e-5"
+        @Option(help: "Seeds (U sample, trajectories, selections, one random-baseline draw each, proxy data order).") var seeds = 5
+        @Option(help: "Comma-separated policies: score_random, score_only, score_only_unbinned, uncertainty, random, less (LESS-like sign feature), less_adam (LESS's Adam-preconditioned gradients), dsir, random_length_matched.")
         var policies = EvaluationOptions.defaultPolicies.map(\.rawValue).joined(separator: ",")
         @Option(help: "L, scoring epochs.") var epochs = 2
         @Option(help: "A or B.") var method = "A"
@@ -51,8 +55,10 @@ extension Tovd {
         @Option(help: "Surrogate heads.") var heads = 4
         @Option(help: "Surrogate context.") var context = 128
         @Option(help: "Tokenizer vocabulary.") var vocab = 2048
-        @Option(help: "Another proxy shape LAYERSxWIDTH fine-tuned on every selection besides the surrogate's (repeatable), e.g. 4x256.")
+        @Option(help: "A proxy shape LAYERSxWIDTH fine-tuned on every selection (repeatable; default 2x128), e.g. --proxy 2x128 --proxy 4x256.")
         var proxy: [String] = []
+        @Option(help: "Proxy context in tokens (≥ 256 reads the whole prompt), or p95: the target's 95th-percentile row length.")
+        var proxyContext = "256"
         @Option(help: "θ0 pretraining: most optimizer steps (the CPU budget).") var pretrainSteps = Theta0Recipe().maxSteps
         @Option(help: "θ0 pretraining: peak learning rate (warmup + cosine).") var pretrainLr = Theta0Recipe().learningRate
         @Option(help: "θ0 pretraining: held-out checks without a new best before stopping.") var pretrainPatience = Theta0Recipe().patience
@@ -67,17 +73,28 @@ extension Tovd {
         @Option(help: "Dimensions of the LESS baselines' gradient projection.") var lessDims = 4096
         @Option(help: "OpenBLAS threads.") var threads = 2
 
-        /// "4x256" → a proxy shape with the surrogate's heads (when they divide the width), context and vocabulary.
-        static func proxyShape(_ text: String, heads: Int, context: Int, vocab: Int) throws -> ModelConfig {
+        /// "4x256" → a proxy shape with the surrogate's heads (when they divide the width).
+        static func proxyShape(_ text: String, heads: Int) throws -> ProxyShape {
             let parts = text.lowercased().split(whereSeparator: { $0 == "x" || $0 == "×" })
             guard parts.count == 2, let layers = Int(parts[0]), let width = Int(parts[1]), layers >= 1, width >= 1 else {
                 throw ValidationError("--proxy \(text): write LAYERSxWIDTH, e.g. 4x256")
             }
             guard width % heads == 0 else { throw ValidationError("--proxy \(text): width \(width) is not divisible by --heads \(heads)") }
-            return ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
+            return ProxyShape(layers: layers, width: width, heads: heads)
         }
 
         func run() throws {
+            if let render {
+                guard let data = FileManager.default.contents(atPath: render) else { throw ValidationError("--render \(render): cannot read the file") }
+                let report = try EvaluationReport.decode(data)
+                switch format {
+                case "md": print(MarkdownReport.render(report))
+                case "html": print(HTMLReport.render(report))
+                default: throw ValidationError("--format must be md or html")
+                }
+                return
+            }
+            guard let target, let output else { throw ValidationError("--target and --output are needed (or --render REPORT.json)") }
             ModelBenchmark.setThreads(threads)
             var options = EvaluationOptions(dataDirectory: data, target: target, outputDirectory: output)
             options.cacheDirectory = cache
@@ -87,17 +104,20 @@ extension Tovd {
             options.pretrainRows = pretrainRows
             guard targetShare >= 0 && targetShare < 0.5 else { throw ValidationError("--target-share must be in [0, 0.5), e.g. 0.03") }
             options.targetShare = targetShare
-            options.proxyAddsZval = proxyWithZval
+            options.arms = try arms.split(separator: ",").map {
+                guard let a = EvaluationArm(rawValue: String($0)) else { throw ValidationError("--arms: unknown arm \($0); use with_zval, alone") }
+                return a
+            }
             options.budgetFraction = budget
             options.learningRates = try lrs.split(separator: ",").map {
                 guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v > 0 else { throw ValidationError("--lrs: \($0) is not a positive number") }
                 return v
             }
+            guard seeds >= 2 else { throw ValidationError("--seeds must be at least 2 for an interval (5 or more for the protocol)") }
             options.seeds = seeds
-            options.randomDraws = randomDraws
             options.policies = try policies.split(separator: ",").map {
                 guard let p = EvaluationPolicy(rawValue: String($0)) else {
-                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_only, score_only_unbinned, uncertainty, random or less")
+                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_only, score_only_unbinned, uncertainty, random, less, less_adam, dsir or random_length_matched")
                 }
                 return p
             }
@@ -109,7 +129,9 @@ extension Tovd {
             options.uSize = uSize
             guard width % heads == 0 else { throw ValidationError("--width must be divisible by --heads") }
             options.surrogate = ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
-            options.proxies = try proxy.map { try Self.proxyShape($0, heads: heads, context: context, vocab: vocab) }
+            if !proxy.isEmpty { options.proxies = try proxy.map { try Self.proxyShape($0, heads: heads) } }
+            guard let pc = ProxyContext(proxyContext) else { throw ValidationError("--proxy-context must be a token count (e.g. 256) or p95") }
+            options.proxyContext = pc
             options.theta0.maxSteps = pretrainSteps
             options.theta0.learningRate = pretrainLr
             options.theta0.patience = pretrainPatience
@@ -157,7 +179,7 @@ extension Tovd {
             let report = try evaluation.run(commandLine: CommandLine.arguments.joined(separator: " "))
             FileHandle.standardError.write(Data("\n".utf8))
             print(MarkdownReport.render(report))
-            print("wrote \(output)/report.md, report.html, report.json (\(Int(report.wallTimeSeconds)) s)")
+            print("wrote \(output)/report.json (\(Int(report.wallTimeSeconds)) s); render it with tovd evaluate --render \(output)/report.json --format md|html")
         }
     }
 }

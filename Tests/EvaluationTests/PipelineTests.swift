@@ -36,8 +36,10 @@ struct PipelineTests {
         options.uSize = 40
         options.learningRates = [1e-3, 1e-4]
         options.seeds = 2
-        options.randomDraws = 4
         options.surrogate = ModelConfig(layers: 1, width: 16, heads: 2, context: 32, vocabSize: 300)
+        options.proxies = [ProxyShape(layers: 1, width: 16, heads: 2)]
+        options.proxyContext = .tokens(48)
+        options.policies = [.selection(.scoreRandom), .less, .lessAdam, .dsir, .randomLengthMatched, .random]
         options.theta0.maxSteps = 10
         options.theta0.evaluateEvery = 5
         options.proxyEpochs = 1
@@ -52,32 +54,41 @@ struct PipelineTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.writeData(to: root + "/data")
         var options = Self.smallOptions(root: root)
-        options.proxies = [ModelConfig(layers: 2, width: 32, heads: 2, context: 32, vocabSize: 300)]
+        options.proxies = [ProxyShape(layers: 1, width: 16, heads: 2), ProxyShape(layers: 2, width: 32, heads: 2)]
         let report = try ToVEvaluation(options: options).run(commandLine: "test")
-        // Each policy from the pretrained θ0; the four that read ToV scores again from the daemon's bootstrap θ0.
-        let bootstrapArms = ["score_random", "score_only", "score_only_unbinned", "uncertainty"].map { "\($0) (bootstrap θ0)" }
-        #expect(Set(report.runs.map(\.policy)) == Set(options.policies.map(\.rawValue) + bootstrapArms))
+        // Each policy from the pretrained θ0; the one that reads ToV scores (score_random) again from the
+        // daemon's bootstrap θ0, through the same arms, proxies, LRs and seeds.
+        let bootstrapArms = ["score_random (bootstrap θ0)"]
+        #expect(Set(report.runs.map(\.policy)) == Set(options.policies.map(\.rawValue) + bootstrapArms + ["zval_only"]))
+        #expect(report.runs.filter { $0.policy == bootstrapArms[0] }.count == 2 * 2 * 2 * 2)
         #expect(report.setup.settings["θ0 of the ToV selections"]?.contains("bootstrap (the daemon's default") == true)
         #expect(report.proxies == ["1×16", "2×32"])
-        #expect(report.runs.filter { $0.policy == "random" }.count == 4 * 2 * 2)     // 4 draws × 2 LRs × 2 proxies
+        // One random draw per seed, in both arms: 2 seeds × 2 LRs × 2 proxies × 2 arms.
+        #expect(report.runs.filter { $0.policy == "random" }.count == 2 * 2 * 2 * 2)
+        #expect(report.runs.filter { $0.policy == "zval_only" }.count == 2 * 2 * 2)
         #expect(report.runs.allSatisfy { $0.testLoss.isFinite && $0.testLoss > 0 })
-        // The uniform guess, then per proxy θ0 and θ0 + Z_val at each LR.
-        #expect(report.references.count == 1 + 2 * (1 + options.learningRates.count))
+        // The uniform guess, then per proxy its θ0.
+        #expect(report.references.count == 1 + 2)
+        #expect(report.heldOut?.overlap.isZero == true)
+        // Per proxy and θ0: score_random vs random and vs Z_val alone (primary), vs random (alone).
+        #expect(report.analysis?.headlines.count == 2 * 2 * 3)
+        #expect(report.analysis?.headlines.contains { $0.primary && $0.tuned.policy == bootstrapArms[0] && $0.tuned.baseline == "random" } == true)
         #expect(report.references.allSatisfy { $0.testLoss.isFinite })
         #expect(abs(report.references[0].testLoss - log(300)) < 1e-12)
         #expect(report.enrichment.count == options.policies.count + bootstrapArms.count)
         #expect(report.setup.budgetRows == 8)          // 5 % of the 160 scored rows
-        #expect(report.costs?.map(\.method) == ["ToV", "LESS-like", "LESS (Adam)", "ToV (bootstrap θ0)", "ToV", "LESS-like", "LESS (Adam)", "ToV (bootstrap θ0)"])
-        #expect(report.costs!.allSatisfy { $0.wallSeconds > 0 && $0.bytesStored > 0 })
-        #expect(report.costs![1].bytesStored == (160 + 20) * 64 * 4 && report.costs![2].bytesStored == (160 + 20) * 64 * 4)
-        let markdown = try String(contentsOfFile: root + "/out/report.md", encoding: .utf8)
+        #expect(report.costs?.map(\.method) == ["DSIR", "ToV", "LESS-like", "LESS (Adam)", "ToV (bootstrap θ0)", "random (length-matched)",
+                                                "ToV", "LESS-like", "LESS (Adam)", "ToV (bootstrap θ0)"])
+        #expect(report.costs!.allSatisfy { $0.wallSeconds >= 0 && $0.flopsPerRow != nil && $0.reuse != nil })
+        #expect(report.costs![2].bytesStored == (160 + 20) * 64 * 4 && report.costs![3].bytesStored == (160 + 20) * 64 * 4)
+        // The bootstrap θ0's pretraining on U is counted on top of the trajectories.
+        #expect(report.costs![4].flopsPerRow! > report.costs![1].flopsPerRow!)
+        let markdown = MarkdownReport.render(try EvaluationReport.decode(Data(contentsOf: URL(fileURLWithPath: root + "/out/report.json"))))
         #expect(!markdown.contains("nan") && !markdown.lowercased().contains("inf "))
-        #expect(markdown.contains("## Transfer") && markdown.contains("## Scoring cost"))
-        // The larger proxy's own references (its θ0, its θ0 + Z_val) are shown in its section.
-        let proxySection = try #require(markdown.range(of: "### Proxy 2×32")).upperBound
-        #expect(markdown[proxySection...].contains("| θ0 + Z_val only | 1e-3 |"))
-        #expect(FileManager.default.fileExists(atPath: root + "/out/report.html"))
-        #expect(report.setup.settings["θ0 1×16"]?.contains("(cached)") == false)
+        #expect(markdown.contains("## Headline") && markdown.contains("## Gain by proxy size") && markdown.contains("## Cost per row"))
+        #expect(markdown.contains("**zero overlap**"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/out/report.md") && !FileManager.default.fileExists(atPath: root + "/out/report.html"))
+        #expect(report.setup.settings["θ0 (surrogate) 1×16"]?.contains("(cached)") == false)
         // Resuming reads every finished run back instead of training again, each seed's scores from
         // scores-seed<N>.json (no scoring, the costs as first measured), and θ0s from the cache.
         #expect((0..<options.seeds).allSatisfy { FileManager.default.fileExists(atPath: root + "/out/scores-seed\($0).json") })
@@ -89,8 +100,8 @@ struct PipelineTests {
         // (runs.jsonl keeps ~15 significant digits: equal up to float formatting)
         #expect(again.runs.count == report.runs.count)
         for (a, b) in zip(again.runs, report.runs) { #expect(abs(a.testLoss - b.testLoss) < 1e-9) }
-        #expect(again.setup.settings["θ0 1×16"]?.contains("(cached)") == true)
-        #expect(again.setup.settings["θ0 2×32"]?.contains("(cached)") == true)
+        #expect(again.setup.settings["θ0 (surrogate) 1×16"]?.contains("(cached)") == true)
+        #expect(again.setup.settings["proxy θ0 2×32 ctx 48"]?.contains("(cached)") == true)
     }
 
     /// A run whose stored scores predate `less_adam` (the sign feature's scores under `less` and
@@ -123,7 +134,7 @@ struct PipelineTests {
         for run in first.runs {
             #expect(again.runs.contains { $0.policy == run.policy && $0.draw == run.draw && abs($0.testLoss - run.testLoss) < 1e-9 })
         }
-        #expect(again.runs.filter { $0.policy == "less_adam" }.count == 1)
+        #expect(again.runs.filter { $0.policy == "less_adam" }.count == 2)   // both arms
     }
 
     /// Rerunning into the same --output with a setting that changes results must not return the old
@@ -155,7 +166,8 @@ struct PipelineTests {
         }
         var narrower = options
         narrower.policies = [.random]
-        #expect(try ToVEvaluation(options: narrower).run(commandLine: "test").runs.count == 4)
+        // One random draw per arm, and Z_val alone.
+        #expect(try ToVEvaluation(options: narrower).run(commandLine: "test").runs.count == 3)
     }
 
     /// Method B's θ_val trajectory must start where θ_bas starts (θ0, fresh optimizer state) and see U

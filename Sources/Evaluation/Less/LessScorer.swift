@@ -2,8 +2,8 @@ import Foundation
 import Surrogate
 
 /// The gradient-similarity baselines (LESS, arXiv 2402.04333): each pool row's gradient feature at
-/// θ_bas, projected to a few thousand dimensions, scored by its cosine with the mean projected Z_val
-/// feature. Two features:
+/// θ_bas, projected to a few thousand dimensions, scored by its mean cosine with the projected Z_val
+/// features (``scores(pool:zval:)``). Two features:
 ///
 /// - ``Feature/sign`` (policy `less`, "LESS-like"): the first version, written when Surrogate had no
 ///   public gradient. One AdamW step on a single row from a fresh optimizer state, weight decay and
@@ -67,9 +67,25 @@ public struct LessScorer {
         return out
     }
 
-    /// cos(feature, mean Z_val feature) for every pool feature.
+    /// LESS's influence for one target: the mean over Z_val rows of cos(pool feature, Z_val row's feature),
+    /// every Z_val feature normalised first (arXiv 2402.04333 §3.2), so no Z_val row with a large gradient
+    /// outweighs the others. Computed as (pool feature / |pool feature|) · mean_j(v_j / |v_j|): equal to
+    /// the mean of the cosines, in one dot product per pool row. A zero feature scores 0.
     public static func scores(pool: [[Float]], zval: [[Float]]) -> [Double] {
-        let target = VectorMath.mean(zval)
-        return pool.map { VectorMath.cosine($0, target) }
+        let unit = zval.compactMap(normalized)
+        guard !unit.isEmpty else { return pool.map { _ in 0 } }
+        let target = VectorMath.mean(unit)
+        return pool.map { feature in
+            guard let u = normalized(feature) else { return 0 }
+            var dot = 0.0
+            for i in u.indices { dot += Double(u[i]) * Double(target[i]) }
+            return dot
+        }
+    }
+
+    static func normalized(_ x: [Float]) -> [Float]? {
+        let norm = x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        guard norm > 0, norm.isFinite else { return nil }
+        return x.map { Float(Double($0) / norm) }
     }
 }

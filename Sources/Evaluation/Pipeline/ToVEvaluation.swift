@@ -4,18 +4,24 @@ import Selection
 import Surrogate
 import ToVPipeline
 
-/// A policy `tovd evaluate` compares: one of the daemon's selection policies, or a gradient-similarity
-/// baseline (evaluation only: scored by ``LessScorer``, selected top-n per length bin): `less` with
-/// the sign feature ("LESS-like"), `less_adam` with LESS's own Adam-preconditioned gradients.
+/// A policy `tovd evaluate` compares: one of the daemon's selection policies, or a baseline of another
+/// family (evaluation only): the gradient-similarity baselines scored by ``LessScorer`` and selected top-n
+/// per length bin (`less`: the sign feature, "LESS-like"; `less_adam`: LESS's Adam-preconditioned
+/// gradients), ``DSIR`` (`dsir`: hashed n-gram importance resampling) and ``LengthMatchedRandom``
+/// (`random_length_matched`: random rows with Z_val's response lengths).
 public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case selection(Policy)
     case less
     case lessAdam
+    case dsir
+    case randomLengthMatched
 
     public init?(rawValue: String) {
         switch rawValue {
         case "less": self = .less
         case "less_adam": self = .lessAdam
+        case "dsir": self = .dsir
+        case "random_length_matched": self = .randomLengthMatched
         default:
             guard let p = Policy(rawValue: rawValue) else { return nil }
             self = .selection(p)
@@ -27,19 +33,23 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case .selection(let p): return p.rawValue
         case .less: return "less"
         case .lessAdam: return "less_adam"
+        case .dsir: return "dsir"
+        case .randomLengthMatched: return "random_length_matched"
         }
     }
 
-    /// The gradient feature a LESS policy scores with; nil for the selection policies.
+    /// The gradient feature a LESS policy scores with; nil for the others.
     var lessFeature: LessScorer.Feature? {
         switch self {
-        case .selection: nil
         case .less: .sign
         case .lessAdam: .adam
+        default: nil
         }
     }
 
     public static let random = EvaluationPolicy.selection(.random)
+    /// The daemon's default policy: the selection the headline is about.
+    public static let headline = EvaluationPolicy.selection(.scoreRandom)
 
     public init(from decoder: Decoder) throws {
         let name = try decoder.singleValueContainer().decode(String.self)
@@ -52,6 +62,32 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     public func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
+    }
+}
+
+/// What a proxy is fine-tuned on besides a policy's selection.
+public enum EvaluationArm: String, Codable, Sendable, CaseIterable {
+    /// Selection + Z_val: the user has Z_val and will train on it (the primary comparison).
+    case withZval = "with_zval"
+    /// The selection alone (secondary).
+    case alone
+}
+
+/// The proxy's context: a fixed token count (≥ 256 reads the whole prompt of most rows), or the 95th
+/// percentile of the target's row lengths (prompt + SEP + response tokens under θ0's tokenizer).
+public enum ProxyContext: Codable, Sendable, Equatable {
+    case tokens(Int)
+    case targetP95
+
+    public init?(_ text: String) {
+        if text == "p95" { self = .targetP95 } else if let n = Int(text), n >= 16 { self = .tokens(n) } else { return nil }
+    }
+
+    public var description: String {
+        switch self {
+        case .tokens(let n): "\(n)"
+        case .targetP95: "p95"
+        }
     }
 }
 
@@ -70,31 +106,35 @@ public struct EvaluationOptions: Codable, Sendable {
     /// Rows θ0 is pretrained on: drawn from the non-target sources, disjoint from the pool, then
     /// de-duplicated by ``PretrainingCorpus``.
     public var pretrainRows = 40_000
-    /// Share of the pool made of the rest of the target subtask (0: the transfer setting, where the
-    /// pool holds only other subtasks; real pools often hold a few in-distribution rows).
+    /// Share of the pool made of the target's own rows, held out from Z_val and test by context (0: the
+    /// transfer setting, where the pool holds no row of the target's source dataset; real pools often
+    /// hold a few in-distribution rows).
     public var targetShare = 0.0
-    /// Fine-tune each proxy on the selection plus Z_val (does the selection add to the target data
-    /// we already have?) instead of on the selection alone.
-    public var proxyAddsZval = false
+    /// What each proxy is fine-tuned on: the selection + Z_val (primary: does the selection add to the
+    /// target data the user has?) and the selection alone (secondary).
+    public var arms: [EvaluationArm] = EvaluationArm.allCases
     public var budgetFraction = 0.05
     /// Proxy fine-tuning rates: 1–2 orders of magnitude below the usual, where rankings are stable
-    /// (arXiv 2512.24503).
-    public var learningRates: [Double] = [1e-4, 3e-5, 1e-5]
-    public var seeds = 3
-    /// Total draws of the random policy, spread over the seeds, so its spread is known.
-    public var randomDraws = 4
+    /// (arXiv 2512.24503). Every one is reported, beside the tuned (best-LR-per-policy) comparison.
+    public var learningRates: [Double] = [3e-4, 1e-4, 3e-5]
+    /// Scoring seeds; each also seeds one random-baseline draw (from its own stream) and the proxies'
+    /// data order, shared by every arm of the seed so the comparisons pair by seed.
+    public var seeds = 5
     public var policies = defaultPolicies
-    /// Every policy `tovd evaluate` knows (its --policies default).
-    public static let defaultPolicies: [EvaluationPolicy] = [.selection(.scoreRandom), .selection(.scoreOnly), .selection(.scoreOnlyUnbinned),
-                                                             .selection(.uncertainty), .less, .lessAdam, .random]
+    /// `tovd evaluate`'s --policies default: the daemon's policy and its score-only variant, the baselines
+    /// of the other families, and the two random controls.
+    public static let defaultPolicies: [EvaluationPolicy] = [.selection(.scoreRandom), .selection(.scoreOnly), .lessAdam, .dsir,
+                                                             .randomLengthMatched, .random]
     public var epochs = 2
     public var method: TrajectoryMethod = .A
     public var scoreFunction: ScoreFunction = .improvement
     public var uSize = 2048
     public var surrogate = ModelConfig(layers: 2, width: 128, heads: 4, context: 128, vocabSize: 2048)
-    /// Proxies of other sizes fine-tuned on each selection besides the surrogate-sized one; each is
-    /// pretrained like θ0, with θ0's tokenizer.
-    public var proxies: [ModelConfig] = []
+    /// The proxies fine-tuned on each selection, as (layers, width, heads): a setting apart from the
+    /// surrogate's; each is pretrained like θ0 on θ0's text with θ0's tokenizer, at ``proxyContext``.
+    public var proxies: [ProxyShape] = [ProxyShape(layers: 2, width: 128, heads: 4)]
+    /// The proxies' context: ≥ 256 tokens reads the whole prompt the surrogate reads (its 128 keep the end).
+    public var proxyContext = ProxyContext.tokens(256)
     public var theta0 = Theta0Recipe()
     /// The θ0s the ToV policies select from, side by side (at least one, no repeats). The first one's
     /// selections carry the policies' plain names and its θ_bas is the LESS baselines' warmup; every
@@ -118,12 +158,12 @@ public struct EvaluationOptions: Codable, Sendable {
     }
 
     /// The options that shape a stored result, as sorted JSON. Left out: where files are, and the
-    /// grid's extent (policies, LRs, seeds, random draws), which only adds or omits results whose keys
+    /// grid's extent (policies, LRs, seeds, arms), which only adds or omits results whose keys
     /// say which cell they are.
     public var resultShapingJSON: [String: String] {
         var o = self
         o.dataDirectory = ""; o.outputDirectory = ""; o.cacheDirectory = ""
-        o.policies = []; o.learningRates = []; o.seeds = 0; o.randomDraws = 0
+        o.policies = []; o.learningRates = []; o.seeds = 0; o.arms = []
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let object = try! JSONSerialization.jsonObject(with: try! encoder.encode(o)) as! [String: Any]
@@ -131,6 +171,18 @@ public struct EvaluationOptions: Codable, Sendable {
             let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
             return String(decoding: data, as: UTF8.self)
         }
+    }
+}
+
+/// A proxy's shape; its context is ``EvaluationOptions/proxyContext`` and its vocabulary the surrogate's.
+public struct ProxyShape: Codable, Sendable, Equatable {
+    public var layers: Int
+    public var width: Int
+    public var heads: Int
+    public init(layers: Int, width: Int, heads: Int) {
+        self.layers = layers
+        self.width = width
+        self.heads = heads
     }
 }
 
@@ -163,10 +215,14 @@ public final class ToVEvaluation {
 
     struct Split {
         var zval: [Row], test: [Row], pool: [Row], pretrain: [Row]
+        /// How the rows were held out, and the overlap measured on the result.
+        var heldOut: HeldOutSplit
+        var overlap: HeldOutSplit.Overlap
     }
 
     // MARK: - Data
 
+    /// Reads every subtask file and holds the target out by dataset and by context (``HeldOutSplit``).
     func loadSplit() throws -> Split {
         let fm = FileManager.default
         guard let listing = try? fm.contentsOfDirectory(atPath: options.dataDirectory) else {
@@ -176,41 +232,31 @@ public final class ToVEvaluation {
         guard files.contains(options.target + ".jsonl") else {
             throw EvaluationError("no \(options.target).jsonl in \(options.dataDirectory); run `tovd data fetch bigbench-ni` or pick one of \(files.prefix(5).joined(separator: ", "))")
         }
-        var target: [Row] = [], others: [Row] = []
+        var examples: [JSONLExample] = [], rows: [HeldOutSplit.Row] = []
         for file in files {
             let source = String(file.dropLast(".jsonl".count))
-            let dataset = BigBenchNIConverter.dataset(ofSubtask: source)
             for case .success(let example) in try JSONLReader(url: URL(fileURLWithPath: options.dataDirectory + "/" + file)) {
                 var example = example
-                example.source = example.source ?? source
-                let row = Row(example: example, dataset: dataset, isTarget: source == options.target)
-                if row.isTarget { target.append(row) } else { others.append(row) }
+                // The file names the subtask (rows of other JSONL directories may lack `source`).
+                example.source = source
+                examples.append(example)
+                rows.append(.init(source: source, dataset: BigBenchNIConverter.dataset(ofSubtask: source), prompt: example.prompt, response: example.response))
             }
         }
-        var random = SplitMix64(seed: 0)
-        target.shuffle(using: &random)
-        others.shuffle(using: &random)
-        guard target.count >= options.zvalRows + options.testRows else {
-            throw EvaluationError("\(options.target) has \(target.count) rows; Z_val \(options.zvalRows) + test \(options.testRows) need more: lower --zval or --test-rows")
+        var parameters = HeldOutSplit.Parameters(target: options.target, zvalRows: options.zvalRows, testRows: options.testRows,
+                                                 poolRows: options.poolRows, pretrainRows: options.pretrainRows, targetShare: options.targetShare)
+        parameters.seed = 0
+        let heldOut = try HeldOutSplit(rows: rows, parameters: parameters, dataset: BigBenchNIConverter.dataset(ofSubtask:))
+        let overlap = heldOut.measureOverlap(rows: rows, target: options.target, dataset: BigBenchNIConverter.dataset(ofSubtask:))
+        func part(_ indices: [Int]) -> [Row] {
+            indices.map { Row(example: examples[$0], dataset: rows[$0].dataset, isTarget: rows[$0].source == options.target) }
         }
-        let zval = Array(target.prefix(options.zvalRows))
-        let test = Array(target.dropFirst(options.zvalRows).prefix(options.testRows))
-        var pool = Array(others.prefix(options.poolRows))
-        if options.targetShare > 0 {
-            // share = t / (t + others) → t = share / (1 − share) · others.
-            let wanted = Int((options.targetShare / (1 - options.targetShare) * Double(pool.count)).rounded())
-            let rest = target.dropFirst(options.zvalRows + options.testRows)
-            guard rest.count >= wanted else {
-                throw EvaluationError("--target-share \(options.targetShare) needs \(wanted) more \(options.target) rows in the pool but only \(rest.count) are left after Z_val and test: lower it, or --pool")
-            }
-            pool += rest.prefix(wanted)
-            pool.shuffle(using: &random)
+        let split = Split(zval: part(heldOut.zval), test: part(heldOut.test), pool: part(heldOut.pool), pretrain: part(heldOut.pretrain),
+                          heldOut: heldOut, overlap: overlap)
+        guard split.pool.count > options.uSize else {
+            throw EvaluationError("the pool has \(split.pool.count) rows, not more than |U| = \(options.uSize): lower --u-size or raise --pool")
         }
-        let pretrain = Array(others.dropFirst(options.poolRows).prefix(options.pretrainRows))
-        guard pool.count > options.uSize else {
-            throw EvaluationError("the pool has \(pool.count) rows, not more than |U| = \(options.uSize): lower --u-size or raise --pool")
-        }
-        return Split(zval: zval, test: test, pool: pool, pretrain: pretrain)
+        return split
     }
 
     /// The rows `run` evaluates on: Z_val, the target's test rows and the pool (`tovd bench bootstrap` reads them too).
@@ -256,11 +302,6 @@ public final class ToVEvaluation {
         let documents = PretrainingCorpus.documents(split.pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
         let pretraining = Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory, stop: stop)
         let (tokenizer, theta0, theta0Summary) = try pretraining.model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
-        var proxies: [(label: String, theta0: Model, summary: Theta0Summary)] = [(shapeLabel(options.surrogate), theta0, theta0Summary)]
-        for config in options.proxies {
-            let (_, model, summary) = try pretraining.model(documents: documents, config: config, tokenizer: tokenizer, progress: progress)
-            proxies.append((shapeLabel(config), model, summary))
-        }
 
         func examples(_ rows: [Row]) -> [Example] {
             rows.map { tokenizer.example(prompt: Array($0.example.prompt.utf8), response: Array($0.example.response.utf8)) }
@@ -276,11 +317,24 @@ public final class ToVEvaluation {
         guard let primaryTheta0 = options.scoringTheta0s.first, Set(options.scoringTheta0s).count == options.scoringTheta0s.count else {
             throw EvaluationError("name each θ0 of --theta0 once (pretrained, bootstrap)")
         }
-        // The LESS baselines take their gradients at θ_bas of the first θ0, on rows in the pretrained θ0's tokens.
-        guard primaryTheta0 == .pretrained || !options.policies.contains(where: { $0.lessFeature != nil }) else {
-            throw EvaluationError("the LESS baselines need --theta0 to start with pretrained (e.g. pretrained,bootstrap)")
+        // The LESS baselines take their gradients at θ_bas of the first θ0, on rows in the pretrained θ0's
+        // tokens; the length-matched baseline compares the first θ0's row lengths with Z_val's in those tokens.
+        guard primaryTheta0 == .pretrained || !options.policies.contains(where: { $0.lessFeature != nil || $0 == .randomLengthMatched }) else {
+            throw EvaluationError("the LESS and length-matched baselines need --theta0 to start with pretrained (e.g. pretrained,bootstrap)")
         }
-        let targetDataset = BigBenchNIConverter.dataset(ofSubtask: options.target)
+        // The target's whole rows in tokens (prompt + SEP + response + EOT), for the p95 proxy context.
+        let targetLengths = (zvalExamples + testExamples).map { Double($0.prompt.count + $0.response.count + 2) }
+        let proxyContext: Int = switch options.proxyContext {
+        case .tokens(let n): n
+        case .targetP95: max(16, Int(Stats.quantile(targetLengths, 0.95).rounded(.up)))
+        }
+        var proxies: [(label: String, config: ModelConfig, theta0: Model, summary: Theta0Summary)] = []
+        for shape in options.proxies {
+            let config = ModelConfig(layers: shape.layers, width: shape.width, heads: shape.heads, context: proxyContext, vocabSize: options.surrogate.vocabSize)
+            let (_, model, summary) = try pretraining.model(documents: documents, config: config, tokenizer: tokenizer, progress: progress)
+            proxies.append((shapeLabel(config), config, model, summary))
+        }
+        let targetDataset = split.heldOut.targetDataset
         let n = Budget.fraction(options.budgetFraction).rowCount(eligible: split.pool.count - options.uSize)
 
         func testLoss(_ model: Model) -> Double {
@@ -298,38 +352,49 @@ public final class ToVEvaluation {
             return testLoss(proxy)
         }
 
-        // References: a uniform guess, each proxy's θ0 as is, and θ0 fine-tuned on Z_val alone.
+        // References: a uniform guess and each proxy's θ0 as is (θ0 + Z_val alone is an arm of the grid).
         var references = [EvaluationReport.Reference(name: "uniform guess (ln V)", testLoss: log(Double(options.surrogate.vocabSize)))]
         for proxy in proxies {
             references.append(.init(name: "θ0 (no fine-tuning)", proxy: proxy.label,
                                     testLoss: try ledger.value("ref/\(proxy.label)/theta0") { testLoss(proxy.theta0) }))
-            for lr in options.learningRates {
-                references.append(.init(name: "θ0 + Z_val only", learningRate: lr, seed: 0, proxy: proxy.label,
-                                        testLoss: try ledger.value("ref/\(proxy.label)/zval/\(lr)") { fineTuned(proxy.theta0, zvalExamples, lr: lr, seed: 0) }))
-            }
         }
 
-        var runs: [EvaluationReport.Run] = []
+        // The model-free baselines' costs as first measured (a resume recomputes their cheap results but
+        // keeps the costs, like the stored scores').
+        var baselineCosts = BaselineCosts.load(directory: options.outputDirectory)
+        // DSIR needs no model: its log importance weights are fitted once per pool and target.
+        let dsirWeights: [Double]?
+        var dsirCost: EvaluationReport.Cost?
+        if options.policies.contains(.dsir) {
+            let meter = ResourceMeter()
+            func text(_ row: Row) -> String { row.example.prompt + "\n" + row.example.response }
+            let dsir = DSIR(target: split.zval.map(text), pool: split.pool.map(text))
+            dsirWeights = split.pool.map { dsir.logWeight(text($0)) }
+            let measured = meter.finish(method: "DSIR", seed: 0, rows: split.pool.count, bytesStored: split.pool.count * MemoryLayout<Double>.size)
+            dsirCost = try baselineCosts.cost("DSIR", directory: options.outputDirectory) { measured }
+        } else {
+            dsirWeights = nil
+        }
+        let zvalResponseLengths = zvalExamples.map { min($0.response.count, options.surrogate.context - 1) }
+
+        // Every seed's scores and every policy's selection first (scores are stored per seed, so a
+        // resumed run reads them back), then the fine-tunes, the primary arm first.
         var enrichment: [EvaluationReport.Enrichment] = []
-        var costs: [EvaluationReport.Cost] = []
+        var costs: [EvaluationReport.Cost] = dsirCost.map { [$0] } ?? []
         var histogramScores: [Double] = []
         var lengths: [EvaluationReport.LengthDistribution] = []
-        let randomPerSeed = (options.randomDraws + options.seeds - 1) / max(options.seeds, 1)
         // Every selection fine-tuned on: each policy from the first θ0's scores, then each policy that
-        // reads ToV scores again from every other θ0's.
-        let arms: [(label: String, policy: EvaluationPolicy, theta0: ScoringTheta0)] =
+        // reads ToV scores again from every other θ0's; each goes through every arm, proxy and LR.
+        let selectors: [(label: String, policy: EvaluationPolicy, theta0: ScoringTheta0)] =
             options.policies.map { ($0.rawValue, $0, primaryTheta0) }
             + options.scoringTheta0s.dropFirst().flatMap { theta0 in
                 options.policies.filter(\.readsToVScores).map { (theta0.label($0), $0, theta0) }
             }
-        let totalRuns = options.seeds * options.learningRates.count * proxies.count
-            * arms.reduce(0) { $0 + ($1.policy == .random ? randomPerSeed : 1) }
+        var selections: [[(label: String, ids: [Int64])]] = []
+        let features = options.policies.compactMap(\.lessFeature)
         for seed in 0..<options.seeds {
-            // Scores are deterministic per seed and cost minutes (the LESS ones most), so a resumed run
-            // reads them back with the costs measured when they were computed. A LESS feature the stored
-            // seed lacks is added to it: ToV is trained again for θ_bas, but its stored rows (those the
-            // finished fine-tunes selected from) are kept.
-            let features = options.policies.compactMap(\.lessFeature)
+            // A LESS feature the stored seed lacks is added to it: ToV is trained again for θ_bas, but its
+            // stored rows (those finished fine-tunes selected from) are kept.
             var scored = SeedScores.load(directory: options.outputDirectory, seed: seed)
             if scored == nil || features.contains(where: { scored?.less[$0.rawValue] == nil }) {
                 let tov = scores(seed: UInt64(seed), theta0: primaryTheta0, pretrained: pretrainedTheta0, pool: poolTexts, zval: zvalTexts)
@@ -352,101 +417,142 @@ public final class ToVEvaluation {
             for feature in features { costs.append(stored.less[feature.rawValue]!.cost) }
             for other in options.scoringTheta0s.dropFirst() { costs.append(stored.byTheta0[other.rawValue]!.cost) }
             if seed == 0 { histogramScores = rows.map(\.score) }
-            for (label, policy, scoringTheta0) in arms {
+            var perSelector: [(label: String, ids: [Int64])] = []
+            for (label, policy, scoringTheta0) in selectors {
+                // The ToV policies select from their θ0's scores; the scored rows (outside U) are the same
+                // for every θ0, as U's draw hashes only the seed and the ids.
                 let tovRows = scoringTheta0 == primaryTheta0 ? rows : stored.byTheta0[scoringTheta0.rawValue]!.rows
-                let draws = policy == .random ? randomPerSeed : 1
-                for draw in 0..<draws {
-                    let selectionSeed = Int64(seed * 1000 + draw)
-                    let (selectionPolicy, candidates): (Policy, [ScoredRow]) = switch policy {
-                    case .selection(let p): (p, tovRows)
+                let meter = ResourceMeter()
+                let chosen: [Int64]
+                switch policy {
+                case .selection(let p):
+                    let selectionSeed = p == .random ? SeedStream.randomBaseline(seed) : SeedStream.policy(seed)
+                    chosen = Selection.select(tovRows, settings: SelectionSettings(budget: .rows(n), policy: p, scoreFunction: options.scoreFunction,
+                                                                                  method: options.method, bins: options.bins, seed: selectionSeed)).ids
+                case .less, .lessAdam:
                     // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
-                    case .less, .lessAdam: (.scoreOnly, stored.less[policy.lessFeature!.rawValue]!.rows)
+                    chosen = Selection.select(stored.less[policy.lessFeature!.rawValue]!.rows,
+                                              settings: SelectionSettings(budget: .rows(n), policy: .scoreOnly, scoreFunction: options.scoreFunction,
+                                                                          method: options.method, bins: options.bins, seed: SeedStream.policy(seed))).ids
+                case .dsir:
+                    chosen = DSIR.resample(logWeights: rows.map { dsirWeights![Int($0.id)] }, n: n, seed: UInt64(bitPattern: SeedStream.dsir(seed)))
+                        .map { rows[$0].id }
+                case .randomLengthMatched:
+                    chosen = LengthMatchedRandom.select(poolLengths: rows.map(\.length), targetLengths: zvalResponseLengths, n: n, bins: options.bins,
+                                                        seed: UInt64(bitPattern: SeedStream.lengthMatched(seed))).map { rows[$0].id }
+                    if seed == 0 {
+                        let measured = meter.finish(method: "random (length-matched)", seed: 0, rows: rows.count, bytesStored: 0)
+                        costs.append(try baselineCosts.cost("random (length-matched)", directory: options.outputDirectory) { measured })
                     }
-                    let settings = SelectionSettings(budget: .rows(n), policy: selectionPolicy, scoreFunction: options.scoreFunction,
-                                                     method: options.method, bins: options.bins, seed: selectionSeed)
-                    let chosen = Selection.select(candidates, settings: settings).ids
-                    let subset = chosen.map { poolExamples[Int($0)] } + (options.proxyAddsZval ? zvalExamples : [])
-                    let runSeed = UInt64(seed * 1000 + draw)
-                    for proxy in proxies {
-                        for lr in options.learningRates {
-                            let loss = try ledger.value("run/\(proxy.label)/\(label)/\(lr)/\(seed)/\(draw)") {
-                                fineTuned(proxy.theta0, subset, lr: lr, seed: runSeed)
+                }
+                perSelector.append((label, chosen))
+                if seed == 0 {
+                    enrichment.append(.init(policy: label,
+                                            targetInSelection: chosen.filter { split.pool[Int($0)].dataset == targetDataset }.count,
+                                            selection: chosen.count,
+                                            targetInPool: rows.filter { split.pool[Int($0.id)].dataset == targetDataset }.count,
+                                            pool: rows.count,
+                                            subtaskInSelection: chosen.filter { split.pool[Int($0)].isTarget }.count,
+                                            subtaskInPool: rows.filter { split.pool[Int($0.id)].isTarget }.count))
+                    if lengths.isEmpty {
+                        lengths.append(.init(name: "pool", lengths: rows.map { Double($0.length) }, edges: Self.lengthEdges))
+                        lengths.append(.init(name: "Z_val", lengths: zvalResponseLengths.map(Double.init), edges: Self.lengthEdges))
+                    }
+                    // In the first θ0's tokens for every selection, so the histograms compare.
+                    let selected = Set(chosen)
+                    lengths.append(.init(name: "selected (\(label))",
+                                         lengths: rows.filter { selected.contains($0.id) }.map { Double($0.length) }, edges: Self.lengthEdges))
+                }
+            }
+            selections.append(perSelector)
+        }
+
+        var runs: [EvaluationReport.Run] = []
+        let arms = options.arms
+        let totalRuns = arms.count * proxies.count * options.seeds * options.learningRates.count * selectors.count
+            + (arms.contains(.withZval) ? proxies.count * options.seeds * options.learningRates.count : 0)
+        for arm in arms {
+            for proxy in proxies {
+                for seed in 0..<options.seeds {
+                    // Every arm and selection of a seed shares the proxy's data-order seed: the design pairs by seed.
+                    let fineTuneSeed = SeedStream.fineTune(seed)
+                    for lr in options.learningRates {
+                        if arm == .withZval {
+                            let loss = try ledger.value("run/\(proxy.label)/zval_only/\(lr)/\(seed)") {
+                                fineTuned(proxy.theta0, zvalExamples, lr: lr, seed: fineTuneSeed)
                             }
-                            runs.append(.init(policy: label, learningRate: lr, seed: runSeed, testLoss: loss,
-                                              proxy: proxy.label, scoringSeed: UInt64(seed), draw: draw))
+                            runs.append(.init(policy: ProtocolAnalysis.zvalOnly, learningRate: lr, seed: UInt64(seed), testLoss: loss,
+                                              proxy: proxy.label, scoringSeed: UInt64(seed), arm: arm.rawValue))
                             progress("proxy fine-tuning", runs.count, totalRuns)
                         }
-                    }
-                    if seed == 0 && draw == 0 {
-                        enrichment.append(.init(policy: label,
-                                                targetInSelection: chosen.filter { split.pool[Int($0)].dataset == targetDataset }.count,
-                                                selection: chosen.count,
-                                                targetInPool: rows.filter { split.pool[Int($0.id)].dataset == targetDataset }.count,
-                                                pool: rows.count,
-                                                subtaskInSelection: chosen.filter { split.pool[Int($0)].isTarget }.count,
-                                                subtaskInPool: rows.filter { split.pool[Int($0.id)].isTarget }.count))
-                        if policy == .selection(.scoreRandom) || policy == .random || policy.lessFeature != nil {
-                            if lengths.isEmpty {
-                                lengths.append(.init(name: "pool", lengths: rows.map { Double($0.length) }, edges: Self.lengthEdges))
+                        for (label, chosen) in selections[seed] {
+                            let subset = chosen.map { poolExamples[Int($0)] } + (arm == .withZval ? zvalExamples : [])
+                            let loss = try ledger.value("run/\(proxy.label)/\(arm.rawValue)/\(label)/\(lr)/\(seed)") {
+                                fineTuned(proxy.theta0, subset, lr: lr, seed: fineTuneSeed)
                             }
-                            let selectedLengths = Set(chosen)
-                            lengths.append(.init(name: "selected (\(label))",
-                                                 lengths: rows.filter { selectedLengths.contains($0.id) }.map { Double($0.length) }, edges: Self.lengthEdges))
+                            runs.append(.init(policy: label, learningRate: lr, seed: UInt64(seed), testLoss: loss,
+                                              proxy: proxy.label, scoringSeed: UInt64(seed), arm: arm.rawValue))
+                            progress("proxy fine-tuning", runs.count, totalRuns)
                         }
                     }
                 }
             }
         }
+
+        costs = CostModel.annotate(costs, surrogate: theta0.parameterCount, context: options.surrogate.context,
+                                   meanTokens: Stats.mean(poolExamples.map { Double(min($0.prompt.count + $0.response.count + 2, options.surrogate.context)) }),
+                                   uSize: options.uSize, zvalRows: split.zval.count, epochs: options.epochs, lessDimensions: options.lessDimensions,
+                                   scoredRows: split.pool.count - options.uSize,
+                                   bootstrapPretrainTokens: Double(options.bootstrapPretrainSteps * TrainingOptions().batchTokens))
         let targetInPool = split.pool.filter(\.isTarget).count
         var settings: [String: String] = [
             "L (scoring epochs)": "\(options.epochs)", "method": options.method.rawValue, "score_fn": options.scoreFunction.rawValue,
             "|U|": "\(options.uSize)", "surrogate": "\(shapeLabel(options.surrogate)), ctx \(options.surrogate.context), vocab \(options.surrogate.vocabSize)",
-            "proxies": proxies.map(\.label).joined(separator: ", "),
+            "proxies": proxies.map { "\($0.label), ctx \($0.config.context)" }.joined(separator: "; ")
+                + (options.proxyContext == .targetP95 ? " (ctx = the target's p95 row length)" : ""),
+            "target rows p95 (tokens)": String(format: "%.0f", Stats.quantile(targetLengths, 0.95)),
             "η (base)": "\(options.baseLearningRate)", "ε/η": "\(options.valLearningRateRatio)", "proxy epochs": "\(options.proxyEpochs)",
             "bins": "\(options.bins)", "target dataset": targetDataset,
-            "target task in pool": targetInPool > 0 ? "yes: \(targetInPool) rows (\(String(format: "%.1f", 100 * Double(targetInPool) / Double(split.pool.count))) %)" : "no (transfer)",
-            "proxy data": options.proxyAddsZval ? "selection + Z_val" : "selection",
-            "scoring seeds": (0..<options.seeds).map(String.init).joined(separator: ", ")
-                + " (U sample, trajectories, selection; one run per policy, LR and proxy per seed)",
-            "random draws": "\(randomPerSeed) per scoring seed, \(randomPerSeed * options.seeds) in all",
+            "target task in pool": targetInPool > 0 ? "yes: \(targetInPool) rows (\(String(format: "%.1f", 100 * Double(targetInPool) / Double(split.pool.count))) %), held out from Z_val and test by context" : "no (transfer)",
+            "arms": arms.map { $0 == .withZval ? "selection + Z_val (primary), Z_val alone" : "selection alone" }.joined(separator: "; "),
+            "seeds": "\(options.seeds): seed s is the daemon's seed setting for U and the trajectories; every θ0's ToV selections use the policies' stream s·1000 (a daemon's random half hashes s itself); the random baseline's draw (its own stream), DSIR's Gumbel noise and the length-matched draw each use another stream; every arm and selection of seed s shares the proxy's data order",
             "ToV pipeline": "the daemon's (ToVPipeline): U drawn by md5(seed:u:id), θ_bas/θ_val epochs seeded seed + l and seed + 1000 + l",
             "θ0 of the ToV selections": options.scoringTheta0s.enumerated().map { index, theta0 in
-                let which = theta0 == .pretrained ? "pretrained (the θ0 \(shapeLabel(options.surrogate)) below)"
+                let which = theta0 == .pretrained ? "pretrained (the θ0 (surrogate) \(shapeLabel(options.surrogate)) below)"
                     : "bootstrap (the daemon's default: tokenizer learned on U, \(options.bootstrapPretrainSteps) steps on U at 3η)"
                 return index == 0 ? "\(which) for the plain policy names" : "\(which) for \"<policy> (\(theta0.rawValue) θ0)\""
-            }.joined(separator: "; "),
+            }.joined(separator: "; ") + "; every selection goes through the same arms, proxies and LRs",
         ]
         if options.policies.contains(.less) { settings["LESS-like projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's Adam first-step direction at θ_bas)" }
-        if options.policies.contains(.lessAdam) { settings["less_adam projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's gradient at θ_bas: AdamW-preconditioned by θ_bas's optimizer state for pool rows, plain for Z_val)" }
-        for proxy in proxies {
-            let s = proxy.summary
-            settings["θ0 \(proxy.label)"] = "\(s.steps) steps\(s.stoppedEarly ? " (held-out early stop)" : " (step budget)") on \(s.trainingWindows) windows / \(s.trainingTokens) tokens "
-                + "of \(documents.count) de-duplicated non-pool rows; held-out loss \(String(format: "%.3f", s.bestHeldOutLoss)); "
-                + "test responses as plain text \(String(format: "%.3f", Self.plainTextResponseLoss(proxy.theta0, tokenizer: tokenizer, split.test.map(\.example)))) "
-                + "(after SEP, as scored: the θ0 reference row); "
+        if options.policies.contains(.lessAdam) { settings["less_adam projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's gradient at θ_bas: AdamW-preconditioned by θ_bas's optimizer state for pool rows, plain for Z_val; score = mean over Z_val rows of the cosine)" }
+        if options.policies.contains(.dsir) { settings["DSIR"] = "hashed unigrams + bigrams (10,000 buckets) of prompt + response; bag-of-ngrams of Z_val vs the pool; Gumbel-top-k importance resampling over the scored rows" }
+        for (label, summary, model) in [("θ0 (surrogate) \(shapeLabel(options.surrogate))", theta0Summary, theta0)] + proxies.map({ ("proxy θ0 \($0.label) ctx \($0.config.context)", $0.summary, $0.theta0) }) {
+            let s = summary
+            settings[label] = "\(s.steps) steps\(s.stoppedEarly ? " (held-out early stop)" : " (step budget)") on \(s.trainingWindows) windows / \(s.trainingTokens) tokens "
+                + "of \(documents.count) de-duplicated rows outside the pool and the target's dataset; held-out loss \(String(format: "%.3f", s.bestHeldOutLoss)); "
+                + "test responses as plain text \(String(format: "%.3f", Self.plainTextResponseLoss(model, tokenizer: tokenizer, split.test.map(\.example)))); "
                 + "\(Int(s.wallSeconds)) s\(s.resumedAtStep.map { " (resumed at step \($0))" } ?? "")\(s.cached ? " (cached)" : "")"
         }
         let setup = EvaluationReport.Setup(
             title: "ToV selection vs baselines on \(options.target)", targetSource: options.target,
             poolRows: split.pool.count, validationRows: split.zval.count, testRows: split.test.count, budgetRows: n,
             settings: settings)
-        let report = EvaluationReport(
+        var report = EvaluationReport(
             setup: setup, runs: runs, references: references,
             scoreHistogram: Histogram(values: histogramScores, bins: 30),
             lengths: lengths, enrichment: enrichment, costs: costs, wallTimeSeconds: Date().timeIntervalSince(started), commandLine: commandLine)
+        report.heldOut = HeldOutReport(split.heldOut, overlap: split.overlap)
+        report.analysis = ProtocolAnalysis(report)
         try write(report)
         return report
     }
 
     static let lengthEdges: [Double] = [0, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 
+    /// Writes the one committed format, `report.json`; Markdown and HTML are rendered from it on demand
+    /// (`tovd evaluate --render report.json --format md|html`).
     func write(_ report: EvaluationReport) throws {
-        let dir = options.outputDirectory
-        try MarkdownReport.render(report).write(toFile: dir + "/report.md", atomically: true, encoding: .utf8)
-        try HTMLReport.render(report).write(toFile: dir + "/report.html", atomically: true, encoding: .utf8)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: dir + "/report.json"))
+        try report.jsonData().write(to: URL(fileURLWithPath: options.outputDirectory + "/report.json"))
     }
 
     // MARK: - ToV scores
@@ -553,7 +659,8 @@ public final class ToVEvaluation {
 
     // MARK: - LESS-like scores
 
-    /// Cosine of each scored row's projected gradient feature at θ_bas^L with the mean Z_val feature.
+    /// Mean cosine of each scored row's projected gradient feature at θ_bas^L with each Z_val row's
+    /// (``LessScorer/scores(pool:zval:)``).
     /// Its cost counts θ_bas's training (LESS's warmup) plus the gradient features; the features of every
     /// row are kept, as LESS keeps its gradient datastore.
     func lessScores(seed: UInt64, feature: LessScorer.Feature, base: Model, basSeconds: Double, rows: [ScoredRow], pool: [Example],

@@ -2,7 +2,8 @@ import Foundation
 
 /// One table over several `tovd evaluate` runs that differ in one setting each (ablations): for each
 /// run, the scored policy and the baseline at their best learning rates, the improvement in percent
-/// and in units of the baseline's seed spread, the win rate, and the Z_val-only reference.
+/// and in units of the baseline's seed spread, and the Z_val-only reference (descriptive: each run's own
+/// report has the intervals).
 public enum ComparisonReport {
     public struct Variant: Sendable {
         public var name: String
@@ -35,29 +36,33 @@ public enum ComparisonReport {
             lines.append("Shared: " + shared.map { key in "\(key) = \(settings.lazy.compactMap { $0[key] }.first ?? "—")" }.joined(separator: "; ") + ".")
             lines.append("")
         }
-        let baseline = variants.first?.report.baselinePolicy ?? "random"
-        lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | win rate | θ0 + Z_val only |")
-        lines.append("|" + String(repeating: "---|", count: 7 + max(varying.count, 1)))
+        let baseline = variants.first.map { $0.report.armQualified().baselinePolicy } ?? "random"
+        lines.append("| variant | \(varying.isEmpty ? "settings" : varying.joined(separator: " | ")) | \(policy) loss | \(baseline) loss | Δ vs \(baseline) | in \(baseline)-std | θ0 + Z_val only |")
+        lines.append("|" + String(repeating: "---|", count: 6 + max(varying.count, 1)))
         for (variant, values) in zip(variants, settings) {
             // The surrogate-sized proxy, when a run fine-tuned several.
-            let report = variant.report.proxies.first.map { variant.report.restricted(toProxy: $0) } ?? variant.report
+            let restricted = variant.report.proxies.first.map { variant.report.restricted(toProxy: $0) } ?? variant.report
+            // Reports of the issue-23 protocol have arms: compare within the primary arm (selection + Z_val).
+            let report = restricted.armQualified()
             let summary = ReportSummary(report)
-            let scored = summary.ranking.first { $0.policy == policy }
-            let base = summary.ranking.first { $0.policy == baseline }
-            let zvalOnly = report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
+            let hasArms = report.baselinePolicy != restricted.baselinePolicy
+            let primary = EvaluationArm.withZval.rawValue
+            let scored = summary.ranking.first { $0.policy == (hasArms ? ProtocolAnalysis.name(policy, arm: primary) : policy) }
+            let base = summary.ranking.first { $0.policy == report.baselinePolicy }
+            let zvalOnly = hasArms ? summary.ranking.first { $0.policy == ProtocolAnalysis.name(ProtocolAnalysis.zvalOnly, arm: primary) }?.cell.mean
+                : report.references.filter { $0.name.contains("Z_val") }.map { $0.testLoss }.min()
             let columns = varying.isEmpty ? ["—"] : varying.map { values[$0] ?? "—" }
             var cells = [variant.name] + columns
             cells.append(scored.map { cell($0.cell, lr: $0.learningRate) } ?? "—")
             cells.append(base.map { cell($0.cell, lr: $0.learningRate) } ?? "—")
             cells.append(scored.map { String(format: "%+.1f %%", -100 * $0.relativeImprovement) } ?? "—")
             cells.append(scored.map { String(format: "%.1f", $0.improvementInBaselineStd) } ?? "—")
-            cells.append(scored.map { String(format: "%.0f %%", 100 * $0.winRate) } ?? "—")
             cells.append(zvalOnly.map { String(format: "%.3f", $0) } ?? "—")
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         lines.append("")
         lines.append("Losses are mean target test log-loss over seeds ± seed std at each policy's best reduced LR; "
-            + "Δ < 0 means \(policy) is better than \(baseline); win rate = share of (LR, seed) runs where it is.")
+            + "Δ < 0 means \(policy)'s mean loss is lower than \(baseline)'s (no interval here: see each run's report).")
         return lines.joined(separator: "\n") + "\n"
     }
 

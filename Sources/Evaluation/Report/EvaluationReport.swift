@@ -17,9 +17,12 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         /// The seed of U, the trajectories and the selection; `seed` above also counts the random draw.
         public var scoringSeed: UInt64?
         public var draw: Int?
+        /// ``EvaluationArm`` raw value: "with_zval" (selection + Z_val; policy "zval_only" is Z_val alone) or
+        /// "alone"; nil in reports of the old protocol.
+        public var arm: String?
 
         public init(policy: String, learningRate: Double, seed: UInt64, testLoss: Double,
-                    proxy: String? = nil, scoringSeed: UInt64? = nil, draw: Int? = nil) {
+                    proxy: String? = nil, scoringSeed: UInt64? = nil, draw: Int? = nil, arm: String? = nil) {
             self.policy = policy
             self.learningRate = learningRate
             self.seed = seed
@@ -27,6 +30,7 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
             self.proxy = proxy
             self.scoringSeed = scoringSeed
             self.draw = draw
+            self.arm = arm
         }
     }
 
@@ -41,6 +45,12 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         /// What the method keeps per pool (losses for ToV, projected gradients for LESS).
         public var bytesStored: Int
         public var note: String
+        /// Estimated FLOPs per scored row (``CostModel``), all of this target's work spread over the rows.
+        public var flopsPerRow: Double?
+        /// The same for a second target on the same pool, counting what the method reuses.
+        public var secondTargetFlopsPerRow: Double?
+        /// What a second target reuses.
+        public var reuse: String?
 
         public init(method: String, seed: UInt64, rows: Int, wallSeconds: Double, peakRSSBytes: Int, bytesStored: Int, note: String = "") {
             self.method = method
@@ -179,6 +189,11 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     public var commandLine: String
     /// ISO-8601 time the report was made.
     public var createdAt: String
+    /// How the target was held out and the overlap measured on the split (nil in old-protocol reports).
+    public var heldOut: HeldOutReport?
+    /// The comparisons with their intervals, derived from `runs` when the report was written (nil in
+    /// old-protocol reports); ``ProtocolAnalysis/init(_:)`` recomputes it from the runs.
+    public var analysis: ProtocolAnalysis?
 
     public init(setup: Setup, runs: [Run], references: [Reference] = [], scoreHistogram: Histogram? = nil,
                 lengths: [LengthDistribution] = [], enrichment: [Enrichment] = [], costs: [Cost] = [], baselinePolicy: String = "random",
@@ -194,6 +209,20 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         self.wallTimeSeconds = wallTimeSeconds
         self.commandLine = commandLine
         self.createdAt = createdAt
+    }
+
+    /// The one committed format: pretty-printed, sorted keys, non-finite numbers as strings.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+
+    public static func decode(_ data: Data) throws -> EvaluationReport {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try decoder.decode(EvaluationReport.self, from: data)
     }
 
     /// Policies in first-appearance order.

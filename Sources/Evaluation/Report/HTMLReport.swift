@@ -3,8 +3,10 @@ import Foundation
 /// Renders an ``EvaluationReport`` as one self-contained HTML file: inline CSS and inline SVG charts,
 /// no scripts and no external resources, so it can be attached to a ticket or opened offline.
 public enum HTMLReport {
-    public static func render(_ full: EvaluationReport) -> String {
-        // Charts and the main tables are about the first proxy (the surrogate's size); the others get tables.
+    public static func render(_ original: EvaluationReport) -> String {
+        // Runs renamed by arm, so no grid cell mixes selection + Z_val with the selection alone.
+        let full = original.armQualified()
+        // Charts and the main tables are about the first proxy; the others get tables.
         let proxies = full.proxies
         let report = proxies.first.map { full.restricted(toProxy: $0) } ?? full
         let s = ReportSummary(report)
@@ -23,6 +25,11 @@ public enum HTMLReport {
         for k in report.setup.settings.keys.sorted() { setup.append((k, report.setup.settings[k]!)) }
         setup.append(("wall time", Fmt.seconds(report.wallTimeSeconds)))
         body.append("<table class=\"kv\">" + setup.map { "<tr><th>\(e($0.0))</th><td>\(e($0.1))</td></tr>" }.joined() + "</table>")
+        for section in original.protocolSections() {
+            body.append("<h2>\(e(section.title))</h2>")
+            for p in section.paragraphs { body.append("<p>\(inline(p))</p>") }
+            for t in section.tables { body.append(table(t.header, t.rows)) }
+        }
 
         // MARK: Charts
         var charts: [String] = []
@@ -58,8 +65,7 @@ public enum HTMLReport {
                                  xLabel: "policy", yLabel: "relative loss reduction (%)")
             chart.right = 24
             charts.append(figure(chart.barChart(bars, valueFormat: { String(format: "%+.2f%%", $0) }),
-                                 caption: "(\(s.baseline) − policy) / \(s.baseline), each at its own best LR. "
-                                     + others.map { "\($0.policy): \(Fmt.signed($0.improvementInBaselineStd, 2)) \(s.baseline) std" }.joined(separator: "; ")))
+                                 caption: "(\(s.baseline) − policy) / \(s.baseline), each at its own best LR (means; the intervals are in the comparison tables)."))
         }
 
         if let h = report.scoreHistogram, !h.counts.isEmpty {
@@ -100,7 +106,7 @@ public enum HTMLReport {
         body.append("<p class=\"note\">Mean ± sample std over the cell's n runs; bold = the policy's best LR. \(e(Fmt.runsNote))</p>")
 
         if proxies.count > 1 {
-            body.append("<h2>Transfer: the same selections fine-tuning other proxy sizes</h2>")
+            body.append("<h2>The same selections fine-tuning other proxy sizes</h2>")
             let summaries = proxies.map { ReportSummary(full.restricted(toProxy: $0)) }
             body.append(table(["policy"] + proxies.map { "Δ, proxy \($0)" } + proxies.dropFirst().map { "kept, \($0)" },
                               s.ranking.filter { $0.policy != s.baseline }.map { b in
@@ -119,14 +125,6 @@ public enum HTMLReport {
             }
         }
 
-        if let costs = full.costs, !costs.isEmpty {
-            body.append("<h2>Scoring cost</h2>")
-            body.append(table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
-                [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]
-            }))
-            for line in Fmt.costRatios(costs) { body.append("<p class=\"note\">\(e(line))</p>") }
-        }
-
         if !report.references.isEmpty {
             body.append("<h2>Reference rows</h2>")
             var rows: [[String]] = []
@@ -142,16 +140,12 @@ public enum HTMLReport {
         }
 
         body.append("<h2>Best learning rate per policy</h2>")
-        body.append(table(["rank", "policy", "best LR", "test loss", "Δ vs \(s.baseline)", "relative", "in \(s.baseline) std", "win rate"],
+        body.append(table(["rank", "policy", "best LR", "test loss", "Δ vs \(s.baseline)", "relative"],
                           s.ranking.enumerated().map { i, b in
                               ["\(i + 1)", b.policy, Fmt.lr(b.learningRate), Fmt.meanStd(b.cell), Fmt.signed(b.improvement),
-                               Fmt.signedPercent(b.relativeImprovement), Fmt.signed(b.improvementInBaselineStd, 2), Fmt.percent(b.winRate, 0)]
+                               Fmt.signedPercent(b.relativeImprovement)]
                           }))
-
-        body.append("<h2>Ranking agreement across learning rates</h2>")
-        body.append(table(["LR a", "LR b", "Spearman ρ", "pairwise sign agreement"],
-                          s.agreements.map { [Fmt.lr($0.learningRateA), Fmt.lr($0.learningRateB), Fmt.num($0.spearman, 3), Fmt.percent($0.signAgreement, 0)] }))
-        body.append("<p class=\"note\">Mean Spearman ρ: \(Fmt.num(s.meanSpearman, 3)).</p>")
+        body.append("<p class=\"note\">Descriptive: the intervals are in the comparison tables above.</p>")
 
         if !report.enrichment.isEmpty {
             body.append("<h2>Target-source enrichment</h2>")
@@ -185,6 +179,18 @@ public enum HTMLReport {
         </body></html>
 
         """
+    }
+
+    /// Escapes a paragraph and turns its Markdown `**bold**` and `code` spans into HTML.
+    static func inline(_ text: String) -> String {
+        var out = SVGChart.esc(text)
+        for (mark, open, close) in [("**", "<b>", "</b>"), ("`", "<code>", "</code>")] {
+            var parts = out.components(separatedBy: mark)
+            guard parts.count >= 3 else { continue }
+            out = parts.removeFirst()
+            for (i, part) in parts.enumerated() { out += (i % 2 == 0 ? (i == parts.count - 1 ? mark : open) : close) + part }
+        }
+        return out
     }
 
     static func figure(_ svg: String, caption: String) -> String {

@@ -2,8 +2,10 @@ import Foundation
 
 /// Renders an ``EvaluationReport`` as GitHub-flavoured Markdown tables.
 public enum MarkdownReport {
-    public static func render(_ full: EvaluationReport) -> String {
-        // The first proxy is the surrogate's size: the main tables are about it; the others follow.
+    public static func render(_ original: EvaluationReport) -> String {
+        // Runs renamed by arm, so no grid cell mixes selection + Z_val with the selection alone.
+        let full = original.armQualified()
+        // The main tables are about the first proxy; the others follow.
         let proxies = full.proxies
         let report = proxies.first.map { full.restricted(toProxy: $0) } ?? full
         let s = ReportSummary(report)
@@ -26,6 +28,13 @@ public enum MarkdownReport {
         if report.setup.settings["scoring seeds"] == nil { setup.append(["seeds", report.seeds.map(String.init).joined(separator: ", ")]) }
         for k in report.setup.settings.keys.sorted() { setup.append([k, report.setup.settings[k]!]) }
         table(["setting", "value"], setup)
+
+        for section in original.protocolSections() {
+            out.append("## \(section.title)")
+            out.append("")
+            for p in section.paragraphs { out.append(p); out.append("") }
+            for t in section.tables { table(t.header, t.rows) }
+        }
 
         out.append("## Test loss per policy × learning rate" + (proxies.count > 1 ? " (proxy \(escape(proxies[0])))" : ""))
         out.append("")
@@ -59,21 +68,20 @@ public enum MarkdownReport {
 
         out.append("## Best learning rate per policy")
         out.append("")
-        out.append("Each policy at its own best LR; improvement is against `\(escape(s.baseline))` at its best LR "
-                   + "(positive = lower loss), also in units of `\(escape(s.baseline))`'s seed std; "
-                   + "win rate = share of (LR, seed) runs below `\(escape(s.baseline))` with the same LR and seed.")
+        out.append("Each policy at its own best LR, against `\(escape(s.baseline))` at its best LR (positive = lower loss); "
+                   + "descriptive only: the intervals are in the comparison tables above.")
         out.append("")
-        table(["rank", "policy", "best LR", "test loss", "Δ vs \(s.baseline)", "relative", "in \(s.baseline) std", "win rate"],
+        table(["rank", "policy", "best LR", "test loss", "Δ vs \(s.baseline)", "relative"],
               s.ranking.enumerated().map { i, b in
                   ["\(i + 1)", b.policy, Fmt.lr(b.learningRate), Fmt.meanStd(b.cell), Fmt.signed(b.improvement),
-                   Fmt.signedPercent(b.relativeImprovement), Fmt.signed(b.improvementInBaselineStd, 2), Fmt.percent(b.winRate, 0)]
+                   Fmt.signedPercent(b.relativeImprovement)]
               })
 
         if proxies.count > 1 {
-            out.append("## Transfer: the same selections fine-tuning other proxy sizes")
+            out.append("## The same selections fine-tuning other proxy sizes")
             out.append("")
-            out.append("Relative loss reduction vs `\(escape(s.baseline))` (each at its best LR) per proxy; kept = the larger "
-                       + "proxy's reduction / the \(escape(proxies[0])) proxy's (1 = the gain transfers whole).")
+            out.append("Relative loss reduction vs `\(escape(s.baseline))` (each at its best LR) per proxy; kept = the other "
+                       + "proxy's reduction / the \(escape(proxies[0])) proxy's (1 = the same gain). Descriptive; intervals above.")
             out.append("")
             let summaries = proxies.map { ReportSummary(full.restricted(toProxy: $0)) }
             let header = ["policy"] + proxies.map { "Δ, proxy \($0)" } + proxies.dropFirst().map { "kept, \($0)" }
@@ -91,33 +99,12 @@ public enum MarkdownReport {
                 if !refs.isEmpty {
                     table(["reference", "LR", "test loss"], refs.map { [$0.name, $0.learningRate.map(Fmt.lr) ?? "–", Fmt.meanStd([$0.testLoss])] })
                 }
-                table(["rank", "policy", "best LR", "test loss", "relative vs \(other.baseline)", "win rate"],
+                table(["rank", "policy", "best LR", "test loss", "relative vs \(other.baseline)"],
                       other.ranking.enumerated().map { i, b in
-                          ["\(i + 1)", b.policy, Fmt.lr(b.learningRate), Fmt.meanStd(b.cell), Fmt.signedPercent(b.relativeImprovement), Fmt.percent(b.winRate, 0)]
+                          ["\(i + 1)", b.policy, Fmt.lr(b.learningRate), Fmt.meanStd(b.cell), Fmt.signedPercent(b.relativeImprovement)]
                       })
             }
         }
-
-        if let costs = full.costs, !costs.isEmpty {
-            out.append("## Scoring cost")
-            out.append("")
-            out.append("Per scoring seed, on this machine. Peak RSS is the process's resident high-water mark during the phase "
-                       + "(it includes the data and models loaded before). Stored = what the method keeps per pool: ToV its "
-                       + "2L + 1 losses per row, each LESS baseline its projected gradient per row (its datastore).")
-            out.append("")
-            table(["method", "seed", "rows", "wall", "peak RSS", "stored", "note"], costs.map {
-                [$0.method, "\($0.seed)", "\($0.rows)", Fmt.seconds($0.wallSeconds), Fmt.bytes($0.peakRSSBytes), Fmt.bytes($0.bytesStored), $0.note.isEmpty ? "–" : $0.note]
-            })
-            for line in Fmt.costRatios(costs) { out.append(line); out.append("") }
-        }
-
-        out.append("## Ranking agreement across learning rates")
-        out.append("")
-        out.append("Spearman ρ of the policies' mean losses between two LRs (average ranks for ties), and the "
-                   + "share of policy pairs ordered the same way at both LRs. Mean ρ: \(Fmt.num(s.meanSpearman, 3)).")
-        out.append("")
-        table(["LR a", "LR b", "Spearman ρ", "pairwise sign agreement"],
-              s.agreements.map { [Fmt.lr($0.learningRateA), Fmt.lr($0.learningRateB), Fmt.num($0.spearman, 3), Fmt.percent($0.signAgreement, 0)] })
 
         if !report.enrichment.isEmpty {
             out.append("## Target-source enrichment")

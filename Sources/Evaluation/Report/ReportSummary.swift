@@ -9,7 +9,8 @@ public struct ReportSummary: Sendable {
         public var n: Int
     }
 
-    /// A policy at its best learning rate, compared with the baseline at the baseline's best learning rate.
+    /// A policy at its best learning rate, compared with the baseline at the baseline's best learning rate
+    /// (descriptive; the intervals are in ``ProtocolAnalysis``).
     public struct Best: Sendable, Equatable {
         public var policy: String
         public var learningRate: Double
@@ -20,16 +21,6 @@ public struct ReportSummary: Sendable {
         public var relativeImprovement: Double
         /// improvement in units of the baseline's seed std at its best learning rate.
         public var improvementInBaselineStd: Double
-        /// Share of (learning rate, seed) cells where the policy's loss is below the baseline's.
-        public var winRate: Double
-    }
-
-    /// Agreement of the policy ranking between two learning rates.
-    public struct RankAgreement: Sendable, Equatable {
-        public var learningRateA: Double
-        public var learningRateB: Double
-        public var spearman: Double
-        public var signAgreement: Double
     }
 
     public var policies: [String]
@@ -37,7 +28,6 @@ public struct ReportSummary: Sendable {
     public var cells: [String: [Double: Cell]]
     /// Policies ordered by their best mean loss, lowest first.
     public var ranking: [Best]
-    public var agreements: [RankAgreement]
     public var baseline: String
 
     public init(_ report: EvaluationReport) {
@@ -64,35 +54,11 @@ public struct ReportSummary: Sendable {
             let delta = base.map { $0.1.mean - cell.mean } ?? .nan
             let rel = base.map { delta / $0.1.mean } ?? .nan
             let inStd = base.map { $0.1.std > 0 ? delta / $0.1.std : .nan } ?? .nan
-            var wins = 0, total = 0
-            for run in report.runs where run.policy == p {
-                if let b = report.runs.first(where: { $0.policy == report.baselinePolicy && $0.learningRate == run.learningRate && $0.seed == run.seed }),
-                   run.testLoss.isFinite, b.testLoss.isFinite {
-                    total += 1
-                    if run.testLoss < b.testLoss { wins += 1 }
-                }
-            }
             ranking.append(Best(policy: p, learningRate: lr, cell: cell, improvement: delta, relativeImprovement: rel,
-                                improvementInBaselineStd: inStd, winRate: total > 0 ? Double(wins) / Double(total) : .nan))
+                                improvementInBaselineStd: inStd))
         }
         self.ranking = ranking.sorted { $0.cell.mean < $1.cell.mean }
-
-        var agreements: [RankAgreement] = []
-        for i in learningRates.indices {
-            for j in learningRates.indices where j > i {
-                let a = learningRates[i], b = learningRates[j]
-                let both = policies.filter { cells[$0]?[a] != nil && cells[$0]?[b] != nil }
-                let xa = both.map { cells[$0]![a]!.mean }, xb = both.map { cells[$0]![b]!.mean }
-                agreements.append(RankAgreement(learningRateA: a, learningRateB: b,
-                                                spearman: Stats.spearman(xa, xb),
-                                                signAgreement: Stats.pairwiseSignAgreement(xa, xb)))
-            }
-        }
-        self.agreements = agreements
     }
-
-    /// Mean Spearman over all learning-rate pairs (nan if none is defined).
-    public var meanSpearman: Double { Stats.mean(agreements.map(\.spearman).filter(\.isFinite)) }
 }
 
 /// Number formatting shared by the renderers: never prints "nan" or "inf".
@@ -138,23 +104,13 @@ enum Fmt {
     }
 
     /// What the n of a cell counts, for the tables' captions.
-    static let runsNote = "A scored policy runs once per scoring seed; random once per draw, so its n counts draws "
-        + "and its ± is the spread of random selections."
+    static let runsNote = "Every policy, random included, runs once per seed (in old-protocol reports random ran once per draw, "
+        + "several per seed), so n counts seeds and ± is their spread."
 
     static func bytes(_ b: Int) -> String {
         if b < 1 << 20 { return String(format: "%.1f KiB", Double(b) / 1024) }
         if b < 1 << 30 { return String(format: "%.1f MiB", Double(b) / 1_048_576) }
         return String(format: "%.2f GiB", Double(b) / 1_073_741_824)
-    }
-
-    /// "ToV wall time / <method> wall time (summed over seeds): r" for each other method measured.
-    static func costRatios(_ costs: [EvaluationReport.Cost]) -> [String] {
-        let tov = costs.filter { $0.method == "ToV" }.reduce(0) { $0 + $1.wallSeconds }
-        guard tov > 0 else { return [] }
-        return EvaluationReport.unique(costs.map(\.method)).filter { $0 != "ToV" }.compactMap { method in
-            let other = costs.filter { $0.method == method }.reduce(0) { $0 + $1.wallSeconds }
-            return other > 0 ? String(format: "ToV wall time / %@ wall time (summed over seeds): %.2f.", method, tov / other) : nil
-        }
     }
 
     static func seconds(_ s: Double) -> String {

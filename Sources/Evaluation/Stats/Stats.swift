@@ -51,22 +51,6 @@ public enum Stats {
         return pearson(ranks(a), ranks(b))
     }
 
-    /// Share of index pairs i < j ordered the same way by `a` and `b`: sign(a_i − a_j) == sign(b_i − b_j),
-    /// a tie counting as sign 0 (so a tie agrees only with a tie). nan with fewer than two items.
-    public static func pairwiseSignAgreement(_ a: [Double], _ b: [Double]) -> Double {
-        guard a.count == b.count, a.count >= 2 else { return .nan }
-        var agree = 0, total = 0
-        for i in 0..<a.count {
-            for j in (i + 1)..<a.count {
-                total += 1
-                if sign(a[i] - a[j]) == sign(b[i] - b[j]) { agree += 1 }
-            }
-        }
-        return Double(agree) / Double(total)
-    }
-
-    static func sign(_ x: Double) -> Int { x > 0 ? 1 : (x < 0 ? -1 : 0) }
-
     /// Median (average of the two middle values for an even count).
     public static func median(_ x: [Double]) -> Double {
         guard !x.isEmpty else { return .nan }

@@ -20,7 +20,7 @@ extension EvaluationPolicy {
     var readsToVScores: Bool {
         switch self {
         case .selection(let p): p != .random
-        case .less, .lessAdam: false
+        case .less, .lessAdam, .dsir, .randomLengthMatched: false
         }
     }
 }

@@ -113,3 +113,19 @@ struct GradientProjectionTests {
         #expect(features[0] != scorer.features([pool[0]], at: base, feature: .adam, validation: true)[0], "pool rows are preconditioned, Z_val rows not")
     }
 }
+
+@Suite struct LessScoreTests {
+    /// LESS averages the cosine with each Z_val row's feature, each normalised first: a Z_val row with a
+    /// 10× larger gradient must not decide the ranking alone (it did with the cosine to the mean).
+    @Test func theMeanOfCosinesWeighsEveryZvalRowAlike() {
+        let zval: [[Float]] = [[10, 0], [0, 1]]
+        let pool: [[Float]] = [[1, 0.2], [0.2, 1]]
+        let scores = LessScorer.scores(pool: pool, zval: zval)
+        func cos(_ a: [Float], _ b: [Float]) -> Double { VectorMath.cosine(a, b) }
+        for (i, p) in pool.enumerated() {
+            #expect(abs(scores[i] - (cos(p, zval[0]) + cos(p, zval[1])) / 2) < 1e-6)
+        }
+        #expect(abs(scores[0] - scores[1]) < 1e-6)
+        #expect(LessScorer.scores(pool: [[0, 0]], zval: zval) == [0])
+    }
+}

@@ -29,14 +29,6 @@ import Testing
         #expect(Stats.spearman([1, 2], [1]).isNaN)
     }
 
-    @Test func signAgreement() {
-        #expect(Stats.pairwiseSignAgreement([1, 2, 3], [10, 20, 30]) == 1)
-        #expect(Stats.pairwiseSignAgreement([1, 2, 3], [30, 20, 10]) == 0)
-        // Pairs (0,1) agree, (0,2) agree, (1,2): a ties, b does not → 2/3.
-        #expect(abs(Stats.pairwiseSignAgreement([1, 2, 2], [1, 2, 3]) - 2.0 / 3) < 1e-12)
-        #expect(Stats.pairwiseSignAgreement([1], [1]).isNaN)
-    }
-
     @Test func histogram() {
         let h = Histogram(values: [0, 0.5, 1, 1.5, 2, .nan, 10], bins: 4, lower: 0, upper: 2)
         #expect(h.edges == [0, 0.5, 1, 1.5, 2])

@@ -1,0 +1,56 @@
+import Foundation
+
+/// FLOPs per row of each scoring method, estimated from the model's size, and what a second target on the
+/// same pool costs (what each method reuses). Wall times are measured (``ResourceMeter``); these are the
+/// hardware-free counterpart.
+///
+/// Convention (Kaplan et al. 2020): a forward pass costs 2·N·T FLOPs for N parameters and T tokens, a
+/// forward + backward 6·N·T; attention's T² term and the embedding lookup are left out (small at these
+/// contexts). T is the pool's mean row length in tokens, capped at the surrogate's context.
+enum CostModel {
+    static func annotate(_ costs: [EvaluationReport.Cost], surrogate N: Int, context: Int, meanTokens T: Double, uSize: Int, zvalRows: Int,
+                         epochs L: Int, lessDimensions d: Int, scoredRows: Int, bootstrapPretrainTokens: Double = 0) -> [EvaluationReport.Cost] {
+        let n = Double(N), rows = Double(max(scoredRows, 1))
+        let forward = 2 * n * T, step = 6 * n * T
+        // θ_bas: L epochs over U; θ_val (Method A): L copies each trained one epoch on Z_val.
+        let basTraining = Double(L * uSize) * step, valTraining = Double(L * zvalRows) * step
+        return costs.map { cost in
+            var c = cost
+            switch cost.method {
+            case "ToV", "ToV (bootstrap θ0)":
+                // Per scored row: L losses under θ_bas and L under θ_val; the trajectories spread over the rows.
+                c.flopsPerRow = 2 * Double(L) * forward + (basTraining + valTraining) / rows
+                // The bootstrap θ0 is pretrained on U first (at most its steps' batch tokens, forward + backward).
+                if cost.method == "ToV (bootstrap θ0)" { c.flopsPerRow! += 6 * n * bootstrapPretrainTokens / rows }
+                // Same U and θ0: θ_bas and its L stored losses per row are reused; the θ_val models and their
+                // L forward passes per row are new (the daemon rescans the pool on each refresh as well).
+                c.secondTargetFlopsPerRow = Double(L) * forward + valTraining / rows
+                c.reuse = "θ_bas and its stored losses (same U, θ0); a new target trains L θ_val models on its Z_val and runs L forward passes per row"
+            case "LESS (Adam)":
+                // One forward + backward per row, the Adam preconditioning (~4 FLOPs/parameter), the count
+                // sketch (one add per parameter), then the dot product (2d) with
+                // the mean of the normalised Z_val features.
+                c.flopsPerRow = step + 5 * n + 2 * Double(d) + (basTraining + Double(zvalRows) * (step + n)) / rows
+                c.secondTargetFlopsPerRow = 2 * Double(d) + Double(zvalRows) * (step + n) / rows
+                c.reuse = "the projected gradient store of the pool (kept, as LESS keeps it); a new target needs only its Z_val gradients and one \(d)-dim dot product per row"
+            case "LESS-like":
+                // One AdamW step per row: forward + backward + update (~10 FLOPs/parameter) + sketch.
+                c.flopsPerRow = step + 11 * n + 2 * Double(d) + (basTraining + Double(zvalRows) * (step + 11 * n)) / rows
+                c.secondTargetFlopsPerRow = 2 * Double(d) + Double(zvalRows) * (step + 11 * n) / rows
+                c.reuse = "the pool's projected features; a new target needs its Z_val features and one dot product per row"
+            case "DSIR":
+                // Model-free: hashing the row's n-grams (not FLOPs) and one multiply-add per n-gram.
+                c.flopsPerRow = 2 * 2 * T
+                c.secondTargetFlopsPerRow = 2 * 2 * T
+                c.reuse = "the pool's hashed n-gram counts and bag-of-ngrams model; a new target fits its own (Z_val) and re-weights each row (no model)"
+            case "random (length-matched)":
+                c.flopsPerRow = 0
+                c.secondTargetFlopsPerRow = 0
+                c.reuse = "needs only the rows' response lengths"
+            default:
+                break
+            }
+            return c
+        }
+    }
+}

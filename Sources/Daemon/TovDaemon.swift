@@ -3,6 +3,7 @@ import Logging
 import PQ
 import ServiceLifecycle
 import Surrogate
+import Synchronization
 
 /// `tovd run`: checks the database and schema, then runs the watcher, the scoring workers, the
 /// leader, the metrics endpoint and the systemd watchdog as one ServiceLifecycle group until SIGTERM.
@@ -196,8 +197,7 @@ extension AsyncStream where Element == Void {
 }
 
 /// True for the first caller only.
-final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = false
-    func claim() -> Bool { lock.withLock { defer { done = true }; return !done } }
+final class OnceFlag: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool { done.withLock { done in defer { done = true }; return !done } }
 }

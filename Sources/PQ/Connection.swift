@@ -11,6 +11,7 @@ import Glibc
 /// worker, see ``ConnectionThread``), never on Swift's cooperative pool; callers `await` the result.
 /// A connection serves one task at a time: give each concurrent task its own connection.
 public final class Connection: @unchecked Sendable {
+    // @unchecked: mutable state is under `state`; libpq calls run on the connection's one serial thread.
     private let thread: ConnectionThread
     /// The PGconn; only touched on `thread` (jobs capture the box, not the connection, so closing
     /// from `deinit` is safe).

@@ -9,6 +9,7 @@ import Glibc
 /// the thread runs it — it waits on the connection's socket — and a self-pipe wakes that wait as
 /// soon as a new job arrives, so queries are not delayed by the wait.
 final class ConnectionThread: @unchecked Sendable {
+    // @unchecked: the job queue and flags are guarded by `condition`; the pipe fds never change.
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
     private var stopping = false

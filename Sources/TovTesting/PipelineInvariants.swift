@@ -136,6 +136,7 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
 /// A writer whose insert fails (the server restarts, its backend is terminated) reconnects and goes
 /// on; only committed inserts are counted.
 public final class BackgroundWriters: @unchecked Sendable {
+    // @unchecked: the counters and the stop flag are under `lock`.
     private let lock = NSLock()
     private var stopped = false
     private var reserved = 0

@@ -5,6 +5,7 @@ import FoundationNetworking
 
 /// A `tovd` child process for tests that need real signals (SIGKILL mid-batch, SIGTERM drains).
 public final class TovdProcess: @unchecked Sendable {
+    // @unchecked: Foundation.Process is not Sendable; it is started once in init and then only queried.
     public let process = Process()
     public let logPath: String
 

@@ -69,6 +69,7 @@ extension Tovd {
 
 /// A thread-safe running count for progress callbacks.
 final class Counter: @unchecked Sendable {
+    // @unchecked: its count is under `lock`.
     private let lock = NSLock()
     private var value = 0
     func next() -> Int { lock.withLock { value += 1; return value } }

@@ -24,6 +24,7 @@ public struct SettingRow: Equatable, Sendable {
 /// stops the daemon: that key keeps its last good value (its default if it never had one), the
 /// problem is logged once, and ``problems`` / ``settingsError`` say what to fix until it is fixed.
 public final class SettingsCache: @unchecked Sendable {
+    // @unchecked: every stored property is read and written under `lock` (the logger is Sendable).
     private let lock = NSLock()
     private var cached: Settings?
     private var loadedAt: ContinuousClock.Instant?

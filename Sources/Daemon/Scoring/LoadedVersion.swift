@@ -7,6 +7,7 @@ import ToVPipeline
 /// `tov.scores`, with the pipeline's per-row scoring (``RowScoring``). Not thread-safe (models own
 /// activation buffers): each worker has its own.
 public final class LoadedVersion: @unchecked Sendable {
+    // @unchecked: its models are scored by one worker at a time (each worker has its own ModelCache).
     public let modelVersion: Int
     public let baseVersion: Int
     public let tokenizer: Tokenizer

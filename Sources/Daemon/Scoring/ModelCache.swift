@@ -13,6 +13,7 @@ import Surrogate
 /// unclaimed. It is reported once (log, `tov.checkpoints.load_error`, which the trainer acts on) and
 /// loading is retried with a growing delay, so a repaired or retrained row is picked up.
 public final class ModelCache: @unchecked Sendable {
+    // @unchecked: each scoring worker owns its cache and calls it from its one loop, never concurrently.
     /// The versions a batch can score with, and the live ones it cannot (their jobs must wait).
     struct Live {
         var loaded: [LoadedVersion]

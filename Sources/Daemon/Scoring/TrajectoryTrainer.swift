@@ -3,6 +3,7 @@ import Logging
 import Selection
 import Surrogate
 import ToVPipeline
+import Synchronization
 
 /// Runs the pipeline's trajectories (ToVPipeline: ``Theta0``, ``Trajectory``) for the leader and
 /// hands each checkpoint to `store` as soon as it exists, so a crash loses at most one epoch of work
@@ -120,14 +121,13 @@ enum TrainingPhase: String, Sendable {
 }
 
 /// The last loss a training thread reported, read by the async side.
-final class LossBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Float = 0
-    func set(_ loss: Float) { lock.withLock { value = loss } }
+final class LossBox: Sendable {
+    private let value = Mutex<Float>(0)
+    func set(_ loss: Float) { value.withLock { $0 = loss } }
 
     /// Throws when training diverged: the checkpoints would score every row NaN.
     func checkFinite(_ what: String) throws {
-        let loss = lock.withLock { value }
+        let loss = value.withLock { $0 }
         guard loss.isFinite else {
             throw DaemonError(.model, "training diverged during \(what) (loss \(loss)); lower `lr` or `val_lr_ratio` in tov.settings")
         }

@@ -2,12 +2,13 @@ import Foundation
 import Logging
 import PQ
 import ServiceLifecycle
+import Synchronization
 
 /// This process's heartbeat in tov.instances (what `tov.workers` and the "no daemon running" state
 /// read), and the reverse direction: what the database says, copied into this instance's metrics
 /// and its systemd STATUS=. Every instance reports the same model and selection figures, so any one
 /// can be scraped; `tovd_leader` tells which instance leads.
-public final class InstanceReporter: Service, @unchecked Sendable {
+public final class InstanceReporter: Service, Sendable {
     let conninfo: String
     let instance: String
     let holder: String
@@ -21,9 +22,10 @@ public final class InstanceReporter: Service, @unchecked Sendable {
     let logger: Logger
     private let stopFlag = StopFlag()
     private let wakeup = WakeupSignal()
-    private let lock = NSLock()
-    private var lastError: String?
-    private var lastStatusLine: String?
+    /// The last error of any service since the previous heartbeat, for tov.workers.last_error.
+    private let lastError = Mutex<String?>(nil)
+    /// What STATUS= says now, and the leader's last activity it was made from.
+    private let statusLine = Mutex<(line: String?, activity: String?)>((nil, nil))
 
     init(conninfo: String, instance: String, holder: String, workers: Int, leaderCapable: Bool, interval: Duration = .seconds(2),
          settings: SettingsCache, metrics: DaemonMetrics, health: HealthState, notifier: SystemdNotifier, logger: Logger) {
@@ -43,7 +45,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
 
     /// Remembers the last error of any service of this instance for tov.workers.last_error.
     func recordError(_ message: String) {
-        lock.withLock { lastError = String(message.prefix(500)) }
+        lastError.withLock { $0 = String(message.prefix(500)) }
         wakeup.signal()
     }
 
@@ -66,7 +68,7 @@ public final class InstanceReporter: Service, @unchecked Sendable {
                     if seconds > 0 { rate = Double(scored - before) / seconds }
                 }
                 lastScored = (scored, .now)
-                let error = lock.withLock { () -> String? in defer { lastError = nil }; return lastError }
+                let error = lastError.withLock { error -> String? in defer { error = nil }; return error }
                 let settingsError = settings.settingsError
                 metrics.settingsError.set(to: settingsError == nil ? 0 : 1)
                 try await InstanceStore.heartbeat(.init(
@@ -95,16 +97,15 @@ public final class InstanceReporter: Service, @unchecked Sendable {
     /// Sends STATUS= when what it says changed: at once on a database outage or recovery (health's
     /// onChange), and whenever the leader's activity moves; never merely on a timer.
     private func publishStatus(activity: String?) {
-        let line: String = lock.withLock {
-            if let activity { lastActivity = activity }
-            let leading = metrics.isLeader.value == 1 ? "; leader: \(lastActivity ?? "starting")" : ""
-            return health.isDatabaseUp ? "scoring\(leading)" : "database unreachable; reconnecting"
+        let leader = metrics.isLeader.value == 1
+        let up = health.isDatabaseUp
+        let changed: String? = statusLine.withLock { status in
+            if let activity { status.activity = activity }
+            let leading = leader ? "; leader: \(status.activity ?? "starting")" : ""
+            let line = up ? "scoring\(leading)" : "database unreachable; reconnecting"
+            defer { status.line = line }
+            return status.line != line ? line : nil
         }
-        let changed = lock.withLock { () -> Bool in
-            defer { lastStatusLine = line }
-            return lastStatusLine != line
-        }
-        if changed { notifier.status(line) }
+        if let changed { notifier.status(changed) }
     }
-    private var lastActivity: String?
 }

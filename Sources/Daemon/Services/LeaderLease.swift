@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import PQ
 import ServiceLifecycle
+import Synchronization
 
 /// What this process knows about its leadership: the lease epoch it holds, if any, and until when it
 /// may act on it without hearing from the database. Shared by the lease service, which changes it,
 /// and the leader jobs, which wait for it and check it before each step.
-public final class Leadership: @unchecked Sendable {
+public final class Leadership: Sendable {
     public struct Term: Sendable, Equatable {
         public var epoch: Int64
         /// Local monotonic deadline: the lease's duration after the last renewal was *sent*, so it
@@ -14,8 +15,7 @@ public final class Leadership: @unchecked Sendable {
         var validUntil: ContinuousClock.Instant
     }
 
-    private let lock = NSLock()
-    private var term: Term?
+    private let term = Mutex<Term?>(nil)
     /// Signalled on every change, so leader jobs start the moment leadership is gained.
     let changed = WakeupSignal()
     /// Processes sharing one instance name still get distinct lease holders.
@@ -27,7 +27,7 @@ public final class Leadership: @unchecked Sendable {
 
     /// The epoch this process may act on right now, or nil.
     public var currentEpoch: Int64? {
-        lock.withLock {
+        term.withLock { term in
             guard let term, ContinuousClock.now < term.validUntil else { return nil }
             return term.epoch
         }
@@ -37,7 +37,7 @@ public final class Leadership: @unchecked Sendable {
     public func holds(_ epoch: Int64) -> Bool { currentEpoch == epoch }
 
     func set(_ new: Term?) {
-        let differs: Bool = lock.withLock {
+        let differs: Bool = term.withLock { term in
             defer { term = new }
             return term?.epoch != new?.epoch
         }

@@ -3,6 +3,7 @@ import Logging
 import PQ
 import Selection
 import Surrogate
+import Synchronization
 
 /// The leader's trainer: decides what model to train next and trains it, one job at a time, in its
 /// own task. Three kinds of work, each ending in a model version that workers rescore and the
@@ -303,18 +304,17 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 }
 
 /// Progress reported from a training thread, read by the task that writes tov.leader_activity.
-final class ProgressBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: (phase: String, done: Int, total: Int)?
+final class ProgressBox: Sendable {
+    private let value = Mutex<(phase: String, done: Int, total: Int)?>(nil)
     /// Returns whether the phase changed.
     @discardableResult
     func set(_ phase: String, _ done: Int, _ total: Int) -> Bool {
-        lock.withLock {
+        value.withLock { value in
             defer { value = (phase, done, total) }
             return value?.phase != phase
         }
     }
-    var current: (phase: String, done: Int, total: Int)? { lock.withLock { value } }
+    var current: (phase: String, done: Int, total: Int)? { value.withLock { $0 } }
 }
 
 /// Writes tov.leader_activity under the fence: what the trainer does, why, and how far it is.

@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The daemon's Prometheus metrics, in one registry rendered by `/metrics`.
 public final class DaemonMetrics: Sendable {
@@ -51,31 +52,25 @@ public final class DaemonMetrics: Sendable {
 /// A counter whose running total this process can read back (the heartbeat reports rows/s from it).
 public final class TrackedCounter: Sendable {
     private let counter: Counter
-    private let total = LockedValue<Int64>(0)
+    private let total = Mutex<Int64>(0)
     init(_ counter: Counter) { self.counter = counter }
     public func increment(by amount: Int64) {
         counter.increment(by: amount)
-        total.update { $0 += amount }
+        total.withLock { $0 += amount }
     }
-    public var value: Int64 { total.value }
+    public var value: Int64 { total.withLock { $0 } }
 }
 
 /// A gauge whose last value this process can read back.
 public final class TrackedGauge: Sendable {
     private let gauge: Gauge
-    private let last = LockedValue<Double>(0)
+    private let last = Mutex<Double>(0)
     init(_ gauge: Gauge) { self.gauge = gauge }
     public func set(to value: Double) {
         gauge.set(to: value)
-        last.update { $0 = value }
+        last.withLock { $0 = value }
     }
-    public var value: Double { last.value }
+    public var value: Double { last.withLock { $0 } }
 }
 
-final class LockedValue<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: T
-    init(_ value: T) { stored = value }
-    var value: T { lock.withLock { stored } }
-    func update(_ body: (inout T) -> Void) { lock.withLock { body(&stored) } }
-}
+

@@ -1,35 +1,38 @@
 import Foundation
+import Synchronization
 
 /// What `/healthz` and the watchdog report: whether every worker's database connection is up.
 /// A worker marks itself down when its connection drops and up again after reconnecting.
-public final class HealthState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var down: Set<String> = []
-    private var listening = false
+public final class HealthState: Sendable {
+    private struct State {
+        var down: Set<String> = []
+        var listening = false
+        var onChange: (@Sendable () -> Void)?
+    }
+    private let state = Mutex(State())
     private let metrics: DaemonMetrics?
     /// Called when the database goes down or comes back, so STATUS= changes at once.
     var onChange: (@Sendable () -> Void)? {
-        get { lock.withLock { changeHandler } }
-        set { lock.withLock { changeHandler = newValue } }
+        get { state.withLock { $0.onChange } }
+        set { state.withLock { $0.onChange = newValue } }
     }
-    private var changeHandler: (@Sendable () -> Void)?
 
     public init(metrics: DaemonMetrics? = nil) {
         self.metrics = metrics
     }
 
     public func setDatabase(up: Bool, worker: String) {
-        let (allUp, changed): (Bool, Bool) = lock.withLock {
-            let before = down.isEmpty
-            if up { down.remove(worker) } else { down.insert(worker) }
-            return (down.isEmpty, before != down.isEmpty)
+        let (allUp, changed, handler) = state.withLock { state -> (Bool, Bool, (@Sendable () -> Void)?) in
+            let before = state.down.isEmpty
+            if up { state.down.remove(worker) } else { state.down.insert(worker) }
+            return (state.down.isEmpty, before != state.down.isEmpty, state.onChange)
         }
         metrics?.databaseUp.set(to: allUp ? 1 : 0)
-        if changed { onChange?() }
+        if changed { handler?() }
     }
 
-    public func setListening(_ value: Bool) { lock.withLock { listening = value } }
+    public func setListening(_ value: Bool) { state.withLock { $0.listening = value } }
 
-    public var isDatabaseUp: Bool { lock.withLock { down.isEmpty } }
-    public var isListening: Bool { lock.withLock { listening } }
+    public var isDatabaseUp: Bool { state.withLock { $0.down.isEmpty } }
+    public var isListening: Bool { state.withLock { $0.listening } }
 }

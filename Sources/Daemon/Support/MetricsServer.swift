@@ -17,6 +17,7 @@ import Glibc
 /// lines to every clean CI build (docs/reliability.md has the measured cost). Scrape traffic is a
 /// request every few seconds. Binds to 127.0.0.1 unless told otherwise.
 public final class MetricsServer: @unchecked Sendable {
+    // @unchecked: the client count and the stopped flag are under `lock`; the socket is only closed once.
     public typealias Handler = @Sendable (_ path: String) -> (status: Int, contentType: String, body: [UInt8])
 
     private let listenFD: Int32

@@ -1,35 +1,39 @@
 import Foundation
+import Synchronization
 
 /// Wakes sleeping loops early: a worker waits on it between empty polls, and the watcher signals it
 /// when a NOTIFY arrives. A signal sent while nobody waits is remembered once, so a notification
 /// that lands between "claim found nothing" and "start waiting" is not lost.
-public final class WakeupSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending = false
-    private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-    private var nextID: UInt64 = 0
+public final class WakeupSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
     /// Wakes every waiter, or the next one to wait if none waits now.
     public func signal() {
-        lock.lock()
-        let woken = waiters
-        waiters.removeAll()
-        if woken.isEmpty { pending = true }
-        lock.unlock()
+        let woken = state.withLock { state in
+            let woken = state.waiters
+            state.waiters.removeAll()
+            if woken.isEmpty { state.pending = true }
+            return woken
+        }
         for continuation in woken.values { continuation.resume() }
     }
 
     /// Returns after a signal, after `timeout`, or on cancellation, whichever comes first.
     public func wait(timeout: Duration) async {
-        let id: UInt64? = lock.withLock {
-            if pending {
-                pending = false
+        let id: UInt64? = state.withLock { state in
+            if state.pending {
+                state.pending = false
                 return nil
             }
-            defer { nextID += 1 }
-            return nextID
+            defer { state.nextID += 1 }
+            return state.nextID
         }
         guard let id else { return }
 
@@ -37,12 +41,12 @@ public final class WakeupSignal: @unchecked Sendable {
             group.addTask {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let resumeNow: Bool = self.lock.withLock {
-                            if self.pending || Task.isCancelled {
-                                self.pending = false
+                        let resumeNow: Bool = self.state.withLock { state in
+                            if state.pending || Task.isCancelled {
+                                state.pending = false
                                 return true
                             }
-                            self.waiters[id] = continuation
+                            state.waiters[id] = continuation
                             return false
                         }
                         if resumeNow { continuation.resume() }
@@ -58,9 +62,6 @@ public final class WakeupSignal: @unchecked Sendable {
     }
 
     private func resume(_ id: UInt64) {
-        lock.lock()
-        let continuation = waiters.removeValue(forKey: id)
-        lock.unlock()
-        continuation?.resume()
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
     }
 }

@@ -1,0 +1,54 @@
+import Foundation
+
+/// A claimed job with the raw bytes of its row; `prompt` and `response` are nil when the row is
+/// over `max_text_bytes` (the claim did not fetch them), and the sizes say by how much.
+struct ClaimedJob: Sendable {
+    var candidateID: Int64
+    var modelVersion: Int
+    var attempts: Int
+    var prompt: [UInt8]?
+    var response: [UInt8]?
+    var ageSeconds: Double
+    var promptBytes: Int
+    var responseBytes: Int
+
+    var key: JobKey { JobKey(candidateID: candidateID, modelVersion: modelVersion) }
+    /// Only for rows that fit (scoring never sees a row the claim left unfetched).
+    var text: RowText { RowText(id: candidateID, prompt: prompt ?? [], response: response ?? []) }
+}
+
+struct JobKey: Hashable {
+    var candidateID: Int64
+    var modelVersion: Int
+}
+
+/// Everything one batch will write, gathered before the completing transaction.
+struct BatchOutcome {
+    struct Reject {
+        var candidateID: Int64, modelVersion: Int, attempts: Int
+        var reason: RejectReason, detail: String
+        init(job: ClaimedJob, reason: RejectReason, detail: String) {
+            candidateID = job.candidateID
+            modelVersion = job.modelVersion
+            attempts = job.attempts
+            self.reason = reason
+            self.detail = detail
+        }
+        var key: JobKey { JobKey(candidateID: candidateID, modelVersion: modelVersion) }
+    }
+    struct BaseLoss { var candidateID: Int64, baseVersion: Int, record: BaseLossRecord }
+    struct Score { var candidateID: Int64, modelVersion: Int, base: BaseLossRecord, valLosses: [Float] }
+    struct Unscorable { var candidateID: Int64, modelVersion: Int, detail: String }
+
+    /// The jobs this batch completes.
+    var jobs: [ClaimedJob]
+    /// Jobs given back untouched (their version failed to load after the claim).
+    var released: [ClaimedJob] = []
+    /// Live versions that could not be loaded: new ready rows are queued for them.
+    var waitFor: Set<Int> = []
+    var rejects: [Reject] = []
+    var ready: [(Int64, Int, Int)] = []
+    var baseLosses: [BaseLoss] = []
+    var scores: [Score] = []
+    var unscorable: [Unscorable] = []
+}

@@ -104,16 +104,22 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "base_version": "\(baseVersion)", "reason": "\(reason)", "u_rows": "\(settings.uSize)", "epochs": "\(settings.epochs)",
         ])
         let u = try await TrainingStore.baseSubsetTexts(baseVersion, on: connection)
+        let imported = try await importedTheta0(config, base: baseVersion, requests: requests, fence: fence, on: connection)
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
         trainer.progress = { [injectedPhaseDelay] phase, done, total in
             if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
         }
-        try await activity.set(TrainingPhase.pretraining.rawValue, reason: reason, detail: nil, done: 0, total: config.pretrainSteps, unit: "steps")
+        if imported == nil {
+            try await activity.set(TrainingPhase.pretraining.rawValue, reason: reason, detail: nil, done: 0, total: config.pretrainSteps, unit: "steps")
+        } else {
+            try await activity.set(TrainingPhase.baseTrajectory.rawValue, reason: reason, detail: "from θ0 \(config.theta0 ?? "")",
+                                   done: 0, total: config.epochs, unit: "epochs")
+        }
         do {
             try await activity.following(progress, reason: reason, unit: { $0 == TrainingPhase.pretraining.rawValue ? "steps" : "epochs" }) {
-                try await trainer.trainBase(u: u) { kind, epoch, checkpoint in
+                try await trainer.trainBase(u: u, imported: imported) { kind, epoch, checkpoint in
                     try await self.storeCheckpoint(.init(base: baseVersion, modelVersion: nil, kind: kind, epoch: epoch, bytes: checkpoint),
                                                    fence: fence, on: connection)
                 }
@@ -134,6 +140,31 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         logger.notice("base model ready", metadata: [
             "base_version": "\(baseVersion)", "reason": "\(reason)", "seconds": "\((ContinuousClock.now - started).seconds)",
         ])
+    }
+
+    /// The imported θ0 this base model starts from (nil for the bootstrap), checked against the
+    /// SHA-256 recorded at import and decoded. The policy did not start a base model whose θ0 is
+    /// missing or misshapen; one deleted or changed since (or bytes that no longer decode) fails this
+    /// base model with the reason, serves nothing, and the next decision reports it and waits.
+    private func importedTheta0(_ config: BaseModelConfig, base: Int, requests: [Int64], fence: LeaderFence,
+                                on connection: Connection) async throws -> SurrogateCheckpoint.Stored? {
+        guard let name = config.theta0 else { return nil }
+        var problem: String
+        if let stored = try await TrainingStore.theta0Checkpoint(name, on: connection) {
+            do {
+                let decoded = try SurrogateCheckpoint.decode(stored.bytes, expectedSHA256: stored.sha256)
+                let c = decoded.model.config
+                let shape = Settings.SurrogateShape(layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocabSize)
+                if shape == config.surrogate { return .init(checkpoint: decoded, bytes: stored.bytes) }
+                problem = "θ0 \(name) is a \(shape.summary) model, not the surrogate's \(config.surrogate.summary)"
+            } catch {
+                problem = "θ0 \(name) cannot be loaded: \(error)"
+            }
+        } else {
+            problem = "θ0 \(name) is not imported"
+        }
+        try await fence.transaction(on: connection) { tx in try await tx.execute(TrainingStore.baseModelFail, [base, problem]) }
+        throw DaemonError(.config, problem)
     }
 
     // MARK: - Refresh (θ_val)

@@ -15,9 +15,11 @@ extension Tovd {
                 trains θ_bas from it instead of pretraining its own θ0 on U:
                   tovd pretrain corpus.jsonl --output theta0.tovckpt --steps 2000
                   tovd base import theta0.tovckpt --name corpus-v1
-                  psql -c "UPDATE tov.settings SET value = '\\"corpus-v1\\"' WHERE key = 'theta0'"
-                Its shape must be the surrogate setting's; `tovd base import` prints the value to set.
-                `tovd status` says which θ0 the live selection was made with (docs/operations.md, \
+                  psql: UPDATE tov.settings SET value = '"corpus-v1"' WHERE key = 'theta0';
+
+                Its shape must be the surrogate setting's: tovd refuses a θ0 of another shape rather than \
+                change the model size behind the setting; `tovd base import` prints the surrogate value to \
+                set. `tovd status` says which θ0 the live selection was made with (docs/operations.md, \
                 "Start from your own θ0").
                 """,
             subcommands: [Import.self, List.self])

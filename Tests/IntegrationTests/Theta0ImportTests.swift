@@ -120,6 +120,21 @@ struct Theta0ImportTests {
             // Nothing was started from either, and the selection is still the bootstrap's.
             #expect(try await TovTestDatabase.count("tov.base_models", on: c) == 1)
             #expect(try await StatusReport.load(on: c).theta0 == "bootstrap")
+
+            // A θ0 that fits but whose stored bytes no longer check out: its base model fails once with
+            // the reason, and the same settings are not retried in a loop.
+            let tiny = try Self.writeTheta0()
+            defer { try? FileManager.default.removeItem(atPath: tiny.path) }
+            #expect(try await Self.tovd(["base", "import", tiny.path, "--name", "tiny"], conninfo: conninfo).0 == 0)
+            try await c.execute("UPDATE tov.theta0s SET data = overlay(data placing '\\xdeadbeef'::bytea from 100 for 4) WHERE name = 'tiny'")
+            try await c.execute("UPDATE tov.settings SET value = '\"tiny\"' WHERE key = 'theta0'")
+            #expect(try await TovTestDatabase.eventually {
+                try await StatusReport.load(on: c).settingsError?.contains("theta0 unusable: θ0 tiny cannot be loaded") == true
+            }, "\(daemon.log.suffix(3000))")
+            #expect(try await TovTestDatabase.trainerDecidedTwice(on: c))
+            #expect(try await TovTestDatabase.count("tov.base_models", on: c, where: "status = 'failed' AND reason LIKE 'theta0 unusable%'") == 1)
+            #expect(try await TovTestDatabase.count("tov.base_models", on: c) == 2)
+            #expect(try await StatusReport.load(on: c).theta0 == "bootstrap")
             #expect(try await TovTestDatabase.eventually { try await PipelineFigures.settle(on: c).isConsistent })
         }
     }

@@ -104,7 +104,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "base_version": "\(baseVersion)", "reason": "\(reason)", "u_rows": "\(settings.uSize)", "epochs": "\(settings.epochs)",
         ])
         let u = try await TrainingStore.baseSubsetTexts(baseVersion, on: connection)
-        let imported = try await importedTheta0(config, base: baseVersion, requests: requests, fence: fence, on: connection)
+        let imported: SurrogateCheckpoint.Stored?
+        switch try await importedTheta0(config, base: baseVersion, fence: fence, on: connection) {
+        case .success(let stored): imported = stored
+        case .failure(let error):
+            // The base model is failed with the reason; the next decision sees it and blocks the rebase.
+            report(problem: error.message)
+            return
+        }
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -144,18 +151,19 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     /// The imported θ0 this base model starts from (nil for the bootstrap), checked against the
     /// SHA-256 recorded at import and decoded. The policy did not start a base model whose θ0 is
-    /// missing or misshapen; one deleted or changed since (or bytes that no longer decode) fails this
-    /// base model with the reason, serves nothing, and the next decision reports it and waits.
-    private func importedTheta0(_ config: BaseModelConfig, base: Int, requests: [Int64], fence: LeaderFence,
-                                on connection: Connection) async throws -> SurrogateCheckpoint.Stored? {
-        guard let name = config.theta0 else { return nil }
+    /// missing or misshapen; one deleted since, or stored bytes that no longer decode, fail this base
+    /// model with reason `theta0 unusable: …` and serve nothing. The store reads that reason like a
+    /// divergence (``TrainingStore/baseModelDivergedGet``): the same settings are not retried in a loop.
+    private func importedTheta0(_ config: BaseModelConfig, base: Int, fence: LeaderFence,
+                                on connection: Connection) async throws -> Result<SurrogateCheckpoint.Stored?, DaemonError> {
+        guard let name = config.theta0 else { return .success(nil) }
         var problem: String
         if let stored = try await TrainingStore.theta0Checkpoint(name, on: connection) {
             do {
                 let decoded = try SurrogateCheckpoint.decode(stored.bytes, expectedSHA256: stored.sha256)
                 let c = decoded.model.config
                 let shape = Settings.SurrogateShape(layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocabSize)
-                if shape == config.surrogate { return .init(checkpoint: decoded, bytes: stored.bytes) }
+                if shape == config.surrogate { return .success(.init(checkpoint: decoded, bytes: stored.bytes)) }
                 problem = "θ0 \(name) is a \(shape.summary) model, not the surrogate's \(config.surrogate.summary)"
             } catch {
                 problem = "θ0 \(name) cannot be loaded: \(error)"
@@ -163,8 +171,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         } else {
             problem = "θ0 \(name) is not imported"
         }
-        try await fence.transaction(on: connection) { tx in try await tx.execute(TrainingStore.baseModelFail, [base, problem]) }
-        throw DaemonError(.config, problem)
+        problem = "theta0 unusable: \(problem)"
+        try await fence.transaction(on: connection) { [problem] tx in try await tx.execute(TrainingStore.baseModelFail, [base, problem]) }
+        logger.error("the imported θ0 cannot be used; the rebase waits until the settings change", metadata: ["base_version": "\(base)", "problem": "\(problem)"])
+        return .failure(DaemonError(.config, problem))
     }
 
     // MARK: - Refresh (θ_val)

@@ -71,9 +71,11 @@ public enum TrainingStore {
         SELECT reason FROM tov.base_models WHERE status = 'failed' AND base_version = (SELECT max(base_version) FROM tov.base_models)
         """
 
-    /// A base model under exactly these settings ($1 config, $2 u_size) that diverged.
+    /// A base model under exactly these settings ($1 config, $2 u_size) that diverged, or whose imported
+    /// θ0 could not be loaded: retrying the same settings fails the same way.
     static let baseModelDivergedGet = """
-        SELECT reason FROM tov.base_models WHERE status = 'failed' AND reason LIKE 'diverged%' AND config = $1::jsonb AND u_size = $2
+        SELECT reason FROM tov.base_models
+        WHERE status = 'failed' AND (reason LIKE 'diverged%' OR reason LIKE 'theta0 unusable%') AND config = $1::jsonb AND u_size = $2
         ORDER BY base_version DESC LIMIT 1
         """
 

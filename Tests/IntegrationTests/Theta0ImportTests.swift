@@ -170,4 +170,26 @@ struct Theta0ImportTests {
             for (i, (was, now)) in zip(before, restored).enumerated() { #expect(was == now, "item \(i)") }
         }
     }
+
+    /// The setting's domain: null or a θ0 name (the same rule as tov.theta0s.name); what the database
+    /// accepts, Settings parses to the same value.
+    @Test func theSettingIsNullOrAName() async throws {
+        let cases: [(String, Bool)] = [
+            ("null", true), (#""corpus-v1""#, true), (#""a.b_c-9""#, true), (#""""#, false), (#""-x""#, false),
+            (#""a b""#, false), (#""a\nb""#, false), ("\"" + String(repeating: "x", count: 63) + "\"", true),
+            ("\"" + String(repeating: "x", count: 64) + "\"", false), ("5", false), ("true", false), (#"{"name": "x"}"#, false),
+        ]
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            for (json, expected) in cases {
+                let valid = try await c.query("SELECT tov.setting_is_valid('theta0', $1::jsonb) AS valid", [json]).first!.get(Bool.self, "valid")
+                #expect(valid == expected, "\(json)")
+                guard valid else { continue }
+                var settings = Settings()
+                #expect(try settings.set("theta0", json: json))
+                #expect(settings.theta0 == (json == "null" ? nil : String(json.dropFirst().dropLast())))
+            }
+        }
+    }
 }

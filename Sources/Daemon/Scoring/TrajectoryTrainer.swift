@@ -51,13 +51,11 @@ struct TrajectoryTrainer: Sendable {
         let modelConfig = try self.modelConfig()
         let logger = self.logger
         let shouldStop = self.shouldStop
-        let choice: Theta0.Choice = imported.map { .given(Theta0(tokenizer: $0.checkpoint.tokenizer, model: $0.checkpoint.model)) } ?? .bootstrap
         let theta0: Theta0
-        switch choice {
-        case .given(let given):
-            theta0 = given
-            try await store("theta0", 0, imported!.bytes)
-        case .bootstrap:
+        if let imported {
+            theta0 = Theta0(tokenizer: imported.checkpoint.tokenizer, model: imported.checkpoint.model)
+            try await store("theta0", 0, imported.bytes)
+        } else {
             theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Lent<Theta0> in
                 Lent(Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
                     self.lastLoss.set(progress.loss)

@@ -151,28 +151,29 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     /// The imported θ0 this base model starts from (nil for the bootstrap), checked against the
     /// SHA-256 recorded at import and decoded. The policy did not start a base model whose θ0 is
-    /// missing or misshapen; one deleted since, or stored bytes that no longer decode, fail this base
-    /// model with reason `theta0 unusable: …` and serve nothing. The store reads that reason like a
-    /// divergence (``TrainingStore/baseModelDivergedGet``): the same settings are not retried in a loop.
+    /// missing or misshapen by its stored config. Stored bytes that no longer check out fail this base
+    /// model with reason `theta0 unusable: …`, which the store reads like a divergence
+    /// (``TrainingStore/baseModelDivergedGet``): the same settings are not retried in a loop. A θ0
+    /// deleted since the decision fails it too, without that mark: the next decision's
+    /// ``TrainerPolicy/theta0Problem(_:)`` blocks the rebase until it is imported again.
     private func importedTheta0(_ config: BaseModelConfig, base: Int, fence: LeaderFence,
                                 on connection: Connection) async throws -> Result<SurrogateCheckpoint.Stored?, DaemonError> {
         guard let name = config.theta0 else { return .success(nil) }
-        var problem: String
+        let problem: String
         if let stored = try await TrainingStore.theta0Checkpoint(name, on: connection) {
             do {
                 let decoded = try SurrogateCheckpoint.decode(stored.bytes, expectedSHA256: stored.sha256)
                 let c = decoded.model.config
                 let shape = Settings.SurrogateShape(layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocabSize)
                 if shape == config.surrogate { return .success(.init(checkpoint: decoded, bytes: stored.bytes)) }
-                problem = "θ0 \(name) is a \(shape.summary) model, not the surrogate's \(config.surrogate.summary)"
+                problem = "theta0 unusable: θ0 \(name) is a \(shape.summary) model, not the surrogate's \(config.surrogate.summary)"
             } catch {
-                problem = "θ0 \(name) cannot be loaded: \(error)"
+                problem = "theta0 unusable: θ0 \(name) cannot be loaded: \(error)"
             }
         } else {
             problem = "θ0 \(name) is not imported"
         }
-        problem = "theta0 unusable: \(problem)"
-        try await fence.transaction(on: connection) { [problem] tx in try await tx.execute(TrainingStore.baseModelFail, [base, problem]) }
+        try await fence.transaction(on: connection) { tx in try await tx.execute(TrainingStore.baseModelFail, [base, problem]) }
         logger.error("the imported θ0 cannot be used; the rebase waits until the settings change", metadata: ["base_version": "\(base)", "problem": "\(problem)"])
         return .failure(DaemonError(.config, problem))
     }

@@ -22,7 +22,7 @@ struct Tovd: AsyncParsableCommand {
             """,
         subcommands: [
             Run.self, Migrate.self, Import.self, Export.self, Status.self, Refresh.self, Rebase.self, Explain.self, DevDB.self,
-            Pretrain.self, Score.self, DataCommand.self, Bench.self, Evaluate.self, EvaluateCompare.self,
+            Pretrain.self, Base.self, Score.self, DataCommand.self, Bench.self, Evaluate.self, EvaluateCompare.self,
         ]
     )
 }

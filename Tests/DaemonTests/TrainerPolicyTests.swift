@@ -75,6 +75,69 @@ struct TrainerPolicyTests {
         #expect(Self.activity(Self.decide(Self.settled { $0.currentBase = nil; $0.memoryProblem = problem }))?.detail == problem)
     }
 
+    // MARK: - An imported θ0 (issue 25)
+
+    /// The decision once the rebase debounce (5 s) has passed.
+    static func decideAfterDebounce(_ s: TrainerSnapshot) -> TrainerAction {
+        var policy = TrainerPolicy()
+        _ = policy.decide(s, now: t0)
+        return policy.decide(s, now: t0 + .seconds(5))
+    }
+
+    @Test func namingAnImportedTheta0RebasesFromIt() {
+        let shape = Settings.SurrogateShape()
+        let s = Self.settled { $0.settings.theta0 = "corpus-v1"; $0.theta0 = .init(name: "corpus-v1", shape: shape) }
+        #expect(TrainerPolicy.theta0Problem(s) == nil)
+        #expect(TrainerPolicy.settingsProblem(s) == nil)
+        #expect(Self.decideAfterDebounce(s) == .trainBase(reason: "rebase: theta0 changed", requests: []))
+        // Back to null: a rebase to the bootstrap.
+        let back = Self.settled { $0.currentBase!.config.theta0 = "corpus-v1" }
+        #expect(Self.decideAfterDebounce(back) == .trainBase(reason: "rebase: theta0 changed", requests: []))
+        // A base started from it is current: nothing to do; pretrain_steps is not its business.
+        let current = Self.settled {
+            $0.settings.theta0 = "corpus-v1"; $0.theta0 = .init(name: "corpus-v1", shape: shape)
+            $0.currentBase!.config.theta0 = "corpus-v1"; $0.settings.pretrainSteps = 5
+        }
+        #expect(Self.activity(Self.decide(current))?.activity == "idle")
+        // Under the bootstrap, pretrain_steps still rebases.
+        #expect(Self.decideAfterDebounce(Self.settled { $0.settings.pretrainSteps = 5 }) == .trainBase(reason: "rebase: pretrain_steps changed", requests: []))
+    }
+
+    @Test func aMissingTheta0BlocksOnlyTheRebaseAndIsASettingsProblem() {
+        let s = Self.settled { $0.settings.theta0 = "nope"; $0.zval.version = 4; $0.currentInputsServed = false }
+        let problem = TrainerPolicy.settingsProblem(s)
+        #expect(problem?.contains("theta0 = \"nope\": no θ0 of that name is imported") == true)
+        // Z_val changed meanwhile: the current base refreshes.
+        #expect(Self.decide(s) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        // Nothing to refresh: status says why the rebase waits, and nothing spins.
+        let idle = Self.activity(Self.decide(Self.settled { $0.settings.theta0 = "nope" }))
+        #expect(idle?.activity == "blocked" && idle?.detail?.contains("rebase (theta0 changed) waits") == true)
+        // Before any base model: the bootstrap does not start from something else.
+        let first = Self.activity(Self.decide(Self.settled { $0.currentBase = nil; $0.settings.theta0 = "nope" }))
+        #expect(first?.activity == "blocked" && first?.detail == problem)
+    }
+
+    @Test func aTheta0OfAnotherShapeIsRefusedWithTheSettingToUse() {
+        var other = Settings.SurrogateShape()
+        other.layers = 2
+        other.width = 64
+        let s = Self.settled { $0.settings.theta0 = "small"; $0.theta0 = .init(name: "small", shape: other) }
+        let problem = TrainerPolicy.theta0Problem(s)
+        #expect(problem?.contains("is a 2×64") == true && problem?.contains(#"{"layers": 2, "width": 64, "heads": 4, "context": 256, "vocab": 4096}"#) == true)
+        #expect(TrainerPolicy.settingsProblem(s) == problem)
+        #expect(Self.activity(Self.decide(s))?.activity == "blocked")
+        var refresh = s
+        refresh.pendingRequests = [.init(id: 3, kind: .refresh)]
+        #expect(Self.decide(refresh) == .refresh(base: 1, reason: "tovd refresh", requests: [3]))
+        // Set surrogate to its shape: it fits.
+        let fits = Self.settled { $0.settings.theta0 = "small"; $0.settings.surrogate = other; $0.theta0 = .init(name: "small", shape: other) }
+        #expect(TrainerPolicy.theta0Problem(fits) == nil)
+        #expect(Self.decideAfterDebounce(fits) == .trainBase(reason: "rebase: surrogate, theta0 changed", requests: []))
+        // A stored config nobody can read is reported, not trained from.
+        #expect(TrainerPolicy.theta0Problem(Self.settled { $0.settings.theta0 = "x"; $0.theta0 = .init(name: "x", shape: nil) })?
+                    .contains("cannot be read") == true)
+    }
+
     @Test func aBaseThatDivergedBeforeBlocksOnlyItsRebase() {
         let s = Self.settled { $0.settings.learningRate = 1; $0.divergedBase = "diverged: loss is nan"; $0.zval.version = 4
                                $0.currentInputsServed = false }

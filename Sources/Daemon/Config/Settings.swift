@@ -21,6 +21,10 @@ public struct Settings: Equatable, Sendable {
     public var valLearningRateRatio = 0.1
     /// Steps of next-token pretraining of θ0 on U when no θ0 was imported.
     public var pretrainSteps = 200
+    /// The imported θ0 (`tovd base import`, table tov.theta0s) the next base model starts from; nil:
+    /// the daemon's bootstrap, pretrained on U. Whether a θ0 of that name is stored and fits
+    /// `surrogate` is the trainer's to check (``TrainerPolicy/theta0Problem(_:)``).
+    public var theta0: String?
     public var surrogate = SurrogateShape()
     public var zvalDebounceSeconds = 5.0
     public var maxAttempts = 3
@@ -40,7 +44,7 @@ public struct Settings: Equatable, Sendable {
     /// Every key this build reads, in the order of `tov.settings`' defaults.
     public static let keys = [
         "budget", "policy", "score_fn", "method", "bins", "seed", "u_size", "epochs", "lr", "val_lr_ratio",
-        "pretrain_steps", "surrogate", "zval_debounce_seconds", "max_attempts", "max_text_bytes", "rebase_growth",
+        "pretrain_steps", "surrogate", "zval_debounce_seconds", "max_attempts", "max_text_bytes", "rebase_growth", "theta0",
     ]
 
     public init() {}
@@ -106,6 +110,7 @@ public struct Settings: Equatable, Sendable {
         case "max_attempts": maxAttempts = try integer()
         case "max_text_bytes": maxTextBytes = try integer()
         case "rebase_growth": rebaseGrowth = try number()
+        case "theta0": theta0 = text == "null" ? nil : try string()
         default: return false
         }
         return true
@@ -118,6 +123,12 @@ public struct Settings: Equatable, Sendable {
 }
 
 extension Settings.SurrogateShape {
+    /// "4×256 (4 heads, context 256, vocab 4096)", for messages.
+    var summary: String { "\(layers)×\(width) (\(heads) heads, context \(context), vocab \(vocab))" }
+
+    /// The value of the `surrogate` setting that asks for exactly this shape.
+    var json: String { "{\"layers\": \(layers), \"width\": \(width), \"heads\": \(heads), \"context\": \(context), \"vocab\": \(vocab)}" }
+
     static let fields: Set<String> = ["layers", "width", "heads", "context", "vocab"]
 
     /// `surrogate` may name only some fields; the rest keep their defaults. The result always

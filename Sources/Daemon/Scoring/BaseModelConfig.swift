@@ -11,10 +11,15 @@ public struct BaseModelConfig: Codable, Sendable, Equatable {
     public var valLearningRateRatio: Double
     public var pretrainSteps: Int
     public var seed: Int64
+    /// The imported θ0 the base model started from (tov.theta0s), nil for the bootstrap. Optional
+    /// and left out of the JSON when nil (synthesized Codable uses decodeIfPresent/encodeIfPresent):
+    /// configs stored before schema version 9 decode as bootstrap ones, and a bootstrap config's JSON
+    /// is unchanged, so `config = $1::jsonb` still finds the diverged bases stored before.
+    public var theta0: String?
 
     enum CodingKeys: String, CodingKey {
         case surrogate, epochs, learningRate = "lr", valLearningRateRatio = "val_lr_ratio"
-        case pretrainSteps = "pretrain_steps", seed
+        case pretrainSteps = "pretrain_steps", seed, theta0
     }
 
     public init(settings: Settings) {
@@ -24,6 +29,7 @@ public struct BaseModelConfig: Codable, Sendable, Equatable {
         valLearningRateRatio = settings.valLearningRateRatio
         pretrainSteps = settings.pretrainSteps
         seed = Int64(settings.selection.seed)
+        theta0 = settings.theta0
     }
 
     public init(json: String) throws {

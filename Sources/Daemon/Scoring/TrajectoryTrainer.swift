@@ -43,25 +43,34 @@ struct TrajectoryTrainer: Sendable {
         return Trajectory(settings: config.trajectory, shouldStop: shouldStop) { lastLoss.set($0.loss) }
     }
 
-    /// θ0 (the pipeline's bootstrap on U) and θ_bas^1..L. `u` is U in candidate id order.
-    func trainBase(u: [RowText], store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
+    /// θ0 and θ_bas^1..L. `u` is U in candidate id order. θ0 is `imported` (its own tokenizer, stored
+    /// as the base model's θ0 byte for byte, so its SHA-256 is the import's) or, without one, the
+    /// pipeline's bootstrap on U.
+    func trainBase(u: [RowText], imported: SurrogateCheckpoint.Stored? = nil,
+                   store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
         let modelConfig = try self.modelConfig()
         let logger = self.logger
         let shouldStop = self.shouldStop
-        let theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Lent<Theta0> in
-            Lent(Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
-                self.lastLoss.set(progress.loss)
-                self.progress(.pretraining, progress.step, progress.totalSteps)
-                if progress.step % 50 == 0 {
-                    logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
-                }
-            })
-        }.value
-        try checkStop()
-        try lastLoss.checkFinite("pretraining θ0")
+        let theta0: Theta0
+        if let imported {
+            theta0 = Theta0(tokenizer: imported.checkpoint.tokenizer, model: imported.checkpoint.model)
+            try await store("theta0", 0, imported.bytes)
+        } else {
+            theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Lent<Theta0> in
+                Lent(Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
+                    self.lastLoss.set(progress.loss)
+                    self.progress(.pretraining, progress.step, progress.totalSteps)
+                    if progress.step % 50 == 0 {
+                        logger.info("pretraining θ0", metadata: ["step": "\(progress.step)", "of": "\(progress.totalSteps)", "loss": "\(progress.loss)"])
+                    }
+                })
+            }.value
+            try checkStop()
+            try lastLoss.checkFinite("pretraining θ0")
+            try await store("theta0", 0, SurrogateCheckpoint.encode(model: theta0.model, tokenizer: theta0.tokenizer, metadata: ["kind": "theta0"]))
+        }
         let tokenizer = theta0.tokenizer
-        try await store("theta0", 0, SurrogateCheckpoint.encode(model: theta0.model, tokenizer: tokenizer, metadata: ["kind": "theta0"]))
 
         let examples = Trajectory.trainingExamples(u, tokenizer: tokenizer)
         let trajectory = self.trajectory
@@ -110,6 +119,15 @@ struct TrajectoryTrainer: Sendable {
             if method == .B { carried = start }
             try await store(epoch, SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: ["kind": "val", "epoch": "\(epoch)"]))
         }
+    }
+}
+
+extension SurrogateCheckpoint {
+    /// A checkpoint decoded from stored bytes, with the bytes (an imported θ0 is stored again as is).
+    struct Stored: @unchecked Sendable {
+        // @unchecked: the model is handed from the task that decoded it to the trainer, never shared.
+        var checkpoint: SurrogateCheckpoint
+        var bytes: [UInt8]
     }
 }
 

@@ -110,16 +110,29 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "base_version": "\(baseVersion)", "reason": "\(reason)", "u_rows": "\(settings.uSize)", "epochs": "\(settings.epochs)",
         ])
         let u = try await TrainingStore.baseSubsetTexts(baseVersion, on: connection)
+        let imported: SurrogateCheckpoint.Stored?
+        switch try await importedTheta0(config, base: baseVersion, fence: fence, on: connection) {
+        case .success(let stored): imported = stored
+        case .failure(let error):
+            // The base model is failed with the reason; the next decision sees it and blocks the rebase.
+            report(problem: error.message)
+            return
+        }
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
         trainer.progress = { [injectedPhaseDelay] phase, done, total in
             if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
         }
-        try await activity.set(TrainingPhase.pretraining.rawValue, reason: reason, detail: nil, done: 0, total: config.pretrainSteps, unit: "steps")
+        if imported == nil {
+            try await activity.set(TrainingPhase.pretraining.rawValue, reason: reason, detail: nil, done: 0, total: config.pretrainSteps, unit: "steps")
+        } else {
+            try await activity.set(TrainingPhase.baseTrajectory.rawValue, reason: reason, detail: "from θ0 \(config.theta0 ?? "")",
+                                   done: 0, total: config.epochs, unit: "epochs")
+        }
         do {
             try await activity.following(progress, reason: reason, unit: { $0 == TrainingPhase.pretraining.rawValue ? "steps" : "epochs" }) {
-                try await trainer.trainBase(u: u) { kind, epoch, checkpoint in
+                try await trainer.trainBase(u: u, imported: imported) { kind, epoch, checkpoint in
                     try await self.storeCheckpoint(.init(base: baseVersion, modelVersion: nil, kind: kind, epoch: epoch, bytes: checkpoint),
                                                    fence: fence, on: connection)
                 }
@@ -140,6 +153,35 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         logger.notice("base model ready", metadata: [
             "base_version": "\(baseVersion)", "reason": "\(reason)", "seconds": "\((ContinuousClock.now - started).seconds)",
         ])
+    }
+
+    /// The imported θ0 this base model starts from (nil for the bootstrap), checked against the
+    /// SHA-256 recorded at import and decoded. The policy did not start a base model whose θ0 is
+    /// missing or misshapen by its stored config. Stored bytes that no longer check out fail this base
+    /// model with reason `theta0 unusable: …`, which the store reads like a divergence
+    /// (``TrainingStore/baseModelDivergedGet``): the same settings are not retried in a loop. A θ0
+    /// deleted since the decision fails it too, without that mark: the next decision's
+    /// ``TrainerPolicy/theta0Problem(_:)`` blocks the rebase until it is imported again.
+    private func importedTheta0(_ config: BaseModelConfig, base: Int, fence: LeaderFence,
+                                on connection: Connection) async throws -> Result<SurrogateCheckpoint.Stored?, DaemonError> {
+        guard let name = config.theta0 else { return .success(nil) }
+        let problem: String
+        if let stored = try await TrainingStore.theta0Checkpoint(name, on: connection) {
+            do {
+                let decoded = try SurrogateCheckpoint.decode(stored.bytes, expectedSHA256: stored.sha256)
+                let c = decoded.model.config
+                let shape = Settings.SurrogateShape(layers: c.layers, width: c.width, heads: c.heads, context: c.context, vocab: c.vocabSize)
+                if shape == config.surrogate { return .success(.init(checkpoint: decoded, bytes: stored.bytes)) }
+                problem = "theta0 unusable: θ0 \(name) is a \(shape.summary) model, not the surrogate's \(config.surrogate.summary)"
+            } catch {
+                problem = "theta0 unusable: θ0 \(name) cannot be loaded: \(error)"
+            }
+        } else {
+            problem = "θ0 \(name) is not imported"
+        }
+        try await fence.transaction(on: connection) { tx in try await tx.execute(TrainingStore.baseModelFail, [base, problem]) }
+        logger.error("the imported θ0 cannot be used; the rebase waits until the settings change", metadata: ["base_version": "\(base)", "problem": "\(problem)"])
+        return .failure(DaemonError(.config, problem))
     }
 
     // MARK: - Refresh (θ_val)

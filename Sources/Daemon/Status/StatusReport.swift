@@ -27,6 +27,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var activity: Activity?
     public var settingsError: String?
     public var zvalRejected: Int64 = 0
+    /// The θ0 the live selection's base model started from: an imported θ0's name (`tovd base import`),
+    /// "bootstrap", or nil before the first complete model version.
+    public var theta0: String?
     public var leaderHeartbeatAgeSeconds: Double?
     /// Running instances that may become the leader (not started with `--no-leader`); nil when the
     /// role reading status may not see it (tov_reader).
@@ -96,7 +99,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         case lastRefreshFinishedAt = "last_refresh_finished_at", oldestUnscoredAgeSeconds = "oldest_unscored_age_seconds", leader
         case waitingForModel = "waiting_for_model", daemonState = "daemon_state", activity, settingsError = "settings_error"
         case zvalRejected = "zval_rejected", leaderHeartbeatAgeSeconds = "leader_heartbeat_age_seconds"
-        case leaderCapableInstances = "leader_capable_instances", workers
+        case leaderCapableInstances = "leader_capable_instances", workers, theta0
     }
 
     /// Encodes absent values as `null` so scripts always find every key.
@@ -127,6 +130,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         try c.encode(leaderHeartbeatAgeSeconds, forKey: .leaderHeartbeatAgeSeconds)
         try c.encode(leaderCapableInstances, forKey: .leaderCapableInstances)
         try c.encode(workers, forKey: .workers)
+        try c.encode(theta0, forKey: .theta0)
     }
 
     public static func load(on connection: Connection) async throws -> StatusReport {
@@ -181,7 +185,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         lines.append("pool        \(poolRows) rows: \(scored) scored, \(waitingForModel) waiting to be scored, \(pending) being validated, \(rejected) rejected, \(baseSubsetRows) in the base subset U")
         lines.append("Z_val       version \(zvalVersion), \(zvalRows) rows" + (zvalRejected > 0 ? ", \(zvalRejected) left out (see tov.validation_rejects)" : ""))
         if let modelVersion {
-            lines.append("model       version \(modelVersion) (complete)")
+            lines.append("model       version \(modelVersion) (complete), from θ0 \(theta0.map { $0 == "bootstrap" ? "bootstrap (pretrained on U)" : "\"\($0)\" (imported)" } ?? "?")")
         } else {
             lines.append("model       none yet" + (activity.map { ": \($0.name)" } ?? ""))
         }

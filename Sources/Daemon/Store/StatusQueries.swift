@@ -28,7 +28,7 @@ public enum StatusQueries {
                    extract(epoch FROM oldest_unscored_age)::float8 AS oldest_unscored_age_seconds, leader,
                    waiting_for_model, daemon_state, activity, activity_reason, activity_detail, activity_done,
                    activity_total, activity_unit, activity_rate, activity_eta_seconds,
-                   leader_heartbeat_age_seconds, settings_error, zval_rejected
+                   leader_heartbeat_age_seconds, settings_error, zval_rejected, theta0
             FROM tov.status
             """)
         guard let r = rows.first else { throw DaemonError(.database, "tov.status returned no row; run `tovd migrate up`") }
@@ -60,6 +60,7 @@ public enum StatusQueries {
         report.leaderHeartbeatAgeSeconds = try r.getOptional(Double.self, "leader_heartbeat_age_seconds")
         report.settingsError = try r.getOptional(String.self, "settings_error")
         report.zvalRejected = try r.get(Int64.self, "zval_rejected")
+        report.theta0 = try r.getOptional(String.self, "theta0")
         return report
     }
 

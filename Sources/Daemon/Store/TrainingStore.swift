@@ -26,6 +26,8 @@ public enum TrainingStore {
         let wanted = BaseModelConfig(settings: settings)
         let divergedBase = try await connection.query(baseModelDivergedGet, [wanted.json, settings.uSize]).first
             .map { try $0.get(String.self, "reason") }
+        var theta0: TrainerSnapshot.ImportedTheta0?
+        if let name = settings.theta0 { theta0 = try await theta0Shape(name, on: connection) }
         let zvalRow = try await connection.query(zvalGet).first!
         let zval = TrainerSnapshot.Zval(version: try zvalRow.get(Int64.self, "version"), ageSeconds: try zvalRow.get(Double.self, "age_seconds"),
                                         rows: Int(try zvalRow.get(Int64.self, "rows")))
@@ -48,7 +50,7 @@ public enum TrainingStore {
             scoringVersion: try counts.getOptional(Int32.self, "scoring_version").map(Int.init),
             readyRows: Int(try counts.get(Int64.self, "ready")), validatingRows: Int(try counts.get(Int64.self, "validating")),
             pendingRequests: requests, currentBase: base, lastBaseFailure: lastFailure, divergedBase: divergedBase,
-            memoryProblem: memoryProblem, zval: zval, currentInputsServed: served, divergedVersion: divergedVersion,
+            memoryProblem: memoryProblem, theta0: theta0, zval: zval, currentInputsServed: served, divergedVersion: divergedVersion,
             lastVersion: last, broken: broken)
     }
 
@@ -69,9 +71,11 @@ public enum TrainingStore {
         SELECT reason FROM tov.base_models WHERE status = 'failed' AND base_version = (SELECT max(base_version) FROM tov.base_models)
         """
 
-    /// A base model under exactly these settings ($1 config, $2 u_size) that diverged.
+    /// A base model under exactly these settings ($1 config, $2 u_size) that diverged, or whose imported
+    /// θ0 could not be loaded: retrying the same settings fails the same way.
     static let baseModelDivergedGet = """
-        SELECT reason FROM tov.base_models WHERE status = 'failed' AND reason LIKE 'diverged%' AND config = $1::jsonb AND u_size = $2
+        SELECT reason FROM tov.base_models
+        WHERE status = 'failed' AND (reason LIKE 'diverged%' OR reason LIKE 'theta0 unusable%') AND config = $1::jsonb AND u_size = $2
         ORDER BY base_version DESC LIMIT 1
         """
 
@@ -219,15 +223,15 @@ public enum TrainingStore {
     /// A new base model in `training` with U drawn: a uniform sample of ready rows, ordered by a seeded
     /// hash so a rerun picks the same rows. Returns its version.
     static func baseModelCreate(_ p: BaseModelCreateParams, on tx: Connection) async throws -> Int {
-        let version = Int(try await tx.query(baseModelInsert, [p.uSize, p.epochs, p.config.json, p.reason]).first!
+        let version = Int(try await tx.query(baseModelInsert, [p.uSize, p.epochs, p.config.json, p.reason, p.config.theta0]).first!
             .get(Int32.self, "base_version"))
         try await tx.execute(baseSubsetDraw, [version, p.seed, p.uSize])
         return version
     }
 
     static let baseModelInsert = """
-        INSERT INTO tov.base_models (u_size, epochs, config, reason, pool_rows_at_draw)
-        VALUES ($1, $2, $3::jsonb, $4, (SELECT count(*) FROM tov.ready)) RETURNING base_version
+        INSERT INTO tov.base_models (u_size, epochs, config, reason, theta0, pool_rows_at_draw)
+        VALUES ($1, $2, $3::jsonb, $4, $5, (SELECT count(*) FROM tov.ready)) RETURNING base_version
         """
 
     static let baseSubsetDraw = """
@@ -269,6 +273,79 @@ public enum TrainingStore {
     }
 
     static let baseModelConfigGet = "SELECT config::text AS config FROM tov.base_models WHERE base_version = $1"
+
+    // MARK: - Imported θ0s (tovd base import)
+
+    /// A θ0 as `tovd base list` shows it.
+    public struct Theta0Row: Sendable, Equatable {
+        public var name: String
+        public var sha256: String
+        public var bytes: Int
+        /// The model config of its header, as JSON (layers, width, heads, context, vocab_size).
+        public var config: String
+        public var importedAt: String
+        public var importedBy: String
+        /// Base models that started from it.
+        public var baseModels: Int
+    }
+
+    public struct Theta0InsertParams: Sendable {
+        public var name: String
+        public var bytes: [UInt8]
+        public var sha256: String
+        public var configJSON: String
+        public init(name: String, bytes: [UInt8], sha256: String, configJSON: String) {
+            self.name = name
+            self.bytes = bytes
+            self.sha256 = sha256
+            self.configJSON = configJSON
+        }
+    }
+
+    /// Stores a checked θ0; false when the name is taken (a stored θ0 is never replaced: base models
+    /// that started from it name it).
+    public static func theta0Insert(_ p: Theta0InsertParams, on connection: Connection) async throws -> Bool {
+        try await connection.query(theta0InsertOne, [p.name, p.bytes, p.sha256, p.configJSON]).first != nil
+    }
+
+    static let theta0InsertOne = """
+        INSERT INTO tov.theta0s (name, data, sha256, config) VALUES ($1, $2, $3, $4::jsonb)
+        ON CONFLICT (name) DO NOTHING RETURNING name
+        """
+
+    public static func theta0Many(on connection: Connection) async throws -> [Theta0Row] {
+        try await connection.query(theta0GetMany).map { row in
+            Theta0Row(name: try row.get(String.self, "name"), sha256: try row.get(String.self, "sha256"),
+                      bytes: Int(try row.get(Int32.self, "bytes")), config: try row.get(String.self, "config"),
+                      importedAt: try row.get(String.self, "imported_at"), importedBy: try row.get(String.self, "imported_by"),
+                      baseModels: Int(try row.get(Int64.self, "base_models")))
+        }
+    }
+
+    static let theta0GetMany = """
+        SELECT t.name, t.sha256, octet_length(t.data) AS bytes, t.config::text AS config, t.imported_at::text AS imported_at,
+               t.imported_by, (SELECT count(*) FROM tov.base_models b WHERE b.theta0 = t.name) AS base_models
+        FROM tov.theta0s t ORDER BY t.imported_at, t.name
+        """
+
+    /// The stored θ0 `name` with its model's shape, or nil when none has that name.
+    static func theta0Shape(_ name: String, on connection: Connection) async throws -> TrainerSnapshot.ImportedTheta0? {
+        guard let row = try await connection.query(theta0ConfigGet, [name]).first else { return nil }
+        let config = try? JSONDecoder().decode(ModelConfig.self, from: Data(try row.get(String.self, "config").utf8))
+        return .init(name: name, shape: config.map {
+            Settings.SurrogateShape(layers: $0.layers, width: $0.width, heads: $0.heads, context: $0.context, vocab: $0.vocabSize)
+        })
+    }
+
+    static let theta0ConfigGet = "SELECT config::text AS config FROM tov.theta0s WHERE name = $1"
+
+    /// The checkpoint bytes of θ0 `name` and the SHA-256 recorded at import, or nil.
+    static func theta0Checkpoint(_ name: String, on connection: Connection) async throws -> (bytes: [UInt8], sha256: String)? {
+        guard let row = try await connection.query(theta0DataGet, [name]).first else { return nil }
+        return (try row.get([UInt8].self, "data"), try row.get(String.self, "sha256"))
+    }
+
+    static let theta0DataGet = "SELECT data, sha256 FROM tov.theta0s WHERE name = $1"
 
     // MARK: - Model versions
 

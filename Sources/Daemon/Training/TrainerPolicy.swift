@@ -129,6 +129,7 @@ struct TrainerPolicy: Sendable {
     /// tovd_settings_error until the settings change.
     static func settingsProblem(_ s: TrainerSnapshot) -> String? {
         if let problem = s.memoryProblem { return problem }
+        if let problem = theta0Problem(s) { return problem }
         let rebaseWanted = s.currentBase.map {
             rebaseReason(stored: $0.config, storedUSize: $0.uSize, poolAtDraw: $0.poolRowsAtDraw, ready: s.readyRows,
                          settings: s.settings, requested: false) != nil
@@ -147,8 +148,10 @@ struct TrainerPolicy: Sendable {
         if settings.uSize != storedUSize { changed.append("u_size") }
         if wanted.epochs != stored.epochs { changed.append("epochs") }
         if wanted.learningRate != stored.learningRate { changed.append("lr") }
-        if wanted.pretrainSteps != stored.pretrainSteps { changed.append("pretrain_steps") }
+        // An imported θ0 is not pretrained here: pretrain_steps means nothing to its base models.
+        if wanted.theta0 == nil, stored.theta0 == nil, wanted.pretrainSteps != stored.pretrainSteps { changed.append("pretrain_steps") }
         if wanted.seed != stored.seed { changed.append("seed") }
+        if wanted.theta0 != stored.theta0 { changed.append("theta0") }
         if !changed.isEmpty { return changed.joined(separator: ", ") + " changed" }
         if requested { return "tovd rebase" }
         let growth = settings.rebaseGrowth
@@ -163,10 +166,34 @@ struct TrainerPolicy: Sendable {
         if let problem = s.memoryProblem {
             return TrainerActivity("blocked", detail: problem)
         }
+        if let problem = theta0Problem(s) {
+            return TrainerActivity("blocked", detail: problem)
+        }
         if let diverged = s.divergedBase {
             return TrainerActivity("blocked", detail: "\(diverged); change the settings to retry")
         }
         return waitForPool(ready: s.readyRows, validating: s.validatingRows, settings: s.settings)
+    }
+
+    /// Why the θ0 the `theta0` setting names cannot start a base model, or nil (also nil for the
+    /// bootstrap). The shape must be the `surrogate` setting's: that setting stays the one statement
+    /// of the model every base trains and scores with (memory check, rebase rules), and an import
+    /// never changes the model size behind it (docs/operations.md, "Start from your own θ0").
+    static func theta0Problem(_ s: TrainerSnapshot) -> String? {
+        guard let name = s.settings.theta0 else { return nil }
+        guard let stored = s.theta0, stored.name == name else {
+            return "theta0 = \"\(name)\": no θ0 of that name is imported (`tovd base list` shows them); import it with "
+                + "`tovd base import FILE --name \(name)`, or set theta0 to null for the bootstrap θ0"
+        }
+        guard let shape = stored.shape else {
+            return "theta0 = \"\(name)\": its stored model config cannot be read; import the checkpoint again under a new name"
+        }
+        let wanted = s.settings.surrogate
+        guard shape == wanted else {
+            return "theta0 = \"\(name)\" is a \(shape.summary) model but surrogate asks for \(wanted.summary); set surrogate to "
+                + "\(shape.json) to start from it, or import a θ0 of the surrogate's shape"
+        }
+        return nil
     }
 
     /// A pool too small for U, or a validation backlog too large for a sample of ready rows to stand

@@ -47,6 +47,13 @@ struct TrainerSnapshot: Equatable, Sendable {
         var problem: String
     }
 
+    /// The imported θ0 that `settings.theta0` names, as tov.theta0s holds it.
+    struct ImportedTheta0: Equatable, Sendable {
+        var name: String
+        /// Its model's shape (from the checkpoint header stored with it); nil when that cannot be read.
+        var shape: Settings.SurrogateShape?
+    }
+
     var settings: Settings
     /// The version being rescored, if any (one at a time: a unique index says so).
     var scoringVersion: Int?
@@ -62,6 +69,8 @@ struct TrainerSnapshot: Equatable, Sendable {
     var divergedBase: String?
     /// Why this host cannot train the wanted surrogate, or nil (``BaseModelConfig/memoryProblem(physicalMemory:)``).
     var memoryProblem: String?
+    /// The stored θ0 named by `settings.theta0`; nil when the setting is null or no θ0 has that name.
+    var theta0: ImportedTheta0?
     var zval: Zval
     /// Whether a version on the current base with the current Z_val, method and val_lr_ratio is
     /// scoring or complete, with all of its checkpoints readable.

@@ -10,7 +10,7 @@ let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "tovd",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],  // Synchronization.Mutex
     products: [
         .executable(name: "tovd", targets: ["tovd"]),
         .library(name: "PQ", targets: ["PQ"]),

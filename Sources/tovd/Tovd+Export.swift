@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Foundation
 
 extension Tovd {
@@ -28,38 +29,6 @@ extension Tovd {
             guard selected || withValidation else { throw ValidationError("say what to export: --selected or --with-validation") }
         }
 
-        static let fields = """
-            'id', id, 'prompt', prompt, 'response', response, 'source', source, 'meta', meta, 'score', score,
-            'reason', reason, 'length_bin', length_bin, 'selection_version', selection_version
-            """
-
-        /// `--selected`: every row of tov.selected as it is. `--with-validation`: one statement for both
-        /// sets, so the selection and Z_val come from one snapshot. Every selected row is written (the
-        /// pool may hold the same text twice, and both rows were selected); a Z_val row is left out when
-        /// its (prompt, response) is a selected row's or an earlier Z_val row's (DISTINCT ON keeps the
-        /// lowest id). Z_val rows keep their own `source` (tov.validation.source, migration 003).
-        static func query(withValidation: Bool) -> String {
-            guard withValidation else {
-                return "COPY (SELECT json_build_object('set', 'selected', \(fields)) FROM tov.selected ORDER BY id) TO STDOUT"
-            }
-            return """
-                COPY (
-                    WITH zval AS (
-                        SELECT DISTINCT ON (v.prompt, v.response) v.id, v.prompt, v.response, v.source, v.meta
-                        FROM tov.validation v
-                        WHERE NOT EXISTS (SELECT 1 FROM tov.selected s WHERE s.prompt = v.prompt AND s.response = v.response)
-                        ORDER BY v.prompt, v.response, v.id
-                    ), parts (part, id, prompt, response, source, meta, score, reason, length_bin, selection_version) AS (
-                        SELECT 0, id, prompt, response, source, meta, score, reason, length_bin, selection_version FROM tov.selected
-                        UNION ALL
-                        SELECT 1, id, prompt, response, source, meta, NULL, NULL, NULL, NULL FROM zval
-                    )
-                    SELECT json_build_object('set', CASE part WHEN 0 THEN 'selected' ELSE 'validation' END, \(fields))
-                    FROM parts ORDER BY part, id
-                ) TO STDOUT
-                """
-        }
-
         func run() async throws {
             let connection = try await database.connect(applicationName: "tovd export")
             defer { connection.close() }
@@ -75,7 +44,7 @@ extension Tovd {
             let progress = ProgressBar("export", total: nil)
             var rows = 0
             var buffer: [UInt8] = []
-            try await connection.copyOut(Self.query(withValidation: withValidation)) { chunk in
+            try await connection.copyOut(withValidation ? TransferQueries.selectedWithValidationCopyOut : TransferQueries.selectedCopyOut) { chunk in
                 buffer.append(contentsOf: CopyText.unescape(chunk))
                 rows += chunk.lazy.filter { $0 == 0x0A }.count
                 if buffer.count > 1 << 20 {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Daemon
 import Foundation
 import JSONL
 import PQ
@@ -76,7 +77,7 @@ extension Tovd {
                 guard chunkCount > 0 else { return }
                 let data = chunk
                 do {
-                    tally.imported += try await connection.copyIn("COPY tov.\(into.rawValue) (prompt, response, source, meta) FROM STDIN") { send in
+                    tally.imported += try await connection.copyIn(into == .candidates ? TransferQueries.candidatesCopyIn : TransferQueries.validationCopyIn) { send in
                         try await send(data)
                     }
                 } catch let error as PQError {

@@ -13,7 +13,7 @@ extension Tovd {
                   tovd status --watch    # refreshed every 2 s with a progress bar; Ctrl-C to stop
                   tovd status --json     # one object: pool_rows, pending, waiting_for_model, model_version,
                                          # daemon_state, activity {name, done, total, unit, rate_per_second,
-                                         # eta_seconds}, settings_error, workers [...], ...
+                                         # eta_seconds}, settings_error, theta0, workers [...], ...
                 "daemon_state" is "running" (an instance holds the leader lease), "no leader" (instances \
                 run, none holds the lease; one that can lead takes over within seconds), "no instance can \
                 lead" (every running instance has --no-leader: rows are scored, nothing trains and the \
@@ -93,7 +93,7 @@ extension Tovd {
         static let configuration = CommandConfiguration(
             abstract: "Ask the leader to draw a new U and train a new base model (θ0, θ_bas, θ_val), then rescore.",
             discussion: """
-                Changes to surrogate, u_size, epochs, lr, pretrain_steps or seed, and pool growth by rebase_growth,
+                Changes to surrogate, u_size, epochs, lr, pretrain_steps, seed or theta0, and pool growth by rebase_growth,
                 rebase by themselves. The old selection stays readable until the rebased one switches in.
                 A request is served once the new base model is trained (a leader that dies first leaves it
                 pending for the next one); a rebase that cannot start (u_size above the validated rows, a

@@ -78,11 +78,11 @@ extension Tovd {
         static let configuration = CommandConfiguration(
             abstract: "Ask the leader to train a new θ_val and rescore the pool, even if nothing changed.",
             discussion: """
-                The request waits for a version already training or rescoring to finish, then makes one new
-                version; tov.selected switches to it atomically once every row is rescored. Requests made in
-                the meantime are served by that same version. A request is served only once its θ_val is
-                trained: if the leader dies first, the next leader serves it (tov.training_requests.served_at).
-                Z_val, method and val_lr_ratio changes refresh by themselves; use this after repairing data
+                The request waits for a version already training or rescoring to finish, then makes one new \
+                version; tov.selected switches to it atomically once every row is rescored. Requests made in \
+                the meantime are served by that same version. A request is served only once its θ_val is \
+                trained: if the leader dies first, the next leader serves it (tov.training_requests.served_at). \
+                Z_val, method and val_lr_ratio changes refresh by themselves; use this after repairing data \
                 by hand.
                 """)
         @OptionGroup var database: DatabaseOptions
@@ -93,12 +93,12 @@ extension Tovd {
         static let configuration = CommandConfiguration(
             abstract: "Ask the leader to draw a new U and train a new base model (θ0, θ_bas, θ_val), then rescore.",
             discussion: """
-                Changes to surrogate, u_size, epochs, lr, pretrain_steps, seed or theta0, and pool growth by rebase_growth,
-                rebase by themselves. The old selection stays readable until the rebased one switches in.
-                A request is served once the new base model is trained (a leader that dies first leaves it
-                pending for the next one); a rebase that cannot start (u_size above the validated rows, a
-                surrogate too large for this host) waits, and says why in tovd status, without holding up
-                refreshes of the current base model.
+                Changes to surrogate, u_size, epochs, lr, pretrain_steps, seed or theta0, and pool growth by \
+                rebase_growth, rebase by themselves. The old selection stays readable until the rebased one \
+                switches in. A request is served once the new base model is trained (a leader that dies first \
+                leaves it pending for the next one); a rebase that cannot start (u_size above the validated \
+                rows, a surrogate too large for this host, a θ0 that is missing or does not fit) waits, and \
+                says why in tovd status, without holding up refreshes of the current base model.
                 """)
         @OptionGroup var database: DatabaseOptions
         func run() async throws { try await requestTraining(.rebase, database: database) }

@@ -91,13 +91,13 @@ extension Tovd.Bench {
                 let rebinSeconds = (ContinuousClock.now - rebinStarted).seconds
 
                 let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
-                    ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
-                              uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+                    ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
+                              uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")))
                 }
                 let started = ContinuousClock.now
                 let reference = select(scored, settings: settings)
                 let referenceSeconds = (ContinuousClock.now - started).seconds
-                let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
+                let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, "id") }
                 let same = selected == reference.items.map(\.id).sorted()
 
                 seconds.sort()
@@ -110,7 +110,7 @@ extension Tovd.Bench {
         }
 
         static func scoredRows(on c: Connection) async throws -> Int {
-            Int(try await c.query("SELECT count(*) FROM tov.scores WHERE model_version = 1").first!.get(Int64.self, 0))
+            Int(try await c.query("SELECT count(*) AS n FROM tov.scores WHERE model_version = 1").first!.get(Int64.self, "n"))
         }
 
         /// `count` new candidates, ready and scored under version 1 in one statement. φ is computed by

@@ -79,7 +79,7 @@ extension Tovd.Bench {
 
             // The switch's CPU time in its server process: what a plan's growth shows, where wall
             // time also shows whatever else the (shared) machine runs.
-            let backend = Int32(try await c.query("SELECT pg_backend_pid()").first!.get(Int32.self, 0))
+            let backend = Int32(try await c.query("SELECT pg_backend_pid() AS pid").first!.get(Int32.self, "pid"))
             print("load average at start: \(Self.loadAverage())")
             print("")
             print("refresh   statistics   scoring s   switch s   switch CPU s   delete old s   selection   jobs dead tuples")
@@ -94,7 +94,7 @@ extension Tovd.Bench {
                 try await scoreEveryRow(version: version, on: c)
                 let scoringSeconds = (ContinuousClock.now - scoringStarted).seconds
                 if statistics == .fresh { try await c.simpleQuery("ANALYZE tov.scores, tov.jobs") }
-                let dead = try await c.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tov.jobs'::regclass").first?.get(Int64.self, 0) ?? 0
+                let dead = try await c.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tov.jobs'::regclass").first?.get(Int64.self, "n_dead_tup") ?? 0
 
                 if plans { try await c.simpleQuery("SET auto_explain.log_min_duration = 0") }
                 let started = ContinuousClock.now, cpuBefore = Self.cpuSeconds(of: backend)
@@ -146,7 +146,7 @@ extension Tovd.Bench {
             let version = Int(try await c.query("""
                 INSERT INTO tov.model_versions (base_version, zval_version, method, status)
                 VALUES (1, (SELECT count(*) FROM tov.model_versions) + 1, 'A', 'scoring') RETURNING model_version
-                """).first!.get(Int32.self, 0))
+                """).first!.get(Int32.self, "model_version"))
             try await c.execute("INSERT INTO tov.jobs (candidate_id, model_version) SELECT candidate_id, $1::int FROM tov.ready", [version])
             return version
         }
@@ -181,7 +181,7 @@ extension Tovd.Bench {
                 let ids = try await c.query("""
                     SELECT candidate_id FROM tov.jobs WHERE model_version = $1::int
                     ORDER BY model_version, enqueued_at, candidate_id LIMIT $2::int FOR UPDATE SKIP LOCKED
-                    """, [version, batch]).map { try $0.get(Int64.self, 0) }
+                    """, [version, batch]).map { try $0.get(Int64.self, "candidate_id") }
                 guard !ids.isEmpty else { return }
                 try await c.transaction { tx in
                     try await tx.execute("""
@@ -202,11 +202,11 @@ extension Tovd.Bench {
         /// tov.selected equals the Swift reference select() on the same scores.
         func expectReferenceSelection(version: Int, settings: SelectionSettings, on c: Connection) async throws {
             let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = $1::int", [version]).map {
-                ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
-                          uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+                ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
+                          uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")))
             }
             let reference = select(scored, settings: settings).items.map(\.id).sorted()
-            let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
+            let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, "id") }
             guard selected == reference else { throw CLIError("tov.selected differs from the reference select() after the last switch") }
         }
     }

@@ -60,7 +60,10 @@ public struct LocalCluster: Sendable {
             }
         }
         if isRunning { return conninfo }
-        var options = "-c listen_addresses='' -c unix_socket_directories='\(socketDirectory)' -c port=\(port) -c max_connections=200"
+        // A test cluster serves every suite at once, each daemon of them with ~8 connections (workers,
+        // lease, three leader jobs, listener, reporter): 200 ran out when the suites start together.
+        let connections = fast ? 600 : 200
+        var options = "-c listen_addresses='' -c unix_socket_directories='\(socketDirectory)' -c port=\(port) -c max_connections=\(connections)"
         if fast { options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
         let result = try run(tool("pg_ctl"), ["start", "-w", "-t", "60", "-D", dataDirectory, "-l", logFile, "-o", options])
         guard result.status == 0 else {

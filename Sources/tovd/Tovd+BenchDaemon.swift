@@ -97,18 +97,18 @@ extension Tovd.Bench {
             bar.finish(rows)
             let bootstrapPeakKB = daemon.peakRSSKilobytes
             let burn = try await c.query("""
-                SELECT extract(epoch FROM b.finished_at - b.created_at)::float8,
-                       extract(epoch FROM m.trained_at - b.finished_at)::float8,
-                       extract(epoch FROM m.completed_at - m.trained_at)::float8,
-                       (SELECT count(*) FROM tov.scores WHERE model_version = m.model_version),
-                       (SELECT coalesce(sum(tokens), 0) FROM tov.scores WHERE model_version = m.model_version)
+                SELECT extract(epoch FROM b.finished_at - b.created_at)::float8 AS base_train_seconds,
+                       extract(epoch FROM m.trained_at - b.finished_at)::float8 AS val_train_seconds,
+                       extract(epoch FROM m.completed_at - m.trained_at)::float8 AS burn_seconds,
+                       (SELECT count(*) FROM tov.scores WHERE model_version = m.model_version) AS burn_rows,
+                       (SELECT coalesce(sum(tokens), 0) FROM tov.scores WHERE model_version = m.model_version) AS burn_tokens
                 FROM tov.model_versions m JOIN tov.base_models b USING (base_version) WHERE m.status = 'complete'
                 """).first!
-            let baseTrainSeconds = try burn.get(Double.self, 0)
-            let valTrainSeconds = try burn.get(Double.self, 1)
-            let burnSeconds = try burn.get(Double.self, 2)
-            let burnRows = Int(try burn.get(Int64.self, 3))
-            let burnTokens = Int(try burn.get(Int64.self, 4))
+            let baseTrainSeconds = try burn.get(Double.self, "base_train_seconds")
+            let valTrainSeconds = try burn.get(Double.self, "val_train_seconds")
+            let burnSeconds = try burn.get(Double.self, "burn_seconds")
+            let burnRows = Int(try burn.get(Int64.self, "burn_rows"))
+            let burnTokens = Int(try burn.get(Int64.self, "burn_tokens"))
             let endToEnd = Double(burnRows) / burnSeconds
 
             // The pure engine on the same rows and checkpoints, with the daemon idle.
@@ -149,14 +149,15 @@ extension Tovd.Bench {
             refreshBar.finish(burnRows)
             let refreshPeakKB = daemon.peakRSSKilobytes
             let refresh = try await c.query("""
-                SELECT extract(epoch FROM trained_at - started_at)::float8, extract(epoch FROM finished_at - trained_at)::float8,
-                       (SELECT count(*) FROM tov.scores s JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete')
+                SELECT extract(epoch FROM trained_at - started_at)::float8 AS train_seconds,
+                       extract(epoch FROM finished_at - trained_at)::float8 AS rescore_seconds,
+                       (SELECT count(*) FROM tov.scores s JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete') AS rescored
                 FROM tov.refreshes ORDER BY id DESC LIMIT 1
                 """).first!
-            let refreshTrain = try refresh.get(Double.self, 0)
-            let rescoreSeconds = try refresh.get(Double.self, 1)
-            let rescored = Int(try refresh.get(Int64.self, 2))
-            let poolRows = Int(try await c.query("SELECT count(*) FROM tov.candidates").first!.get(Int64.self, 0))
+            let refreshTrain = try refresh.get(Double.self, "train_seconds")
+            let rescoreSeconds = try refresh.get(Double.self, "rescore_seconds")
+            let rescored = Int(try refresh.get(Int64.self, "rescored"))
+            let poolRows = Int(try await c.query("SELECT count(*) AS n FROM tov.candidates").first!.get(Int64.self, "n"))
             let rescoreEngine = try await EngineBenchmark.run(on: c, rows: min(rescored, 3000), batchSize: batchSize, includeBase: false, logger: logger)
 
             print(String(format: "refresh: θ_val %.1f s, rescoring %d rows %.1f s (%.1f rows/s; engine θ_val-only %.1f rows/s, %.2f×)",
@@ -232,8 +233,8 @@ extension Tovd.Bench {
                 var seen: [(Double, Double)] = []
                 var last = -Double.infinity
                 while !Task.isCancelled {
-                    if let row = try? await watcher.query("SELECT extract(epoch FROM computed_at)::float8 FROM tov.selection_state").first,
-                       let at = try? row.get(Double.self, 0), at != last {
+                    if let row = try? await watcher.query("SELECT extract(epoch FROM computed_at)::float8 AS computed_at FROM tov.selection_state").first,
+                       let at = try? row.get(Double.self, "computed_at"), at != last {
                         last = at
                         seen.append((at, now()))
                     }
@@ -249,7 +250,7 @@ extension Tovd.Bench {
                 let due = Double(i) * interval
                 if due > now() { try await Task.sleep(for: .seconds(due - now())) }
                 let id = try await writer.query("INSERT INTO tov.candidates (prompt, response) VALUES ($1, $2) RETURNING id",
-                                                [example.prompt, example.response]).first!.get(Int64.self, 0)
+                                                [example.prompt, example.response]).first!.get(Int64.self, "id")
                 inserted.append((id, now()))
                 bar.update(i + 1)
             }
@@ -261,9 +262,9 @@ extension Tovd.Bench {
             while now() < deadline {
                 scoredAt = [:]
                 for row in try await writer.query("""
-                    SELECT candidate_id, extract(epoch FROM scored_at)::float8 FROM tov.scores WHERE candidate_id = ANY($1)
+                    SELECT candidate_id, extract(epoch FROM scored_at)::float8 AS scored_at FROM tov.scores WHERE candidate_id = ANY($1)
                     """, [ids]) {
-                    scoredAt[try row.get(Int64.self, 0)] = try row.get(Double.self, 1)
+                    scoredAt[try row.get(Int64.self, "candidate_id")] = try row.get(Double.self, "scored_at")
                 }
                 if scoredAt.count == ids.count { break }
                 try await Task.sleep(for: .milliseconds(200))

@@ -29,6 +29,8 @@ struct CLITests {
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
             let rows = try await c.query("SELECT prompt, response, source, meta::text FROM tov.candidates ORDER BY id")
+            // A failed import must fail this test, not crash the whole test process on rows[0].
+            try #require(rows.count == 3, "\(run.log)")
             #expect(try rows.rows[0].get(String.self, 3).contains("\"lang\""))
             #expect(try rows.rows[1].get(String.self, 0) == "tab\there")
             #expect(try rows.rows[1].get(String.self, 1) == "line\nbreak \\ backslash")

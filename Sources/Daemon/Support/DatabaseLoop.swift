@@ -26,13 +26,16 @@ final class DatabaseLoop: @unchecked Sendable {
     /// Run on every new connection before the first iteration uses it (session settings).
     var prepare: @Sendable (Connection) async throws -> Void = { _ in }
     var errorPause: Duration = .seconds(1)
+    /// What the pause after an error waits on: a test hands in a clock it advances itself.
+    let clock: any Clock<Duration>
     private var current: Connection?
 
-    init(conninfo: String, name: String, logger: Logger, stopping: StopFlag) {
+    init(conninfo: String, name: String, logger: Logger, stopping: StopFlag, clock: any Clock<Duration> = ContinuousClock()) {
         self.conninfo = conninfo
         self.name = name
         self.logger = logger
         self.stopping = stopping
+        self.clock = clock
     }
 
     /// The open connection, connecting (with retries) when there is none.
@@ -89,7 +92,7 @@ final class DatabaseLoop: @unchecked Sendable {
                 onCancelled()
             } catch {
                 onError(error)
-                try? await Task.sleep(for: errorPause)
+                try? await clock.sleep(for: errorPause)
             }
         }
     }

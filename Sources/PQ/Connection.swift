@@ -420,6 +420,7 @@ public final class Connection: @unchecked Sendable {
 
 /// Holds the PGconn so thread jobs can reach it without retaining the connection.
 final class PGBox: @unchecked Sendable {
+    // @unchecked: `pg` is touched only on the connection's serial thread.
     var pg: OpaquePointer?
     init(_ pg: OpaquePointer?) { self.pg = pg }
 }

@@ -197,6 +197,7 @@ public final class BackgroundWriters: @unchecked Sendable {
 
 /// A datagram socket standing in for systemd's $NOTIFY_SOCKET: collects every message a daemon sends.
 public final class NotifySocketListener: @unchecked Sendable {
+    // @unchecked: `received` and `closed` are under `lock`; the fd and path never change.
     public let path: String
     private let fd: Int32
     private let lock = NSLock()

@@ -263,6 +263,7 @@ struct Theta0ResumePoint {
 /// (which then saves where it is), listens while it runs; a request nobody listens to is the caller's
 /// to act on, by exiting: what finished before is on disk already (runs.jsonl, scores, the θ0 cache).
 public final class StopRequest: @unchecked Sendable {
+    // @unchecked: `requested` and `listeners` are read and written under `lock`.
     private let lock = NSLock()
     private var requested = false
     private var listeners = 0
@@ -289,6 +290,7 @@ public final class StopRequest: @unchecked Sendable {
 
 /// Mutable early-stop state shared with the training callbacks (the trainer runs them on its thread).
 final class EarlyStop: @unchecked Sendable {
+    // @unchecked: only the training thread touches it while training runs; the caller reads it after.
     var best: (step: Int, loss: Double, parameters: [Float]) = (0, .infinity, [])
     var curve: [[Double]] = []
     var stop = false

@@ -134,6 +134,23 @@ struct TrainerRulesTests {
         }
     }
 
+    /// A process killed from outside right after it starts must not charge the same row on every
+    /// restart: the retry with the fewest attempts goes first, however old another one is.
+    @Test func theRetryWithTheFewestAttemptsIsTakenFirst() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            let ids = try await TovTestDatabase.insertCandidates(2, on: c)
+            try await c.execute("""
+                UPDATE tov.jobs SET attempts = CASE WHEN candidate_id = $1 THEN 2 ELSE 1 END,
+                    enqueued_at = CASE WHEN candidate_id = $1 THEN now() - interval '1 minute' ELSE now() END,
+                    lease_until = now() - interval '1 second'
+                """, [ids[0]])
+            let claimed = try await c.query(Queries.jobClaimMany, [0, 60.0, "probe", "{}", 1 << 20])
+            #expect(try claimed.map { try $0.get(Int64.self, "candidate_id") } == [ids[1]])
+        }
+    }
+
     // MARK: - Defect 6: no rate where there is only a level
 
     @Test func aWaitForRowsShowsNoRateUntilRowsArrive() async throws {

@@ -13,7 +13,11 @@ enum Queries {
     ///
     /// One retry per claim is what makes `max_attempts` fair: a crash charges an attempt to every row
     /// of the batch, so the rows of a crashed batch come back one per claim and are scored alone
-    /// first; only a row that keeps crashing on its own reaches the limit.
+    /// first; only a row that keeps crashing on its own reaches the limit. The retry taken is the one
+    /// with the fewest attempts: a process killed from outside (a deploy, the OOM killer) just after
+    /// it starts would otherwise charge the same oldest row again and again, and reject a good row
+    /// (seen in the fault suite's 20 SIGKILLs on a loaded box); a row that really crashes the scorer
+    /// still reaches the limit, once the others have had their turn.
     ///
     /// Sizes are checked here, against $5 (`max_text_bytes`, per field as RowValidator does):
     /// `octet_length` reads the stored length without detoasting, and a row over the limit comes back
@@ -31,7 +35,7 @@ enum Queries {
         ), retry AS (
             SELECT candidate_id, model_version FROM tov.jobs
             WHERE attempts > 0 AND (lease_until IS NULL OR lease_until < now()) AND model_version <> ALL ($4::int[])
-            ORDER BY enqueued_at, model_version, candidate_id
+            ORDER BY attempts, enqueued_at, model_version, candidate_id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), picked AS (

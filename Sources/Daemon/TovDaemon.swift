@@ -160,10 +160,20 @@ public struct TovDaemon: Sendable {
             try await group.run()
         } catch {
             notifier.stopping()
+            await drainOffPoolWork()
             throw error
         }
         notifier.stopping()
+        await drainOffPoolWork()
         logger.info("tovd stopped")
+    }
+
+    /// Training or scoring that a stop abandoned still runs on its own thread; the process waits for
+    /// it (bounded: systemd's stop timeout is longer) instead of exiting under it.
+    private func drainOffPoolWork() async {
+        if await !OffPool.drain(within: .seconds(20)) {
+            logger.warning("stopping while training or scoring still runs on its thread; exiting anyway after 20 s")
+        }
     }
 }
 

@@ -60,10 +60,8 @@ enum ModelVersionStore {
 
     /// The live versions (complete, and the one rescoring) with their base models.
     static func modelVersionLiveMany(on connection: Connection) async throws -> [(version: Int, base: Int)] {
-        try await connection.query(modelVersionLiveGetMany).map {
+        try await connection.query(Queries.modelVersionLiveMany).map {
             (Int(try $0.get(Int32.self, "model_version")), Int(try $0.get(Int32.self, "base_version")))
         }
     }
-
-    static let modelVersionLiveGetMany = "SELECT model_version, base_version FROM tov.model_versions WHERE status IN ('complete', 'scoring')"
 }

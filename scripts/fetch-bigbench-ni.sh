@@ -46,7 +46,10 @@ else
     log "downloading $SDIST_NAME (~$((SDIST_BYTES / 1000000)) MB) with pip"
     # Only bigbench itself as an sdist: with `--no-binary :all:` pip also builds setuptools and the other
     # build requirements from source to prepare its metadata, which took minutes and more on 2 cores.
-    "$PIP" download --no-deps --no-binary bigbench bigbench==1.0.0 -d "$DOWNLOAD" >&2
+    # The index has been seen to list only bigbench 0.0.1 for a while (2026-12-04): say how to go on
+    # from a copy of the sdist instead of ending on pip's "no matching distribution".
+    "$PIP" download --no-deps --no-binary bigbench bigbench==1.0.0 -d "$DOWNLOAD" >&2 \
+        || die "pip could not download bigbench==1.0.0 (is PyPI reachable, and does it still list 1.0.0?). With a copy of $SDIST_NAME from elsewhere (SHA-256 $SDIST_SHA256), put it at $SDIST and run this again."
     [[ -f "$SDIST" ]] || die "pip did not produce $SDIST"
     got=$(sha256_of "$SDIST")
     [[ "$got" == "$SDIST_SHA256" ]] || die "SHA-256 mismatch for $SDIST: got $got, want $SDIST_SHA256 (delete it and retry)"

@@ -32,9 +32,9 @@ public struct TovDaemon: Sendable {
         /// leader's host dies (plus one poll of the standby, 1 s).
         public var leaderLeaseSeconds = Defaults.leaderLeaseSeconds
         public var metricsHost = Defaults.metricsHost
-        /// The scoring pass's linear layers: .bf16 where the CPU has AVX-512 BF16 (else fp32, with a
-        /// warning). A per-host choice: hosts of one database may differ (docs/performance.md).
-        public var scoringPrecision: ScoringPrecision = .fp32
+        /// The scoring pass's linear layers (``PrecisionChoice``). A per-host choice: hosts of one
+        /// database may differ (docs/performance.md).
+        public var scoringPrecision = PrecisionChoice.auto
         /// nil disables the endpoint; 0 picks a free port (printed in the log).
         public var metricsPort: Int? = Defaults.metricsPort
 
@@ -105,13 +105,11 @@ public struct TovDaemon: Sendable {
                 conninfo: configuration.conninfo, workers: workerWakeup, keeper: keeperWakeup, trainer: trainerWakeup, settings: settings,
                 health: health, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
         }
-        var precision = configuration.scoringPrecision
-        if !ScoringPrecision.isAvailable(precision) {
-            logger.warning("bf16 scoring needs AVX-512 BF16, which this CPU does not report (/proc/cpuinfo avx512_bf16): scoring in fp32",
-                           metadata: ["cpu": "\(CPUFeatures.modelName)"])
-            precision = .fp32
-        } else if precision == .bf16 {
-            logger.notice("scoring in bf16 (AVX-512 BF16; training stays fp32)")
+        let (precision, precisionWarning) = configuration.scoringPrecision.resolve(bf16Available: ScoringPrecision.isAvailable(.bf16))
+        if let precisionWarning {
+            logger.warning("\(precisionWarning)", metadata: ["cpu": "\(CPUFeatures.modelName)"])
+        } else {
+            logger.notice("scoring in \(precision.rawValue) (\(configuration.scoringPrecision.rawValue); training stays fp32)")
         }
         for index in 0..<configuration.workers {
             var worker = ScoringWorker.Configuration(conninfo: configuration.conninfo, name: "\(configuration.instance)/\(index)")

@@ -14,7 +14,8 @@ public struct PipelineRun {
     public var uSize: Int
     public var method: TrajectoryMethod
     public var scoreFunction: ScoreFunction
-    public var scoring = Model.ScoringOptions()
+    /// The daemon's default arithmetic (bf16 where the CPU has it), so an evaluation measures what ships.
+    public var scoring = Model.ScoringOptions(precision: .preferred)
     /// (stage, done, total): bootstrap pretraining in steps, scoring in rows (chunks of 256: one
     /// epoch's pass over a large pool takes minutes).
     public var progress: ((_ stage: Stage, _ done: Int, _ total: Int) -> Void)?

@@ -29,8 +29,8 @@ extension Tovd {
         @Flag(help: "Never become the leader (scoring only).") var noLeader = false
         @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, \(D.metricsHost)].") var metricsHost: String?
         @Option(help: "Port of /metrics and /healthz; 0 picks a free one, --metrics-port=-1 disables [$TOVD_METRICS_PORT, \(D.metricsPort)].") var metricsPort: Int?
-        @Option(help: ArgumentHelp("fp32 or bf16: the scoring pass's arithmetic on this host [$TOVD_SCORING_PRECISION, fp32].",
-            discussion: "bf16 runs the linear layers in bf16 with fp32 sums, about 1.3–2× the rows/s, where the CPU has AVX-512 BF16 (elsewhere tovd warns and stays on fp32). φ moves slightly: `tovd bench score` prints its rank agreement with fp32 and the selection overlap on real rows. Training is always fp32.")) var scoringPrecision: String?
+        @Option(help: ArgumentHelp("auto, fp32 or bf16: the scoring pass's arithmetic on this host [$TOVD_SCORING_PRECISION, auto].",
+            discussion: "auto is bf16 where the CPU has AVX-512 BF16 and fp32 elsewhere. bf16 runs the linear layers in bf16 with fp32 sums, about 1.3–2× the rows/s; φ moves slightly but ranks the same (`tovd bench score` prints its rank agreement with fp32 and the selection overlap on real rows), and `tovd evaluate` scores the same way. fp32 pins the old arithmetic; bf16 on a CPU without it warns and scores in fp32. Training is always fp32.")) var scoringPrecision: String?
         @Option(help: "Name of this instance in logs and tov.status [$TOVD_INSTANCE, host:pid].") var instance: String?
         @Option(help: "trace, debug, info, notice, warning or error [$TOVD_LOG_LEVEL, info].") var logLevel: String?
 
@@ -51,8 +51,8 @@ extension Tovd {
             guard try setting(pollInterval, "TOVD_POLL_INTERVAL", D.pollSeconds) > 0 else { throw ValidationError("--poll-interval must be positive") }
             let lease = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", D.leaderLeaseSeconds)
             guard lease >= 1, lease <= 3600 else { throw ValidationError("--leader-lease-seconds must be between 1 and 3600") }
-            guard ScoringPrecision(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "fp32")) != nil else {
-                throw ValidationError("--scoring-precision must be fp32 or bf16")
+            guard PrecisionChoice(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "auto")) != nil else {
+                throw ValidationError("--scoring-precision must be auto, fp32 or bf16")
             }
             guard Logger.Level(rawValue: try setting(logLevel, "TOVD_LOG_LEVEL", "info")) != nil else {
                 throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
@@ -70,7 +70,7 @@ extension Tovd {
             config.leaseSeconds = try setting(leaseSeconds, "TOVD_LEASE_SECONDS", D.leaseSeconds)
             config.pollInterval = .milliseconds(Int(try setting(pollInterval, "TOVD_POLL_INTERVAL", D.pollSeconds) * 1000))
             config.leaderLeaseSeconds = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", D.leaderLeaseSeconds)
-            config.scoringPrecision = ScoringPrecision(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "fp32")) ?? .fp32
+            config.scoringPrecision = PrecisionChoice(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "auto")) ?? .auto
             config.listen = !noListen
             config.leader = !noLeader
             config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", D.metricsHost)

@@ -32,7 +32,11 @@ struct OnePipelineTests {
                 SELECT repeat('the cat sat on the mat, ', 6), 'on the mat ' || g FROM generate_series(1, 140) g
                 """)
 
-            let daemon = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2", "--batch-size", "16"], conninfo: conninfo)
+            // Both sides score in fp32, not the default bf16 (where the CPU has it; both take the same
+            // default, PrecisionChoiceTests): φ are compared at float noise, and bf16 would turn the ~1e-7
+            // difference of training in another process with another thread count into ~1e-4.
+            let daemon = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2", "--batch-size", "16",
+                                          "--scoring-precision", "fp32"], conninfo: conninfo)
             defer { daemon.terminate() }
             let done = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
                 let s = try await StatusReport.load(on: c)
@@ -67,9 +71,10 @@ struct OnePipelineTests {
             }
             let shape = config.surrogate
             let model = ModelConfig(layers: shape.layers, width: shape.width, heads: shape.heads, context: shape.context, vocabSize: shape.vocab)
-            let evaluation = PipelineRun(model: model, settings: config.trajectory, uSize: settings.uSize,
-                                         method: settings.selection.method, scoreFunction: settings.selection.scoreFunction)
-                .run(pool: pool, zval: zval, theta0: .bootstrap)
+            var pipeline = PipelineRun(model: model, settings: config.trajectory, uSize: settings.uSize,
+                                       method: settings.selection.method, scoreFunction: settings.selection.scoreFunction)
+            pipeline.scoring = Model.ScoringOptions(precision: .fp32)
+            let evaluation = pipeline.run(pool: pool, zval: zval, theta0: .bootstrap)
 
             #expect(pool.count == 200 && config.trajectory.seed == 7)
             #expect(evaluation.u == daemonU, "U")

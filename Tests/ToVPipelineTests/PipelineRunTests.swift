@@ -32,10 +32,16 @@ struct PipelineRunTests {
         TrajectorySettings(epochs: 2, learningRate: 0.01, valLearningRateRatio: 0.1, pretrainSteps: 5, seed: seed)
     }
 
+    /// fp32, not the default bf16 (where the CPU has it): these tests hold the pipeline's steps to each
+    /// other at float noise (1e-5), and bf16 turns the ~1e-7 noise of training under another OpenBLAS
+    /// thread count (other suites change it) into ~1e-4 by rounding some weights the other way.
+    static let scoring = Model.ScoringOptions(precision: .fp32)
+
     static func run(_ method: TrajectoryMethod, seed: Int64 = 4, theta0: Theta0.Choice = .bootstrap) -> PipelineRun.Result {
         let (pool, zval) = rows()
-        return PipelineRun(model: config, settings: settings(seed: seed), uSize: 150, method: method, scoreFunction: .improvement)
-            .run(pool: pool, zval: zval, theta0: theta0)
+        var pipeline = PipelineRun(model: config, settings: settings(seed: seed), uSize: 150, method: method, scoreFunction: .improvement)
+        pipeline.scoring = scoring
+        return pipeline.run(pool: pool, zval: zval, theta0: theta0)
     }
 
     @Test func theDaemonsDefaultsAreTheDaemonsSettings() {
@@ -84,8 +90,9 @@ struct PipelineRunTests {
         let config = BaseModelConfig(settings: settings)
         #expect(config.trajectory == Self.settings())
 
-        let expected = PipelineRun(model: Self.config, settings: config.trajectory, uSize: 150, method: method, scoreFunction: .improvement)
-            .run(pool: pool, zval: zval, theta0: .bootstrap)
+        var pipeline = PipelineRun(model: Self.config, settings: config.trajectory, uSize: 150, method: method, scoreFunction: .improvement)
+        pipeline.scoring = Self.scoring
+        let expected = pipeline.run(pool: pool, zval: zval, theta0: .bootstrap)
         let inU = Set(expected.u)
         // The trainer reads U in candidate id order, its ids renumbered (Trainer.loadU).
         let u = pool.filter { inU.contains($0.id) }.enumerated().map {
@@ -101,8 +108,8 @@ struct PipelineRunTests {
                                         base: try [1, 2].map { try SurrogateCheckpoint.decode(stored["base/\($0)"]) },
                                         val: try [1, 2].map { try SurrogateCheckpoint.decode(stored["val/\($0)"]) })
         let scored = pool.filter { !inU.contains($0.id) }
-        let base = try version.baseLosses(scored)
-        let val = try version.valLosses(scored)
+        let base = try version.baseLosses(scored, options: Self.scoring)
+        let val = try version.valLosses(scored, options: Self.scoring)
         // Equal up to float noise (~1e-7: other tests running at once switch OpenBLAS's process-wide thread
         // count); one epoch's seed off by one moves them by ~1e-4.
         func close(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 } }

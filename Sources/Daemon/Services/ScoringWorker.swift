@@ -26,7 +26,7 @@ public final class ScoringWorker: Service, Sendable {
         public var leaseSeconds = TovDaemon.Defaults.leaseSeconds
         public var pollInterval: Duration = .milliseconds(Int(TovDaemon.Defaults.pollSeconds * 1000))
         /// Already resolved against the CPU (TovDaemon): .bf16 only where it can run.
-        public var scoringPrecision: ScoringPrecision = .fp32
+        public var scoringPrecision: ScoringPrecision = .preferred
 
         public init(conninfo: String, name: String) {
             self.conninfo = conninfo

@@ -507,7 +507,7 @@ public final class ToVEvaluation {
         let targetInPool = split.pool.filter(\.isTarget).count
         var settings: [String: String] = [
             "L (scoring epochs)": "\(options.epochs)", "method": options.method.rawValue, "score_fn": options.scoreFunction.rawValue,
-            "|U|": "\(options.uSize)", "surrogate": "\(shapeLabel(options.surrogate)), ctx \(options.surrogate.context), vocab \(options.surrogate.vocabSize)",
+            "|U|": "\(options.uSize)", "surrogate": "\(shapeLabel(options.surrogate)), ctx \(options.surrogate.context), vocab \(options.surrogate.vocabSize), scoring in \(ScoringPrecision.preferred.rawValue) (the daemon's default here)",
             "proxies": proxies.map { "\($0.label), ctx \($0.config.context)" }.joined(separator: "; ")
                 + (options.proxyContext == .targetP95 ? " (ctx = the target's p95 row length)" : ""),
             "target rows p95 (tokens)": String(format: "%.0f", Stats.quantile(targetLengths, 0.95)),

@@ -1,8 +1,9 @@
 import CKernels
 
-// The opt-in bf16 scoring path's linear layers (Sources/CKernels/bf16.c): weights packed to bf16 once
-// per model, inputs rounded per call, products and sums in fp32 (AVX-512 BF16's VDPBF16PS). Used only
-// by the scoring pass and only where the CPU reports avx512_bf16; training stays fp32.
+// The bf16 scoring path's linear layers (Sources/CKernels/bf16.c): weights packed to bf16 once per
+// model, inputs rounded per call, products and sums in fp32 (AVX-512 BF16's VDPBF16PS). Used only by
+// the scoring pass and only where the CPU reports avx512_bf16 (there it is the daemon's and the
+// evaluation's default, ``ScoringPrecision/preferred``); training stays fp32.
 
 /// Which arithmetic the scoring pass's linear layers use.
 public enum ScoringPrecision: String, Sendable, CaseIterable {
@@ -16,6 +17,11 @@ public enum ScoringPrecision: String, Sendable, CaseIterable {
     public static func isAvailable(_ precision: ScoringPrecision) -> Bool {
         precision == .fp32 || CPUFeatures.hasAVX512BF16
     }
+
+    /// What the daemon and `tovd evaluate` score with unless told otherwise: bf16 where the CPU has it,
+    /// because on real rows it ranks φ as fp32 does (Spearman 1.0000, the same Score+Random selection)
+    /// at ~1.6× the rows/s (docs/performance.md, "bf16 scoring"); fp32 elsewhere.
+    public static var preferred: ScoringPrecision { isAvailable(.bf16) ? .bf16 : .fp32 }
 }
 
 /// A model's weight matrices packed for ``bf16Linear``, built on first bf16 use and dropped when the

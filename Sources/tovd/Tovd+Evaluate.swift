@@ -161,20 +161,7 @@ extension Tovd {
             // Ctrl-C or SIGTERM while θ0 pretrains: it saves where it is and a rerun goes on from there.
             // Anywhere else (or on a second one) the run exits at once: finished fine-tunes and scores
             // are on disk already and a rerun resumes from them.
-            let signals = [SIGINT, SIGTERM].map { (number: Int32) -> DispatchSourceSignal in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    if evaluation.stop.request() {
-                        FileHandle.standardError.write(Data("\nstopping θ0 pretraining after this step to save it (again to quit at once)\n".utf8))
-                    } else {
-                        FileHandle.standardError.write(Data("\ninterrupted: rerun the same command to resume\n".utf8))
-                        Foundation.exit(130)
-                    }
-                }
-                source.resume()
-                return source
-            }
+            let signals = stopOnSignals(evaluation.stop, saving: "θ0 pretraining")
             defer { signals.forEach { $0.cancel() } }
             let report = try evaluation.run(commandLine: CommandLine.arguments.joined(separator: " "))
             FileHandle.standardError.write(Data("\n".utf8))

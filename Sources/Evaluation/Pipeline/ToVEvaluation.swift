@@ -299,7 +299,7 @@ public final class ToVEvaluation {
         progress("loading data", 0, 1)
         let split = try loadSplit()
 
-        let documents = PretrainingCorpus.documents(split.pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
+        let documents = PretrainingCorpus.rowsWithoutRepeats(split.pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
         let pretraining = Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory, stop: stop)
         let (tokenizer, theta0, theta0Summary) = try pretraining.model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
 

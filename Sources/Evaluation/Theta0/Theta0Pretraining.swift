@@ -18,8 +18,20 @@ public struct Theta0Recipe: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Documents the tokenizer is learned from (θ0 only; a proxy reuses θ0's tokenizer).
     public var tokenizerDocuments = 3000
+    /// How a row is laid out in θ0's text; nil is `.text`, so the keys (and cache entries) of θ0s
+    /// pretrained before this field existed stay valid.
+    public var layout: Theta0Layout? = nil
 
     public init() {}
+}
+
+/// What θ0 reads between a row's prompt and its response.
+public enum Theta0Layout: String, Codable, Sendable, CaseIterable {
+    /// A newline: plain text, as a language model's corpus reads.
+    case text
+    /// The separator token every score is measured after (`prompt + [SEP] + response`, the scoring
+    /// layout of ``Example``): θ0 has seen that token and what follows it before the base trajectory starts.
+    case scoring
 }
 
 /// What pretraining did, stored in the checkpoint's metadata and shown in the report.
@@ -58,10 +70,10 @@ public struct Theta0Pretraining {
 
     /// The cache key: corpus text, model shape, tokenizer (when given) and recipe. A new field of the
     /// recipe changes the key because the whole recipe is encoded.
-    public func key(documents: [String], config: ModelConfig, tokenizer: Tokenizer?) -> String {
+    public func key(documents: [PretrainingCorpus.Document], config: ModelConfig, tokenizer: Tokenizer?) -> String {
         var f = Fingerprint()
         f.add("theta0 v2")
-        for d in documents { f.add(d) }
+        for d in documents { f.add(d.text) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         f.add(try! encoder.encode(config))
@@ -73,7 +85,7 @@ public struct Theta0Pretraining {
     /// θ0 for `config`: read from the cache, or pretrained on `documents` and written there. Without a
     /// `tokenizer` one is learned from the documents (the surrogate's θ0); a proxy passes θ0's tokenizer
     /// so both models read the same tokens.
-    public func model(documents: [String], config: ModelConfig, tokenizer given: Tokenizer?,
+    public func model(documents: [PretrainingCorpus.Document], config: ModelConfig, tokenizer given: Tokenizer?,
                       progress: @escaping Progress) throws -> (Tokenizer, Model, Theta0Summary) {
         let key = key(documents: documents, config: config, tokenizer: given)
         let path = "\(cacheDirectory)/theta0-\(config.layers)x\(config.width)-\(key).tovckpt"
@@ -96,11 +108,10 @@ public struct Theta0Pretraining {
             tokenizer = resumed.tokenizer
         } else {
             progress("tokenizer", 0, config.vocabSize)
-            tokenizer = Tokenizer.train(sample: documents.prefix(recipe.tokenizerDocuments).map { Array($0.utf8) },
+            tokenizer = Tokenizer.train(sample: documents.prefix(recipe.tokenizerDocuments).map { Array($0.text.utf8) },
                                         vocabSize: config.vocabSize) { done, total in progress("tokenizer", done, total) }
         }
-        // Windows of context − 1 tokens: pretraining examples append EOT.
-        var windows = PretrainingCorpus.windows(documents.map { tokenizer.encode($0) }, length: config.context - 1)
+        var windows = windows(documents, tokenizer: tokenizer, config: config)
         var random = SplitMix64(seed: recipe.seed &+ 17)
         windows.shuffle(using: &random)
         let heldOutCount = min(recipe.maxHeldOutWindows, max(1, Int(Double(windows.count) * recipe.heldOutShare)))
@@ -158,7 +169,7 @@ public struct Theta0Pretraining {
         try stop.listening {
             model.train(on: Array(train), options: options) { p in
                 lastStep = p.step
-                progress("\(title) (loss \(String(format: "%.3f", p.loss)), held-out best \(String(format: "%.3f", state.best.loss)))", p.step, p.totalSteps)
+                progress("\(title) (loss \(String(format: "%.3f", p.loss)), held-out best \(String(format: "%.3f", state.best.loss)), \(String(format: "%.0f", p.tokensPerSecond)) tokens/s)", p.step, p.totalSteps)
                 guard p.step % every == 0 else { return }
                 let loss = heldOutLoss(model.parameters)
                 state.curve.append([Double(p.step), loss])
@@ -188,6 +199,20 @@ public struct Theta0Pretraining {
         try writeReplacing(path, SurrogateCheckpoint.encode(model: best, tokenizer: tokenizer, metadata: metadata))
         try? FileManager.default.removeItem(atPath: resumePath)
         return (tokenizer, best, summary)
+    }
+}
+
+extension Theta0Pretraining {
+    /// θ0's text in the recipe's layout, cut into windows of context − 1 tokens (pretraining examples
+    /// append EOT), so a long passage is learned whole.
+    func windows(_ documents: [PretrainingCorpus.Document], tokenizer: Tokenizer, config: ModelConfig) -> [[Int32]] {
+        let encoded: [[Int32]] = documents.map { document in
+            switch recipe.layout ?? .text {
+            case .text: tokenizer.encode(document.text)
+            case .scoring: tokenizer.encode(document.prompt) + [Tokenizer.separator] + tokenizer.encode(document.response)
+            }
+        }
+        return PretrainingCorpus.windows(encoded, length: config.context - 1)
     }
 }
 

@@ -38,9 +38,28 @@ public enum PretrainingCorpus {
         }
     }
 
+    /// A row as θ0 reads it: what is left of its prompt, and its response.
+    public struct Document: Sendable, Equatable {
+        public var prompt: String
+        public var response: String
+        public init(prompt: String, response: String) {
+            self.prompt = prompt
+            self.response = response
+        }
+        /// The plain-text form: the prompt's lines, a newline, the response (the response alone when
+        /// nothing of the prompt is left).
+        public var text: String { prompt.isEmpty ? response : prompt + "\n" + response }
+    }
+
     /// One document per row, in row order: the row's prompt without repeated parts, a newline, then its response.
     /// Lines are compared after trimming white space; empty lines are dropped.
     public static func documents(_ rows: [(source: String, prompt: String, response: String)]) -> [String] {
+        rowsWithoutRepeats(rows).map(\.text)
+    }
+
+    /// ``documents(_:)`` with each row's prompt and response apart, for a θ0 pretrained in the scoring
+    /// layout (prompt, separator token, response).
+    public static func rowsWithoutRepeats(_ rows: [(source: String, prompt: String, response: String)]) -> [Document] {
         var prefixes: [String: String] = [:]
         for row in rows {
             prefixes[row.source] = prefixes[row.source].map { commonPrefix($0, row.prompt) } ?? row.prompt
@@ -59,7 +78,7 @@ public enum PretrainingCorpus {
                 guard !trimmed.isEmpty else { continue }
                 if seen.insert(trimmed).inserted { kept.append(trimmed) }
             }
-            return (kept + [Substring(row.response)]).joined(separator: "\n")
+            return Document(prompt: kept.joined(separator: "\n"), response: row.response)
         }
     }
 

@@ -6,7 +6,7 @@ import Testing
 @Suite("θ0 pretraining resumes")
 struct Theta0ResumeTests {
     static let documents = (0..<240).map { i in
-        "document \(i): the river \(i % 7) meets the sea at \(i % 11) and carries \(i * 13 % 97) stones to the shore"
+        PretrainingCorpus.Document(prompt: "", response: "document \(i): the river \(i % 7) meets the sea at \(i % 11) and carries \(i * 13 % 97) stones to the shore")
     }
 
     static func recipe() -> Theta0Recipe {

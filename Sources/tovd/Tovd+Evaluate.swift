@@ -63,8 +63,11 @@ extension Tovd {
         @Option(help: "θ0 pretraining: peak learning rate (warmup + cosine).") var pretrainLr = Theta0Recipe().learningRate
         @Option(help: "θ0 pretraining: held-out checks without a new best before stopping.") var pretrainPatience = Theta0Recipe().patience
         @Option(help: "θ0 pretraining: steps between held-out checks.") var pretrainEvalEvery = Theta0Recipe().evaluateEvery
-        @Option(help: "Comma-separated θ0s the ToV policies select from, side by side: pretrained (θ0 pretrained outside the pool, the --pretrain-* options) and bootstrap (the daemon's default: pretrained on U itself). The first keeps the plain policy names; the others' runs are named \"<policy> (<θ0> θ0)\".")
+        @Option(help: "Comma-separated θ0s the ToV policies select from, side by side: pretrained (θ0 pretrained outside the pool, the --pretrain-* options), bootstrap (the daemon's default: pretrained on U itself) and imported (--theta0-file). The first keeps the plain policy names; the others' runs are named \"<policy> (<θ0> θ0)\".")
         var theta0 = EvaluationOptions.defaultScoringTheta0s.map(\.rawValue).joined(separator: ",")
+        @Option(help: ArgumentHelp("A θ0 checkpoint (e.g. from tovd pretrain) to select from as the daemon would after `tovd base import`; adds imported to --theta0.",
+            discussion: "Make it from a corpus without the pool's rows and the target's dataset, or it scores rows it has learned."))
+        var theta0File: String?
         @Option(help: "The bootstrap θ0's pretraining steps on U (the daemon's pretrain_steps).") var bootstrapPretrainSteps = TrajectorySettings.daemonDefaults.pretrainSteps
         @Option(help: "η of the base trajectory.") var baseLr = 1e-3
         @Option(help: "ε/η.") var valLrRatio = 0.1
@@ -138,9 +141,17 @@ extension Tovd {
             options.theta0.evaluateEvery = pretrainEvalEvery
             options.scoringTheta0s = try theta0.split(separator: ",").map {
                 guard let kind = ScoringTheta0(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("--theta0: unknown θ0 \($0); use pretrained and/or bootstrap")
+                    throw ValidationError("--theta0: unknown θ0 \($0); use pretrained, bootstrap and/or imported")
                 }
                 return kind
+            }
+            if let theta0File {
+                let digest: String
+                do { digest = try SHA256.hexDigest(ofFile: URL(fileURLWithPath: theta0File)) } catch {
+                    throw ValidationError("--theta0-file \(theta0File) cannot be read: \(error.localizedDescription)")
+                }
+                options.importedTheta0 = ImportedTheta0(path: theta0File, sha256: digest)
+                if !options.scoringTheta0s.contains(.imported) { options.scoringTheta0s.append(.imported) }
             }
             guard bootstrapPretrainSteps >= 0 else { throw ValidationError("--bootstrap-pretrain-steps must be ≥ 0") }
             options.bootstrapPretrainSteps = bootstrapPretrainSteps

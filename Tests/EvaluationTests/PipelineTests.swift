@@ -186,11 +186,44 @@ struct PipelineTests {
         }
         let tokenizer = Tokenizer.train(sample: pool.map { $0.prompt + $0.response }, vocabSize: 300)
         let theta0 = Theta0(tokenizer: tokenizer, model: Model(config: config, seed: 3))
-        let scores = ToVEvaluation(options: options).scores(seed: 1, theta0: .pretrained, pretrained: theta0, pool: pool, zval: [])
+        let scores = ToVEvaluation(options: options).scores(seed: 1, theta0: .pretrained, from: .given(theta0), pool: pool, zval: [])
         #expect(scores.rows.count == 32)
         // 0 up to float noise: tests running at once switch OpenBLAS's process-wide thread count, which
         // moves a loss by ~1e-7; a different order or optimizer state moves φ by far more.
         #expect(scores.rows.allSatisfy { abs($0.score) < 1e-5 }, "\(scores.rows.filter { $0.score != 0 }.map { ($0.id, $0.score) })")
+    }
+
+    /// `--theta0-file`: a θ0 checkpoint selects as the daemon would after `tovd base import` of it. Given
+    /// the evaluation's own pretrained θ0 as the file, its selections (and so every fine-tune) equal the
+    /// pretrained θ0's; a file that changed under a run is refused.
+    @Test func anImportedTheta0SelectsAsTheSameθ0Pretrained() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.policies = [.selection(.scoreRandom), .random]
+        options.seeds = 1
+        options.learningRates = [1e-3]
+        options.scoringTheta0s = [.pretrained]
+        options.proxies = [ProxyShape(layers: 2, width: 16, heads: 2)]   // its θ0 cached apart from the surrogate's 1×16
+        _ = try ToVEvaluation(options: options).run(commandLine: "test")
+        let cached = try FileManager.default.contentsOfDirectory(atPath: root + "/cache")
+            .filter { $0.hasPrefix("theta0-1x16-") && $0.hasSuffix(".tovckpt") }
+        try #require(cached.count == 1)
+        let file = root + "/cache/" + cached[0]
+        options.outputDirectory = root + "/imported"
+        options.scoringTheta0s = [.pretrained, .imported]
+        options.importedTheta0 = ImportedTheta0(path: file, sha256: try SHA256.hexDigest(ofFile: URL(fileURLWithPath: file)))
+        let report = try ToVEvaluation(options: options).run(commandLine: "test")
+        let plain = report.runs.filter { $0.policy == "score_random" }.sorted { ($0.arm ?? "", $0.seed) < ($1.arm ?? "", $1.seed) }
+        let imported = report.runs.filter { $0.policy == "score_random (imported θ0)" }.sorted { ($0.arm ?? "", $0.seed) < ($1.arm ?? "", $1.seed) }
+        #expect(!plain.isEmpty && plain.map(\.testLoss) == imported.map(\.testLoss))
+        #expect(report.setup.settings["θ0 of the ToV selections"]?.contains("imported (the checkpoint \(cached[0])") == true)
+
+        options.outputDirectory = root + "/changed"
+        options.importedTheta0?.sha256 = String(repeating: "0", count: 64)
+        let error = #expect(throws: EvaluationError.self) { try ToVEvaluation(options: options).run(commandLine: "test") }
+        #expect(error?.description.contains("changed since this run began") == true)
     }
 
     @Test func targetShareAddsTheTargetsOtherRowsToThePool() throws {

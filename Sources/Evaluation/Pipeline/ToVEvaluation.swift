@@ -141,6 +141,8 @@ public struct EvaluationOptions: Codable, Sendable {
     /// other one's selections of each policy that reads ToV scores are named "<policy> (<θ0> θ0)".
     public var scoringTheta0s = defaultScoringTheta0s
     public static let defaultScoringTheta0s: [ScoringTheta0] = [.pretrained, .bootstrap]
+    /// The checkpoint the `imported` θ0 is read from; its SHA-256 shapes the results (the path does not).
+    public var importedTheta0: ImportedTheta0? = nil
     /// `pretrain_steps` of the bootstrap θ0 (the daemon's default).
     public var bootstrapPretrainSteps = TrajectorySettings.daemonDefaults.pretrainSteps
     /// η of the base trajectory; ε = η · valLearningRateRatio.
@@ -162,7 +164,7 @@ public struct EvaluationOptions: Codable, Sendable {
     /// say which cell they are.
     public var resultShapingJSON: [String: String] {
         var o = self
-        o.dataDirectory = ""; o.outputDirectory = ""; o.cacheDirectory = ""
+        o.dataDirectory = ""; o.outputDirectory = ""; o.cacheDirectory = ""; o.importedTheta0?.path = ""
         o.policies = []; o.learningRates = []; o.seeds = 0; o.arms = []
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -171,6 +173,16 @@ public struct EvaluationOptions: Codable, Sendable {
             let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
             return String(decoding: data, as: UTF8.self)
         }
+    }
+}
+
+/// A θ0 checkpoint given to `tovd evaluate --theta0-file`.
+public struct ImportedTheta0: Codable, Sendable, Equatable {
+    public var path: String
+    public var sha256: String
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
     }
 }
 
@@ -223,6 +235,24 @@ public final class ToVEvaluation {
     // MARK: - Data
 
     /// Reads every subtask file and holds the target out by dataset and by context (``HeldOutSplit``).
+    /// The `imported` θ0, read and checked against the SHA-256 the options were made with (a file
+    /// changed between a run and its resumption would mix two θ0s in one report); nil when not asked for.
+    func loadImportedTheta0() throws -> Theta0? {
+        guard options.scoringTheta0s.contains(.imported) else { return nil }
+        guard let imported = options.importedTheta0 else {
+            throw EvaluationError("--theta0 imported needs --theta0-file (a θ0 checkpoint, e.g. from tovd pretrain)")
+        }
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: imported.path)) } catch {
+            throw EvaluationError("cannot read the θ0 file \(imported.path): \(error.localizedDescription)")
+        }
+        guard SHA256.hexDigest(of: bytes) == imported.sha256 else {
+            throw EvaluationError("\(imported.path) changed since this run began (SHA-256 \(SHA256.hexDigest(of: bytes)), not \(imported.sha256)): use another --output for another θ0")
+        }
+        let checkpoint = try SurrogateCheckpoint.decode(Array(bytes))
+        return Theta0(tokenizer: checkpoint.tokenizer, model: checkpoint.model)
+    }
+
     func loadSplit() throws -> Split {
         let fm = FileManager.default
         guard let listing = try? fm.contentsOfDirectory(atPath: options.dataDirectory) else {
@@ -315,7 +345,16 @@ public final class ToVEvaluation {
         let poolTexts = rowTexts(split.pool), zvalTexts = rowTexts(split.zval)
         let pretrainedTheta0 = Theta0(tokenizer: tokenizer, model: theta0)
         guard let primaryTheta0 = options.scoringTheta0s.first, Set(options.scoringTheta0s).count == options.scoringTheta0s.count else {
-            throw EvaluationError("name each θ0 of --theta0 once (pretrained, bootstrap)")
+            throw EvaluationError("name each θ0 of --theta0 once (pretrained, bootstrap, imported)")
+        }
+        let importedTheta0 = try loadImportedTheta0()
+        /// Where each θ0 of --theta0 comes from for the pipeline.
+        func choice(_ theta0: ScoringTheta0) -> Theta0.Choice {
+            switch theta0 {
+            case .pretrained: .given(pretrainedTheta0)
+            case .bootstrap: .bootstrap
+            case .imported: .given(importedTheta0!)
+            }
         }
         // The LESS baselines take their gradients at θ_bas of the first θ0, on rows in the pretrained θ0's
         // tokens; the length-matched baseline compares the first θ0's row lengths with Z_val's in those tokens.
@@ -397,7 +436,7 @@ public final class ToVEvaluation {
             // stored rows (those finished fine-tunes selected from) are kept.
             var scored = SeedScores.load(directory: options.outputDirectory, seed: seed)
             if scored == nil || features.contains(where: { scored?.less[$0.rawValue] == nil }) {
-                let tov = scores(seed: UInt64(seed), theta0: primaryTheta0, pretrained: pretrainedTheta0, pool: poolTexts, zval: zvalTexts)
+                let tov = scores(seed: UInt64(seed), theta0: primaryTheta0, from: choice(primaryTheta0), pool: poolTexts, zval: zvalTexts)
                 var computed = scored ?? SeedScores(tov: tov.rows, tovCost: tov.cost)
                 for feature in features where computed.less[feature.rawValue] == nil {
                     computed.less[feature.rawValue] = lessScores(seed: UInt64(seed), feature: feature, base: tov.base, basSeconds: tov.basSeconds,
@@ -407,7 +446,7 @@ public final class ToVEvaluation {
                 scored = computed
             }
             for other in options.scoringTheta0s.dropFirst() where scored!.byTheta0[other.rawValue] == nil {
-                let tov = scores(seed: UInt64(seed), theta0: other, pretrained: pretrainedTheta0, pool: poolTexts, zval: zvalTexts)
+                let tov = scores(seed: UInt64(seed), theta0: other, from: choice(other), pool: poolTexts, zval: zvalTexts)
                 scored!.byTheta0[other.rawValue] = SeedScores.Less(rows: tov.rows, cost: tov.cost)
                 try scored!.save(directory: options.outputDirectory, seed: seed)
             }
@@ -518,8 +557,11 @@ public final class ToVEvaluation {
             "seeds": "\(options.seeds): seed s is the daemon's seed setting for U and the trajectories; every θ0's ToV selections use the policies' stream s·1000 (a daemon's random half hashes s itself); the random baseline's draw (its own stream), DSIR's Gumbel noise and the length-matched draw each use another stream; every arm and selection of seed s shares the proxy's data order",
             "ToV pipeline": "the daemon's (ToVPipeline): U drawn by md5(seed:u:id), θ_bas/θ_val epochs seeded seed + l and seed + 1000 + l",
             "θ0 of the ToV selections": options.scoringTheta0s.enumerated().map { index, theta0 in
-                let which = theta0 == .pretrained ? "pretrained (the θ0 (surrogate) \(shapeLabel(options.surrogate)) below)"
-                    : "bootstrap (the daemon's default: tokenizer learned on U, \(options.bootstrapPretrainSteps) steps on U at 3η)"
+                let which = switch theta0 {
+                case .pretrained: "pretrained (the θ0 (surrogate) \(shapeLabel(options.surrogate)) below)"
+                case .bootstrap: "bootstrap (the daemon's default: tokenizer learned on U, \(options.bootstrapPretrainSteps) steps on U at 3η)"
+                case .imported: "imported (the checkpoint \(options.importedTheta0.map { "\(URL(fileURLWithPath: $0.path).lastPathComponent), SHA-256 \($0.sha256)" } ?? "?"), as `tovd base import` would store it)"
+                }
                 return index == 0 ? "\(which) for the plain policy names" : "\(which) for \"<policy> (\(theta0.rawValue) θ0)\""
             }.joined(separator: "; ") + "; every selection goes through the same arms, proxies and LRs",
         ]
@@ -574,7 +616,7 @@ public final class ToVEvaluation {
 
     /// φ, ψ and length for every pool row outside U (row ids are pool indices), by the daemon's own
     /// pipeline (ToVPipeline's ``PipelineRun``) from the chosen θ0.
-    func scores(seed: UInt64, theta0: ScoringTheta0, pretrained: Theta0, pool: [RowText], zval: [RowText]) -> ToVScores {
+    func scores(seed: UInt64, theta0: ScoringTheta0, from choice: Theta0.Choice, pool: [RowText], zval: [RowText]) -> ToVScores {
         let meter = ResourceMeter()
         var pipeline = PipelineRun(model: options.surrogate, settings: trajectorySettings(seed: seed), uSize: options.uSize,
                                    method: options.method, scoreFunction: options.scoreFunction)
@@ -585,7 +627,7 @@ public final class ToVEvaluation {
             case .scoring: progress("seed \(seed): ToV scoring\(named)", done, total)
             }
         }
-        let result = pipeline.run(pool: pool, zval: zval, theta0: theta0 == .bootstrap ? .bootstrap : .given(pretrained))
+        let result = pipeline.run(pool: pool, zval: zval, theta0: choice)
         // What ToV keeps per scored row: L base losses, L θ_val losses and ψ, as Float32.
         let stored = result.rows.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
         var cost = meter.finish(method: "ToV\(named)", seed: seed, rows: result.rows.count, bytesStored: stored)

@@ -10,6 +10,9 @@ public enum ScoringTheta0: String, Codable, CaseIterable, Sendable {
     /// The daemon's default: the pipeline's bootstrap θ0, `pretrain_steps` steps on U itself
     /// (``ToVPipeline/Theta0/bootstrap(u:config:settings:shouldStop:progress:)``).
     case bootstrap
+    /// A θ0 checkpoint file (``EvaluationOptions/importedTheta0``), e.g. from `tovd pretrain`: what a
+    /// daemon would select with after `tovd base import` of that file. Used as is, with its tokenizer.
+    case imported
 
     /// How a run made from this θ0 is named when it is not the run's first θ0: "score_random (bootstrap θ0)".
     func label(_ policy: EvaluationPolicy) -> String { "\(policy.rawValue) (\(rawValue) θ0)" }

@@ -33,7 +33,7 @@ extension Tovd.Bench {
         @Option(help: "Where the private cluster goes (emptied first).") var directory = "/var/tmp/tovd-bench-capacity"
 
         func run() async throws {
-            setlinebuf(stdout)
+            StandardOutput.lineBuffered()
             let logger = Logger(label: "tovd.bench")
             let ks = scorers.split(separator: ",").compactMap { Int($0) }
             guard !ks.isEmpty, ks.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--scorers takes positive counts, e.g. 1,2,4,8") }

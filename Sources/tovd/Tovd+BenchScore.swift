@@ -62,7 +62,7 @@ extension Tovd.Bench {
         }
 
         func run() throws {
-            setlinebuf(stdout)   // progress shows through a pipe (| tee) as it happens
+            StandardOutput.lineBuffered()
             BLASThreads.set(threads)
             print("machine: \(CPUFeatures.summary)")
             let (texts, source) = try Self.readRows(file: file, count: rows)

@@ -4,8 +4,7 @@ import PackageDescription
 // Targets follow ../shared/DESIGN.md §2: C shims → PQ → Surrogate → Selection (pure) → Daemon → tovd.
 // Dependencies are chosen for build time on a 2-core CI box: no SwiftNIO, no swift-crypto (SHA-256 comes
 // from the system libcrypto).
-// Swift 6 language mode (strict concurrency) for every target but Surrogate (its kernels hand unsafe
-// buffers to concurrentPerform) and the tovd CLI (stdio set-up); those two follow.
+// Swift 6 language mode (strict concurrency) for every target.
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
@@ -37,7 +36,7 @@ let package = Package(
         .target(name: "EmbeddedPostgres", dependencies: [], swiftSettings: swift6),
         // The bf16 scoring kernel (AVX-512 BF16, chosen at run time): C, for the intrinsics Swift lacks.
         .target(name: "CKernels"),
-        .target(name: "Surrogate", dependencies: ["CCrypto", "CKernels", "CLZ4", "COpenBLAS"]),
+        .target(name: "Surrogate", dependencies: ["CCrypto", "CKernels", "CLZ4", "COpenBLAS"], swiftSettings: swift6),
         .target(name: "Selection", swiftSettings: swift6),
         // JSONL rows (`tovd import`, the evaluation's data): Foundation only, so importing needs no model code.
         .target(name: "JSONL", swiftSettings: swift6),
@@ -67,12 +66,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
-            // Swift 5 still: the CLI's stdio set-up (setlinebuf(stdout)) reads a C global Swift 6 refuses.
+            ],
+            swiftSettings: swift6
         ),
 
         // MARK: - Tests: pure units need no database; IntegrationTests and ReliabilityTests start a real Postgres.
-        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"]),
+        .testTarget(name: "SurrogateTests", dependencies: ["Surrogate", "CKernels"], exclude: ["Fixtures"], swiftSettings: swift6),
         .testTarget(name: "SelectionTests", dependencies: ["Selection"], swiftSettings: swift6),
         .testTarget(name: "JSONLTests", dependencies: ["JSONL", "Selection"], swiftSettings: swift6),
         .testTarget(name: "ToVPipelineTests", dependencies: ["ToVPipeline", "Surrogate", "Selection", "Daemon", .product(name: "Logging", package: "swift-log")], swiftSettings: swift6),
@@ -81,6 +80,5 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"], swiftSettings: swift6),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
         .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"], swiftSettings: swift6),
-    ],
-    swiftLanguageModes: [.v5]
+    ]
 )

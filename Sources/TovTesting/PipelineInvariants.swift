@@ -104,19 +104,11 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
         return f
     }
 
-    /// `tov.selected` as (id, reason, bin) equals `select()` over the complete version's scores.
+    /// `tov.selected` as (id, reason, bin) equals `select()` over the complete version's scores
+    /// (the check `tovd bench selection` and `tovd bench switch` run too).
     public static func selectionMatchesReference(on c: Connection) async throws -> Bool {
         let settings = try await SettingsCache.load(on: c).selection
-        let rows = try await c.query("""
-            SELECT s.candidate_id, s.score, s.uncertainty, s.tokens FROM tov.scores s
-            JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
-            """).map { ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
-                                 uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens"))) }
-        let reference = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
-        let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {
-            "\(try $0.get(Int64.self, "id"))/\(try $0.get(String.self, "reason"))/\(try $0.get(Int32.self, "length_bin"))"
-        }
-        return reference == actual
+        return try await SelectionReference.compare(version: nil, settings: settings, on: c).matches
     }
 
     /// Waits until the daemons are idle and the figures are consistent; returns the last figures.

@@ -23,10 +23,7 @@ extension Tovd {
                 let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
                 do {
                     try await Migrator(logger: logger).up(on: c)
-                    try await c.simpleQuery("""
-                        INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, \(epochs), '{}', 'complete');
-                        INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
-                        """)
+                    try await BenchQueries.modelVersionFixtureInsert(epochs: epochs, on: c)
                     return (cluster, c, conninfo)
                 } catch {
                     c.close()

@@ -33,7 +33,7 @@ extension Tovd.Bench {
         @Option(help: "Where the private cluster goes (emptied first).") var directory = "/var/tmp/tovd-bench-capacity"
 
         func run() async throws {
-            setlinebuf(stdout)
+            StandardOutput.lineBuffered()
             let logger = Logger(label: "tovd.bench")
             let ks = scorers.split(separator: ",").compactMap { Int($0) }
             guard !ks.isEmpty, ks.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--scorers takes positive counts, e.g. 1,2,4,8") }
@@ -53,7 +53,7 @@ extension Tovd.Bench {
             for (index, k) in ks.enumerated() {
                 let slice = Array(texts[(index * rows)..<((index + 1) * rows)])
                 try await Self.copy(slice, on: c)
-                try await c.simpleQuery("VACUUM ANALYZE tov.jobs, tov.candidates")
+                try await BenchQueries.statisticsRefresh(.jobsAndCandidates, vacuum: true, on: c)
                 let cpuBefore = Self.cpuSeconds(of: postmaster), boxBefore = Self.boxTicks()
                 let result = try await CapacityBenchmark.run(conninfo: conninfo, scorers: k, batchSize: batchSize, modelVersion: 1,
                                                              baseVersion: 1, epochs: epochs, selection: SelectionSettings())
@@ -78,13 +78,10 @@ extension Tovd.Bench {
             for start in stride(from: 0, to: rows.count, by: 5000) {
                 var chunk: [UInt8] = []
                 for row in rows[start..<min(start + 5000, rows.count)] {
-                    CopyText.appendEscaped(row.prompt, to: &chunk)
-                    chunk.append(0x09)
-                    CopyText.appendEscaped(row.response, to: &chunk)
-                    chunk.append(0x0A)
+                    CopyText.appendRow(prompt: row.prompt, response: row.response, to: &chunk)
                 }
                 let data = chunk
-                _ = try await c.copyIn("COPY tov.candidates (prompt, response) FROM STDIN") { send in try await send(data) }
+                _ = try await c.copyIn(TransferQueries.candidatesCopyIn) { send in try await send(data) }
             }
         }
 

@@ -68,12 +68,12 @@ extension Tovd.Bench {
             let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
             defer { c.close() }
             try await Migrator(logger: logger).up(on: c)
-            try await c.simpleQuery(settingsSQL())
+            try await BenchQueries.settingSetMany(settings(), on: c)
 
             var started = ContinuousClock.now
-            try await Self.copy(pool, into: "candidates", on: c)
+            try await Self.copy(pool, with: TransferQueries.candidatesCopyIn, on: c)
             let importSeconds = (ContinuousClock.now - started).seconds
-            try await Self.copy(Array(zval.dropLast()), into: "validation", on: c)
+            try await Self.copy(Array(zval.dropLast()), with: TransferQueries.validationCopyIn, on: c)
             print(String(format: "import: %d rows in %.1f s (%.0f rows/s, COPY)", pool.count, importSeconds, Double(pool.count) / importSeconds))
 
             let daemon = try DaemonChild(conninfo: conninfo, directory: directory, batchSize: batchSize)
@@ -96,19 +96,9 @@ extension Tovd.Bench {
             }
             bar.finish(rows)
             let bootstrapPeakKB = daemon.peakRSSKilobytes
-            let burn = try await c.query("""
-                SELECT extract(epoch FROM b.finished_at - b.created_at)::float8 AS base_train_seconds,
-                       extract(epoch FROM m.trained_at - b.finished_at)::float8 AS val_train_seconds,
-                       extract(epoch FROM m.completed_at - m.trained_at)::float8 AS burn_seconds,
-                       (SELECT count(*) FROM tov.scores WHERE model_version = m.model_version) AS burn_rows,
-                       (SELECT coalesce(sum(tokens), 0) FROM tov.scores WHERE model_version = m.model_version) AS burn_tokens
-                FROM tov.model_versions m JOIN tov.base_models b USING (base_version) WHERE m.status = 'complete'
-                """).first!
-            let baseTrainSeconds = try burn.get(Double.self, "base_train_seconds")
-            let valTrainSeconds = try burn.get(Double.self, "val_train_seconds")
-            let burnSeconds = try burn.get(Double.self, "burn_seconds")
-            let burnRows = Int(try burn.get(Int64.self, "burn_rows"))
-            let burnTokens = Int(try burn.get(Int64.self, "burn_tokens"))
+            let burn = try await BenchQueries.bootstrapTimingsGet(on: c)
+            let baseTrainSeconds = burn.baseTrainSeconds, valTrainSeconds = burn.valTrainSeconds
+            let burnSeconds = burn.burnSeconds, burnRows = burn.burnRows, burnTokens = burn.burnTokens
             let endToEnd = Double(burnRows) / burnSeconds
 
             // The pure engine on the same rows and checkpoints, with the daemon idle.
@@ -136,7 +126,7 @@ extension Tovd.Bench {
 
             // 3. Refresh after a Z_val change, with the peak RSS of just that phase.
             daemon.resetPeakRSS()
-            try await Self.copy([zval.last!], into: "validation", on: c)
+            try await Self.copy([zval.last!], with: TransferQueries.validationCopyIn, on: c)
             let refreshBar = ProgressBar("refresh + rescoring", total: burnRows, unit: "rows")
             while true {
                 let status = try await StatusReport.load(on: c)
@@ -148,16 +138,9 @@ extension Tovd.Bench {
             }
             refreshBar.finish(burnRows)
             let refreshPeakKB = daemon.peakRSSKilobytes
-            let refresh = try await c.query("""
-                SELECT extract(epoch FROM trained_at - started_at)::float8 AS train_seconds,
-                       extract(epoch FROM finished_at - trained_at)::float8 AS rescore_seconds,
-                       (SELECT count(*) FROM tov.scores s JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete') AS rescored
-                FROM tov.refreshes ORDER BY id DESC LIMIT 1
-                """).first!
-            let refreshTrain = try refresh.get(Double.self, "train_seconds")
-            let rescoreSeconds = try refresh.get(Double.self, "rescore_seconds")
-            let rescored = Int(try refresh.get(Int64.self, "rescored"))
-            let poolRows = Int(try await c.query("SELECT count(*) AS n FROM tov.candidates").first!.get(Int64.self, "n"))
+            let refresh = try await BenchQueries.refreshTimingsGet(on: c)
+            let refreshTrain = refresh.trainSeconds, rescoreSeconds = refresh.rescoreSeconds, rescored = refresh.rescored
+            let poolRows = try await BenchQueries.candidateCount(on: c)
             let rescoreEngine = try await EngineBenchmark.run(on: c, rows: min(rescored, 3000), batchSize: batchSize, includeBase: false, logger: logger)
 
             print(String(format: "refresh: θ_val %.1f s, rescoring %d rows %.1f s (%.1f rows/s; engine θ_val-only %.1f rows/s, %.2f×)",
@@ -167,17 +150,13 @@ extension Tovd.Bench {
                          Double(refreshPeakKB) / 1024, poolRows))
         }
 
-        func settingsSQL() -> String {
+        /// The daemon's settings for this run, as (key, JSON value).
+        func settings() -> [(key: String, value: String)] {
             let model = surrogate == "small"
                 ? #"{"layers": 2, "width": 128, "heads": 4, "context": 128, "vocab": 2048}"#
                 : #"{"layers": 4, "width": 256, "heads": 4, "context": 256, "vocab": 4096}"#
-            return """
-                UPDATE tov.settings SET value = '\(model)' WHERE key = 'surrogate';
-                UPDATE tov.settings SET value = '\(uSize)' WHERE key = 'u_size';
-                UPDATE tov.settings SET value = '\(pretrainSteps)' WHERE key = 'pretrain_steps';
-                UPDATE tov.settings SET value = '0' WHERE key = 'zval_debounce_seconds';
-                UPDATE tov.settings SET value = '{"fraction": 0.05}' WHERE key = 'budget';
-                """
+            return [("surrogate", model), ("u_size", "\(uSize)"), ("pretrain_steps", "\(pretrainSteps)"),
+                    ("zval_debounce_seconds", "0"), ("budget", #"{"fraction": 0.05}"#)]
         }
 
         /// Pool (rows + |U|), extra rows for the latency phase, and Z_val (+ 1 row that triggers the refresh).
@@ -202,17 +181,15 @@ extension Tovd.Bench {
             return (Array(candidates[0..<need]), Array(candidates[need..<(need + extraCount)]), Array(zval.prefix(201)))
         }
 
-        static func copy(_ examples: [JSONLExample], into table: String, on c: Connection) async throws {
+        /// Rows into the pool or Z_val with `tovd import`'s COPY statement `statement` (no source, no meta).
+        static func copy(_ examples: [JSONLExample], with statement: String, on c: Connection) async throws {
             for start in stride(from: 0, to: examples.count, by: 5000) {
                 var chunk: [UInt8] = []
                 for example in examples[start..<min(start + 5000, examples.count)] {
-                    CopyText.appendEscaped(example.prompt.utf8, to: &chunk)
-                    chunk.append(0x09)
-                    CopyText.appendEscaped(example.response.utf8, to: &chunk)
-                    chunk.append(0x0A)
+                    CopyText.appendRow(prompt: example.prompt.utf8, response: example.response.utf8, to: &chunk)
                 }
                 let data = chunk
-                _ = try await c.copyIn("COPY tov.\(table) (prompt, response) FROM STDIN") { send in try await send(data) }
+                _ = try await c.copyIn(statement) { send in try await send(data) }
             }
         }
 
@@ -233,8 +210,7 @@ extension Tovd.Bench {
                 var seen: [(Double, Double)] = []
                 var last = -Double.infinity
                 while !Task.isCancelled {
-                    if let row = try? await watcher.query("SELECT extract(epoch FROM computed_at)::float8 AS computed_at FROM tov.selection_state").first,
-                       let at = try? row.get(Double.self, "computed_at"), at != last {
+                    if let at = try? await BenchQueries.selectionComputedAtGet(on: watcher), at != last {
                         last = at
                         seen.append((at, now()))
                     }
@@ -249,8 +225,7 @@ extension Tovd.Bench {
             for (i, example) in rows.prefix(total).enumerated() {
                 let due = Double(i) * interval
                 if due > now() { try await Task.sleep(for: .seconds(due - now())) }
-                let id = try await writer.query("INSERT INTO tov.candidates (prompt, response) VALUES ($1, $2) RETURNING id",
-                                                [example.prompt, example.response]).first!.get(Int64.self, "id")
+                let id = try await BenchQueries.candidateInsert(prompt: example.prompt, response: example.response, on: writer)
                 inserted.append((id, now()))
                 bar.update(i + 1)
             }
@@ -260,12 +235,7 @@ extension Tovd.Bench {
             var scoredAt: [Int64: Double] = [:]
             let deadline = now() + 120
             while now() < deadline {
-                scoredAt = [:]
-                for row in try await writer.query("""
-                    SELECT candidate_id, extract(epoch FROM scored_at)::float8 AS scored_at FROM tov.scores WHERE candidate_id = ANY($1)
-                    """, [ids]) {
-                    scoredAt[try row.get(Int64.self, "candidate_id")] = try row.get(Double.self, "scored_at")
-                }
+                scoredAt = try await BenchQueries.scoredAtMany(ids: ids, on: writer)
                 if scoredAt.count == ids.count { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
@@ -298,7 +268,7 @@ final class DaemonChild {
 
     init(conninfo: String, directory: String, batchSize: Int) throws {
         logPath = directory + "/tovd.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).standardizedFileURL
         if let path = Bundle.main.executablePath { process.executableURL = URL(fileURLWithPath: path) }

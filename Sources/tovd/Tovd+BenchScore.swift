@@ -62,7 +62,7 @@ extension Tovd.Bench {
         }
 
         func run() throws {
-            setlinebuf(stdout)   // progress shows through a pipe (| tee) as it happens
+            StandardOutput.lineBuffered()
             BLASThreads.set(threads)
             print("machine: \(CPUFeatures.summary)")
             let (texts, source) = try Self.readRows(file: file, count: rows)
@@ -158,7 +158,7 @@ extension Tovd.Bench {
                 bf16 = (run.rowsPerSecond, try rescoring(options), Stats.spearman(phi, run.phi), overlaps[0], overlaps[1])
             }
 
-            var torch: (first: Double, rescore: Double, maxDiff: Double)?
+            var torch: (first: Double, rescore: Double, maxDiff: Double, version: String)?
             if !noTorch {
                 let directory = "\(exportDirectory)/\(name)"
                 try ScoreBenchmark.exportForTorch(to: directory, base: base, val: val, examples: examples, batchSize: batchSize)
@@ -178,7 +178,7 @@ extension Tovd.Bench {
             }
             if let torch {
                 print(String(format: "PyTorch %@ (same weights, same rows) %10.1f          %10.1f            %5.1f %%",
-                             Self.torchVersion as NSString, torch.first, torch.rescore, 100 * torch.first / limit))
+                             torch.version as NSString, torch.first, torch.rescore, 100 * torch.first / limit))
                 print(String(format: "ratio tovd / PyTorch                      %10.2f×         %10.2f×", first / torch.first, rescore / torch.rescore))
                 if let bf16 {
                     print(String(format: "ratio tovd bf16 / PyTorch fp32            %10.2f×         %10.2f×", bf16.first / torch.first, bf16.rescore / torch.rescore))
@@ -214,8 +214,6 @@ extension Tovd.Bench {
             return String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self)
         }
 
-        nonisolated(unsafe) static var torchVersion = "?"
-
         /// |S_a ∩ S_b| / |S_a| for the daemon's default selection (5 %, 10 bins, seed 0) made from two φ
         /// vectors of the same rows.
         static func selectionOverlap(_ a: [Double], _ b: [Double], lengths: [Int], policy: Policy) -> Double {
@@ -227,7 +225,7 @@ extension Tovd.Bench {
             return Double(sa.intersection(sb).count) / Double(max(sa.count, 1))
         }
 
-        func runTorch(directory: String, phi: [Double]) -> (first: Double, rescore: Double, maxDiff: Double)? {
+        func runTorch(directory: String, phi: [Double]) -> (first: Double, rescore: Double, maxDiff: Double, version: String)? {
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("Benchmarks/reference/torch_reference.py").path
             let process = Process()
@@ -244,9 +242,8 @@ extension Tovd.Bench {
                   let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let first = object["first_rows_per_s"] as? Double, let rescore = object["rescore_rows_per_s"] as? Double,
                   let theirs = object["phi"] as? [Double], theirs.count == phi.count else { return nil }
-            Self.torchVersion = object["torch"] as? String ?? "?"
             let maxDiff = zip(phi, theirs).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
-            return (first, rescore, maxDiff)
+            return (first, rescore, maxDiff, object["torch"] as? String ?? "?")
         }
 
         /// Rows from `file`, the BIG-bench cache or the committed fixture, in a fixed shuffle (a

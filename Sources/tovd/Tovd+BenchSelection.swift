@@ -23,7 +23,7 @@ extension Tovd.Bench {
                 tov.selected by a diff). It also times one update from scratch, as after a model \
                 switch or a change of bins or seed (every row re-binned). Then it loads the same \
                 scores into this process, times the Swift reference select() on them, and checks that \
-                tov.selected equals its result. Insert → visible in tov.selected is about one scoring \
+                tov.selected equals its result (rows, reasons and length bins). Insert → visible in tov.selected is about one scoring \
                 batch plus one or two updates, so this is the part of that latency that grows with \
                 the pool.
                   swift build -c release && .build/release/tovd bench selection --rows 10000,100000,1000000
@@ -64,15 +64,15 @@ extension Tovd.Bench {
             let (cluster, c, _) = try await Tovd.Bench.startDatabase(in: directory, epochs: 2, logger: logger)
             defer { try? cluster.stop(mode: .fast) }
             defer { c.close() }
-            try await c.simpleQuery("SELECT setseed(0.2026)")
+            try await BenchQueries.randomSeedSet(0.2026, on: c)
 
             print("")
             print("pool rows   update p50   update max   from scratch   reference select()   update / reference   same rows")
             for size in try sizes() {
-                let have = try await Self.scoredRows(on: c)
+                let have = try await BenchQueries.scoreCount(modelVersion: 1, on: c)
                 try await Self.addScoredRows(size - have, on: c)
-                try await c.simpleQuery("TRUNCATE tov.jobs")
-                try await c.simpleQuery("VACUUM ANALYZE tov.scores, tov.candidates")
+                try await BenchQueries.jobDeleteAll(on: c)
+                try await BenchQueries.statisticsRefresh(.scoresAndCandidates, vacuum: true, on: c)
                 // Untimed: brings tov.selected to this pool size (and re-derives φ the first time).
                 _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
 
@@ -85,55 +85,26 @@ extension Tovd.Bench {
                 }
                 // From scratch: without stored bin counts the update re-bins every row, as after a
                 // model switch, a change of bins or seed, or a TRUNCATE of tov.scores.
-                try await c.simpleQuery("UPDATE tov.selection_state SET bin_rows = NULL")
+                try await BenchQueries.selectionBinCountsForget(on: c)
                 let rebinStarted = ContinuousClock.now
                 _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
                 let rebinSeconds = (ContinuousClock.now - rebinStarted).seconds
 
-                let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
-                    ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
-                              uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")))
-                }
-                let started = ContinuousClock.now
-                let reference = select(scored, settings: settings)
-                let referenceSeconds = (ContinuousClock.now - started).seconds
-                let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, "id") }
-                let same = selected == reference.items.map(\.id).sorted()
+                let reference = try await SelectionReference.compare(version: 1, settings: settings, on: c)
+                let referenceSeconds = reference.referenceTime.seconds
 
                 seconds.sort()
                 let median = seconds[seconds.count / 2]
                 print(String(format: "%9d   %7.0f ms   %7.0f ms   %9.0f ms   %15.0f ms   %17.2f×   %@",
-                             scored.count, 1000 * median, 1000 * seconds.last!, 1000 * rebinSeconds, 1000 * referenceSeconds,
-                             median / referenceSeconds, same ? "yes" : "NO"))
-                guard same else { throw CLIError("tov.selected differs from the reference select() at \(scored.count) rows") }
+                             reference.scoredRows, 1000 * median, 1000 * seconds.last!, 1000 * rebinSeconds, 1000 * referenceSeconds,
+                             median / referenceSeconds, reference.matches ? "yes" : "NO"))
+                guard reference.matches else { throw CLIError("tov.selected differs from the reference select() at \(reference.scoredRows) rows") }
             }
         }
 
-        static func scoredRows(on c: Connection) async throws -> Int {
-            Int(try await c.query("SELECT count(*) AS n FROM tov.scores WHERE model_version = 1").first!.get(Int64.self, "n"))
-        }
-
-        /// `count` new candidates, ready and scored under version 1 in one statement. φ is computed by
-        /// tov.phi, as the workers do, so the leader has nothing to re-derive.
+        /// `count` new candidates, ready and scored under version 1 (random lengths of 1–300 tokens).
         static func addScoredRows(_ count: Int, on c: Connection) async throws {
-            guard count > 0 else { return }
-            try await c.execute("""
-                WITH new AS (
-                    INSERT INTO tov.candidates (prompt, response, source)
-                    SELECT 'synthetic prompt', 'synthetic response', 'bench' FROM generate_series(1, $1::int)
-                    RETURNING id
-                ), ready AS (
-                    INSERT INTO tov.ready (candidate_id, prompt_bytes, response_bytes) SELECT id, 16, 18 FROM new
-                ), losses AS (
-                    SELECT id, ARRAY[3 + random(), 3 + random()]::real[] AS base, ARRAY[3 + random(), 3 + random()]::real[] AS val,
-                           (-random())::real AS uncertainty, 1 + floor(random() * 300)::int AS tokens
-                    FROM new
-                )
-                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                SELECT id, 1, tov.phi(base, val, 'improvement'), (base[1] + base[2]) / 2, (val[1] + val[2]) / 2,
-                       base, val, uncertainty, tokens
-                FROM losses
-                """, [count])
+            try await BenchQueries.scoredRowInsertMany(.init(rows: count, modelVersion: 1, lengths: .random), on: c)
         }
     }
 }

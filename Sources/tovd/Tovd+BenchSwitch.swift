@@ -64,22 +64,18 @@ extension Tovd.Bench {
             let (cluster, c, _) = try await Tovd.Bench.startDatabase(in: directory, epochs: 2, logger: logger)
             defer { try? cluster.stop(mode: .fast) }
             defer { c.close() }
-            try await c.simpleQuery("SELECT setseed(0.2026)")
+            try await BenchQueries.randomSeedSet(0.2026, on: c)
             try await fillPool(on: c)
-            try await c.simpleQuery("VACUUM ANALYZE")
+            try await BenchQueries.statisticsRefresh(.all, vacuum: true, on: c)
             _ = try await c.transaction { tx in try await SelectionWriter.update(in: tx, modelVersion: 1, settings: settings) }
             if plans {
                 // Superuser only, as the bench's own cluster is. Plans go to the server log.
-                try await c.simpleQuery("""
-                    LOAD 'auto_explain';
-                    SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
-                    SET auto_explain.log_timing = off;
-                    """)
+                try await BenchQueries.autoExplainLoad(on: c)
             }
 
             // The switch's CPU time in its server process: what a plan's growth shows, where wall
             // time also shows whatever else the (shared) machine runs.
-            let backend = Int32(try await c.query("SELECT pg_backend_pid() AS pid").first!.get(Int32.self, "pid"))
+            let backend = try await BenchQueries.backendPidGet(on: c)
             print("load average at start: \(Self.loadAverage())")
             print("")
             print("refresh   statistics   scoring s   switch s   switch CPU s   delete old s   selection   jobs dead tuples")
@@ -87,20 +83,19 @@ extension Tovd.Bench {
             var current = 1
             for refresh in 1...refreshes {
                 let statistics: Statistics = [.stale, .fresh, .old][(refresh - 1) % 3]
-                if plans { try await c.simpleQuery("SET auto_explain.log_min_duration = -1") }
-                if statistics == .stale { try await c.simpleQuery("VACUUM ANALYZE tov.scores, tov.jobs") }
-                let version = try await startVersion(on: c)
+                if plans { try await BenchQueries.autoExplainMinDurationSet(milliseconds: -1, on: c) }
+                if statistics == .stale { try await BenchQueries.statisticsRefresh(.scoresAndJobs, vacuum: true, on: c) }
+                let version = try await BenchQueries.modelVersionScoringStart(on: c)
                 let scoringStarted = ContinuousClock.now
                 try await scoreEveryRow(version: version, on: c)
                 let scoringSeconds = (ContinuousClock.now - scoringStarted).seconds
-                if statistics == .fresh { try await c.simpleQuery("ANALYZE tov.scores, tov.jobs") }
-                let dead = try await c.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'tov.jobs'::regclass").first?.get(Int64.self, "n_dead_tup") ?? 0
+                if statistics == .fresh { try await BenchQueries.statisticsRefresh(.scoresAndJobs, vacuum: false, on: c) }
+                let dead = try await BenchQueries.jobDeadTupleCountGet(on: c)
 
-                if plans { try await c.simpleQuery("SET auto_explain.log_min_duration = 0") }
+                if plans { try await BenchQueries.autoExplainMinDurationSet(milliseconds: 0, on: c) }
                 let started = ContinuousClock.now, cpuBefore = Self.cpuSeconds(of: backend)
                 let change = try await c.transaction { tx in
-                    try await tx.execute("UPDATE tov.model_versions SET status = 'superseded' WHERE status = 'complete'")
-                    try await tx.execute("UPDATE tov.model_versions SET status = 'complete', completed_at = now() WHERE model_version = $1", [version])
+                    try await ModelVersionStore.modelVersionSwitch(to: version, on: tx)
                     return try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings)
                 }
                 let seconds = (ContinuousClock.now - started).seconds, cpu = Self.cpuSeconds(of: backend) - cpuBefore
@@ -115,7 +110,9 @@ extension Tovd.Bench {
             }
             if plans { print("\nplans: \(cluster.logFile)") }
 
-            try await expectReferenceSelection(version: current, settings: settings, on: c)
+            guard try await SelectionReference.compare(version: current, settings: settings, on: c).matches else {
+                throw CLIError("tov.selected differs from the reference select() after the last switch")
+            }
             print("load average at end: \(Self.loadAverage())")
             let wall = switchSeconds.sorted(), cpu = switchCPU.sorted()
             print(String(format: "\nswitch wall time: median %.2f s, slowest %.2f s = %.2f× the median", wall[wall.count / 2], wall.last!, wall.last! / wall[wall.count / 2]))
@@ -140,74 +137,22 @@ extension Tovd.Bench {
             ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
         }
 
-        /// A new model version being rescored, with a job for every ready row (as the trainer
-        /// enqueues a refresh).
-        func startVersion(on c: Connection) async throws -> Int {
-            let version = Int(try await c.query("""
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status)
-                VALUES (1, (SELECT count(*) FROM tov.model_versions) + 1, 'A', 'scoring') RETURNING model_version
-                """).first!.get(Int32.self, "model_version"))
-            try await c.execute("INSERT INTO tov.jobs (candidate_id, model_version) SELECT candidate_id, $1::int FROM tov.ready", [version])
-            return version
-        }
-
-        /// `rows` candidates, ready and scored under version 1. A row's length is a function of its
-        /// id, so every version gives it the same, as the real tokenizer would.
+        /// `rows` candidates, ready and scored under version 1, with lengths from their ids (so every
+        /// version gives a row the same length, as the real tokenizer would).
         func fillPool(on c: Connection) async throws {
-            try await c.execute("""
-                WITH new AS (
-                    INSERT INTO tov.candidates (prompt, response, source)
-                    SELECT 'synthetic prompt', 'synthetic response', 'bench' FROM generate_series(1, $1::int)
-                    RETURNING id
-                ), ready AS (
-                    INSERT INTO tov.ready (candidate_id, prompt_bytes, response_bytes) SELECT id, 16, 18 FROM new
-                )
-                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                SELECT id, 1, tov.phi(base, val, 'improvement'), (base[1] + base[2]) / 2, (val[1] + val[2]) / 2, base, val, -random(), \(Self.tokens)
-                FROM new CROSS JOIN LATERAL (SELECT ARRAY[3 + random(), 3 + random()]::real[] AS base,
-                                                    ARRAY[3 + random(), 3 + random()]::real[] AS val) l
-                """, [rows])
-            try await c.simpleQuery("TRUNCATE tov.jobs")
+            try await BenchQueries.scoredRowInsertMany(.init(rows: rows, modelVersion: 1, lengths: .fromID), on: c)
+            try await BenchQueries.jobDeleteAll(on: c)
         }
-
-        /// A row's response length in tokens, 1–300, from its id (SQL over a column named `id`).
-        static let tokens = "1 + (id * 7919) % 300"
 
         /// Scores every row under `version` in worker-sized transactions, the way a worker's batch
-        /// commits: take a batch of jobs in claim order, then in one transaction
-        /// delete the jobs and insert their scores (new losses; φ by tov.phi).
+        /// commits: take a batch of jobs in claim order, then in one transaction delete the jobs and
+        /// insert their scores (new losses; φ by tov.phi).
         func scoreEveryRow(version: Int, on c: Connection) async throws {
             while true {
-                let ids = try await c.query("""
-                    SELECT candidate_id FROM tov.jobs WHERE model_version = $1::int
-                    ORDER BY model_version, enqueued_at, candidate_id LIMIT $2::int FOR UPDATE SKIP LOCKED
-                    """, [version, batch]).map { try $0.get(Int64.self, "candidate_id") }
+                let ids = try await BenchQueries.jobCandidateMany(modelVersion: version, limit: batch, on: c)
                 guard !ids.isEmpty else { return }
-                try await c.transaction { tx in
-                    try await tx.execute("""
-                        DELETE FROM tov.jobs j USING unnest($1::bigint[]) AS f(id)
-                        WHERE j.candidate_id = f.id AND j.model_version = $2::int
-                        """, [ids, version])
-                    try await tx.execute("""
-                        INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                        SELECT id, $2::int, tov.phi(base, val, 'improvement'), (base[1] + base[2]) / 2, (val[1] + val[2]) / 2, base, val, -random(), \(Self.tokens)
-                        FROM unnest($1::bigint[]) AS f(id)
-                        CROSS JOIN LATERAL (SELECT ARRAY[3 + random(), 3 + random()]::real[] AS base,
-                                                   ARRAY[3 + random(), 3 + random()]::real[] AS val) l
-                        """, [ids, version])
-                }
+                try await BenchQueries.scoreInsertMany(.init(ids: ids, modelVersion: version), on: c)
             }
-        }
-
-        /// tov.selected equals the Swift reference select() on the same scores.
-        func expectReferenceSelection(version: Int, settings: SelectionSettings, on c: Connection) async throws {
-            let scored = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = $1::int", [version]).map {
-                ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
-                          uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")))
-            }
-            let reference = select(scored, settings: settings).items.map(\.id).sorted()
-            let selected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, "id") }
-            guard selected == reference else { throw CLIError("tov.selected differs from the reference select() after the last switch") }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import Synchronization
 
 extension Tovd {
     struct DataCommand: ParsableCommand {
@@ -68,9 +69,7 @@ extension Tovd {
 }
 
 /// A thread-safe running count for progress callbacks.
-final class Counter: @unchecked Sendable {
-    // @unchecked: its count is under `lock`.
-    private let lock = NSLock()
-    private var value = 0
-    func next() -> Int { lock.withLock { value += 1; return value } }
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func next() -> Int { value.withLock { $0 += 1; return $0 } }
 }

@@ -51,7 +51,7 @@ extension Tovd {
                 print(Date().formatted(date: .omitted, time: .standard))
                 print(report.rendered(barWidth: 30))
                 if !isTerminal { print("") }
-                fflush(stdout)
+                StandardOutput.flush()
                 try await Task.sleep(for: .milliseconds(Int(max(interval, 0.2) * 1000)))
             }
         }

@@ -14,7 +14,8 @@ struct CheckpointTests {
     }
 
     /// A real model checkpoint, as the daemon stores them (tiny, so thousands of decodes stay fast).
-    static let model = Model(config: .tiny, seed: 5)
+    /// Unchecked: concurrent tests only read it (its parameters and config, and encode reads them).
+    nonisolated(unsafe) static let model = Model(config: .tiny, seed: 5)
     static let tokenizer = Tokenizer(merges: [(97, 98), (259, 99), (32, 116)])
     static let metadata = ["kind": "val", "epoch": "3"]
     static let modelBytes = SurrogateCheckpoint.encode(model: model, tokenizer: tokenizer, metadata: metadata)

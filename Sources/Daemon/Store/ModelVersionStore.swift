@@ -2,7 +2,7 @@ import PQ
 
 /// The selection keeper's and the sweeper's statements: which versions are live, the switch to a
 /// rescored version, and what the selection was last computed under.
-enum ModelVersionStore {
+public enum ModelVersionStore {
     /// What the selection keeper decides from (``SelectionKeeperPolicy``). The "is an update due"
     /// checks read an index entry and two tiny tables, so an idle step costs nothing however large the pool.
     static func keeperSnapshot(selectionSettings: String, on connection: Connection) async throws -> SelectionKeeperPolicy.Snapshot {
@@ -33,8 +33,8 @@ enum ModelVersionStore {
         """
 
     /// Makes `version` the complete one (the old one superseded) and closes its refresh; the caller
-    /// recomputes the selection in the same transaction.
-    static func modelVersionSwitch(to version: Int, on tx: Connection) async throws {
+    /// recomputes the selection in the same transaction. `tovd bench switch` times this switch.
+    public static func modelVersionSwitch(to version: Int, on tx: Connection) async throws {
         try await tx.execute(modelVersionSupersedeComplete)
         try await tx.execute(modelVersionComplete, [version])
         try await tx.execute(refreshFinish, [version])

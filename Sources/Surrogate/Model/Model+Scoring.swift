@@ -240,7 +240,10 @@ extension Model {
             results[0] = run(0)
         } else {
             results.withUnsafeMutableBufferPointer { out in
-                let out = out
+                // Unchecked on purpose: stream k writes only out[k] and its own ScoringBuffers
+                // (activations.scoring[k]) and reads the weights, which nothing writes while it runs.
+                nonisolated(unsafe) let out = out
+                nonisolated(unsafe) let run = run
                 BLASThreads.withSingleThreaded {
                     DispatchQueue.concurrentPerform(iterations: slices) { k in out[k] = run(k) }
                 }

@@ -16,6 +16,19 @@ enum CopyText {
     /// The COPY text null marker.
     static let null: [UInt8] = [0x5C, UInt8(ascii: "N")]
 
+    /// Appends one row for `TransferQueries.candidatesCopyIn` / `validationCopyIn` without source or
+    /// meta (the benches' rows).
+    static func appendRow(prompt: some Sequence<UInt8>, response: some Sequence<UInt8>, to out: inout [UInt8]) {
+        appendEscaped(prompt, to: &out)
+        out.append(0x09)
+        appendEscaped(response, to: &out)
+        for _ in 0..<2 {
+            out.append(0x09)
+            out.append(contentsOf: null)
+        }
+        out.append(0x0A)
+    }
+
     /// Reverses the escaping of one or more COPY text rows of a single column.
     static func unescape(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []

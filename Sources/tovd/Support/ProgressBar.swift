@@ -1,19 +1,22 @@
 import Foundation
+import Synchronization
 
 /// A one-line progress bar on stderr for long CLI work. On a terminal it redraws in place; when
 /// stderr is a file or journald it prints a plain line at most every 5 seconds instead.
-/// Updated from training and converter threads: every update runs under `lock`.
-final class ProgressBar: @unchecked Sendable {
+/// Updated from training and converter threads: every update runs under `state`'s lock.
+final class ProgressBar: Sendable {
     let label: String
     let total: Int?
     let unit: String
     private let started = Date()
-    private var lastDraw = Date.distantPast
-    /// The count of the first update: work resumed from disk (e.g. θ0 pretraining at step 1,200) is
-    /// not part of the rate.
-    private var firstDone: Int?
     private let interactive = isatty(STDERR_FILENO) == 1
-    private let lock = NSLock()
+    private struct State {
+        var lastDraw = Date.distantPast
+        /// The count of the first update: work resumed from disk (e.g. θ0 pretraining at step 1,200)
+        /// is not part of the rate.
+        var firstDone: Int?
+    }
+    private let state = Mutex(State())
 
     init(_ label: String, total: Int?, unit: String = "rows") {
         self.label = label
@@ -23,13 +26,15 @@ final class ProgressBar: @unchecked Sendable {
 
     /// Shows `done` (and an optional note such as the current loss); cheap to call often.
     func update(_ done: Int, note: String = "", force: Bool = false) {
-        lock.lock()
-        defer { lock.unlock() }
+        state.withLock { state in draw(done, note: note, force: force, state: &state) }
+    }
+
+    private func draw(_ done: Int, note: String, force: Bool, state: inout State) {
         let now = Date()
-        let firstDone = self.firstDone ?? done
-        self.firstDone = firstDone
-        guard force || now.timeIntervalSince(lastDraw) >= (interactive ? 0.1 : 5) else { return }
-        lastDraw = now
+        let firstDone = state.firstDone ?? done
+        state.firstDone = firstDone
+        guard force || now.timeIntervalSince(state.lastDraw) >= (interactive ? 0.1 : 5) else { return }
+        state.lastDraw = now
         let elapsed = max(now.timeIntervalSince(started), 1e-6)
         let rate = Double(done - firstDone) / elapsed
         var line = "\(label) "

@@ -24,7 +24,8 @@ struct ConnectionFaultTests {
             #expect(try await TovTestDatabase.eventually { daemon.log.contains("tovd is ready") }, "\(daemon.log)")
             try await Task.detached { try cluster.stop(mode: .immediate) }.value
             #expect(try await TovTestDatabase.eventually { daemon.log.contains("cannot reach the database; retrying") }, "\(daemon.log.suffix(2000))")
-            try await Task.sleep(for: .seconds(2))
+            // Deep in its retry loops: the next attempts are logged (the event), each after a backoff.
+            #expect(try await daemon.logGains(2, of: "cannot reach the database; retrying"), "\(daemon.log.suffix(2000))")
             let sent = ContinuousClock.now
             daemon.terminate()
             let status = await daemon.waitForExit(timeout: .seconds(15))

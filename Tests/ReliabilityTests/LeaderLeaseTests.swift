@@ -30,7 +30,7 @@ struct LeaderLeaseTests {
             let old = try await Connection.connect(conninfo)
             let new = try await Connection.connect(conninfo)
             defer { old.close(); new.close() }
-            let leadership = Leadership(instance: "old")
+            let leadership = Leadership(instance: "old", clock: .continuous)
             // A 4 s lease: the fence below must still find it held on a loaded CI machine (a 1 s lease
             // ran out between these statements while the rest of the suite ran in parallel).
             let lease = 4.0
@@ -39,9 +39,17 @@ struct LeaderLeaseTests {
             // The old leader is inside a fenced transaction when its lease runs out.
             try await old.simpleQuery("BEGIN")
             try await old.query("SELECT tov.leader_fence($1)", [epoch])
-            try await Task.sleep(for: .seconds(lease + 0.2))
+            // The event: the lease has run out on the database's clock.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(lease + 10)) {
+                try await new.query("SELECT lease_until < now() AS over FROM tov.leader").first!.get(Bool.self, "over")
+            })
             let takeOver = Task { try await new.query(LeaderStore.leaseAcquire, ["new#1", "new", 10.0]).first.map { try $0.get(Int64.self, 0) } }
-            try await Task.sleep(for: .milliseconds(500))
+            // The event: the take-over waits on the old leader's lock.
+            let watcher = try await Connection.connect(conninfo)
+            defer { watcher.close() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                try await TovTestDatabase.count("pg_stat_activity", on: watcher, where: "pid = \(new.backendPID) AND wait_event_type = 'Lock'") == 1
+            })
             // Still waiting for the old leader's transaction, which may therefore still write.
             try await old.execute("UPDATE tov.leader_activity SET detail = 'written under epoch 1'")
             try await old.simpleQuery("COMMIT")
@@ -95,7 +103,9 @@ struct LeaderLeaseTests {
 
             kill(a.pid, SIGCONT)
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) { a.log.contains("leader lease lost") }, "\(a.log.suffix(2000))")
-            try await Task.sleep(for: .seconds(2))
+            // The event: alpha is running again and has reported twice since, so its lease service
+            // has polled (every second) meanwhile; beta still leads.
+            #expect(try await TovTestDatabase.instanceReportedTwice("alpha", on: c), "\(a.log.suffix(2000))")
             #expect(try await Self.leader(c) == "beta")
             #expect(try await c.query("SELECT epoch FROM tov.leader").first!.get(Int64.self, 0) == epochAfter)
             let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(60))

@@ -1,5 +1,6 @@
 @testable import Daemon
 import Foundation
+import Logging
 import PQ
 import Testing
 import TovTesting
@@ -64,6 +65,52 @@ struct LeaderLeaseTests {
             // The renewal of the old term finds nothing to renew.
             #expect(try await old.query(LeaderStore.leaseRenew, [epoch, leadership.holder, 10.0]).isEmpty)
             try await new.query("SELECT tov.leader_fence(2)")
+        }
+    }
+
+    /// In process, on a clock the test moves: a leader whose renewal gets no answer (another session
+    /// holds the lease row) stops acting the moment its term lapses on its own clock, though the
+    /// database's lease has not run out; once the renewal answers, it acts again. Waits on the lease
+    /// service's events and the clock's sleepers, never on wall time.
+    @Test(.timeLimit(.minutes(2))) func aLeaderStopsActingWhenItsTermLapsesOnItsClock() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let manual = ManualClock()
+            let leadership = Leadership(instance: "solo", clock: DaemonClock(manual))
+            var configuration = LeaderLease.Configuration(conninfo: conninfo, instance: "solo")
+            configuration.leaseDuration = .seconds(10)
+            configuration.renewInterval = .seconds(2)
+            let lease = LeaderLease(configuration: configuration, leadership: leadership, wakeup: WakeupSignal(), metrics: DaemonMetrics(),
+                                    logger: Logger(label: "test"))
+            var events = lease.events.subscribe().makeAsyncIterator()
+            let running = Task { try await lease.run() }
+            defer { running.cancel() }
+            guard case .acquired(let epoch) = await events.next() else {
+                Issue.record("the lease was not taken")
+                return
+            }
+            #expect(leadership.currentEpoch == epoch)
+            // The lease service waits out its renewal interval on the clock.
+            #expect(await manual.waitForSleepers(1))
+            let blocker = try await Connection.connect(conninfo)
+            defer { blocker.close() }
+            try await blocker.simpleQuery("BEGIN")
+            try await blocker.query("SELECT 1 FROM tov.leader FOR UPDATE")
+            manual.advance(by: .seconds(2))
+            // The event: the renewal, sent at 2 s, waits on the row lock.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(20)) {
+                try await TovTestDatabase.count("pg_stat_activity", on: blocker,
+                                                where: "datname = current_database() AND application_name = 'tovd' AND wait_event_type = 'Lock'") == 1
+            })
+            manual.advance(by: .milliseconds(7_999))
+            #expect(leadership.currentEpoch == epoch, "the term ended before its 10 s")
+            manual.advance(by: .milliseconds(1))
+            #expect(leadership.currentEpoch == nil, "still acting as leader after its term lapsed on its clock")
+            try await blocker.simpleQuery("ROLLBACK")
+            // The renewal sent at 2 s goes through: the term runs to 12 s, so it acts again at 10 s.
+            #expect(await events.next() == .renewed(epoch: epoch))
+            #expect(leadership.currentEpoch == epoch)
+            running.cancel()
+            try? await running.value
         }
     }
 

@@ -1,6 +1,7 @@
 @testable import Daemon
 import Logging
 import PQ
+import Synchronization
 import Testing
 import TovTesting
 
@@ -79,4 +80,41 @@ struct ServiceClockTests {
             #expect(try await step.value == .seconds(1))
         }
     }
+
+    /// A version whose checkpoints do not load is tried again only after its retry delay on the
+    /// worker's clock, not on every batch. Seen through the failure's reason: the reason changes
+    /// meanwhile (a missing checkpoint row appears, corrupt), and the cache reports a new reason only
+    /// when it tries again.
+    @Test func aVersionThatDoesNotLoadIsTriedAgainOnlyAfterItsRetryDelay() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.simpleQuery("""
+                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, 1, '{}', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+                """)
+            let manual = ManualClock()
+            let reported = ReportedErrors()
+            let cache = ModelCache(logger: Logger(label: "test"), retryDelay: (.seconds(2), .seconds(60)), clock: DaemonClock(manual),
+                                   onError: { reported.append($0) })
+            #expect(try await cache.versions(on: c).unloadable == [1])
+            #expect(reported.all.count == 1 && reported.all[0].contains("missing"), "\(reported.all)")
+            try await c.execute("""
+                INSERT INTO tov.checkpoints (base_version, model_version, kind, epoch, data, sha256) VALUES (1, NULL, 'base', 1, '\\x00', 'not its hash')
+                """)
+            manual.advance(by: .milliseconds(1_999))
+            #expect(try await cache.versions(on: c).unloadable == [1])
+            #expect(reported.all.count == 1, "tried again before its 2 s: \(reported.all)")
+            manual.advance(by: .milliseconds(1))
+            #expect(try await cache.versions(on: c).unloadable == [1])
+            #expect(reported.all.count == 2 && reported.all[1].contains("is corrupt"), "not tried again after its 2 s: \(reported.all)")
+        }
+    }
+}
+
+/// The messages a ModelCache reported, in order.
+final class ReportedErrors: Sendable {
+    private let messages = Mutex<[String]>([])
+    func append(_ message: String) { messages.withLock { $0.append(message) } }
+    var all: [String] { messages.withLock { $0 } }
 }

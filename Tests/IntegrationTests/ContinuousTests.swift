@@ -282,9 +282,7 @@ struct ContinuousTests {
             }, "\(daemon.log.suffix(3000))")
             let heartbeat0 = try await c.query("SELECT heartbeat_at::text FROM tov.leader").first!.get(String.self, 0)
             try await TovTestDatabase.insertCandidates(5, on: c, prefix: "a fresh row while θ_val trains", source: "fresh")
-            let visible = try await TovTestDatabase.eventually(timeout: .seconds(15)) {
-                try await TovTestDatabase.count("tov.selected", on: c, where: "source = 'fresh'") == 5
-            }
+            let visible = try await Self.selected(5, from: "fresh", on: c, within: .seconds(15))
             let bySource = try await c.query("SELECT coalesce(source, '-') || '=' || count(*) FROM tov.selected GROUP BY source").map { try $0.get(String.self, 0) }
             #expect(visible, "new rows did not reach tov.selected while θ_val trained: \(bySource), \(daemon.log.suffix(3000))")
             let s = try await Self.status(c)
@@ -296,6 +294,15 @@ struct ContinuousTests {
             }, "the leader heartbeat did not advance during training")
             #expect(try await Self.status(c).nextModelStatus == "training", "θ_val should still be training")
             #expect((s.leaderHeartbeatAgeSeconds ?? 99) < 5)
+        }
+    }
+
+    /// Whether `count` rows of `source` are in tov.selected within `timeout`. A function of its own:
+    /// written inline in the long test above, this wait crashed Swift 6.3.1 in one form and, in two
+    /// others, timed out on rows the next query found (seen five times in a row); here it does not.
+    static func selected(_ count: Int, from source: String, on c: Connection, within timeout: Duration) async throws -> Bool {
+        try await TovTestDatabase.eventually(timeout: timeout) {
+            try await TovTestDatabase.count("tov.selected", on: c, where: "source = '\(source)'") == count
         }
     }
 

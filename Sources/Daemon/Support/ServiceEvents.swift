@@ -30,11 +30,3 @@ public final class ServiceEvents<Event: Sendable>: Sendable {
         for subscriber in state.withLock({ Array($0.subscribers.values) }) { subscriber.yield(event) }
     }
 }
-
-extension AsyncStream {
-    /// The first element that `matches`, or nil when the stream ends first.
-    public func first<T>(_ matches: (Element) -> T?) async -> T? {
-        for await element in self { if let value = matches(element) { return value } }
-        return nil
-    }
-}

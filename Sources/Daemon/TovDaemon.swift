@@ -37,6 +37,8 @@ public struct TovDaemon: Sendable {
         public var scoringPrecision = PrecisionChoice.auto
         /// nil disables the endpoint; 0 picks a free port (printed in the log).
         public var metricsPort: Int? = Defaults.metricsPort
+        /// Test-only fault hooks (`tovd run` reads them from `TOVD_FAULT_*`); none in production.
+        public var faults = Faults.none
 
         public init(conninfo: String, instance: String) {
             self.conninfo = conninfo
@@ -58,8 +60,10 @@ public struct TovDaemon: Sendable {
         let health = HealthState(metrics: metrics)
         notifier.status("connecting to the database")
 
+        // The one clock every service reads and waits on.
+        let clock = DaemonClock.continuous
         // Refuse to start against a schema this build does not know, with a message that says why.
-        let probe = try await Connection.connectRetrying(configuration.conninfo, as: "tovd", logger: logger)
+        let probe = try await Connection.connectRetrying(configuration.conninfo, as: "tovd", logger: logger, clock: clock)
         do {
             try await Migrator(logger: logger).validate(on: probe)
         } catch {
@@ -71,12 +75,12 @@ public struct TovDaemon: Sendable {
         let workerWakeup = WakeupSignal()
         let keeperWakeup = WakeupSignal()
         let trainerWakeup = WakeupSignal()
-        let settings = SettingsCache()
-        let leadership = Leadership(instance: configuration.instance)
+        let settings = SettingsCache(clock: clock)
+        let leadership = Leadership(instance: configuration.instance, clock: clock)
         let reporter = InstanceReporter(
             conninfo: configuration.conninfo, instance: configuration.instance, holder: leadership.holder,
             workers: configuration.workers, leaderCapable: configuration.leader, settings: settings,
-            metrics: metrics, health: health, notifier: notifier, logger: logger)
+            metrics: metrics, health: health, notifier: notifier, clock: clock, logger: logger)
 
         var metricsServer: MetricsServer?
         if let port = configuration.metricsPort {
@@ -103,7 +107,7 @@ public struct TovDaemon: Sendable {
             let readyOnce = OnceFlag()
             services.append(NotificationWatcher(
                 conninfo: configuration.conninfo, workers: workerWakeup, keeper: keeperWakeup, trainer: trainerWakeup, settings: settings,
-                health: health, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
+                health: health, clock: clock, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
         }
         let (precision, precisionWarning) = configuration.scoringPrecision.resolve(bf16Available: ScoringPrecision.isAvailable(.bf16))
         if let precisionWarning {
@@ -117,9 +121,10 @@ public struct TovDaemon: Sendable {
             worker.leaseSeconds = configuration.leaseSeconds
             worker.pollInterval = configuration.pollInterval
             worker.scoringPrecision = precision
+            worker.faultScoreDelay = configuration.faults.scoreDelay
             services.append(ScoringWorker(configuration: worker, wakeup: workerWakeup,
-                                          models: ModelCache(logger: logger, onError: { reporter.recordError($0) }), settings: settings,
-                                          metrics: metrics, health: health, logger: logger, onError: { reporter.recordError($0) }))
+                                          models: ModelCache(logger: logger, clock: clock, onError: { reporter.recordError($0) }), settings: settings,
+                                          metrics: metrics, health: health, clock: clock, logger: logger, onError: { reporter.recordError($0) }))
         }
         services.append(reporter)
         if configuration.leader {
@@ -134,8 +139,9 @@ public struct TovDaemon: Sendable {
             let stopping = StopFlag()
             let jobs: [(any LeaderJob, WakeupSignal)] = [
                 (Trainer(instance: configuration.instance, settings: settings, workers: workerWakeup,
-                         metrics: metrics, stopping: stopping, logger: logger), trainerWakeup),
-                (SelectionKeeper(settings: settings, workers: workerWakeup, metrics: metrics, minimumGap: .milliseconds(200), logger: logger), keeperWakeup),
+                         metrics: metrics, stopping: stopping, clock: clock, faults: configuration.faults, logger: logger), trainerWakeup),
+                (SelectionKeeper(settings: settings, workers: workerWakeup, metrics: metrics, minimumGap: .milliseconds(200),
+                                 clock: clock, logger: logger), keeperWakeup),
                 (Sweeper(interval: .seconds(30), workers: workerWakeup, logger: logger), WakeupSignal()),
             ]
             for (job, wakeup) in jobs {
@@ -145,7 +151,7 @@ public struct TovDaemon: Sendable {
             }
         }
         if let interval = notifier.watchdogInterval {
-            services.append(WatchdogService(notifier: notifier, interval: interval))
+            services.append(WatchdogService(notifier: notifier, interval: interval, clock: clock))
         }
         if !configuration.listen { ready() }
 
@@ -180,9 +186,10 @@ public struct TovDaemon: Sendable {
 struct WatchdogService: Service {
     let notifier: SystemdNotifier
     let interval: Duration
+    let clock: DaemonClock
 
     func run() async throws {
-        for await _ in AsyncStream.ticks(every: interval / 2).cancelOnGracefulShutdown() {
+        for await _ in AsyncStream.ticks(every: interval / 2, on: clock).cancelOnGracefulShutdown() {
             notifier.watchdog()
         }
     }
@@ -190,12 +197,12 @@ struct WatchdogService: Service {
 
 extension AsyncStream where Element == Void {
     /// A tick every `period` until the consumer stops iterating.
-    static func ticks(every period: Duration) -> AsyncStream<Void> {
+    static func ticks(every period: Duration, on clock: DaemonClock) -> AsyncStream<Void> {
         AsyncStream { continuation in
             let task = Task {
                 while !Task.isCancelled {
                     continuation.yield()
-                    try? await Task.sleep(for: period)
+                    try? await clock.sleep(for: period)
                 }
                 continuation.finish()
             }

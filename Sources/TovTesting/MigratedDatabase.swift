@@ -42,6 +42,22 @@ public enum TovTestDatabase {
         Int(try await connection.query("SELECT count(*) AS n FROM \(table) WHERE \(predicate)").first!.get(Int64.self, "n"))
     }
 
+    /// Returns once the instance `name` has written its heartbeat twice after the call (its reporter
+    /// runs every 2 s): the process is alive and its loops have turned since, so whatever it would
+    /// have done by then is visible. False on timeout.
+    public static func instanceReportedTwice(_ name: String, on connection: Connection, timeout: Duration = .seconds(30)) async throws -> Bool {
+        let since = try await connection.query("SELECT clock_timestamp()::text AS now").first!.get(String.self, "now")
+        var seen: String?
+        return try await eventually(timeout: timeout) {
+            let written = try await connection.query(
+                "SELECT max(heartbeat_at)::text AS at FROM tov.instances WHERE instance = $1 AND heartbeat_at > $2::timestamptz",
+                [name, since]).first
+            guard let at = try written?.getOptional(String.self, "at") else { return false }
+            if seen == nil { seen = at }
+            return at != seen
+        }
+    }
+
     /// Returns once the leader's trainer has taken two decisions after this call (it writes
     /// tov.leader_activity at every decision): the second decision read the database after the first
     /// was written, so it saw everything committed before the call. A test that asserts something did

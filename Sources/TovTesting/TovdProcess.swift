@@ -1,4 +1,6 @@
+import Daemon
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -8,6 +10,9 @@ public final class TovdProcess: @unchecked Sendable {
     // @unchecked: Foundation.Process is not Sendable; it is started once in init and then only queried.
     public let process = Process()
     public let logPath: String
+    /// Signalled when the process exits (the event `waitForExit` waits on), with its status.
+    private let exited = WakeupSignal()
+    private let exitStatus = Mutex<Int32?>(nil)
 
     /// The `tovd` built next to the test bundle (`swift build --build-tests` builds both).
     public static var executable: URL {
@@ -34,6 +39,10 @@ public final class TovdProcess: @unchecked Sendable {
         process.environment = env
         process.standardOutput = log
         process.standardError = log
+        process.terminationHandler = { [weak self] process in
+            self?.exitStatus.withLock { $0 = process.terminationStatus }
+            self?.exited.signal()
+        }
         try process.run()
     }
 
@@ -43,14 +52,23 @@ public final class TovdProcess: @unchecked Sendable {
     public func kill() { Foundation.kill(pid, SIGKILL) }
     public func terminate() { Foundation.kill(pid, SIGTERM) }
 
-    /// Waits for exit up to `timeout`; returns the exit status, or nil if it is still running.
+    /// Waits for exit (the process's termination event) up to `timeout`; returns the exit status, or
+    /// nil if it is still running.
     public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return process.isRunning ? nil : process.terminationStatus
+        if let status = exitStatus.withLock({ $0 }) { return status }
+        await exited.wait(timeout: timeout, on: .continuous)
+        return exitStatus.withLock { $0 }
     }
+
+    /// Whether the log gained `count` more lines containing `text` within `timeout` (a log line the
+    /// daemon writes is an event a test can wait on: a retry made, a phase reached).
+    public func logGains(_ count: Int, of text: String, timeout: Duration = .seconds(30)) async throws -> Bool {
+        let before = occurrences(of: text)
+        return try await TovTestDatabase.eventually(timeout: timeout) { self.occurrences(of: text) >= before + count }
+    }
+
+    /// How many times `text` occurs in the log so far.
+    public func occurrences(of text: String) -> Int { log.components(separatedBy: text).count - 1 }
 
     /// The port of /metrics and /healthz when started with `--metrics-port 0` (read from the log).
     public var metricsPort: Int? {

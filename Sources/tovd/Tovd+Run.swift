@@ -76,6 +76,8 @@ extension Tovd {
             config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", D.metricsHost)
             let port = try setting(metricsPort, "TOVD_METRICS_PORT", D.metricsPort)
             config.metricsPort = port < 0 ? nil : port
+            // Test-only hooks (tests that start a real tovd pass them here); unset in production.
+            config.faults = Faults(environment: ProcessInfo.processInfo.environment)
             do {
                 try await TovDaemon(configuration: config, logger: logger).run()
             } catch let error as DaemonError {

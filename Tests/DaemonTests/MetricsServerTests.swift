@@ -126,6 +126,7 @@ struct MetricsServerTests {
             let until = Date().addingTimeInterval(5)
             while !answer.hasPrefix("HTTP/1.1 200") && Date() < until {
                 answer = try Self.get(server.port, "/healthz")
+                // A bounded poll's pace on a blocking thread (no event to await there), not a fixed wait.
                 if !answer.hasPrefix("HTTP/1.1 200") { usleep(20_000) }
             }
             return (busy, answer)

@@ -1,5 +1,6 @@
 @testable import Daemon
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -70,33 +71,42 @@ struct LineLogHandlerTests {
     }
 }
 
-@Suite("Wake-up signal")
+/// On a clock the test moves: the wait's timeout can pass only when the test advances it, so a wait
+/// that returns without an advance returned because of the signal.
+@Suite("Wake-up signal", .timeLimit(.minutes(1)))
 struct WakeupSignalTests {
     @Test func aSignalBeforeTheWaitIsNotLost() async {
+        let clock = ManualClock()
         let signal = WakeupSignal()
         signal.signal()
-        let start = ContinuousClock.now
-        await signal.wait(timeout: .seconds(600))
-        // Far below the timeout: returned because of the signal (CPU-bound tests may share the pool).
-        #expect(ContinuousClock.now - start < .seconds(500))
+        await signal.wait(timeout: .seconds(600), on: DaemonClock(clock))
+        #expect(clock.now.offset == .zero)
     }
 
     @Test func waitWakesOnSignal() async {
+        let clock = ManualClock()
         let signal = WakeupSignal()
-        let start = ContinuousClock.now
-        async let waited: Void = signal.wait(timeout: .seconds(600))
-        try? await Task.sleep(for: .milliseconds(50))
+        async let waited: Void = signal.wait(timeout: .seconds(600), on: DaemonClock(clock))
+        // The test signal: the wait's timeout is running on the clock.
+        #expect(await clock.waitForSleepers(1))
         signal.signal()
         await waited
-        // Returned because of the signal, not the timeout: well below 600 s, however long CPU-bound
-        // suites hold the cooperative pool (130 s was seen on a loaded 2-core box).
-        #expect(ContinuousClock.now - start < .seconds(500))
+        #expect(clock.sleepers == 0, "the timeout's sleep was left behind")
     }
 
     @Test func waitTimesOut() async {
+        let clock = ManualClock()
         let signal = WakeupSignal()
-        let start = ContinuousClock.now
-        await signal.wait(timeout: .milliseconds(50))
-        #expect(ContinuousClock.now - start >= .milliseconds(50))
+        let returned = Mutex(false)
+        let waiting = Task {
+            await signal.wait(timeout: .milliseconds(50), on: DaemonClock(clock))
+            returned.withLock { $0 = true }
+        }
+        #expect(await clock.waitForSleepers(1))
+        clock.advance(by: .milliseconds(49))
+        #expect(clock.sleepers == 1 && !returned.withLock { $0 }, "the wait ended before its timeout")
+        clock.advance(by: .milliseconds(1))
+        await waiting.value
+        #expect(returned.withLock { $0 })
     }
 }

@@ -64,6 +64,7 @@ struct ContinuousTests {
             while ContinuousClock.now - stormStart < stormLength {
                 try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('the cat', $1)", ["change \(changes)"])
                 changes += 1
+                // The storm's pacing (a Z_val change a second), not a wait for an event.
                 try await Task.sleep(for: .seconds(1))
             }
             let lastChange = ContinuousClock.now
@@ -110,6 +111,7 @@ struct ContinuousTests {
                     let r = try await reader.query("SELECT count(DISTINCT selection_version), count(*) FROM tov.selected").first!
                     if try r.get(Int64.self, 0) > 1 { torn.count += 1 }
                     torn.reads += 1
+                    // The reader's pacing, not a wait for an event.
                     try await Task.sleep(for: .milliseconds(20))
                 }
             }
@@ -280,17 +282,9 @@ struct ContinuousTests {
             }, "\(daemon.log.suffix(3000))")
             let heartbeat0 = try await c.query("SELECT heartbeat_at::text FROM tov.leader").first!.get(String.self, 0)
             try await TovTestDatabase.insertCandidates(5, on: c, prefix: "a fresh row while θ_val trains", source: "fresh")
-            var visible = false
-            let until = ContinuousClock.now + .seconds(15)
-            var polls: [Int] = []
-            while !visible && ContinuousClock.now < until {
-                let n = try await TovTestDatabase.count("tov.selected", on: c, where: "source = 'fresh'")
-                polls.append(n)
-                visible = n == 5
-                if !visible { try await Task.sleep(for: .milliseconds(100)) }
-            }
+            let visible = try await Self.selected(5, from: "fresh", on: c, within: .seconds(15))
             let bySource = try await c.query("SELECT coalesce(source, '-') || '=' || count(*) FROM tov.selected GROUP BY source").map { try $0.get(String.self, 0) }
-            #expect(visible, "new rows did not reach tov.selected while θ_val trained: \(bySource), polls \(polls.suffix(20)); \(daemon.log.suffix(3000))")
+            #expect(visible, "new rows did not reach tov.selected while θ_val trained: \(bySource), \(daemon.log.suffix(3000))")
             let s = try await Self.status(c)
             #expect(s.activity?.name == "θ_val", "still training: \(String(describing: s.activity))")
             #expect(s.nextModelStatus == "training")
@@ -300,6 +294,15 @@ struct ContinuousTests {
             }, "the leader heartbeat did not advance during training")
             #expect(try await Self.status(c).nextModelStatus == "training", "θ_val should still be training")
             #expect((s.leaderHeartbeatAgeSeconds ?? 99) < 5)
+        }
+    }
+
+    /// Whether `count` rows of `source` are in tov.selected within `timeout`. A function of its own:
+    /// written inline in the long test above, this wait crashed Swift 6.3.1 in one form and, in two
+    /// others, timed out on rows the next query found (seen five times in a row); here it does not.
+    static func selected(_ count: Int, from source: String, on c: Connection, within timeout: Duration) async throws -> Bool {
+        try await TovTestDatabase.eventually(timeout: timeout) {
+            try await TovTestDatabase.count("tov.selected", on: c, where: "source = '\(source)'") == count
         }
     }
 
@@ -338,6 +341,7 @@ struct ContinuousTests {
                     zvalInserted = true
                 }
                 if s.modelVersion != nil && s.nextModelVersion == nil && s.activity?.name == "idle" { break }
+                // The observer's sampling pace (it records every phase it sees), not a wait for an event.
                 try await Task.sleep(for: .milliseconds(150))
             }
             let expected = ["waiting for rows", "pretraining θ0", "base trajectory", "waiting for Z_val", "θ_val", "idle"]

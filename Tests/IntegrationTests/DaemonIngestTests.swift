@@ -75,10 +75,13 @@ struct DaemonIngestTests {
             let late = try await TovTestDatabase.insertCandidates(1, on: connection)[0]
             #expect(early < late)
             #expect(try await TovTestDatabase.eventually { try await TovTestDatabase.count("tov.ready", on: connection) == 1 })
-            try await Task.sleep(for: .milliseconds(500))
+            // The event: a row committed later still is processed, so the worker has claimed since;
+            // the uncommitted row was not among its claims.
+            try await TovTestDatabase.insertCandidates(1, on: connection)
+            #expect(try await TovTestDatabase.eventually { try await TovTestDatabase.count("tov.ready", on: connection) == 2 })
             #expect(try await TovTestDatabase.count("tov.ready", on: connection, where: "candidate_id = \(early)") == 0)
             try await open.execute("COMMIT")
-            #expect(try await TovTestDatabase.eventually { try await TovTestDatabase.count("tov.ready", on: connection) == 2 })
+            #expect(try await TovTestDatabase.eventually { try await TovTestDatabase.count("tov.ready", on: connection) == 3 })
         }
     }
 
@@ -109,7 +112,8 @@ struct DaemonIngestTests {
             defer { connection.close() }
             let daemon = try Self.startDaemon(conninfo, ["--no-listen"])
             defer { daemon.terminate() }
-            try await Task.sleep(for: .milliseconds(300))
+            // Rows inserted once it runs (the event: it says it is ready) reach it by polling alone.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) { daemon.log.contains("tovd is ready") }, "\(daemon.log)")
             try await TovTestDatabase.insertCandidates(10, on: connection)
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) { try await Self.progress(connection) == (10, 0) })
         }
@@ -123,6 +127,7 @@ struct DaemonIngestTests {
             // Short leases so the killed daemon's claims expire quickly.
             for _ in 0..<5 {
                 let victim = try Self.startDaemon(conninfo, ["--batch-size", "200", "--lease-seconds", "1"])
+                // Chaos schedule (a random moment to kill), not a wait for an event.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 150...500)))
                 victim.kill()
                 _ = await victim.waitForExit()

@@ -1,4 +1,5 @@
 import EmbeddedPostgres
+import Daemon
 import Foundation
 import Testing
 import TovTesting
@@ -22,9 +23,11 @@ struct DevDBTests {
         process.environment = environment
         process.standardOutput = handle
         process.standardError = handle
+        // The event: the process's termination handler.
+        let exited = WakeupSignal()
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning { await exited.wait(timeout: .seconds(60), on: .continuous) }
         let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
         // A server that inherited Foundation's exit-notification socket kept `dev-db start` "running".
         guard !process.isRunning else { return (-1, text + "\n[still running after 60 s]") }

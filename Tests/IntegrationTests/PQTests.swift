@@ -186,9 +186,14 @@ struct PQTests {
     }
 
     @Test func cancelInterruptsALongQuery() async throws {
-        try await withConnection { c, _ in
+        try await withConnection { c, conninfo in
             let task = Task { try await c.query("SELECT pg_sleep(30)") }
-            try await Task.sleep(for: .milliseconds(200))
+            // The event: the server runs the query (cancelling before it arrives would cancel nothing).
+            let watcher = try await Connection.connect(conninfo)
+            defer { watcher.close() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                try await TovTestDatabase.count("pg_stat_activity", on: watcher, where: "pid = \(c.backendPID) AND query LIKE '%pg_sleep(30)%' AND state = 'active'") == 1
+            })
             c.cancel()
             do {
                 _ = try await task.value
@@ -205,7 +210,10 @@ struct PQTests {
             let admin = try await Connection.connect(conninfo)
             defer { admin.close() }
             try await admin.execute("SELECT pg_terminate_backend($1)", [victim.backendPID])
-            try await Task.sleep(for: .milliseconds(100))
+            // The event: the backend is gone (pg_terminate_backend only signals it).
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                try await TovTestDatabase.count("pg_stat_activity", on: admin, where: "pid = \(victim.backendPID)") == 0
+            })
             do {
                 try await victim.query("SELECT 1")
                 Issue.record("expected a connection error")
@@ -224,6 +232,7 @@ struct PQTests {
             try? FileManager.default.removeItem(atPath: directory)
         }
         await #expect(throws: PQError.self) { try await Connection.connect(cluster.conninfo) }
+        let (attempts, attemptFailed) = AsyncStream<Void>.makeStream()
         let connecting = Task { () -> (Connection, Int) in
             var failures = 0
             let connection = try await Connection.connect(
@@ -231,10 +240,14 @@ struct PQTests {
                 onAttemptFailed: { _, error in
                     #expect(error.code == .connectionFailed)
                     failures += 1
+                    attemptFailed.yield()
                 })
             return (connection, failures)
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // The event: two attempts failed while the server is down; then it comes up.
+        var failed = attempts.makeAsyncIterator()
+        _ = await failed.next()
+        _ = await failed.next()
         try cluster.start(fast: true)
         let (connection, failures) = try await connecting.value
         defer { connection.close() }

@@ -57,7 +57,7 @@ struct ScoringOutcomeTests {
                 try claimed.map { try $0.get(Int64.self, 0) }, claimed.map { _ in Int32(0) }, claimed.map { _ in Int32(1) },
             ])
 
-            let daemon = try TovdProcess(Self.daemonArguments + ["--no-leader"], conninfo: conninfo)
+            let daemon = try TovdProcess(Self.daemonArguments + ["--no-leader", "--log-level", "debug"], conninfo: conninfo)
             defer { daemon.terminate() }
             #expect(try await TovTestDatabase.eventually { try await TovTestDatabase.count("tov.jobs", on: c) == 0 }, "\(daemon.log.suffix(2000))")
             let rejects = try await c.query("SELECT candidate_id, reason::text, detail FROM tov.rejects ORDER BY candidate_id")
@@ -173,7 +173,7 @@ struct ScoringOutcomeTests {
             let fresh = try await TovTestDatabase.insertCandidates(20, on: c, prefix: "new")
             let idList = fresh.map(String.init).joined(separator: ",")
             // No leader: nothing but the worker touches the two versions.
-            let daemon = try TovdProcess(Self.daemonArguments + ["--no-leader"], conninfo: conninfo)
+            let daemon = try TovdProcess(Self.daemonArguments + ["--no-leader", "--log-level", "debug"], conninfo: conninfo)
             defer { daemon.terminate() }
             // The complete version keeps scoring; the new rows wait, unclaimed, for the other one.
             #expect(try await TovTestDatabase.eventually {
@@ -189,8 +189,9 @@ struct ScoringOutcomeTests {
                 let errors = try await c.query("SELECT last_error FROM tov.workers").map { try $0.getOptional(String.self, "last_error") }
                 return errors.contains { $0?.contains("model version \(next) does not load") == true }
             }, "\(daemon.log.suffix(2000))")
-            // Reported once, though loading is retried (2 s, 4 s, ...).
-            try await Task.sleep(for: .seconds(5))
+            // Reported once, though loading is retried (2 s, 4 s, ...): wait for a retry (it logs "still
+            // does not load" at debug level), then count the reports.
+            #expect(try await daemon.logGains(1, of: "model version still does not load"), "\(daemon.log.suffix(2000))")
             #expect(daemon.log.components(separatedBy: "model version does not load").count - 1 == 1, "\(daemon.log.suffix(2000))")
             #expect(try await TovTestDatabase.count("tov.jobs", on: c, where: "attempts > 0") == 0)
 

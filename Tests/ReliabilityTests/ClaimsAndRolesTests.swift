@@ -28,8 +28,10 @@ struct ClaimsAndRolesTests {
             #expect(first.count == 3 && first.allSatisfy { $0.attempts == 1 })
             // While the lease holds nobody else gets the rows.
             #expect(try await Self.claim(fresh, worker: "fresh", leaseSeconds: 60).isEmpty)
-            // The lease runs out (database clock); another worker takes the rows over.
-            try await Task.sleep(for: .milliseconds(1200))
+            // The lease runs out (database clock: the event is its lease_until passing); another worker takes the rows over.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                try await TovTestDatabase.count("tov.jobs", on: fresh, where: "lease_until <= now()") == 3
+            })
             // Rows being retried come one per claim.
             var second: [(id: Int64, attempts: Int32)] = []
             for _ in 0..<3 {
@@ -212,7 +214,10 @@ struct CorruptedCheckpointTests {
             let second = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2"], conninfo: conninfo)
             defer { second.terminate() }
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(20)) { second.log.contains("is corrupt") })
-            try await Task.sleep(for: .seconds(2))
+            // The worker goes on with the rows it can process: the 40 new rows are validated (the
+            // event), and none of the rows waiting for the broken version was charged meanwhile.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(30)) { try await TovTestDatabase.count("tov.ready", on: c) == 100 },
+                    "\(second.log.suffix(2000))")
             #expect(second.isRunning)
             // No row was charged for the version that could not load: none waits for a retry (jobs
             // in flight, of new rows or of a version the trainer made meanwhile, hold a live lease),

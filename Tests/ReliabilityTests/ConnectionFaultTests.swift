@@ -24,7 +24,10 @@ struct ConnectionFaultTests {
             #expect(try await TovTestDatabase.eventually { daemon.log.contains("tovd is ready") }, "\(daemon.log)")
             try await Task.detached { try cluster.stop(mode: .immediate) }.value
             #expect(try await TovTestDatabase.eventually { daemon.log.contains("cannot reach the database; retrying") }, "\(daemon.log.suffix(2000))")
-            try await Task.sleep(for: .seconds(2))
+            // Deep in its retry loops. The event: a service's 5th connect attempt is logged (1.5 s of
+            // backoff behind it, 1.6 s ahead), so the SIGTERM lands in a backoff's wait.
+            #expect(try await TovTestDatabase.eventually { daemon.log.contains("cannot reach the database; retrying attempt=5") },
+                    "\(daemon.log.suffix(2000))")
             let sent = ContinuousClock.now
             daemon.terminate()
             let status = await daemon.waitForExit(timeout: .seconds(15))

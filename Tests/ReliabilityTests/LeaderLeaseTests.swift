@@ -1,5 +1,6 @@
 @testable import Daemon
 import Foundation
+import Logging
 import PQ
 import Testing
 import TovTesting
@@ -30,7 +31,7 @@ struct LeaderLeaseTests {
             let old = try await Connection.connect(conninfo)
             let new = try await Connection.connect(conninfo)
             defer { old.close(); new.close() }
-            let leadership = Leadership(instance: "old")
+            let leadership = Leadership(instance: "old", clock: .continuous)
             // A 4 s lease: the fence below must still find it held on a loaded CI machine (a 1 s lease
             // ran out between these statements while the rest of the suite ran in parallel).
             let lease = 4.0
@@ -39,9 +40,17 @@ struct LeaderLeaseTests {
             // The old leader is inside a fenced transaction when its lease runs out.
             try await old.simpleQuery("BEGIN")
             try await old.query("SELECT tov.leader_fence($1)", [epoch])
-            try await Task.sleep(for: .seconds(lease + 0.2))
+            // The event: the lease has run out on the database's clock.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(lease + 10)) {
+                try await new.query("SELECT lease_until < now() AS over FROM tov.leader").first!.get(Bool.self, "over")
+            })
             let takeOver = Task { try await new.query(LeaderStore.leaseAcquire, ["new#1", "new", 10.0]).first.map { try $0.get(Int64.self, 0) } }
-            try await Task.sleep(for: .milliseconds(500))
+            // The event: the take-over waits on the old leader's lock.
+            let watcher = try await Connection.connect(conninfo)
+            defer { watcher.close() }
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) {
+                try await TovTestDatabase.count("pg_stat_activity", on: watcher, where: "pid = \(new.backendPID) AND wait_event_type = 'Lock'") == 1
+            })
             // Still waiting for the old leader's transaction, which may therefore still write.
             try await old.execute("UPDATE tov.leader_activity SET detail = 'written under epoch 1'")
             try await old.simpleQuery("COMMIT")
@@ -56,6 +65,52 @@ struct LeaderLeaseTests {
             // The renewal of the old term finds nothing to renew.
             #expect(try await old.query(LeaderStore.leaseRenew, [epoch, leadership.holder, 10.0]).isEmpty)
             try await new.query("SELECT tov.leader_fence(2)")
+        }
+    }
+
+    /// In process, on a clock the test moves: a leader whose renewal gets no answer (another session
+    /// holds the lease row) stops acting the moment its term lapses on its own clock, though the
+    /// database's lease has not run out; once the renewal answers, it acts again. Waits on the lease
+    /// service's events and the clock's sleepers, never on wall time.
+    @Test(.timeLimit(.minutes(2))) func aLeaderStopsActingWhenItsTermLapsesOnItsClock() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let manual = ManualClock()
+            let leadership = Leadership(instance: "solo", clock: DaemonClock(manual))
+            var configuration = LeaderLease.Configuration(conninfo: conninfo, instance: "solo")
+            configuration.leaseDuration = .seconds(10)
+            configuration.renewInterval = .seconds(2)
+            let lease = LeaderLease(configuration: configuration, leadership: leadership, wakeup: WakeupSignal(), metrics: DaemonMetrics(),
+                                    logger: Logger(label: "test"))
+            var events = lease.events.subscribe().makeAsyncIterator()
+            let running = Task { try await lease.run() }
+            defer { running.cancel() }
+            guard case .acquired(let epoch) = await events.next() else {
+                Issue.record("the lease was not taken")
+                return
+            }
+            #expect(leadership.currentEpoch == epoch)
+            // The lease service waits out its renewal interval on the clock.
+            #expect(await manual.waitForSleepers(1))
+            let blocker = try await Connection.connect(conninfo)
+            defer { blocker.close() }
+            try await blocker.simpleQuery("BEGIN")
+            try await blocker.query("SELECT 1 FROM tov.leader FOR UPDATE")
+            manual.advance(by: .seconds(2))
+            // The event: the renewal, sent at 2 s, waits on the row lock.
+            #expect(try await TovTestDatabase.eventually(timeout: .seconds(20)) {
+                try await TovTestDatabase.count("pg_stat_activity", on: blocker,
+                                                where: "datname = current_database() AND application_name = 'tovd' AND wait_event_type = 'Lock'") == 1
+            })
+            manual.advance(by: .milliseconds(7_999))
+            #expect(leadership.currentEpoch == epoch, "the term ended before its 10 s")
+            manual.advance(by: .milliseconds(1))
+            #expect(leadership.currentEpoch == nil, "still acting as leader after its term lapsed on its clock")
+            try await blocker.simpleQuery("ROLLBACK")
+            // The renewal sent at 2 s goes through: the term runs to 12 s, so it acts again at 10 s.
+            #expect(await events.next() == .renewed(epoch: epoch))
+            #expect(leadership.currentEpoch == epoch)
+            running.cancel()
+            try? await running.value
         }
     }
 
@@ -95,7 +150,9 @@ struct LeaderLeaseTests {
 
             kill(a.pid, SIGCONT)
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) { a.log.contains("leader lease lost") }, "\(a.log.suffix(2000))")
-            try await Task.sleep(for: .seconds(2))
+            // The event: alpha is running again and has reported twice since, so its lease service
+            // has polled (every second) meanwhile; beta still leads.
+            #expect(try await TovTestDatabase.instanceReportedTwice("alpha", on: c), "\(a.log.suffix(2000))")
             #expect(try await Self.leader(c) == "beta")
             #expect(try await c.query("SELECT epoch FROM tov.leader").first!.get(Int64.self, 0) == epochAfter)
             let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(60))

@@ -27,17 +27,20 @@ public final class SettingsCache: @unchecked Sendable {
     // @unchecked: every stored property is read and written under `lock` (the logger is Sendable).
     private let lock = NSLock()
     private var cached: Settings?
-    private var loadedAt: ContinuousClock.Instant?
+    private var loadedAt: DaemonClock.Instant?
     private var lastGood: [String: String] = [:]
     private var reading = Reading()
     private var generationCount = 0
     /// A setting the trainer found it cannot use (see ``setTrainingProblem(_:)``).
     private var trainingProblem: String?
     private let maxAge: Duration
+    /// What `maxAge` is counted on (the daemon's clock; the continuous clock for a one-off reader).
+    private let clock: DaemonClock
     private let logger: Logger
 
-    public init(maxAge: Duration = .seconds(5), logger: Logger = Logger(label: "tovd.settings")) {
+    public init(maxAge: Duration = .seconds(5), clock: DaemonClock = .continuous, logger: Logger = Logger(label: "tovd.settings")) {
         self.maxAge = maxAge
+        self.clock = clock
         self.logger = logger
     }
 
@@ -48,7 +51,7 @@ public final class SettingsCache: @unchecked Sendable {
     /// - Throws: only what the query throws (a lost connection); never for a bad value.
     public func current(on connection: Connection) async throws -> Settings {
         if let fresh = lock.withLock({ () -> Settings? in
-            guard let cached, let loadedAt, ContinuousClock.now - loadedAt < maxAge else { return nil }
+            guard let cached, let loadedAt, clock.now - loadedAt < maxAge else { return nil }
             return cached
         }) {
             return fresh
@@ -69,7 +72,7 @@ public final class SettingsCache: @unchecked Sendable {
             lastGood = next.lastGood
             reading = next
             cached = next.settings
-            loadedAt = .now
+            loadedAt = clock.now
             return (next.settings, appeared, cleared)
         }
         // Once per problem, not once per batch: the same rows give the same messages.

@@ -22,7 +22,7 @@ public final class ModelCache: @unchecked Sendable {
 
     private struct Failure {
         var message: String
-        var retryAt: ContinuousClock.Instant
+        var retryAt: DaemonClock.Instant
         var delay: Duration
     }
 
@@ -36,9 +36,12 @@ public final class ModelCache: @unchecked Sendable {
 
     /// Where a load failure goes besides the log (the instance's tov.workers.last_error).
     let onError: @Sendable (String) -> Void
+    /// What the retry delay is counted on (the worker's clock; the continuous clock for a one-off read).
+    let clock: DaemonClock
 
-    public init(logger: Logger, retryDelay: (first: Duration, max: Duration) = (.seconds(2), .seconds(60)),
+    public init(logger: Logger, retryDelay: (first: Duration, max: Duration) = (.seconds(2), .seconds(60)), clock: DaemonClock = .continuous,
                 onError: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.clock = clock
         self.logger = logger
         self.onError = onError
         self.retryDelay = retryDelay
@@ -64,18 +67,18 @@ public final class ModelCache: @unchecked Sendable {
                 result.loaded.append(cached)
                 continue
             }
-            if let failure = failures[version], ContinuousClock.now < failure.retryAt {
+            if let failure = failures[version], clock.now < failure.retryAt {
                 result.unloadable.insert(version)
                 continue
             }
-            let started = ContinuousClock.now
+            let started = clock.now
             do {
                 let entry = try await load(version: version, base: base, epochs: epochs, on: connection)
                 loaded[version] = entry
                 result.loaded.append(entry)
                 let recovered = failures.removeValue(forKey: version) != nil
                 logger.info(recovered ? "model version loaded after earlier failures" : "model version loaded", metadata: [
-                    "model_version": "\(version)", "base_version": "\(base)", "seconds": "\((ContinuousClock.now - started).seconds)",
+                    "model_version": "\(version)", "base_version": "\(base)", "seconds": "\((clock.now - started).seconds)",
                 ])
             } catch let error as CheckpointLoadError {
                 result.unloadable.insert(version)
@@ -145,7 +148,7 @@ public final class ModelCache: @unchecked Sendable {
     private func recordFailure(_ error: CheckpointLoadError, version: Int, on connection: Connection) async throws {
         let previous = failures[version]
         let delay = previous.map { min($0.delay * 2, retryDelay.max) } ?? retryDelay.first
-        failures[version] = Failure(message: error.message, retryAt: .now + delay, delay: delay)
+        failures[version] = Failure(message: error.message, retryAt: clock.now + delay, delay: delay)
         guard previous?.message != error.message else {
             logger.debug("model version still does not load", metadata: ["model_version": "\(version)", "error": "\(error.message)"])
             return

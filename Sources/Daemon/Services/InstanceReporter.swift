@@ -20,15 +20,23 @@ public final class InstanceReporter: Service, Sendable {
     let health: HealthState
     let notifier: SystemdNotifier
     let logger: Logger
+    let clock: DaemonClock
+    /// Test signal: a heartbeat written (with the rate it reported).
+    let events = ServiceEvents<Event>()
     private let stopFlag = StopFlag()
     private let wakeup = WakeupSignal()
+
+    enum Event: Sendable, Equatable {
+        case wrote(rowsPerSecond: Double?)
+    }
     /// The last error of any service since the previous heartbeat, for tov.workers.last_error.
     private let lastError = Mutex<String?>(nil)
     /// What STATUS= says now, and the leader's last activity it was made from.
     private let statusLine = Mutex<(line: String?, activity: String?)>((nil, nil))
 
     init(conninfo: String, instance: String, holder: String, workers: Int, leaderCapable: Bool, interval: Duration = .seconds(2),
-         settings: SettingsCache, metrics: DaemonMetrics, health: HealthState, notifier: SystemdNotifier, logger: Logger) {
+         settings: SettingsCache, metrics: DaemonMetrics, health: HealthState, notifier: SystemdNotifier, clock: DaemonClock, logger: Logger) {
+        self.clock = clock
         self.conninfo = conninfo
         self.instance = instance
         self.holder = holder
@@ -50,10 +58,10 @@ public final class InstanceReporter: Service, Sendable {
     }
 
     public func run() async throws {
-        let loop = DatabaseLoop(conninfo: conninfo, name: "reporter", logger: logger, stopping: stopFlag)
-        var lastScored: (Int64, ContinuousClock.Instant)?
+        let loop = DatabaseLoop(conninfo: conninfo, name: "reporter", logger: logger, stopping: stopFlag, clock: clock)
+        var lastScored: (Int64, DaemonClock.Instant)?
         // Instances gone for a day are forgotten, so tov.workers lists what an operator runs now.
-        var lastCleanup: ContinuousClock.Instant?
+        var lastCleanup: DaemonClock.Instant?
         try await withGracefulShutdownHandler {
             try await loop.run(onError: { error in
                 logger.warning("instance heartbeat failed", metadata: ["error": "\(error)"])
@@ -62,12 +70,13 @@ public final class InstanceReporter: Service, Sendable {
             }) {
                 let connection = try await loop.connection()
                 let scored = metrics.rowsScored.value
+                let now = clock.now
                 var rate: Double?
                 if let (before, at) = lastScored {
-                    let seconds = (ContinuousClock.now - at).seconds
+                    let seconds = (now - at).seconds
                     if seconds > 0 { rate = Double(scored - before) / seconds }
                 }
-                lastScored = (scored, .now)
+                lastScored = (scored, now)
                 let error = lastError.withLock { error -> String? in defer { error = nil }; return error }
                 let settingsError = settings.settingsError
                 metrics.settingsError.set(to: settingsError == nil ? 0 : 1)
@@ -82,11 +91,12 @@ public final class InstanceReporter: Service, Sendable {
                     if let seconds = figures.lastRefreshSeconds { metrics.refreshSeconds.set(to: seconds) }
                     publishStatus(activity: figures.activityLine)
                 }
-                if lastCleanup == nil || ContinuousClock.now - lastCleanup! > .seconds(3600) {
+                if lastCleanup == nil || now - lastCleanup! > .seconds(3600) {
                     try await connection.execute(InstanceStore.instanceForgetStaleMany)
-                    lastCleanup = .now
+                    lastCleanup = now
                 }
-                await wakeup.wait(timeout: interval)
+                events.emit(.wrote(rowsPerSecond: rate))
+                await wakeup.wait(timeout: interval, on: clock)
             }
         } onGracefulShutdown: {
             self.stopFlag.set()

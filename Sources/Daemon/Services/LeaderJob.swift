@@ -52,6 +52,8 @@ final class LeaderJobService<Job: LeaderJob>: Service, Sendable {
     let leaseDuration: Duration
     let reporter: InstanceReporter?
     let logger: Logger
+    /// Waits on the leadership's clock, the one its terms are read on.
+    var clock: DaemonClock { leadership.clock }
     /// This service was asked to stop (its loop ends).
     private let stopFlag = StopFlag()
     /// The daemon is stopping: shared by every leader job and set by whichever hears of shutdown
@@ -73,7 +75,7 @@ final class LeaderJobService<Job: LeaderJob>: Service, Sendable {
     }
 
     func run() async throws {
-        let loop = DatabaseLoop(conninfo: conninfo, name: job.name, logger: logger, stopping: stopFlag)
+        let loop = DatabaseLoop(conninfo: conninfo, name: job.name, logger: logger, stopping: stopFlag, clock: clock)
         // A leader frozen mid-transaction must not hold the fence lock (and so block the next
         // leader's take-over) for longer than a lease.
         let ms = Int(leaseDuration.seconds * 1000)
@@ -93,14 +95,14 @@ final class LeaderJobService<Job: LeaderJob>: Service, Sendable {
                 if !daemonStopping.isSet { endTerm() }
             }) {
                 if daemonStopping.isSet {
-                    await wakeup.wait(timeout: .seconds(1))
+                    await wakeup.wait(timeout: .seconds(1), on: clock)
                     return
                 }
                 guard let epoch = leadership.currentEpoch else {
                     if actingEpoch != nil { endTerm() }
                     // Standby connections are closed: a non-leader holds one connection, the lease's.
                     loop.disconnect()
-                    await leadership.changed.wait(timeout: .seconds(1))
+                    await leadership.changed.wait(timeout: .seconds(1), on: clock)
                     return
                 }
                 if actingEpoch != epoch {
@@ -109,11 +111,11 @@ final class LeaderJobService<Job: LeaderJob>: Service, Sendable {
                 }
                 do {
                     let next = try await job.step(fence: LeaderFence(epoch: epoch, leadership: leadership), on: try await loop.connection())
-                    await wakeup.wait(timeout: next)
+                    await wakeup.wait(timeout: next, on: clock)
                 } catch let error as PQError where error.sqlState?.rawValue == "TV001" {
                     logger.notice("\(job.name) stopped: the leader lease moved to another instance", metadata: ["epoch": "\(epoch)"])
                     endTerm()
-                    try? await Task.sleep(for: .milliseconds(200))
+                    try? await clock.sleep(for: .milliseconds(200))
                 }
             }
         } onGracefulShutdown: {

@@ -12,23 +12,26 @@ public final class Leadership: Sendable {
         public var epoch: Int64
         /// Local monotonic deadline: the lease's duration after the last renewal was *sent*, so it
         /// never outlives the database's own lease_until even when the database cannot be reached.
-        var validUntil: ContinuousClock.Instant
+        var validUntil: DaemonClock.Instant
     }
 
     private let term = Mutex<Term?>(nil)
+    /// The clock `validUntil` is read on: the lease service's.
+    let clock: DaemonClock
     /// Signalled on every change, so leader jobs start the moment leadership is gained.
     let changed = WakeupSignal()
     /// Processes sharing one instance name still get distinct lease holders.
     public let holder: String
 
-    public init(instance: String) {
+    public init(instance: String, clock: DaemonClock) {
         holder = "\(instance)#\(UUID().uuidString.prefix(8).lowercased())"
+        self.clock = clock
     }
 
     /// The epoch this process may act on right now, or nil.
     public var currentEpoch: Int64? {
         term.withLock { term in
-            guard let term, ContinuousClock.now < term.validUntil else { return nil }
+            guard let term, clock.now < term.validUntil else { return nil }
             return term.epoch
         }
     }
@@ -72,7 +75,17 @@ public final class LeaderLease: Service, Sendable {
     let wakeup: WakeupSignal
     let metrics: DaemonMetrics
     let logger: Logger
+    /// Sends renewals and polls on the leadership's clock, so a term and its renewals share one time.
+    var clock: DaemonClock { leadership.clock }
+    /// Test signal: the lease taken, renewed or lost, as it happens.
+    public let events = ServiceEvents<Event>()
     private let stopFlag = StopFlag()
+
+    public enum Event: Sendable, Equatable {
+        case acquired(epoch: Int64)
+        case renewed(epoch: Int64)
+        case lost(epoch: Int64)
+    }
 
     public init(configuration: Configuration, leadership: Leadership, wakeup: WakeupSignal, metrics: DaemonMetrics, logger: Logger) {
         self.configuration = configuration
@@ -85,7 +98,7 @@ public final class LeaderLease: Service, Sendable {
     public func run() async throws {
         var machine = LeaseMachine(leaseDuration: configuration.leaseDuration, renewInterval: configuration.renewInterval,
                                    pollInterval: configuration.pollInterval)
-        let loop = DatabaseLoop(conninfo: configuration.conninfo, name: "leader lease", logger: logger, stopping: stopFlag)
+        let loop = DatabaseLoop(conninfo: configuration.conninfo, name: "leader lease", logger: logger, stopping: stopFlag, clock: clock)
         try await withGracefulShutdownHandler {
             try await loop.run(onConnectionLost: { _ in
                 // Keep acting until the local deadline passes: the lease may still be ours.
@@ -101,7 +114,7 @@ public final class LeaderLease: Service, Sendable {
                 }
             }) {
                 let connection = try await loop.connection()
-                let sent = ContinuousClock.now
+                let sent = clock.now
                 let seconds = configuration.leaseDuration.seconds
                 let action: LeaseMachine.Action
                 switch machine.nextQuery {
@@ -116,7 +129,7 @@ public final class LeaderLease: Service, Sendable {
                         epoch: epoch, holder: leadership.holder, seconds: seconds, on: connection), sentAt: sent)
                 }
                 apply(action)
-                try? await Task.sleep(for: machine.pause)
+                try? await clock.sleep(for: machine.pause)
             }
         } onGracefulShutdown: {
             self.stopFlag.set()
@@ -132,12 +145,15 @@ public final class LeaderLease: Service, Sendable {
             metrics.isLeader.set(to: 1)
             logger.notice("this instance is now the leader", metadata: ["instance": "\(configuration.instance)", "epoch": "\(epoch)"])
             wakeup.signal()
+            events.emit(.acquired(epoch: epoch))
         case .renewed(let epoch, let validUntil):
             leadership.set(.init(epoch: epoch, validUntil: validUntil))
+            events.emit(.renewed(epoch: epoch))
         case .lost(let epoch):
             logger.warning("leader lease lost: another instance took over or it expired before renewal", metadata: ["epoch": "\(epoch)"])
             leadership.set(nil)
             metrics.isLeader.set(to: 0)
+            events.emit(.lost(epoch: epoch))
         }
     }
 

@@ -13,9 +13,11 @@ final class LeaseRenewal: Sendable {
     let leaseSeconds: Double
     let connection: Connection
     let logger: Logger
+    let clock: DaemonClock
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(jobs: [ClaimedJob], leaseSeconds: Double, connection: Connection, logger: Logger) {
+    init(jobs: [ClaimedJob], leaseSeconds: Double, connection: Connection, clock: DaemonClock, logger: Logger) {
+        self.clock = clock
         self.jobs = jobs
         self.leaseSeconds = leaseSeconds
         self.connection = connection
@@ -27,10 +29,10 @@ final class LeaseRenewal: Sendable {
             jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) }, leaseSeconds,
         ]
         let interval = Duration.milliseconds(Int(leaseSeconds * 1000 / 3))
-        let (connection, logger) = (self.connection, self.logger)
+        let (connection, logger, clock) = (self.connection, self.logger, self.clock)
         let renewal = Task {
             while true {
-                do { try await Task.sleep(for: interval) } catch { return }
+                do { try await clock.sleep(for: interval) } catch { return }
                 do {
                     try await connection.execute(Queries.jobRenewMany, params)
                 } catch {

@@ -18,9 +18,12 @@ public final class NotificationWatcher: Service, Sendable {
     let health: HealthState
     let logger: Logger
     let onListening: @Sendable () -> Void
+    /// What the pause after an error waits on.
+    let clock: DaemonClock
 
     public init(conninfo: String, workers: WakeupSignal, keeper: WakeupSignal, trainer: WakeupSignal, settings: SettingsCache,
-                health: HealthState, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) {
+                health: HealthState, clock: DaemonClock, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) {
+        self.clock = clock
         self.conninfo = conninfo
         self.workers = workers
         self.keeper = keeper
@@ -33,7 +36,7 @@ public final class NotificationWatcher: Service, Sendable {
 
     public func run() async throws {
         let stopping = StopFlag()
-        let loop = DatabaseLoop(conninfo: conninfo, name: "listener", logger: logger, stopping: stopping)
+        let loop = DatabaseLoop(conninfo: conninfo, name: "listener", logger: logger, stopping: stopping, clock: clock)
         try await withGracefulShutdownHandler {
             try await loop.run(onConnectionLost: { _ in
                 health.setListening(false)

@@ -27,6 +27,8 @@ public final class ScoringWorker: Service, Sendable {
         public var pollInterval: Duration = .milliseconds(Int(TovDaemon.Defaults.pollSeconds * 1000))
         /// Already resolved against the CPU (TovDaemon): .bf16 only where it can run.
         public var scoringPrecision: ScoringPrecision = .preferred
+        /// Test-only (``Faults/scoreDelay``): every batch that scores rows with a model takes this much longer.
+        public var faultScoreDelay: Duration?
 
         public init(conninfo: String, name: String) {
             self.conninfo = conninfo
@@ -41,18 +43,15 @@ public final class ScoringWorker: Service, Sendable {
     let metrics: DaemonMetrics
     let health: HealthState
     let logger: Logger
+    let clock: DaemonClock
     /// Where a failed batch is reported besides the log (the instance's tov.workers.last_error).
     let onError: @Sendable (String) -> Void
     private let stopFlag = StopFlag()
 
-    /// Test-only fault hook: `TOVD_FAULT_SCORE_DELAY_MS=N` makes every batch that scores rows with a
-    /// model take N ms longer (a big surrogate, a loaded host), for the lease-renewal and shutdown
-    /// tests. Never set in production.
-    static let faultScoreDelay: Duration? = ProcessInfo.processInfo.environment["TOVD_FAULT_SCORE_DELAY_MS"]
-        .flatMap(Int.init).map { .milliseconds($0) }
-
     public init(configuration: Configuration, wakeup: WakeupSignal, models: ModelCache, settings: SettingsCache,
-                metrics: DaemonMetrics, health: HealthState, logger: Logger, onError: @escaping @Sendable (String) -> Void = { _ in }) {
+                metrics: DaemonMetrics, health: HealthState, clock: DaemonClock, logger: Logger,
+                onError: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.clock = clock
         self.onError = onError
         self.configuration = configuration
         self.wakeup = wakeup
@@ -64,7 +63,7 @@ public final class ScoringWorker: Service, Sendable {
     }
 
     public func run() async throws {
-        let loop = DatabaseLoop(conninfo: configuration.conninfo, name: "worker \(configuration.name)", logger: logger, stopping: stopFlag)
+        let loop = DatabaseLoop(conninfo: configuration.conninfo, name: "worker \(configuration.name)", logger: logger, stopping: stopFlag, clock: clock)
         try await withGracefulShutdownHandler {
             try await loop.run(onConnectionLost: { _ in
                 health.setDatabase(up: false, worker: configuration.name)
@@ -77,7 +76,7 @@ public final class ScoringWorker: Service, Sendable {
                 let connection = try await loop.connection()
                 health.setDatabase(up: true, worker: configuration.name)
                 let claimed = try await runOneBatch(on: connection)
-                if claimed == 0 { await wakeup.wait(timeout: configuration.pollInterval) }
+                if claimed == 0 { await wakeup.wait(timeout: configuration.pollInterval, on: clock) }
             }
         } onGracefulShutdown: {
             self.stopFlag.set()
@@ -87,7 +86,7 @@ public final class ScoringWorker: Service, Sendable {
 
     /// Claims and completes one batch. Returns the number of jobs claimed (0: nothing to do).
     func runOneBatch(on connection: Connection) async throws -> Int {
-        let started = ContinuousClock.now
+        let started = clock.now
         let current = try await settings.current(on: connection)
         // Models first: a version whose checkpoint cannot be loaded (missing, corrupt) is known
         // before any row is claimed, and its jobs are left unclaimed so they are not charged.
@@ -96,7 +95,7 @@ public final class ScoringWorker: Service, Sendable {
         guard !jobs.isEmpty else { return 0 }
         metrics.rowsClaimed.increment(by: Int64(jobs.count))
         metrics.lagSeconds.set(to: jobs.map(\.ageSeconds).max() ?? 0)
-        let lease = LeaseRenewal(jobs: jobs, leaseSeconds: configuration.leaseSeconds, connection: connection, logger: logger)
+        let lease = LeaseRenewal(jobs: jobs, leaseSeconds: configuration.leaseSeconds, connection: connection, clock: clock, logger: logger)
         lease.start()
         var unfinished = jobs
         do {
@@ -129,7 +128,7 @@ public final class ScoringWorker: Service, Sendable {
             throw error
         }
         await lease.stop()
-        let elapsed = ContinuousClock.now - started
+        let elapsed = clock.now - started
         metrics.batchSeconds.record(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
         return jobs.count
     }
@@ -214,8 +213,8 @@ public final class ScoringWorker: Service, Sendable {
             // A rescore job for a version that is no longer live is simply completed.
         }
 
-        if let delay = Self.faultScoreDelay, !rowsByVersion.isEmpty {
-            try await untilStopped { try await Task.sleep(for: delay) }
+        if let delay = configuration.faultScoreDelay, !rowsByVersion.isEmpty {
+            try await untilStopped { [clock] in try await clock.sleep(for: delay) }
         }
         for version in live.loaded {
             guard var rows = rowsByVersion[version.modelVersion], !rows.isEmpty else { continue }

@@ -18,8 +18,10 @@ final class SelectionKeeper: LeaderJob, Sendable {
     let metrics: DaemonMetrics
     let logger: Logger
     let minimumGap: Duration
+    let clock: DaemonClock
 
-    init(settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, minimumGap: Duration, logger: Logger) {
+    init(settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, minimumGap: Duration, clock: DaemonClock, logger: Logger) {
+        self.clock = clock
         self.settings = settings
         self.workers = workers
         self.metrics = metrics
@@ -28,7 +30,7 @@ final class SelectionKeeper: LeaderJob, Sendable {
     }
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
-        let started = ContinuousClock.now
+        let started = clock.now
         let current = try await settings.current(on: connection)
         let snapshot = try await ModelVersionStore.keeperSnapshot(selectionSettings: current.selection.canonicalJSON, on: connection)
         if let version = snapshot.completeVersion { metrics.modelVersion.set(to: Double(version)) }
@@ -46,8 +48,7 @@ final class SelectionKeeper: LeaderJob, Sendable {
             record(change)
         }
         // Every committed batch wakes us; fold bursts into one update per minimum gap.
-        let gap = minimumGap - (ContinuousClock.now - started)
-        if gap > .zero { try await Task.sleep(for: gap) }
+        try await clock.sleep(until: started + minimumGap, tolerance: nil)
         return next
     }
 

@@ -33,16 +33,15 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     /// stops and no new work starts (training stopped by shutdown is not a lost lease).
     let stopping: StopFlag
     private var policy = TrainerPolicy()
-    /// Test-only: milliseconds to stall θ_val training, standing in for a large surrogate
-    /// (environment TOVD_FAULT_TRAIN_DELAY_MS; never set in production).
-    private let injectedTrainDelay: Duration? = ProcessInfo.processInfo.environment["TOVD_FAULT_TRAIN_DELAY_MS"]
-        .flatMap(Int.init).map { .milliseconds($0) }
-    /// Test-only: milliseconds each training phase lasts at least, so a test can observe every phase
-    /// of a tiny surrogate's bootstrap (environment TOVD_FAULT_PHASE_DELAY_MS).
-    private let injectedPhaseDelay: UInt32? = ProcessInfo.processInfo.environment["TOVD_FAULT_PHASE_DELAY_MS"]
-        .flatMap(UInt32.init)
+    /// What the debounce and the timings are read on, and the stalls of ``faults`` wait on.
+    let clock: DaemonClock
+    /// Test-only stalls (``Faults/trainDelay``, ``Faults/phaseDelay``); `.none` in production.
+    let faults: Faults
 
-    init(instance: String, settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, stopping: StopFlag, logger: Logger) {
+    init(instance: String, settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, stopping: StopFlag,
+         clock: DaemonClock, faults: Faults, logger: Logger) {
+        self.clock = clock
+        self.faults = faults
         self.instance = instance
         self.settings = settings
         self.workers = workers
@@ -64,8 +63,8 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         let snapshot = try await TrainingStore.snapshot(
             settings: current, memoryProblem: BaseModelConfig(settings: current).memoryProblem(), on: connection)
         report(problem: TrainerPolicy.settingsProblem(snapshot))
-        let action = policy.decide(snapshot, now: .now)
-        let activity = ActivityWriter(fence: fence, connection: connection)
+        let action = policy.decide(snapshot, now: clock.now)
+        let activity = ActivityWriter(fence: fence, connection: connection, clock: clock)
         switch action {
         case .wait(let what, let recheck):
             try await activity.set(what.activity, reason: nil, detail: what.detail, done: what.done, total: what.total, unit: what.unit)
@@ -99,7 +98,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     func trainBaseModel(reason: String, requests: [Int64], settings: Settings, fence: LeaderFence, activity: ActivityWriter,
                         on connection: Connection) async throws {
-        let started = ContinuousClock.now
+        let started = clock.now
         let config = BaseModelConfig(settings: settings)
         let baseVersion = try await fence.transaction(on: connection) { tx -> Int in
             try await TrainingStore.requestsStart(requests, on: tx)
@@ -121,8 +120,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         var trainer = TrajectoryTrainer(config: config, logger: logger)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
-        trainer.progress = { [injectedPhaseDelay] phase, done, total in
-            if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
+        // On the training thread, which cannot await a clock: the phase delay is wall time.
+        let phaseDelayMicroseconds = faults.phaseDelay.map { UInt32($0.seconds * 1_000_000) }
+        trainer.progress = { phase, done, total in
+            if progress.set(phase.rawValue, done, total), let us = phaseDelayMicroseconds { usleep(us) }
         }
         if imported == nil {
             try await activity.set(TrainingPhase.pretraining.rawValue, reason: reason, detail: nil, done: 0, total: config.pretrainSteps, unit: "steps")
@@ -151,7 +152,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             try await TrainingStore.requestsServe(requests, by: "base model \(baseVersion)", on: tx)
         }
         logger.notice("base model ready", metadata: [
-            "base_version": "\(baseVersion)", "reason": "\(reason)", "seconds": "\((ContinuousClock.now - started).seconds)",
+            "base_version": "\(baseVersion)", "reason": "\(reason)", "seconds": "\((clock.now - started).seconds)",
         ])
     }
 
@@ -190,7 +191,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     /// (a Z_val whose every row is rejected leaves nothing to train on).
     func refresh(base: Int, reason: String, requests: [Int64], settings: Settings, fence: LeaderFence,
                  activity: ActivityWriter, on connection: Connection) async throws -> Duration {
-        let started = ContinuousClock.now
+        let started = clock.now
         let method = settings.selection.method
         let zvalVersion = try await connection.query(TrainingStore.zvalGet).first!.get(Int64.self, "version")
         let zval = try await validatedZval(settings: settings, fence: fence, on: connection)
@@ -217,13 +218,15 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
-        trainer.progress = { [injectedPhaseDelay] phase, done, total in
-            if progress.set(phase.rawValue, done, total), let ms = injectedPhaseDelay { usleep(ms * 1000) }
+        // On the training thread, which cannot await a clock: the phase delay is wall time.
+        let phaseDelayMicroseconds = faults.phaseDelay.map { UInt32($0.seconds * 1_000_000) }
+        trainer.progress = { phase, done, total in
+            if progress.set(phase.rawValue, done, total), let us = phaseDelayMicroseconds { usleep(us) }
         }
         try await activity.set(TrainingPhase.valTrajectory.rawValue, reason: reason, detail: nil, done: 0, total: config.epochs, unit: "epochs")
         do {
             try await activity.following(progress, reason: reason, unit: { _ in "epochs" }) {
-                if let delay = self.injectedTrainDelay { try await self.stall(delay, fence: fence) }
+                if let delay = self.faults.trainDelay { try await self.stall(delay, fence: fence) }
                 try await trainer.trainVal(theta0: theta0, base: baseCheckpoints, zval: zval, u: u, method: method) { epoch, checkpoint in
                     try await self.storeCheckpoint(.init(base: base, modelVersion: modelVersion, kind: "val", epoch: epoch, bytes: checkpoint),
                                                    fence: fence, on: connection)
@@ -237,7 +240,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             report(problem: error.message)
             throw error
         }
-        let trainedSeconds = (ContinuousClock.now - started).seconds
+        let trainedSeconds = (clock.now - started).seconds
         metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await fence.transaction(on: connection) { tx -> Int in
             try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
@@ -280,10 +283,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     /// Test hook: sleeps in short slices so shutdown and a lost lease still stop it promptly.
     private func stall(_ delay: Duration, fence: LeaderFence) async throws {
-        let end = ContinuousClock.now + delay
-        while ContinuousClock.now < end {
+        let end = clock.now + delay
+        while clock.now < end {
             if stopping.isSet || !fence.isHeld { throw CancellationError() }
-            try await Task.sleep(for: .milliseconds(100))
+            try await clock.sleep(for: .milliseconds(100))
         }
     }
 
@@ -367,6 +370,8 @@ final class ProgressBox: Sendable {
 struct ActivityWriter: Sendable {
     let fence: LeaderFence
     let connection: Connection
+    /// What the once-a-second copy of progress waits on.
+    let clock: DaemonClock
 
     func set(_ activity: String, reason: String?, detail: String?, done: Int?, total: Int?, unit: String?) async throws {
         try await TrainingStore.activitySet(.init(activity: activity, reason: reason, detail: detail, done: done, total: total,
@@ -386,7 +391,7 @@ struct ActivityWriter: Sendable {
                         last = key
                     }
                 }
-                try? await Task.sleep(for: .seconds(1))
+                try? await clock.sleep(for: .seconds(1))
             }
         }
         defer { writer.cancel() }

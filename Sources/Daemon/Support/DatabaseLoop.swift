@@ -30,7 +30,7 @@ final class DatabaseLoop: @unchecked Sendable {
     let clock: any Clock<Duration>
     private var current: Connection?
 
-    init(conninfo: String, name: String, logger: Logger, stopping: StopFlag, clock: any Clock<Duration> = ContinuousClock()) {
+    init(conninfo: String, name: String, logger: Logger, stopping: StopFlag, clock: any Clock<Duration>) {
         self.conninfo = conninfo
         self.name = name
         self.logger = logger
@@ -43,7 +43,7 @@ final class DatabaseLoop: @unchecked Sendable {
         if let current, current.isConnected { return current }
         current?.close()
         current = nil
-        let fresh = try await Connection.connectRetrying(conninfo, as: name, logger: logger)
+        let fresh = try await Connection.connectRetrying(conninfo, as: name, logger: logger, clock: clock)
         try await prepare(fresh)
         current = fresh
         return fresh

@@ -25,8 +25,8 @@ public final class WakeupSignal: Sendable {
         for continuation in woken.values { continuation.resume() }
     }
 
-    /// Returns after a signal, after `timeout`, or on cancellation, whichever comes first.
-    public func wait(timeout: Duration) async {
+    /// Returns after a signal, after `timeout` on `clock`, or on cancellation, whichever comes first.
+    public func wait(timeout: Duration, on clock: DaemonClock) async {
         let id: UInt64? = state.withLock { state in
             if state.pending {
                 state.pending = false
@@ -55,7 +55,7 @@ public final class WakeupSignal: Sendable {
                     self.resume(id)
                 }
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
+            group.addTask { try? await clock.sleep(for: timeout) }
             await group.next()
             group.cancelAll()
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PQ
+import Synchronization
 
 /// One row of `tov.settings` as the daemon reads it: the value as jsonb prints it, and whether the
 /// database's own rule, `tov.setting_is_valid`, accepts it.
@@ -23,16 +24,17 @@ public struct SettingRow: Equatable, Sendable {
 /// the CHECK was bypassed or the schema is not this build's, or this build cannot parse it) never
 /// stops the daemon: that key keeps its last good value (its default if it never had one), the
 /// problem is logged once, and ``problems`` / ``settingsError`` say what to fix until it is fixed.
-public final class SettingsCache: @unchecked Sendable {
-    // @unchecked: every stored property is read and written under `lock` (the logger is Sendable).
-    private let lock = NSLock()
-    private var cached: Settings?
-    private var loadedAt: DaemonClock.Instant?
-    private var lastGood: [String: String] = [:]
-    private var reading = Reading()
-    private var generationCount = 0
-    /// A setting the trainer found it cannot use (see ``setTrainingProblem(_:)``).
-    private var trainingProblem: String?
+public final class SettingsCache: Sendable {
+    private struct State {
+        var cached: Settings?
+        var loadedAt: DaemonClock.Instant?
+        var lastGood: [String: String] = [:]
+        var reading = Reading()
+        var generationCount = 0
+        /// A setting the trainer found it cannot use (see ``setTrainingProblem(_:)``).
+        var trainingProblem: String?
+    }
+    private let state = Mutex(State())
     private let maxAge: Duration
     /// What `maxAge` is counted on (the daemon's clock; the continuous clock for a one-off reader).
     private let clock: DaemonClock
@@ -45,13 +47,14 @@ public final class SettingsCache: @unchecked Sendable {
     }
 
     /// Forgets the cached value (called on NOTIFY tov_settings).
-    public func invalidate() { lock.withLock { cached = nil } }
+    public func invalidate() { state.withLock { $0.cached = nil } }
 
     /// The settings in force, read from the database when the cached copy is older than `maxAge`.
     /// - Throws: only what the query throws (a lost connection); never for a bad value.
     public func current(on connection: Connection) async throws -> Settings {
-        if let fresh = lock.withLock({ () -> Settings? in
-            guard let cached, let loadedAt, clock.now - loadedAt < maxAge else { return nil }
+        let now = clock.now
+        if let fresh = state.withLock({ state -> Settings? in
+            guard let cached = state.cached, let loadedAt = state.loadedAt, now - loadedAt < maxAge else { return nil }
             return cached
         }) {
             return fresh
@@ -63,16 +66,17 @@ public final class SettingsCache: @unchecked Sendable {
     /// - Throws: only what the query throws; never for a bad value.
     public func load(on connection: Connection) async throws -> Settings {
         let rows = try await Self.rows(on: connection)
-        let (settings, appeared, cleared) = lock.withLock { () -> (Settings, [String], [String]) in
-            let next = Self.read(rows, lastGood: lastGood)
-            let before = Set(reading.problems)
+        let now = clock.now
+        let (settings, appeared, cleared) = state.withLock { state -> (Settings, [String], [String]) in
+            let next = Self.read(rows, lastGood: state.lastGood)
+            let before = Set(state.reading.problems)
             let appeared = next.problems.filter { !before.contains($0) }
-            let cleared = reading.problems.filter { !Set(next.problems).contains($0) }
-            if next.settings != reading.settings || next.problems != reading.problems { generationCount += 1 }
-            lastGood = next.lastGood
-            reading = next
-            cached = next.settings
-            loadedAt = clock.now
+            let cleared = state.reading.problems.filter { !Set(next.problems).contains($0) }
+            if next.settings != state.reading.settings || next.problems != state.reading.problems { state.generationCount += 1 }
+            state.lastGood = next.lastGood
+            state.reading = next
+            state.cached = next.settings
+            state.loadedAt = now
             return (next.settings, appeared, cleared)
         }
         // Once per problem, not once per batch: the same rows give the same messages.
@@ -82,16 +86,16 @@ public final class SettingsCache: @unchecked Sendable {
     }
 
     /// One line per stored value that cannot be used, naming the key, the value and what to do.
-    public var problems: [String] { lock.withLock { reading.problems + (trainingProblem.map { [$0] } ?? []) } }
+    public var problems: [String] { state.withLock { $0.reading.problems + ($0.trainingProblem.map { [$0] } ?? []) } }
 
     /// A value the database accepts but the trainer cannot use as it is (a surrogate too large for
     /// this host, a trajectory that diverged under these settings); nil when it can train again. It
     /// joins ``problems``, so it reaches tov.status.settings_error and tovd_settings_error.
     public func setTrainingProblem(_ problem: String?) {
-        lock.withLock {
-            guard trainingProblem != problem else { return }
-            trainingProblem = problem
-            generationCount += 1
+        state.withLock { state in
+            guard state.trainingProblem != problem else { return }
+            state.trainingProblem = problem
+            state.generationCount += 1
         }
     }
 
@@ -103,7 +107,7 @@ public final class SettingsCache: @unchecked Sendable {
 
     /// Counts the loads that changed the settings in force or the problems: a reader that
     /// remembers it can tell when to write ``settingsError`` to `tov.status` or a metric again.
-    public var generation: Int { lock.withLock { generationCount } }
+    public var generation: Int { state.withLock { $0.generationCount } }
 
     /// A one-off read (`tovd explain`, tests) without a cache: values that cannot be used are at
     /// their defaults. A service that reads repeatedly uses an instance, which keeps the last

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,8 +17,7 @@ import Glibc
 /// request may take to arrive, so it would still need this code around it, and it adds about 12,000
 /// lines to every clean CI build (docs/reliability.md has the measured cost). Scrape traffic is a
 /// request every few seconds. Binds to 127.0.0.1 unless told otherwise.
-public final class MetricsServer: @unchecked Sendable {
-    // @unchecked: the client count and the stopped flag are under `lock`; the socket is only closed once.
+public final class MetricsServer: Sendable {
     public typealias Handler = @Sendable (_ path: String) -> (status: Int, contentType: String, body: [UInt8])
 
     private let listenFD: Int32
@@ -27,9 +27,11 @@ public final class MetricsServer: @unchecked Sendable {
     public let maxClients: Int
     /// From accept to the last byte of the answer, per client.
     public let requestDeadline: Duration
-    private let lock = NSLock()
-    private var activeClients = 0
-    private var stopped = false
+    private struct State {
+        var activeClients = 0
+        var stopped = false
+    }
+    private let state = Mutex(State())
 
     /// Binds `host:port` (port 0 picks a free port; see ``port``).
     public init(host: String = "127.0.0.1", port: Int, maxClients: Int = 16, requestDeadline: Duration = .seconds(2),
@@ -74,9 +76,9 @@ public final class MetricsServer: @unchecked Sendable {
     /// Stops accepting; the accept loop ends when the listening socket is shut down. Clients being
     /// served finish within their deadline.
     public func stop() {
-        let wasStopped = lock.withLock { () -> Bool in
-            defer { stopped = true }
-            return stopped
+        let wasStopped = state.withLock { state -> Bool in
+            defer { state.stopped = true }
+            return state.stopped
         }
         guard !wasStopped else { return }
         shutdown(listenFD, Int32(SHUT_RDWR))
@@ -87,7 +89,7 @@ public final class MetricsServer: @unchecked Sendable {
         while true {
             let client = accept(listenFD, nil, nil)
             if client < 0 {
-                if lock.withLock({ stopped }) { return }
+                if state.withLock({ $0.stopped }) { return }
                 // Out of descriptors or memory, or a client that reset before we took it: none of
                 // these ends the endpoint. Pause briefly so a full descriptor table does not spin.
                 if errno != EINTR && errno != ECONNABORTED { usleep(50_000) }
@@ -95,9 +97,9 @@ public final class MetricsServer: @unchecked Sendable {
             }
             _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
             let deadline = ContinuousClock.now + requestDeadline
-            let admitted = lock.withLock { () -> Bool in
-                guard activeClients < maxClients else { return false }
-                activeClients += 1
+            let admitted = state.withLock { state -> Bool in
+                guard state.activeClients < maxClients else { return false }
+                state.activeClients += 1
                 return true
             }
             guard admitted else {
@@ -109,7 +111,7 @@ public final class MetricsServer: @unchecked Sendable {
             let thread = Thread { [self] in
                 serve(client, until: deadline)
                 close(client)
-                lock.withLock { activeClients -= 1 }
+                state.withLock { $0.activeClients -= 1 }
             }
             thread.name = "tovd-metrics-client"
             thread.start()

@@ -10,6 +10,7 @@ public struct SHA256: Sendable {
     /// Owns one `EVP_MD_CTX`. Copied before a write when shared (copy-on-write), so `SHA256` behaves
     /// like the plain value it was when the state was a Swift array.
     private final class Context: @unchecked Sendable {
+        // @unchecked: `pointer` is written only through a uniquely referenced copy (copy-on-write).
         let pointer: OpaquePointer
 
         init() {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Byte-level BPE: any byte sequence encodes (invalid UTF-8 and control bytes included) and
 /// `decode(encode(x)) == x`. Ids 0...255 are bytes, 256...258 the special tokens, merges follow.
@@ -305,32 +306,35 @@ extension Tokenizer {
 
 /// A bounded chunk → ids cache shared by copies of a tokenizer (encode is called from one thread per
 /// model, but copies may live on several).
-final class ChunkCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [[UInt8]: [Int32]] = [:]
-    private(set) var encodedBytes = 0
-    private var longestToken: Int?
+final class ChunkCache: Sendable {
+    private struct State {
+        var entries: [[UInt8]: [Int32]] = [:]
+        var encodedBytes = 0
+        var longestToken: Int?
+    }
+    private let state = Mutex(State())
+    var encodedBytes: Int { state.withLock { $0.encodedBytes } }
     func get(_ chunk: [UInt8]) -> [Int32]? {
-        lock.withLock {
-            encodedBytes += chunk.count
-            return entries[chunk]
+        state.withLock { state in
+            state.encodedBytes += chunk.count
+            return state.entries[chunk]
         }
     }
     /// Computed once per tokenizer (the cache lives as long as the merges it serves).
     func maxTokenBytes(_ merges: [(Int32, Int32)]) -> Int {
-        lock.withLock {
-            if let longestToken { return longestToken }
+        state.withLock { state in
+            if let longest = state.longestToken { return longest }
             var bytes = [Int](repeating: 1, count: 259 + merges.count)
             for (i, (a, b)) in merges.enumerated() { bytes[259 + i] = bytes[Int(a)] + bytes[Int(b)] }
             let longest = min(bytes.max() ?? 1, Tokenizer.maxPieceBytes)
-            longestToken = longest
+            state.longestToken = longest
             return longest
         }
     }
     func put(_ chunk: [UInt8], _ ids: [Int32]) {
-        lock.withLock {
-            if entries.count > 200_000 { entries.removeAll(keepingCapacity: true) }
-            entries[chunk] = ids
+        state.withLock { state in
+            if state.entries.count > 200_000 { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[chunk] = ids
         }
     }
 }

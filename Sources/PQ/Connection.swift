@@ -1,6 +1,7 @@
 import CLibPQ
 import Foundation
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,8 @@ import Glibc
 /// worker, see ``ConnectionThread``), never on Swift's cooperative pool; callers `await` the result.
 /// A connection serves one task at a time: give each concurrent task its own connection.
 public final class Connection: @unchecked Sendable {
-    // @unchecked: mutable state is under `state`; libpq calls run on the connection's one serial thread.
+    // @unchecked: `cancelHandle` is a C pointer (PQcancel may use it from any thread); mutable state is
+    // in `state`, and libpq calls run on the connection's one serial thread.
     private let thread: ConnectionThread
     /// The PGconn; only touched on `thread` (jobs capture the box, not the connection, so closing
     /// from `deinit` is safe).
@@ -19,10 +21,12 @@ public final class Connection: @unchecked Sendable {
     /// PQcancel may be called from any thread.
     private let cancelHandle: OpaquePointer?
     private let logger: Logger?
-    private let state = NSLock()
-    private var closed = false
-    private var broken = false
-    private var notificationContinuation: AsyncThrowingStream<PQNotification, Error>.Continuation?
+    private struct State {
+        var closed = false
+        var broken = false
+        var notificationContinuation: AsyncThrowingStream<PQNotification, Error>.Continuation?
+    }
+    private let state = Mutex(State())
 
     public let backendPID: Int32
 
@@ -125,13 +129,13 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// False once the session broke (a query failed with a connection error) or was closed.
-    public var isConnected: Bool { state.withLock { !closed && !broken } }
+    public var isConnected: Bool { state.withLock { !$0.closed && !$0.broken } }
 
     /// Ends the session; idempotent. A LISTEN stream finishes. Does not wait for the server.
     public func close() {
-        let wasClosed = state.withLock { () -> Bool in
-            defer { closed = true }
-            return closed
+        let wasClosed = state.withLock { state -> Bool in
+            defer { state.closed = true }
+            return state.closed
         }
         guard !wasClosed else { return }
         finishNotifications(nil)
@@ -287,10 +291,10 @@ public final class Connection: @unchecked Sendable {
     /// session breaks. One stream per connection.
     public func notifications() -> AsyncThrowingStream<PQNotification, Error> {
         let (stream, continuation) = AsyncThrowingStream<PQNotification, Error>.makeStream()
-        state.withLock { notificationContinuation = continuation }
+        state.withLock { $0.notificationContinuation = continuation }
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
-            self.state.withLock { self.notificationContinuation = nil }
+            self.state.withLock { $0.notificationContinuation = nil }
             self.thread.setIdleWork(nil)
         }
         thread.setIdleWork { [weak self] in self?.pollNotifications() }
@@ -320,14 +324,14 @@ public final class Connection: @unchecked Sendable {
                                               payload: String(cString: note.pointee.extra),
                                               pid: note.pointee.be_pid)
             PQfreemem(note)
-            _ = state.withLock { notificationContinuation }?.yield(notification)
+            _ = state.withLock { $0.notificationContinuation }?.yield(notification)
         }
     }
 
     private func finishNotifications(_ error: Error?) {
-        let continuation = state.withLock { () -> AsyncThrowingStream<PQNotification, Error>.Continuation? in
-            defer { notificationContinuation = nil }
-            return notificationContinuation
+        let continuation = state.withLock { state -> AsyncThrowingStream<PQNotification, Error>.Continuation? in
+            defer { state.notificationContinuation = nil }
+            return state.notificationContinuation
         }
         thread.setIdleWork(nil)
         continuation?.finish(throwing: error)
@@ -369,18 +373,18 @@ public final class Connection: @unchecked Sendable {
 
     /// Runs `body` with the live PGconn on the connection thread.
     private func onThread<T>(_ body: @escaping (OpaquePointer) throws -> T) async throws -> T {
-        guard !state.withLock({ closed }) else { throw PQError(.closed, "the connection was closed") }
+        guard !state.withLock({ $0.closed }) else { throw PQError(.closed, "the connection was closed") }
         let box = self.box
         do {
             return try await thread.run { [self] in
                 guard let pg = box.pg else { throw PQError(.closed, "the connection was closed") }
                 let value = try body(pg)
                 // Notifications that arrived with this result are delivered now rather than at the next poll.
-                if state.withLock({ notificationContinuation != nil }) { deliverPendingNotifications(pg) }
+                if state.withLock({ $0.notificationContinuation != nil }) { deliverPendingNotifications(pg) }
                 return value
             }
         } catch let error as PQError where error.isConnectionProblem {
-            state.withLock { broken = true }
+            state.withLock { $0.broken = true }
             throw error
         }
     }

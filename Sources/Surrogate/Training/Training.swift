@@ -76,6 +76,39 @@ extension Model {
     /// state persists across calls: a trajectory trained epoch by epoch equals one long run.
     public func train(on examples: [Example], options: TrainingOptions, progress: ((TrainingProgress) -> Void)?) {
         guard !examples.isEmpty else { return }
+        let epochBatches = trainingBatches(examples, options: options)
+        var totalSteps = epochBatches.reduce(0) { $0 + $1.count }
+        if let maxSteps = options.maxSteps { totalSteps = min(totalSteps, maxSteps) }
+
+        var step = 0
+        let started = Date()
+        var tokensSeen = 0
+        outer: for batches in epochBatches {
+            for batch in batches {
+                if step < options.startStep { step += 1; continue }
+                if step >= totalSteps || options.shouldStop?() == true { break outer }
+                let loss = self.step(on: batch, learningRate: learningRate(step: step, total: totalSteps, options: options), options: options)
+                step += 1
+                tokensSeen += batch.reduce(0) { $0 + min($1.prompt.count + $1.response.count + 2, config.context) }
+                progress?(TrainingProgress(step: step, totalSteps: totalSteps, loss: loss,
+                                           tokensPerSecond: Double(tokensSeen) / max(Date().timeIntervalSince(started), 1e-9)))
+            }
+        }
+    }
+
+    /// One optimizer step of `train`: forward and backward on `batch`, then AdamW at `learningRate` with
+    /// `options`' weight decay and clipping. Returns the batch loss (`tovd bench train` times this).
+    @discardableResult
+    public func step(on batch: [Example], learningRate: Float, options: TrainingOptions) -> Float {
+        let loss = forwardBackward(batch)
+        adamWUpdate(learningRate: learningRate, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
+        return loss
+    }
+
+    /// The batches `train` steps through, per epoch: examples shuffled with `options.seed`, grouped into
+    /// batches of about `options.batchTokens` tokens; epochs stop being drawn once `maxSteps` is reached.
+    /// `tovd bench train` hands the same batches to PyTorch.
+    public func trainingBatches(_ examples: [Example], options: TrainingOptions) -> [[[Example]]] {
         var random = Gaussian(seed: options.seed)
         var epochBatches: [[[Example]]] = []
         for _ in 0..<options.epochs {
@@ -101,25 +134,7 @@ extension Model {
             epochBatches.append(batches)
             if let maxSteps = options.maxSteps, epochBatches.reduce(0, { $0 + $1.count }) >= maxSteps { break }
         }
-        var totalSteps = epochBatches.reduce(0) { $0 + $1.count }
-        if let maxSteps = options.maxSteps { totalSteps = min(totalSteps, maxSteps) }
-
-        var step = 0
-        let started = Date()
-        var tokensSeen = 0
-        outer: for batches in epochBatches {
-            for batch in batches {
-                if step < options.startStep { step += 1; continue }
-                if step >= totalSteps || options.shouldStop?() == true { break outer }
-                let loss = forwardBackward(batch)
-                let lr = learningRate(step: step, total: totalSteps, options: options)
-                adamWUpdate(learningRate: lr, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
-                step += 1
-                tokensSeen += batch.reduce(0) { $0 + min($1.prompt.count + $1.response.count + 2, config.context) }
-                progress?(TrainingProgress(step: step, totalSteps: totalSteps, loss: loss,
-                                           tokensPerSecond: Double(tokensSeen) / max(Date().timeIntervalSince(started), 1e-9)))
-            }
-        }
+        return epochBatches
     }
 
     /// ∇θ ℓ(θ, x) in ``ParameterLayout`` order: the gradient of the example's loss (its mean NLL over

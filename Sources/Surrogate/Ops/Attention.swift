@@ -28,7 +28,7 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
     }
 }
 
-/// Accumulates dqkv (T, 3C) from dout (T, C); datt is scratch of (T, T).
+/// Writes dqkv (T, 3C) from dout (T, C); datt is scratch of (T, T).
 func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
                        _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>, _ T: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH
@@ -43,20 +43,18 @@ func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutabl
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
                     1, dy, Int32(C), v, Int32(3 * C), 0, datt, Int32(T))
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                    1, a, Int32(T), dy, Int32(C), 1, dv, Int32(3 * C))
+                    1, a, Int32(T), dy, Int32(C), 0, dv, Int32(3 * C))
         // in the forward pass this was: att = softmax(mask(preatt)); datt becomes dpreatt in place
         for t in 0..<T {
-            let p = a + t * T, d = datt + t * T
-            var dot: Float = 0
-            for j in 0...t { dot += p[j] * d[j] }
-            for j in 0...t { d[j] = p[j] * (d[j] - dot) }
-            for j in (t + 1)..<max(T, t + 1) { d[j] = 0 }
+            let d = datt + t * T
+            tov_softmax_backward_inplace(d, a + t * T, Int32(t + 1))
+            (d + t + 1).update(repeating: 0, count: T - t - 1)
         }
         // in the forward pass this was: preatt = q · kᵀ · scale
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                    scale, datt, Int32(T), k, Int32(3 * C), 1, dq, Int32(3 * C))
+                    scale, datt, Int32(T), k, Int32(3 * C), 0, dq, Int32(3 * C))
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                    scale, datt, Int32(T), q, Int32(3 * C), 1, dk, Int32(3 * C))
+                    scale, datt, Int32(T), q, Int32(3 * C), 0, dk, Int32(3 * C))
     }
 }
 

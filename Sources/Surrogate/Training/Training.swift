@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 public enum LRSchedule: Sendable {
@@ -24,6 +25,9 @@ public struct TrainingOptions: Sendable {
     /// are skipped and the schedule goes on from there. Resuming also needs that run's parameters and
     /// ``Model/optimizerState`` restored (``Model/restore(parameters:optimizer:)``).
     public var startStep = 0
+    /// Slices of each batch trained concurrently, each with single-threaded BLAS, their gradients
+    /// summed (Model.forwardBackward): by default as many as OpenBLAS threads, as the scoring streams.
+    public var streams = BLASThreads.configured
     public init() {}
 }
 
@@ -100,7 +104,7 @@ extension Model {
     /// `options`' weight decay and clipping. Returns the batch loss (`tovd bench train` times this).
     @discardableResult
     public func step(on batch: [Example], learningRate: Float, options: TrainingOptions) -> Float {
-        let loss = forwardBackward(batch)
+        let loss = forwardBackward(batch, streams: options.streams)
         adamWUpdate(learningRate: learningRate, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
         return loss
     }
@@ -182,8 +186,7 @@ extension Model {
             adamV = [Float](repeating: 0, count: layout.count)
         }
         adamStep += 1
-        var normSquared: Double = 0
-        for g in grads { normSquared += Double(g) * Double(g) }
+        let normSquared = grads.withUnsafeBufferPointer { tov_sum_squares($0.baseAddress!, $0.count) }
         let norm = Float(normSquared.squareRoot())
         let clip = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
         let correction1 = 1 - powf(beta1, Float(adamStep))
@@ -193,15 +196,9 @@ extension Model {
         adamM.withUnsafeMutableBufferPointer { m in
         adamV.withUnsafeMutableBufferPointer { v in
             for tensor in layout.tensors {
-                let decay = tensor.decays ? weightDecay : 0
-                for i in tensor.offset..<(tensor.offset + tensor.count) {
-                    let grad = g[i] * clip
-                    m[i] = beta1 * m[i] + (1 - beta1) * grad
-                    v[i] = beta2 * v[i] + (1 - beta2) * grad * grad
-                    let mHat = m[i] / correction1
-                    let vHat = v[i] / correction2
-                    p[i] -= learningRate * (mHat / (vHat.squareRoot() + eps) + decay * p[i])
-                }
+                let o = tensor.offset
+                tov_adamw(p.baseAddress! + o, g.baseAddress! + o, m.baseAddress! + o, v.baseAddress! + o, tensor.count,
+                          learningRate, beta1, beta2, eps, tensor.decays ? weightDecay : 0, clip, correction1, correction2)
             }
         }}}}
     }

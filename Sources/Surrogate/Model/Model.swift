@@ -200,15 +200,21 @@ public final class Model {
             self.N = N; self.M = M; self.A = A; layersKept = kept
         }
 
+        /// Training's last layer runs after attention on each sequence's tail only: the rows from its
+        /// first target on (the response, or all rows when every position is a target), packed as K
+        /// rows. Per sequence the tail's first position and its first packed row; per target its row
+        /// in that packing (`finalRows`, the row the final LayerNorm output is read at).
+        var tailStarts: [Int] = [], tailOffsets: [Int] = [], finalRows: [Int] = [], K = 0
+
         /// The backward pass's scratch (kept between steps: no allocation or page faults per step).
         var backward: [Float] = []
-        var dresidual = 0, d1 = 0, d2 = 0, dln = 0, datt = 0, dgathered = 0
+        var dresidual = 0, d1 = 0, d2 = 0, dln = 0, datt = 0, dgathered = 0, dtail = 0
 
-        func prepareBackward(N: Int, M: Int, C: Int, maxT: Int) {
+        func prepareBackward(N: Int, M: Int, K: Int, C: Int, maxT: Int) {
             var offset = 0
             func take(_ n: Int) -> Int { defer { offset += (n + 15) & ~15 }; return offset }
             dresidual = take(N * C); d1 = take(N * 4 * C); d2 = take(N * 4 * C); dln = take(N * C)
-            datt = take(maxT * maxT); dgathered = take(M * C)
+            datt = take(maxT * maxT); dgathered = take(M * C); dtail = take(K * C)
             if backward.count < offset { backward = [Float](repeating: 0, count: offset) }
         }
 
@@ -240,6 +246,17 @@ public final class Model {
         let N = batch.N, M = batch.M
         let act = buffers ?? activations
         act.prepare(N: N, M: M, A: batch.attentionSize(heads: NH), C: C, V: V, layers: L, keep: keep)
+        // Training (keep) trims the last layer to the sequences' tails; the reference forward does not.
+        let trim = keep && L > 0
+        act.tailStarts = batch.lengths
+        for (row, e) in zip(batch.targetRows, batch.targetExample) { act.tailStarts[e] = min(act.tailStarts[e], row - batch.starts[e]) }
+        act.tailOffsets.removeAll(keepingCapacity: true)
+        act.K = 0
+        for (start, T) in zip(act.tailStarts, batch.lengths) { act.tailOffsets.append(act.K); act.K += T - start }
+        act.finalRows = zip(batch.targetRows, batch.targetExample).map { row, e in
+            trim ? act.tailOffsets[e] + row - batch.starts[e] - act.tailStarts[e] : row
+        }
+        let K = act.K
         var nll = [Float](repeating: 0, count: M)
         // Read-only access: training streams run this concurrently on one model.
         params.withUnsafeBufferPointer { pp in
@@ -254,25 +271,43 @@ public final class Model {
                 var residual = UnsafePointer(s + act.encoded)
                 for l in 0..<L {
                     let a = act.layer[keep ? l : 0]
+                    // The last layer of training: queries, and everything after attention, on the K tail rows.
+                    let tail = trim && l == L - 1
+                    let n = tail ? K : N
                     tov_layernorm_forward_stats(s + a.ln1, s + a.ln1Mean, s + a.ln1Rstd, residual, p.ln1w(l), p.ln1b(l), Int32(N), Int32(C))
                     matmulForward(s + a.qkv, s + a.ln1, p.qkvw(l), p.qkvb(l), N, C, 3 * C)
                     var attOffset = a.att
-                    for (start, T) in zip(batch.starts, batch.lengths) {
-                        attentionForward(s + a.atty + start * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH)
+                    for (e, (start, T)) in zip(batch.starts, batch.lengths).enumerated() {
+                        if tail {
+                            attentionForward(s + a.atty + act.tailOffsets[e] * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH,
+                                             firstQuery: act.tailStarts[e])
+                        } else {
+                            attentionForward(s + a.atty + start * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH)
+                        }
                         attOffset += NH * T * T
                     }
-                    matmulForward(s + a.attproj, s + a.atty, p.attprojw(l), p.attprojb(l), N, C, C)
-                    tov_add(s + a.residual2, residual, s + a.attproj, N * C)
-                    tov_layernorm_forward_stats(s + a.ln2, s + a.ln2Mean, s + a.ln2Rstd, s + a.residual2, p.ln2w(l), p.ln2b(l), Int32(N), Int32(C))
-                    matmulForward(s + a.fch, s + a.ln2, p.fcw(l), p.fcb(l), N, C, 4 * C)
-                    tov_gelu_forward(s + a.fchGelu, s + a.fch, N * 4 * C)
-                    matmulForward(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), p.fcprojb(l), N, 4 * C, C)
-                    tov_add(s + a.residual3, s + a.residual2, s + a.fcproj, N * C)
+                    matmulForward(s + a.attproj, s + a.atty, p.attprojw(l), p.attprojb(l), n, C, C)
+                    if tail {
+                        // residual2 = residualIn + attproj on the tail rows (contiguous per sequence)
+                        for (e, start) in batch.starts.enumerated() {
+                            let rows = (e + 1 < act.tailOffsets.count ? act.tailOffsets[e + 1] : K) - act.tailOffsets[e]
+                            (s + a.residual2 + act.tailOffsets[e] * C).update(from: residual + (start + act.tailStarts[e]) * C, count: rows * C)
+                        }
+                        tov_add_inplace(s + a.residual2, s + a.attproj, K * C)
+                    } else {
+                        tov_add(s + a.residual2, residual, s + a.attproj, N * C)
+                    }
+                    tov_layernorm_forward_stats(s + a.ln2, s + a.ln2Mean, s + a.ln2Rstd, s + a.residual2, p.ln2w(l), p.ln2b(l), Int32(n), Int32(C))
+                    matmulForward(s + a.fch, s + a.ln2, p.fcw(l), p.fcb(l), n, C, 4 * C)
+                    tov_gelu_forward(s + a.fchGelu, s + a.fch, n * 4 * C)
+                    matmulForward(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), p.fcprojb(l), n, 4 * C, C)
+                    tov_add(s + a.residual3, s + a.residual2, s + a.fcproj, n * C)
                     residual = UnsafePointer(s + a.residual3)
                 }
-                tov_layernorm_forward_stats(s + act.lnf, s + act.lnfMean, s + act.lnfRstd, residual, p.lnfw, p.lnfb, Int32(N), Int32(C))
+                let finalN = trim ? K : N
+                tov_layernorm_forward_stats(s + act.lnf, s + act.lnfMean, s + act.lnfRstd, residual, p.lnfw, p.lnfb, Int32(finalN), Int32(C))
                 // Only rows that predict a target need logits: gather them, then one sgemm against wteᵀ.
-                for (m, row) in batch.targetRows.enumerated() {
+                for (m, row) in act.finalRows.enumerated() {
                     (s + act.gathered + m * C).update(from: s + act.lnf + row * C, count: C)
                 }
                 matmulForward(s + act.probs, s + act.gathered, p.wte, nil, M, C, V)
@@ -408,7 +443,8 @@ public final class Model {
 
         gradients.update(repeating: 0, count: layout.count)
         let maxT = batch.lengths.max() ?? 1
-        act.prepareBackward(N: N, M: M, C: C, maxT: maxT)
+        let K = act.K
+        act.prepareBackward(N: N, M: M, K: K, C: C, maxT: maxT)
 
         params.withUnsafeBufferPointer { pp in
         act.storage.withUnsafeMutableBufferPointer { sp in
@@ -417,7 +453,7 @@ public final class Model {
             let g = ParameterViews(base: gradients, layout: layout, C: C)
             let s = sp.baseAddress!, b = bp.baseAddress!
             let dres = b + act.dresidual, d1 = b + act.d1, d2 = b + act.d2, dlnBuffer = b + act.dln
-            let datt = b + act.datt, dgathered = b + act.dgathered
+            let datt = b + act.datt, dgathered = b + act.dgathered, dtail = b + act.dtail
 
             // in the forward pass this was: probs = softmax(gathered · wteᵀ); loss = mean_e mean_t −log p
             // dlogits = (probs − onehot) / (T_e · E), computed in place over probs
@@ -429,39 +465,57 @@ public final class Model {
                 row[Int(batch.targetTokens[m])] -= scale
             }
             matmulBackward(dgathered, g.wte, nil, dlogits, s + act.gathered, p.wte, M, C, V, accumulate: false)
-            // in the forward pass this was: gathered[m] = lnf[targetRows[m]]
-            dlnBuffer.update(repeating: 0, count: N * C)
-            for (m, row) in batch.targetRows.enumerated() {
+            // in the forward pass this was: gathered[m] = lnf[finalRows[m]] (a tail row in training)
+            let finalN = L > 0 ? K : N
+            dlnBuffer.update(repeating: 0, count: finalN * C)
+            for (m, row) in act.finalRows.enumerated() {
                 tov_add_inplace(dlnBuffer + row * C, dgathered + m * C, C)
             }
-            // in the forward pass this was: lnf = layerNorm(residual_L)
+            // in the forward pass this was: lnf = layerNorm(residual_L); the last layer's rows are the
+            // tail's, whose gradient goes into dtail until that layer's attention
             let lastResidual = L > 0 ? act.layer[L - 1].residual3 : act.encoded
-            dres.update(repeating: 0, count: N * C)
-            tov_layernorm_backward(dres, g.lnfw, g.lnfb, dlnBuffer, s + lastResidual, p.lnfw, s + act.lnfMean, s + act.lnfRstd, Int32(N), Int32(C))
+            let dtop = L > 0 ? dtail : dres
+            dtop.update(repeating: 0, count: finalN * C)
+            tov_layernorm_backward(dtop, g.lnfw, g.lnfb, dlnBuffer, s + lastResidual, p.lnfw, s + act.lnfMean, s + act.lnfRstd, Int32(finalN), Int32(C))
 
             for l in stride(from: L - 1, through: 0, by: -1) {
                 let a = act.layer[l]
                 let residualIn = l == 0 ? act.encoded : act.layer[l - 1].residual3
-                // residual3 = residual2 + fcproj: dres already holds dresidual3, which is also dfcproj
+                let tail = l == L - 1
+                let n = tail ? K : N, dr = tail ? dtail : dres
+                // residual3 = residual2 + fcproj: dr already holds dresidual3, which is also dfcproj
                 // fcproj = fchGelu · fcprojwᵀ + fcprojb
-                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dres, s + a.fchGelu, p.fcprojw(l), N, 4 * C, C, accumulate: false)
+                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dr, s + a.fchGelu, p.fcprojw(l), n, 4 * C, C, accumulate: false)
                 // fchGelu = gelu(fch)
-                tov_gelu_backward(d2, s + a.fch, d1, N * 4 * C)
+                tov_gelu_backward(d2, s + a.fch, d1, n * 4 * C)
                 // fch = ln2 · fcwᵀ + fcb
-                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), N, C, 4 * C, accumulate: false)
-                // ln2 = layerNorm(residual2): accumulate into dres, which becomes dresidual2
-                tov_layernorm_backward(dres, g.ln2w(l), g.ln2b(l), dlnBuffer, s + a.residual2, p.ln2w(l), s + a.ln2Mean, s + a.ln2Rstd, Int32(N), Int32(C))
+                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), n, C, 4 * C, accumulate: false)
+                // ln2 = layerNorm(residual2): accumulate into dr, which becomes dresidual2
+                tov_layernorm_backward(dr, g.ln2w(l), g.ln2b(l), dlnBuffer, s + a.residual2, p.ln2w(l), s + a.ln2Mean, s + a.ln2Rstd, Int32(n), Int32(C))
                 // residual2 = residualIn + attproj: dattproj = dresidual2
                 // attproj = atty · attprojwᵀ + attprojb
-                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dres, s + a.atty, p.attprojw(l), N, C, C, accumulate: false)
+                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dr, s + a.atty, p.attprojw(l), n, C, C, accumulate: false)
                 // atty = attention(qkv), per sequence (each writes its own rows of dqkv)
                 var attOffset = a.att
-                for (start, T) in zip(batch.starts, batch.lengths) {
-                    attentionBackward(d2 + start * 3 * C, datt, d1 + start * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH)
+                for (e, (start, T)) in zip(batch.starts, batch.lengths).enumerated() {
+                    if tail {
+                        attentionBackward(d2 + start * 3 * C, datt, d1 + act.tailOffsets[e] * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH,
+                                          firstQuery: act.tailStarts[e])
+                    } else {
+                        attentionBackward(d2 + start * 3 * C, datt, d1 + start * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH)
+                    }
                     attOffset += NH * T * T
                 }
                 // qkv = ln1 · qkvwᵀ + qkvb
                 matmulBackward(dlnBuffer, g.qkvw(l), g.qkvb(l), d2, s + a.ln1, p.qkvw(l), N, C, 3 * C, accumulate: false)
+                if tail {
+                    // residual2 = residualIn + attproj on the tail rows: dresidualIn is dresidual2 there, 0 elsewhere
+                    dres.update(repeating: 0, count: N * C)
+                    for (e, start) in batch.starts.enumerated() {
+                        let rows = (e + 1 < act.tailOffsets.count ? act.tailOffsets[e + 1] : K) - act.tailOffsets[e]
+                        (dres + (start + act.tailStarts[e]) * C).update(from: dtail + act.tailOffsets[e] * C, count: rows * C)
+                    }
+                }
                 // ln1 = layerNorm(residualIn): dres becomes dresidualIn
                 tov_layernorm_backward(dres, g.ln1w(l), g.ln1b(l), dlnBuffer, s + residualIn, p.ln1w(l), s + a.ln1Mean, s + a.ln1Rstd, Int32(N), Int32(C))
             }

@@ -13,14 +13,17 @@ let attentionBlock = 64
 /// out (T, C) = softmax(mask(q·kᵀ/√hs)) · v per head.  qkv is (T, 3C) rows [q | k | v];
 /// att holds the probabilities (NH, T, T) for the backward pass: row t of a block ending at row e is
 /// written at columns 0..<e (zero after t), later columns are never read.
+/// With `firstQuery` > 0 only query rows firstQuery..<T are computed (training's last layer needs no
+/// others) and `out` points at row firstQuery's output.
 func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>,
-                      _ T: Int, _ C: Int, _ NH: Int) {
+                      _ T: Int, _ C: Int, _ NH: Int, firstQuery: Int = 0) {
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
+    let out = out - firstQuery * C
     for h in 0..<NH {
         let q = qkv + h * hs, k = qkv + C + h * hs, v = qkv + 2 * C + h * hs
         let a = att + h * T * T
-        for r0 in stride(from: 0, to: T, by: attentionBlock) {
+        for r0 in stride(from: firstQuery, to: T, by: attentionBlock) {
             let rows = min(attentionBlock, T - r0), keys = r0 + rows
             let block = a + r0 * T
             // preatt = q_block · k[0..<keys]ᵀ · scale   (rows, keys), row stride T
@@ -39,19 +42,29 @@ func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePo
     }
 }
 
-/// Writes dqkv (T, 3C) from dout (T, C); datt is scratch of (T, T).
+/// Writes dqkv (T, 3C) from dout (T, C); datt is scratch of (T, T). With `firstQuery` > 0 (the forward
+/// pass's), dout points at row firstQuery's gradient and dq of the earlier rows is zero.
 func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
-                       _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>, _ T: Int, _ C: Int, _ NH: Int) {
+                       _ qkv: UnsafePointer<Float>, _ att: UnsafePointer<Float>, _ T: Int, _ C: Int, _ NH: Int, firstQuery: Int = 0) {
     let hs = C / NH
     let scale = 1 / Float(hs).squareRoot()
+    let dout = dout - firstQuery * C
     for h in 0..<NH {
         let q = qkv + h * hs, k = qkv + C + h * hs, v = qkv + 2 * C + h * hs
         let dq = dqkv + h * hs, dk = dqkv + C + h * hs, dv = dqkv + 2 * C + h * hs
         let a = att + h * T * T
         let dy = dout + h * hs
+        for t in 0..<firstQuery {
+            (dq + t * 3 * C).update(repeating: 0, count: hs)
+            if firstQuery >= T {   // no queries: no block writes dk and dv
+                (dk + t * 3 * C).update(repeating: 0, count: hs)
+                (dv + t * 3 * C).update(repeating: 0, count: hs)
+            }
+        }
         // The last block first: it reaches every key, so its dk and dv overwrite; earlier blocks add.
         var beta: Float = 0
-        for r0 in stride(from: (T - 1) / attentionBlock * attentionBlock, through: 0, by: -attentionBlock) {
+        let lastBlock = firstQuery + max(T - 1 - firstQuery, 0) / attentionBlock * attentionBlock
+        for r0 in stride(from: lastBlock, through: firstQuery, by: -attentionBlock) where r0 < T {
             let rows = min(attentionBlock, T - r0), keys = r0 + rows
             let block = a + r0 * T
             // in the forward pass this was: out_h[block] = att[block] · v[0..<keys]

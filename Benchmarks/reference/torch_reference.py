@@ -2,7 +2,7 @@
 """PyTorch CPU reference for tovd's Swift surrogate (Sources/Surrogate).
 
 Same architecture: learned positions, pre-LayerNorm blocks (causal multi-head attention, GELU-tanh MLP),
-final LayerNorm, LM head tied to the token embedding. Two modes:
+final LayerNorm, LM head tied to the token embedding. Modes:
 
   check DIR   DIR holds config.json, params.f32, grads.f32, batch.json written by
               `tovd bench export-reference DIR`. Compares per-example response losses (max abs diff
@@ -16,6 +16,13 @@ final LayerNorm, LM head tied to the token embedding. Two modes:
               causal, LM head at the target positions only) and prints one JSON line: rows/s for a
               first scoring (2L passes) and a rescoring (L passes, θ_val only), and each row's
               φ = mean_l (ℓ_bas^l − ℓ_val^l).
+  train DIR   The daemon's training workloads of `tovd bench train`: DIR holds config.json, params.f32
+              (the starting weights) and <workload>.json (each step's batch of real rows, packed as
+              tovd packs them, its learning rate, weight decay and clipping). Per workload and repeat,
+              trains from params.f32 with a fresh AdamW (β 0.9/0.95, ε 1e-8, decay on the tensors tovd
+              decays, grad-norm clipping): each batch padded to its longest row, SDPA causal, LM head
+              at the target positions only, loss = mean over rows of each row's mean NLL. Prints one
+              JSON line per workload: seconds per repeat (one untimed warm-up step first) and the losses.
 
 Install: pip install torch==2.13.0+cpu   (PyPI; CPU only)
 """
@@ -212,11 +219,72 @@ def bench(config_names, threads, seconds, sequences, prompt, response):
                           "train_tokens_per_s": n / t, "torch": torch.__version__}))
 
 
+def train(directory, threads, workloads, repeats):
+    torch.set_num_threads(threads)
+    config = json.load(open(os.path.join(directory, "config.json")))
+
+    def padded(batch):
+        T = max(len(r["input"]) for r in batch)
+        tokens = torch.zeros((len(batch), T), dtype=torch.long)
+        b_idx, p_idx, targets, owner = [], [], [], []
+        for b, r in enumerate(batch):
+            tokens[b, :len(r["input"])] = torch.tensor(r["input"])
+            b_idx += [b] * len(r["target_positions"])
+            p_idx += r["target_positions"]
+            targets += r["target_tokens"]
+            owner += [b] * len(r["target_tokens"])
+        counts = torch.bincount(torch.tensor(owner), minlength=len(batch)).float()
+        return tokens, torch.tensor(b_idx), torch.tensor(p_idx), torch.tensor(targets), torch.tensor(owner), counts
+
+    for name in workloads:
+        spec = json.load(open(os.path.join(directory, f"{name}.json")))
+        batches = [padded(b) for b in spec["batches"]]
+        rates = spec["learning_rates"]
+
+        def fresh():
+            model = load_params(directory, config, "params.f32")
+            decay = [getattr(model, t["name"]) for t in config["tensors"] if t["decays"]]
+            rest = [getattr(model, t["name"]) for t in config["tensors"] if not t["decays"]]
+            opt = torch.optim.AdamW([{"params": decay, "weight_decay": spec["weight_decay"]},
+                                     {"params": rest, "weight_decay": 0.0}],
+                                    lr=rates[0], betas=(0.9, 0.95), eps=1e-8)
+            return model, opt
+
+        def step(model, opt, batch, lr):
+            tokens, b_idx, p_idx, targets, owner, counts = batch
+            opt.zero_grad(set_to_none=True)
+            h = model.hidden(tokens)[b_idx, p_idx]
+            nll = F.cross_entropy(h @ model.wte.T, targets, reduction="none")
+            loss = (torch.zeros(len(counts)).index_add_(0, owner, nll) / counts).mean()
+            loss.backward()
+            if spec["clip_norm"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), spec["clip_norm"])
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.step()
+            return loss.item()
+
+        seconds, losses = [], []
+        for _ in range(repeats):
+            model, opt = fresh()
+            largest = max(batches, key=lambda b: b[0].numel())
+            step(model, opt, largest, 0.0)   # warm-up: allocator and thread pool
+            model, opt = fresh()
+            start = time.perf_counter()
+            losses = [step(model, opt, b, lr) for b, lr in zip(batches, rates)]
+            seconds.append(time.perf_counter() - start)
+        print(json.dumps({"torch": torch.__version__, "threads": threads, "workload": name,
+                          "seconds": seconds, "losses": losses,
+                          "padded_tokens": sum(b[0].numel() for b in batches)}), flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
     c = sub.add_parser("check"); c.add_argument("directory")
     s = sub.add_parser("score"); s.add_argument("directory"); s.add_argument("--threads", type=int, default=2)
+    t = sub.add_parser("train"); t.add_argument("directory"); t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--workloads", default="pretrain,base,val"); t.add_argument("--repeats", type=int, default=1)
     b = sub.add_parser("bench")
     b.add_argument("--config", action="append", default=None)
     b.add_argument("--threads", type=int, default=2)
@@ -229,4 +297,6 @@ if __name__ == "__main__":
         sys.exit(check(args.directory))
     if args.mode == "score":
         sys.exit(score(args.directory, args.threads))
+    if args.mode == "train":
+        sys.exit(train(args.directory, args.threads, args.workloads.split(","), args.repeats))
     bench(args.config or ["default", "large"], args.threads, args.seconds, args.sequences, args.prompt, args.response)

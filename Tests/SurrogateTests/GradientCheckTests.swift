@@ -46,6 +46,21 @@ struct GradientCheckTests {
         }
     }
 
+    /// Training streams cut the batch and sum their gradient arenas: the same loss and gradient as one
+    /// stream, up to summation order. Fails when a slice weights its examples by its own size.
+    @Test func twoStreamsGiveTheOneStreamGradient() {
+        let model = Model(config: Self.config, seed: 7)
+        let batch = Self.batch()
+        let oneLoss = model.forwardBackward(batch, streams: 1)
+        let one = model.grads
+        let twoLoss = model.forwardBackward(batch, streams: 2)
+        let two = model.grads
+        #expect(abs(oneLoss - twoLoss) <= 1e-6 * max(1, abs(oneLoss)), "loss \(oneLoss) vs \(twoLoss)")
+        let scale = one.map(abs).max()!
+        let worst = zip(one, two).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-5 * scale, "max |Δgrad| \(worst), max |grad| \(scale)")
+    }
+
     @Test func blasMatmulMatchesTheNaiveReference() {
         let N = 5, C = 7, OC = 3
         let inp = (0..<(N * C)).map { Float(sin(Double($0))) }

@@ -47,4 +47,30 @@ void tov_softmax_inplace(float *row, int count);
 /// LayerNorm of N rows of C (ε = 1e-5); the scoring pass needs no mean/rstd.
 void tov_layernorm_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C);
 
+// Training kernels (training.c), cloned per ISA like the scoring pass's.
+
+/// out = GELU(inp) (GPT-2's tanh form), out of place: the backward pass reads inp again.
+void tov_gelu_forward(float *out, const float *inp, size_t count);
+/// dinp = dout · GELU'(inp) (written, not accumulated).
+void tov_gelu_backward(float *dinp, const float *inp, const float *dout, size_t count);
+/// LayerNorm of N rows of C (ε = 1e-5) that also stores each row's mean and 1/σ for the backward pass.
+void tov_layernorm_forward_stats(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                                 const float *bias, int N, int C);
+/// Accumulates LayerNorm's gradients into dinp (N, C), dweight (C), dbias (C).
+void tov_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N, int C);
+/// sums[i] += Σ_n rows[n][i] (a bias gradient).
+void tov_column_sums_add(float *sums, const float *rows, int N, int C);
+/// out = a + b.
+void tov_add(float *out, const float *a, const float *b, size_t count);
+/// out += a.
+void tov_add_inplace(float *out, const float *a, size_t count);
+/// d = p ⊙ (d − p·d): softmax's backward for one row of probabilities p, in place over d.
+void tov_softmax_backward_inplace(float *d, const float *p, int count);
+/// Σ x² (float blocks summed in double).
+double tov_sum_squares(const float *x, size_t count);
+/// One AdamW step over `count` parameters with gradient scale `clip` and bias corrections 1 − β^t.
+void tov_adamw(float *p, const float *g, float *m, float *v, size_t count, float lr, float beta1, float beta2,
+               float eps, float decay, float clip, float correction1, float correction2);
+
 #endif

@@ -187,7 +187,7 @@ public final class Model {
 
         func prepare(N: Int, M: Int, A: Int, C: Int, V: Int, layers: Int, keep: Bool) {
             var offset = 0
-            func take(_ n: Int) -> Int { defer { offset += n }; return offset }
+            func take(_ n: Int) -> Int { defer { offset += (n + 15) & ~15 }; return offset }   // 64-byte aligned rows for the GEMMs
             encoded = take(N * C)
             let kept = keep ? layers : 1
             layer = (0..<kept).map { _ in
@@ -200,11 +200,34 @@ public final class Model {
             self.N = N; self.M = M; self.A = A; layersKept = kept
         }
 
+        /// Training's last layer runs after attention on each sequence's tail only: the rows from its
+        /// first target on (the response, or all rows when every position is a target), packed as K
+        /// rows. Per sequence the tail's first position and its first packed row; per target its row
+        /// in that packing (`finalRows`, the row the final LayerNorm output is read at).
+        var tailStarts: [Int] = [], tailOffsets: [Int] = [], finalRows: [Int] = [], K = 0
+
+        /// The backward pass's scratch (kept between steps: no allocation or page faults per step).
+        var backward: [Float] = []
+        var dresidual = 0, d1 = 0, d2 = 0, dln = 0, datt = 0, dgathered = 0, dtail = 0
+
+        func prepareBackward(N: Int, M: Int, K: Int, C: Int, maxT: Int) {
+            var offset = 0
+            func take(_ n: Int) -> Int { defer { offset += (n + 15) & ~15 }; return offset }
+            dresidual = take(N * C); d1 = take(N * 4 * C); d2 = take(N * 4 * C); dln = take(N * C)
+            datt = take(maxT * maxT); dgathered = take(M * C); dtail = take(K * C)
+            if backward.count < offset { backward = [Float](repeating: 0, count: offset) }
+        }
+
+        /// A second training stream's gradient arena (the first stream writes the model's own).
+        var grads: [Float] = []
+
         /// The scoring pass's buffers, one per stream (Model+Scoring.swift).
         var scoring: [ScoringBuffers] = []
     }
 
     private(set) var activations = Activations()
+    /// Activations of the training streams after the first (which uses `activations`).
+    private var trainingStreams: [Activations] = []
 
     /// Makes this model use `other`'s forward buffers from now on. Models that only ever run one at
     /// a time (a worker's θ_bas^1..L and θ_val^1..L) then hold one set of activations between them
@@ -218,14 +241,26 @@ public final class Model {
 
     /// Runs the network on `batch` and leaves softmax probabilities of each target row in
     /// `activations.probs` (M, V). Returns per-target NLL.
-    func forward(_ batch: PackedBatch, keep: Bool) -> [Float] {
+    func forward(_ batch: PackedBatch, keep: Bool, into buffers: Activations? = nil) -> [Float] {
         let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
         let N = batch.N, M = batch.M
-        let act = activations
+        let act = buffers ?? activations
         act.prepare(N: N, M: M, A: batch.attentionSize(heads: NH), C: C, V: V, layers: L, keep: keep)
+        // Training (keep) trims the last layer to the sequences' tails; the reference forward does not.
+        let trim = keep && L > 0
+        act.tailStarts = batch.lengths
+        for (row, e) in zip(batch.targetRows, batch.targetExample) { act.tailStarts[e] = min(act.tailStarts[e], row - batch.starts[e]) }
+        act.tailOffsets.removeAll(keepingCapacity: true)
+        act.K = 0
+        for (start, T) in zip(act.tailStarts, batch.lengths) { act.tailOffsets.append(act.K); act.K += T - start }
+        act.finalRows = zip(batch.targetRows, batch.targetExample).map { row, e in
+            trim ? act.tailOffsets[e] + row - batch.starts[e] - act.tailStarts[e] : row
+        }
+        let K = act.K
         var nll = [Float](repeating: 0, count: M)
-        params.withUnsafeMutableBufferPointer { pp in
-            let p = ParameterViews(base: pp.baseAddress!, layout: layout, C: C)
+        // Read-only access: training streams run this concurrently on one model.
+        params.withUnsafeBufferPointer { pp in
+            let p = ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: C)
             act.storage.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!
                 batch.tokens.withUnsafeBufferPointer { tokens in
@@ -236,25 +271,43 @@ public final class Model {
                 var residual = UnsafePointer(s + act.encoded)
                 for l in 0..<L {
                     let a = act.layer[keep ? l : 0]
-                    layerNormForward(s + a.ln1, s + a.ln1Mean, s + a.ln1Rstd, residual, p.ln1w(l), p.ln1b(l), N, C)
+                    // The last layer of training: queries, and everything after attention, on the K tail rows.
+                    let tail = trim && l == L - 1
+                    let n = tail ? K : N
+                    tov_layernorm_forward_stats(s + a.ln1, s + a.ln1Mean, s + a.ln1Rstd, residual, p.ln1w(l), p.ln1b(l), Int32(N), Int32(C))
                     matmulForward(s + a.qkv, s + a.ln1, p.qkvw(l), p.qkvb(l), N, C, 3 * C)
                     var attOffset = a.att
-                    for (start, T) in zip(batch.starts, batch.lengths) {
-                        attentionForward(s + a.atty + start * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH)
+                    for (e, (start, T)) in zip(batch.starts, batch.lengths).enumerated() {
+                        if tail {
+                            attentionForward(s + a.atty + act.tailOffsets[e] * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH,
+                                             firstQuery: act.tailStarts[e])
+                        } else {
+                            attentionForward(s + a.atty + start * C, s + attOffset, s + a.qkv + start * 3 * C, T, C, NH)
+                        }
                         attOffset += NH * T * T
                     }
-                    matmulForward(s + a.attproj, s + a.atty, p.attprojw(l), p.attprojb(l), N, C, C)
-                    residualForward(s + a.residual2, residual, s + a.attproj, N * C)
-                    layerNormForward(s + a.ln2, s + a.ln2Mean, s + a.ln2Rstd, s + a.residual2, p.ln2w(l), p.ln2b(l), N, C)
-                    matmulForward(s + a.fch, s + a.ln2, p.fcw(l), p.fcb(l), N, C, 4 * C)
-                    geluForward(s + a.fchGelu, s + a.fch, N * 4 * C)
-                    matmulForward(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), p.fcprojb(l), N, 4 * C, C)
-                    residualForward(s + a.residual3, s + a.residual2, s + a.fcproj, N * C)
+                    matmulForward(s + a.attproj, s + a.atty, p.attprojw(l), p.attprojb(l), n, C, C)
+                    if tail {
+                        // residual2 = residualIn + attproj on the tail rows (contiguous per sequence)
+                        for (e, start) in batch.starts.enumerated() {
+                            let rows = (e + 1 < act.tailOffsets.count ? act.tailOffsets[e + 1] : K) - act.tailOffsets[e]
+                            (s + a.residual2 + act.tailOffsets[e] * C).update(from: residual + (start + act.tailStarts[e]) * C, count: rows * C)
+                        }
+                        tov_add_inplace(s + a.residual2, s + a.attproj, K * C)
+                    } else {
+                        tov_add(s + a.residual2, residual, s + a.attproj, N * C)
+                    }
+                    tov_layernorm_forward_stats(s + a.ln2, s + a.ln2Mean, s + a.ln2Rstd, s + a.residual2, p.ln2w(l), p.ln2b(l), Int32(n), Int32(C))
+                    matmulForward(s + a.fch, s + a.ln2, p.fcw(l), p.fcb(l), n, C, 4 * C)
+                    tov_gelu_forward(s + a.fchGelu, s + a.fch, n * 4 * C)
+                    matmulForward(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), p.fcprojb(l), n, 4 * C, C)
+                    tov_add(s + a.residual3, s + a.residual2, s + a.fcproj, n * C)
                     residual = UnsafePointer(s + a.residual3)
                 }
-                layerNormForward(s + act.lnf, s + act.lnfMean, s + act.lnfRstd, residual, p.lnfw, p.lnfb, N, C)
+                let finalN = trim ? K : N
+                tov_layernorm_forward_stats(s + act.lnf, s + act.lnfMean, s + act.lnfRstd, residual, p.lnfw, p.lnfb, Int32(finalN), Int32(C))
                 // Only rows that predict a target need logits: gather them, then one sgemm against wteᵀ.
-                for (m, row) in batch.targetRows.enumerated() {
+                for (m, row) in act.finalRows.enumerated() {
                     (s + act.gathered + m * C).update(from: s + act.lnf + row * C, count: C)
                 }
                 matmulForward(s + act.probs, s + act.gathered, p.wte, nil, M, C, V)
@@ -323,42 +376,84 @@ public final class Model {
     // MARK: Backward
 
     /// Forward + backward on `examples`; fills `grads` (zeroed first) and returns the batch loss =
-    /// mean over examples of each example's mean NLL.
+    /// mean over examples of each example's mean NLL. With `streams` > 1 the batch is cut into that
+    /// many contiguous slices of about equal tokens, each run concurrently with single-threaded BLAS into
+    /// its own gradient arena, and the arenas are summed (in a fixed order, so a seed still gives the
+    /// same weights on one machine): the GEMMs of one slice are small enough that OpenBLAS's threads
+    /// spend much of a step waiting on each other, and the elementwise ops run on both cores for free.
     @discardableResult
-    func forwardBackward(_ examples: [Example]) -> Float {
-        let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
-        let batch = PackedBatch(examples, context: config.context)
-        let nll = forward(batch, keep: true)
-        let N = batch.N, M = batch.M
+    func forwardBackward(_ examples: [Example], streams: Int = 1) -> Float {
+        if grads.count != layout.count { grads = [Float](repeating: 0, count: layout.count) }
         let E = Float(max(examples.count, 1))
+        let lengths = examples.map { min($0.prompt.count + $0.response.count + 2, config.context) }
+        let wanted = min(streams, examples.count)
+        var bounds = [0]
+        let total = lengths.reduce(0, +)
+        var running = 0
+        for (i, length) in lengths.enumerated() {
+            running += length
+            if bounds.count < wanted, running * wanted >= total * bounds.count, i + 1 < examples.count { bounds.append(i + 1) }
+        }
+        bounds.append(examples.count)
+        let slices = bounds.count - 1
+        if slices <= 1 {
+            let batch = PackedBatch(examples, context: config.context)
+            return grads.withUnsafeMutableBufferPointer { g in
+                passForwardBackward(batch, examples: E, act: activations, grads: g.baseAddress!)
+            }
+        }
+        while trainingStreams.count < slices - 1 { trainingStreams.append(Activations()) }
+        let buffers = [activations] + trainingStreams.prefix(slices - 1)
+        for b in buffers.dropFirst() where b.grads.count != layout.count { b.grads = [Float](repeating: 0, count: layout.count) }
+        let batches = (0..<slices).map { PackedBatch(examples[bounds[$0]..<bounds[$0 + 1]].map { $0 }, context: config.context) }
+        var losses = [Float](repeating: 0, count: slices)
+        grads.withUnsafeMutableBufferPointer { first in
+            let first = first.baseAddress!
+            func run(_ k: Int) -> Float {
+                if k == 0 { return passForwardBackward(batches[0], examples: E, act: buffers[0], grads: first) }
+                return buffers[k].grads.withUnsafeMutableBufferPointer { g in
+                    passForwardBackward(batches[k], examples: E, act: buffers[k], grads: g.baseAddress!)
+                }
+            }
+            losses.withUnsafeMutableBufferPointer { out in
+                // Unchecked on purpose: stream k writes only out[k], its own Activations (buffers[k]) and
+                // gradient arena, and reads the weights, which nothing writes while it runs.
+                nonisolated(unsafe) let out = out
+                nonisolated(unsafe) let run = run
+                BLASThreads.withSingleThreaded {
+                    DispatchQueue.concurrentPerform(iterations: slices) { k in out[k] = run(k) }
+                }
+            }
+            for b in buffers.dropFirst() {
+                b.grads.withUnsafeBufferPointer { tov_add_inplace(first, $0.baseAddress!, layout.count) }
+            }
+        }
+        return losses.reduce(0, +)
+    }
+
+    /// One stream's forward and backward: `batch` (part of a batch of `E` examples) through `act`,
+    /// gradients written into `gradients` (the arena, zeroed here). Returns this part's share of the loss.
+    private func passForwardBackward(_ batch: PackedBatch, examples E: Float, act: Activations,
+                                     grads gradients: UnsafeMutablePointer<Float>) -> Float {
+        let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
+        let nll = forward(batch, keep: true, into: act)
+        let N = batch.N, M = batch.M
         var loss: Float = 0
         for m in 0..<M { loss += nll[m] / (Float(batch.targetCounts[batch.targetExample[m]]) * E) }
 
-        if grads.count != layout.count { grads = [Float](repeating: 0, count: layout.count) } else {
-            grads.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        }
-        let act = activations
-        var dresidual = [Float](repeating: 0, count: N * C)
-        var dscratch = [Float](repeating: 0, count: N * 4 * C)     // dfchGelu / datty
-        var dscratch2 = [Float](repeating: 0, count: N * 4 * C)    // dfch / dqkv
-        var dln = [Float](repeating: 0, count: N * C)
+        gradients.update(repeating: 0, count: layout.count)
         let maxT = batch.lengths.max() ?? 1
-        var datt = [Float](repeating: 0, count: maxT * maxT)
-        var dgathered = [Float](repeating: 0, count: M * C)
+        let K = act.K
+        act.prepareBackward(N: N, M: M, K: K, C: C, maxT: maxT)
 
-        params.withUnsafeMutableBufferPointer { pp in
-        grads.withUnsafeMutableBufferPointer { gp in
+        params.withUnsafeBufferPointer { pp in
         act.storage.withUnsafeMutableBufferPointer { sp in
-        dresidual.withUnsafeMutableBufferPointer { drp in
-        dscratch.withUnsafeMutableBufferPointer { d1p in
-        dscratch2.withUnsafeMutableBufferPointer { d2p in
-        dln.withUnsafeMutableBufferPointer { dlnp in
-        datt.withUnsafeMutableBufferPointer { dattp in
-        dgathered.withUnsafeMutableBufferPointer { dgp in
-            let p = ParameterViews(base: pp.baseAddress!, layout: layout, C: C)
-            let g = ParameterViews(base: gp.baseAddress!, layout: layout, C: C)
-            let s = sp.baseAddress!, dres = drp.baseAddress!, d1 = d1p.baseAddress!, d2 = d2p.baseAddress!
-            let dlnBuffer = dlnp.baseAddress!
+        act.backward.withUnsafeMutableBufferPointer { bp in
+            let p = ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: C)
+            let g = ParameterViews(base: gradients, layout: layout, C: C)
+            let s = sp.baseAddress!, b = bp.baseAddress!
+            let dres = b + act.dresidual, d1 = b + act.d1, d2 = b + act.d2, dlnBuffer = b + act.dln
+            let datt = b + act.datt, dgathered = b + act.dgathered, dtail = b + act.dtail
 
             // in the forward pass this was: probs = softmax(gathered · wteᵀ); loss = mean_e mean_t −log p
             // dlogits = (probs − onehot) / (T_e · E), computed in place over probs
@@ -369,47 +464,60 @@ public final class Model {
                 for v in 0..<V { row[v] *= scale }
                 row[Int(batch.targetTokens[m])] -= scale
             }
-            matmulBackward(dgp.baseAddress!, g.wte, nil, dlogits, s + act.gathered, p.wte, M, C, V)
-            // in the forward pass this was: gathered[m] = lnf[targetRows[m]]
-            for (m, row) in batch.targetRows.enumerated() {
-                let src = dgp.baseAddress! + m * C, dst = dlnBuffer + row * C
-                for i in 0..<C { dst[i] += src[i] }
+            matmulBackward(dgathered, g.wte, nil, dlogits, s + act.gathered, p.wte, M, C, V, accumulate: false)
+            // in the forward pass this was: gathered[m] = lnf[finalRows[m]] (a tail row in training)
+            let finalN = L > 0 ? K : N
+            dlnBuffer.update(repeating: 0, count: finalN * C)
+            for (m, row) in act.finalRows.enumerated() {
+                tov_add_inplace(dlnBuffer + row * C, dgathered + m * C, C)
             }
-            // in the forward pass this was: lnf = layerNorm(residual_L)
+            // in the forward pass this was: lnf = layerNorm(residual_L); the last layer's rows are the
+            // tail's, whose gradient goes into dtail until that layer's attention
             let lastResidual = L > 0 ? act.layer[L - 1].residual3 : act.encoded
-            layerNormBackward(dres, g.lnfw, g.lnfb, dlnBuffer, s + lastResidual, p.lnfw, s + act.lnfMean, s + act.lnfRstd, N, C)
+            let dtop = L > 0 ? dtail : dres
+            dtop.update(repeating: 0, count: finalN * C)
+            tov_layernorm_backward(dtop, g.lnfw, g.lnfb, dlnBuffer, s + lastResidual, p.lnfw, s + act.lnfMean, s + act.lnfRstd, Int32(finalN), Int32(C))
 
             for l in stride(from: L - 1, through: 0, by: -1) {
                 let a = act.layer[l]
                 let residualIn = l == 0 ? act.encoded : act.layer[l - 1].residual3
-                // residual3 = residual2 + fcproj: dres already holds dresidual3, which is also dfcproj
+                let tail = l == L - 1
+                let n = tail ? K : N, dr = tail ? dtail : dres
+                // residual3 = residual2 + fcproj: dr already holds dresidual3, which is also dfcproj
                 // fcproj = fchGelu · fcprojwᵀ + fcprojb
-                d1.update(repeating: 0, count: N * 4 * C)
-                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dres, s + a.fchGelu, p.fcprojw(l), N, 4 * C, C)
+                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dr, s + a.fchGelu, p.fcprojw(l), n, 4 * C, C, accumulate: false)
                 // fchGelu = gelu(fch)
-                d2.update(repeating: 0, count: N * 4 * C)
-                geluBackward(d2, s + a.fch, d1, N * 4 * C)
+                tov_gelu_backward(d2, s + a.fch, d1, n * 4 * C)
                 // fch = ln2 · fcwᵀ + fcb
-                dlnBuffer.update(repeating: 0, count: N * C)
-                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), N, C, 4 * C)
-                // ln2 = layerNorm(residual2): accumulate into dres, which becomes dresidual2
-                layerNormBackward(dres, g.ln2w(l), g.ln2b(l), dlnBuffer, s + a.residual2, p.ln2w(l), s + a.ln2Mean, s + a.ln2Rstd, N, C)
+                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), n, C, 4 * C, accumulate: false)
+                // ln2 = layerNorm(residual2): accumulate into dr, which becomes dresidual2
+                tov_layernorm_backward(dr, g.ln2w(l), g.ln2b(l), dlnBuffer, s + a.residual2, p.ln2w(l), s + a.ln2Mean, s + a.ln2Rstd, Int32(n), Int32(C))
                 // residual2 = residualIn + attproj: dattproj = dresidual2
                 // attproj = atty · attprojwᵀ + attprojb
-                d1.update(repeating: 0, count: N * C)
-                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dres, s + a.atty, p.attprojw(l), N, C, C)
-                // atty = attention(qkv), per sequence
-                d2.update(repeating: 0, count: N * 3 * C)
+                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dr, s + a.atty, p.attprojw(l), n, C, C, accumulate: false)
+                // atty = attention(qkv), per sequence (each writes its own rows of dqkv)
                 var attOffset = a.att
-                for (start, T) in zip(batch.starts, batch.lengths) {
-                    attentionBackward(d2 + start * 3 * C, dattp.baseAddress!, d1 + start * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH)
+                for (e, (start, T)) in zip(batch.starts, batch.lengths).enumerated() {
+                    if tail {
+                        attentionBackward(d2 + start * 3 * C, datt, d1 + act.tailOffsets[e] * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH,
+                                          firstQuery: act.tailStarts[e])
+                    } else {
+                        attentionBackward(d2 + start * 3 * C, datt, d1 + start * C, s + a.qkv + start * 3 * C, s + attOffset, T, C, NH)
+                    }
                     attOffset += NH * T * T
                 }
                 // qkv = ln1 · qkvwᵀ + qkvb
-                dlnBuffer.update(repeating: 0, count: N * C)
-                matmulBackward(dlnBuffer, g.qkvw(l), g.qkvb(l), d2, s + a.ln1, p.qkvw(l), N, C, 3 * C)
+                matmulBackward(dlnBuffer, g.qkvw(l), g.qkvb(l), d2, s + a.ln1, p.qkvw(l), N, C, 3 * C, accumulate: false)
+                if tail {
+                    // residual2 = residualIn + attproj on the tail rows: dresidualIn is dresidual2 there, 0 elsewhere
+                    dres.update(repeating: 0, count: N * C)
+                    for (e, start) in batch.starts.enumerated() {
+                        let rows = (e + 1 < act.tailOffsets.count ? act.tailOffsets[e + 1] : K) - act.tailOffsets[e]
+                        (dres + (start + act.tailStarts[e]) * C).update(from: dtail + act.tailOffsets[e] * C, count: rows * C)
+                    }
+                }
                 // ln1 = layerNorm(residualIn): dres becomes dresidualIn
-                layerNormBackward(dres, g.ln1w(l), g.ln1b(l), dlnBuffer, s + residualIn, p.ln1w(l), s + a.ln1Mean, s + a.ln1Rstd, N, C)
+                tov_layernorm_backward(dres, g.ln1w(l), g.ln1b(l), dlnBuffer, s + residualIn, p.ln1w(l), s + a.ln1Mean, s + a.ln1Rstd, Int32(N), Int32(C))
             }
             // in the forward pass this was: encoded = wte[tokens] + wpe[positions]
             batch.tokens.withUnsafeBufferPointer { tokens in
@@ -417,7 +525,7 @@ public final class Model {
                     encoderBackward(g.wte, g.wpe, dres, tokens.baseAddress!, positions.baseAddress!, N, C)
                 }
             }
-        }}}}}}}}}
+        }}}
         return loss
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 
 // Linear layers on packed token rows, through cblas_sgemm (row-major). llm.c: matmul_forward / matmul_backward.
@@ -23,22 +24,18 @@ func matmulAccumulate(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<F
                 1, inp, Int32(C), weight, Int32(C), 1, out, Int32(OC))
 }
 
-/// Accumulates the gradients of `out = inp · Wᵀ + bias` into dinp (N, C), dweight (OC, C), dbias (OC).
+/// Accumulates the gradients of `out = inp · Wᵀ + bias` into dweight (OC, C), dbias (OC), and into dinp
+/// (N, C), or overwrites dinp with `accumulate: false` (no zeroing pass over the buffer first).
 func matmulBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
                     _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                    _ N: Int, _ C: Int, _ OC: Int) {
-    // dinp += dout · W
+                    _ N: Int, _ C: Int, _ OC: Int, accumulate: Bool = true) {
+    // dinp (+)= dout · W
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
-                1, dout, Int32(OC), weight, Int32(C), 1, dinp, Int32(C))
+                1, dout, Int32(OC), weight, Int32(C), accumulate ? 1 : 0, dinp, Int32(C))
     // dW += doutᵀ · inp
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(N),
                 1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))
-    if let dbias {
-        for n in 0..<N {
-            let row = dout + n * OC
-            for o in 0..<OC { dbias[o] += row[o] }
-        }
-    }
+    if let dbias { tov_column_sums_add(dbias, dout, Int32(N), Int32(OC)) }
 }
 
 /// The algorithmic reference for `matmulForward`, kept beside the BLAS path and tested against it.

@@ -39,6 +39,13 @@ public struct BootstrapPretraining: Sendable {
     public func train(_ model: Model, on documents: [Example], shouldStop: (@Sendable () -> Bool)? = nil,
                       progress: ((TrainingProgress) -> Void)? = nil) {
         guard steps > 0, !documents.isEmpty else { return }
+        var options = self.options
+        options.shouldStop = shouldStop
+        model.train(on: documents, options: options, progress: progress)
+    }
+
+    /// The training options of ``train(_:on:shouldStop:progress:)`` (`tovd bench train` times them).
+    public var options: TrainingOptions {
         var options = TrainingOptions()
         options.learningRate = learningRate
         options.maxSteps = steps
@@ -46,7 +53,6 @@ public struct BootstrapPretraining: Sendable {
         options.schedule = .warmupCosine
         options.warmupSteps = max(1, steps / 10)
         options.seed = seed
-        options.shouldStop = shouldStop
-        model.train(on: documents, options: options, progress: progress)
+        return options
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 public enum LRSchedule: Sendable {
@@ -24,6 +25,9 @@ public struct TrainingOptions: Sendable {
     /// are skipped and the schedule goes on from there. Resuming also needs that run's parameters and
     /// ``Model/optimizerState`` restored (``Model/restore(parameters:optimizer:)``).
     public var startStep = 0
+    /// Slices of each batch trained concurrently, each with single-threaded BLAS, their gradients
+    /// summed (Model.forwardBackward): by default as many as OpenBLAS threads, as the scoring streams.
+    public var streams = BLASThreads.configured
     public init() {}
 }
 
@@ -76,6 +80,39 @@ extension Model {
     /// state persists across calls: a trajectory trained epoch by epoch equals one long run.
     public func train(on examples: [Example], options: TrainingOptions, progress: ((TrainingProgress) -> Void)?) {
         guard !examples.isEmpty else { return }
+        let epochBatches = trainingBatches(examples, options: options)
+        var totalSteps = epochBatches.reduce(0) { $0 + $1.count }
+        if let maxSteps = options.maxSteps { totalSteps = min(totalSteps, maxSteps) }
+
+        var step = 0
+        let started = Date()
+        var tokensSeen = 0
+        outer: for batches in epochBatches {
+            for batch in batches {
+                if step < options.startStep { step += 1; continue }
+                if step >= totalSteps || options.shouldStop?() == true { break outer }
+                let loss = self.step(on: batch, learningRate: learningRate(step: step, total: totalSteps, options: options), options: options)
+                step += 1
+                tokensSeen += batch.reduce(0) { $0 + min($1.prompt.count + $1.response.count + 2, config.context) }
+                progress?(TrainingProgress(step: step, totalSteps: totalSteps, loss: loss,
+                                           tokensPerSecond: Double(tokensSeen) / max(Date().timeIntervalSince(started), 1e-9)))
+            }
+        }
+    }
+
+    /// One optimizer step of `train`: forward and backward on `batch`, then AdamW at `learningRate` with
+    /// `options`' weight decay and clipping. Returns the batch loss (`tovd bench train` times this).
+    @discardableResult
+    public func step(on batch: [Example], learningRate: Float, options: TrainingOptions) -> Float {
+        let loss = forwardBackward(batch, streams: options.streams)
+        adamWUpdate(learningRate: learningRate, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
+        return loss
+    }
+
+    /// The batches `train` steps through, per epoch: examples shuffled with `options.seed`, grouped into
+    /// batches of about `options.batchTokens` tokens; epochs stop being drawn once `maxSteps` is reached.
+    /// `tovd bench train` hands the same batches to PyTorch.
+    public func trainingBatches(_ examples: [Example], options: TrainingOptions) -> [[[Example]]] {
         var random = Gaussian(seed: options.seed)
         var epochBatches: [[[Example]]] = []
         for _ in 0..<options.epochs {
@@ -101,25 +138,7 @@ extension Model {
             epochBatches.append(batches)
             if let maxSteps = options.maxSteps, epochBatches.reduce(0, { $0 + $1.count }) >= maxSteps { break }
         }
-        var totalSteps = epochBatches.reduce(0) { $0 + $1.count }
-        if let maxSteps = options.maxSteps { totalSteps = min(totalSteps, maxSteps) }
-
-        var step = 0
-        let started = Date()
-        var tokensSeen = 0
-        outer: for batches in epochBatches {
-            for batch in batches {
-                if step < options.startStep { step += 1; continue }
-                if step >= totalSteps || options.shouldStop?() == true { break outer }
-                let loss = forwardBackward(batch)
-                let lr = learningRate(step: step, total: totalSteps, options: options)
-                adamWUpdate(learningRate: lr, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
-                step += 1
-                tokensSeen += batch.reduce(0) { $0 + min($1.prompt.count + $1.response.count + 2, config.context) }
-                progress?(TrainingProgress(step: step, totalSteps: totalSteps, loss: loss,
-                                           tokensPerSecond: Double(tokensSeen) / max(Date().timeIntervalSince(started), 1e-9)))
-            }
-        }
+        return epochBatches
     }
 
     /// ∇θ ℓ(θ, x) in ``ParameterLayout`` order: the gradient of the example's loss (its mean NLL over
@@ -167,8 +186,7 @@ extension Model {
             adamV = [Float](repeating: 0, count: layout.count)
         }
         adamStep += 1
-        var normSquared: Double = 0
-        for g in grads { normSquared += Double(g) * Double(g) }
+        let normSquared = grads.withUnsafeBufferPointer { tov_sum_squares($0.baseAddress!, $0.count) }
         let norm = Float(normSquared.squareRoot())
         let clip = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
         let correction1 = 1 - powf(beta1, Float(adamStep))
@@ -178,15 +196,9 @@ extension Model {
         adamM.withUnsafeMutableBufferPointer { m in
         adamV.withUnsafeMutableBufferPointer { v in
             for tensor in layout.tensors {
-                let decay = tensor.decays ? weightDecay : 0
-                for i in tensor.offset..<(tensor.offset + tensor.count) {
-                    let grad = g[i] * clip
-                    m[i] = beta1 * m[i] + (1 - beta1) * grad
-                    v[i] = beta2 * v[i] + (1 - beta2) * grad * grad
-                    let mHat = m[i] / correction1
-                    let vHat = v[i] / correction2
-                    p[i] -= learningRate * (mHat / (vHat.squareRoot() + eps) + decay * p[i])
-                }
+                let o = tensor.offset
+                tov_adamw(p.baseAddress! + o, g.baseAddress! + o, m.baseAddress! + o, v.baseAddress! + o, tensor.count,
+                          learningRate, beta1, beta2, eps, tensor.decays ? weightDecay : 0, clip, correction1, correction2)
             }
         }}}}
     }

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import Surrogate
+import ToVPipeline
+
+extension Tovd.Bench {
+    /// The daemon's training workloads on real rows: tovd and PyTorch on the same weights, batches and
+    /// shapes, against the FLOP limit, in one run.
+    struct TrainBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train",
+            abstract: "Training tokens/s and steps/s of θ0 pretraining, a base epoch and a θ_val pass vs PyTorch on the same rows, and the FLOP limit.",
+            discussion: """
+                For each --surrogate: a tokenizer learned from the rows, seeded initial weights, and the \
+                first --steps steps of each workload exactly as the daemon takes them (default settings, \
+                4,096-token batches):
+                  pretrain: θ0's bootstrap pretraining on U (deduplicated next-token windows, warmup + cosine);
+                  base: an epoch of θ_bas on U (prompt → response rows, constant η);
+                  val: θ_val's pass on Z_val (other rows, constant ε).
+                U is the first --u-size rows (--file, else the BIG-bench cache, else the committed real-text \
+                fixture), Z_val the next --zval-size. Each workload starts from the same weights with a \
+                fresh optimizer in both engines. --repeats rounds, each timing tovd then PyTorch \
+                (Benchmarks/reference/torch_reference.py train, --threads threads, each batch padded to its \
+                longest row, SDPA causal, LM head at the targets); the medians, their spread and the median \
+                of the per-round ratios are printed, with the FLOP limit: the cblas_sgemm peak (the best of \
+                a measurement at the start and one after each round) ÷ a standard implementation's training FLOPs (3× the forward: every layer at every \
+                position, causal attention, LM head at the targets). The last line per surrogate is one \
+                JSON object. Build in release:
+                  swift build -c release && .build/release/tovd bench train --surrogate small,default
+                """)
+
+        @Option(help: "Comma-separated: small (2 × 128, context 128, vocab 2048), default (4 × 256, context 256, vocab 4096).")
+        var surrogate = "small,default"
+        @Option(help: "Comma-separated workloads: pretrain, base, val.") var workloads = "pretrain,base,val"
+        @Option(help: "Training steps timed per workload and round.") var steps = 8
+        @Option(help: "Rounds (tovd, then PyTorch, each round).") var repeats = 3
+        @Option(help: "Rows of U (the daemon's u_size).") var uSize = 4096
+        @Option(help: "Rows of Z_val.") var zvalSize = 512
+        @Option(help: "JSONL of {\"prompt\",\"response\"} rows (default: .cache/bigbench-ni/all.jsonl, else the test fixture).")
+        var file: String?
+        @Option(help: "Threads for OpenBLAS and PyTorch.") var threads = 2
+        @Option(help: "Where the weights and batches for PyTorch are written.") var exportDirectory = "/tmp/tovd-bench-train"
+        @Flag(help: "Skip the PyTorch comparison.") var noTorch = false
+
+        static let workloadNames = ["pretrain", "base", "val"]
+
+        func validate() throws {
+            for name in surrogate.split(separator: ",") where ScoreBench.shapes[String(name)] == nil {
+                throw ValidationError("--surrogate takes small and/or default, comma-separated (got \(name))")
+            }
+            for name in workloads.split(separator: ",") where !Self.workloadNames.contains(String(name)) {
+                throw ValidationError("--workloads takes pretrain, base and/or val, comma-separated (got \(name))")
+            }
+            guard steps >= 1, repeats >= 1, uSize >= 1, zvalSize >= 1, threads >= 1 else {
+                throw ValidationError("--steps, --repeats, --u-size, --zval-size and --threads must be positive")
+            }
+        }
+
+        func run() throws {
+            setlinebuf(stdout)
+            BLASThreads.set(threads)
+            print("machine: \(CPUFeatures.summary)")
+            print("load average at start: \(Self.loadAverage())")
+            let (texts, source) = try ScoreBench.readRows(file: file, count: uSize + zvalSize)
+            print("rows: U \(uSize) + Z_val \(zvalSize) from \(source)")
+            let peak = ModelBenchmark.sgemmPeak()
+            print(String(format: "cblas_sgemm peak (1536³, %d threads): %.1f GFLOP/s", threads, peak))
+            var summaries: [String] = []
+            for name in surrogate.split(separator: ",").map(String.init) {
+                summaries.append(try measure(name, u: Array(texts.prefix(uSize)), zval: Array(texts.suffix(zvalSize)), peak: peak))
+            }
+            print("load average at end: \(Self.loadAverage())")
+            for line in summaries { print(line) }
+        }
+
+        struct Timing {
+            var tovd: [Double] = []    // seconds per round
+            var torch: [Double] = []
+            var tovdLosses: [Float] = []
+            var torchLosses: [Double] = []
+        }
+
+        func measure(_ name: String, u: [RowText], zval: [RowText], peak startPeak: Double) throws -> String {
+            let config = ScoreBench.shapes[name]!
+            print("\n== \(name): \(config.layers) × \(config.width), \(config.heads) heads, context \(config.context), vocab \(config.vocabSize)")
+            let settings = TrajectorySettings.daemonDefaults
+            let tokenizer = BootstrapPretraining.tokenizer(u.map { (source: nil, prompt: $0.prompt, response: $0.response) }, vocabSize: config.vocabSize)
+            let model = Model(config: config, seed: 1)
+            let parameters = model.parameters
+            let pretraining = settings.bootstrapPretraining
+            var chosen: [TrainBenchmark.Workload] = []
+            for kind in workloads.split(separator: ",").map(String.init) {
+                switch kind {
+                case "pretrain":
+                    let documents = pretraining.documents(u.map { (source: nil, prompt: $0.prompt, response: $0.response) }, tokenizer: tokenizer, context: config.context)
+                    chosen.append(.init(name: kind, model: model, examples: documents, options: pretraining.options, steps: steps))
+                case "base":
+                    chosen.append(.init(name: kind, model: model, examples: Trajectory.trainingExamples(u, tokenizer: tokenizer),
+                                        options: settings.baseEpoch(1), steps: steps))
+                default:
+                    chosen.append(.init(name: kind, model: model, examples: Trajectory.trainingExamples(zval, tokenizer: tokenizer),
+                                        options: settings.valPass(1), steps: steps))
+                }
+            }
+            let directory = "\(exportDirectory)/\(name)"
+            if !noTorch { try TrainBenchmark.exportForTorch(to: directory, config: config, parameters: parameters, workloads: chosen) }
+
+            // The peak again after every round, the best one kept: on a shared box a single measurement
+            // taken while another process ran would put the limit far below the machine's.
+            var peak = startPeak
+            var timings = [String: Timing]()
+            var torchVersion: String?
+            for round in 1...repeats {
+                for workload in chosen {
+                    let (seconds, losses) = try TrainBenchmark.time(config, parameters: parameters, workload)
+                    timings[workload.name, default: Timing()].tovd.append(seconds)
+                    timings[workload.name]!.tovdLosses = losses
+                }
+                if !noTorch, let results = runTorch(directory: directory, workloads: chosen.map(\.name)) {
+                    for result in results {
+                        timings[result.workload, default: Timing()].torch.append(result.seconds)
+                        timings[result.workload]!.torchLosses = result.losses
+                        torchVersion = result.version
+                    }
+                }
+                let line = chosen.map { w in
+                    let t = timings[w.name]!
+                    return String(format: "%@ tovd %.2f s", w.name, t.tovd.last!) + (t.torch.count == round ? String(format: " torch %.2f s", t.torch.last!) : "")
+                }
+                print("round \(round)/\(repeats): " + line.joined(separator: ", ") + "; load average \(Self.loadAverage())")
+                peak = max(peak, ModelBenchmark.sgemmPeak())
+            }
+            print(String(format: "cblas_sgemm peak, best of the start and each round: %.1f GFLOP/s", peak))
+
+            print("")
+            print("workload   steps  tokens/step  engine     tokens/s (median, min–max)     steps/s   FLOP-limit fraction")
+            var json: [String: Any] = ["surrogate": name, "peak_gflops": peak, "threads": threads, "repeats": repeats]
+            var perWorkload: [String: Any] = [:]
+            for workload in chosen {
+                let t = timings[workload.name]!
+                let tokens = workload.batches.reduce(0) { $0 + TrainBenchmark.tokens(config, $1) }
+                let flops = workload.batches.reduce(0) { $0 + TrainBenchmark.standardFlops(config, $1) }
+                let limit = peak * 1e9 * Double(tokens) / flops   // tokens/s at the peak
+                let stepCount = workload.batches.count
+                func row(_ engine: String, _ seconds: [Double]) -> Double {
+                    let rates = seconds.map { Double(tokens) / $0 }.sorted()
+                    let median = Self.median(rates)
+                    print(String(format: "%-9@ %6d  %11.0f  %-9@ %9.0f (%.0f–%.0f)   %17.2f   %5.1f %%", workload.name as NSString, stepCount,
+                                 Double(tokens) / Double(stepCount), engine as NSString, median, rates.first!, rates.last!,
+                                 median * Double(stepCount) / Double(tokens), 100 * median / limit))
+                    return median
+                }
+                let ours = row("tovd", t.tovd)
+                var entry: [String: Any] = ["steps": stepCount, "tokens_per_step": Double(tokens) / Double(stepCount),
+                                            "tovd_tokens_per_s": ours, "flop_limit_tokens_per_s": limit, "tovd_limit_fraction": ours / limit]
+                if !t.torch.isEmpty {
+                    let theirs = row("PyTorch", t.torch)
+                    let ratios = zip(t.tovd, t.torch).map { $0.1 / $0.0 }
+                    let lossDiff = zip(t.tovdLosses, t.torchLosses).map { abs(Double($0.0) - $0.1) }
+                    print(String(format: "%-9@ ratio tovd / PyTorch: %.2f× (median of %d rounds; %.2f–%.2f); FLOP limit %.0f tokens/s; |Δloss| step 1 %.1e, max over %d steps %.1e",
+                                 workload.name as NSString, Self.median(ratios.sorted()), ratios.count, ratios.min()!, ratios.max()!, limit,
+                                 lossDiff.first ?? .nan, lossDiff.count, lossDiff.max() ?? .nan))
+                    entry["torch_tokens_per_s"] = theirs
+                    entry["ratio"] = Self.median(ratios.sorted())
+                    entry["ratio_min"] = ratios.min()!
+                    entry["ratio_max"] = ratios.max()!
+                    entry["max_abs_loss_diff"] = lossDiff.max() ?? Double.nan
+                } else {
+                    print(String(format: "%-9@ FLOP limit %.0f tokens/s", workload.name as NSString, limit))
+                }
+                perWorkload[workload.name] = entry
+            }
+            if let torchVersion { print("PyTorch \(torchVersion), \(threads) threads") } else if !noTorch {
+                print("(PyTorch not available: pip install torch==2.13.0+cpu for the ratios)")
+            }
+            json["workloads"] = perWorkload
+            return String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self)
+        }
+
+        static func median(_ sorted: [Double]) -> Double {
+            let n = sorted.count
+            return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        }
+
+        static func loadAverage() -> String {
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        }
+
+        /// One round of `torch_reference.py train` on the export: per workload, the seconds and losses.
+        func runTorch(directory: String, workloads: [String]) -> [(workload: String, seconds: Double, losses: [Double], version: String)]? {
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Benchmarks/reference/torch_reference.py").path
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", script, "train", directory, "--threads", "\(threads)", "--workloads", workloads.joined(separator: ",")]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { return nil }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { return nil }
+            var results: [(String, Double, [Double], String)] = []
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let workload = object["workload"] as? String, let seconds = (object["seconds"] as? [Double])?.first,
+                      let losses = object["losses"] as? [Double] else { continue }
+                results.append((workload, seconds, losses, object["torch"] as? String ?? "?"))
+            }
+            return results.count == workloads.count ? results : nil
+        }
+    }
+}

@@ -57,7 +57,7 @@ extension Tovd.Bench {
         }
 
         func run() throws {
-            setlinebuf(stdout)
+            StandardOutput.lineBuffered()
             BLASThreads.set(threads)
             print("machine: \(CPUFeatures.summary)")
             print("load average at start: \(Self.loadAverage())")

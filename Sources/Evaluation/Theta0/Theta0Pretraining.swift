@@ -1,6 +1,7 @@
 import Foundation
 import Selection
 import Surrogate
+import Synchronization
 
 /// How θ0 (and a proxy's θ0) is pretrained: a language model on ``PretrainingCorpus`` documents, with a
 /// held-out early stop inside a step budget. Everything here shapes the weights, so all of it is in ``key``.
@@ -287,28 +288,29 @@ struct Theta0ResumePoint {
 /// A request to stop a long run early (Ctrl-C, SIGTERM). Work that can stop cleanly, θ0 pretraining
 /// (which then saves where it is), listens while it runs; a request nobody listens to is the caller's
 /// to act on, by exiting: what finished before is on disk already (runs.jsonl, scores, the θ0 cache).
-public final class StopRequest: @unchecked Sendable {
-    // @unchecked: `requested` and `listeners` are read and written under `lock`.
-    private let lock = NSLock()
-    private var requested = false
-    private var listeners = 0
+public final class StopRequest: Sendable {
+    private struct State {
+        var requested = false
+        var listeners = 0
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
     /// Records the request. False when nothing running will stop on it (or it was asked before), so
     /// the caller should exit now.
     public func request() -> Bool {
-        lock.withLock {
-            defer { requested = true }
-            return listeners > 0 && !requested
+        state.withLock { state in
+            defer { state.requested = true }
+            return state.listeners > 0 && !state.requested
         }
     }
 
-    public var isRequested: Bool { lock.withLock { requested } }
+    public var isRequested: Bool { state.withLock { $0.requested } }
 
     func listening<T>(_ body: () throws -> T) rethrows -> T {
-        lock.withLock { listeners += 1 }
-        defer { lock.withLock { listeners -= 1 } }
+        state.withLock { $0.listeners += 1 }
+        defer { state.withLock { $0.listeners -= 1 } }
         return try body()
     }
 }

@@ -1,6 +1,7 @@
 import CKernels
 import COpenBLAS
 import Foundation
+import Synchronization
 
 // The scoring forward pass: the same network as `Model.forward`, computing only what the loss reads.
 //
@@ -62,29 +63,31 @@ final class ScoringBuffers {
 /// training (possibly on another thread at the same time) wants the configured count: scorers hold a
 /// shared "single-threaded" claim and the configured count comes back when the last one leaves.
 public enum BLASThreads {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var configuredCount = Int(openblas_get_num_threads())
-    nonisolated(unsafe) private static var singleThreadedUsers = 0
+    private struct State {
+        var configuredCount = Int(openblas_get_num_threads())
+        var singleThreadedUsers = 0
+    }
+    private static let state = Mutex(State())
 
     /// Threads for OpenBLAS outside scoring, and the number of scoring streams.
-    public static var configured: Int { lock.withLock { configuredCount } }
+    public static var configured: Int { state.withLock { $0.configuredCount } }
 
     public static func set(_ threads: Int) {
-        lock.withLock {
-            configuredCount = max(1, threads)
-            if singleThreadedUsers == 0 { openblas_set_num_threads(Int32(configuredCount)) }
+        state.withLock { state in
+            state.configuredCount = max(1, threads)
+            if state.singleThreadedUsers == 0 { openblas_set_num_threads(Int32(state.configuredCount)) }
         }
     }
 
     static func withSingleThreaded<R>(_ body: () -> R) -> R {
-        lock.withLock {
-            if singleThreadedUsers == 0 { openblas_set_num_threads(1) }
-            singleThreadedUsers += 1
+        state.withLock { state in
+            if state.singleThreadedUsers == 0 { openblas_set_num_threads(1) }
+            state.singleThreadedUsers += 1
         }
         defer {
-            lock.withLock {
-                singleThreadedUsers -= 1
-                if singleThreadedUsers == 0 { openblas_set_num_threads(Int32(configuredCount)) }
+            state.withLock { state in
+                state.singleThreadedUsers -= 1
+                if state.singleThreadedUsers == 0 { openblas_set_num_threads(Int32(state.configuredCount)) }
             }
         }
         return body()

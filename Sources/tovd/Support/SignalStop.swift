@@ -15,7 +15,11 @@ func stopOnSignals(_ stop: StopRequest, saving: String) -> [any DispatchSourceSi
                 FileHandle.standardError.write(Data("\nstopping \(saving) after this step to save it (again to quit at once)\n".utf8))
             } else {
                 FileHandle.standardError.write(Data("\ninterrupted: rerun the same command to resume\n".utf8))
-                Foundation.exit(130)
+                // _exit, not exit: exit's handlers include OpenBLAS's shutdown, which waits for its
+                // threads while another thread is inside a GEMM, so `exit` hung and the fine-tunes
+                // went on after "interrupted" (seen twice with --threads 2). Everything worth keeping
+                // is on disk already (runs.jsonl, scores, θ0s), written as each finished.
+                _exit(130)
             }
         }
         source.resume()

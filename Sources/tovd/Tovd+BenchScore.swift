@@ -173,7 +173,7 @@ extension Tovd.Bench {
             }
             print(String(format: "tovd, %d streams × 1 BLAS thread           %10.1f          %10.1f            %5.1f %%", threads, first, rescore, 100 * first / limit))
             if let bf16 {
-                print(String(format: "tovd bf16, %d streams (opt-in)             %10.1f          %10.1f            %5.1f %% (%.1f %% of the bf16 kernel's limit)",
+                print(String(format: "tovd bf16, %d streams (default)            %10.1f          %10.1f            %5.1f %% (%.1f %% of the bf16 kernel's limit)",
                              threads, bf16.first, bf16.rescore, 100 * bf16.first / limit, 100 * bf16.first / (limit * bf16Peak! / peak)))
             }
             if let torch {

@@ -22,7 +22,7 @@ import Synchronization
 //   multi-threaded GEMM per op: the GEMMs here are small, and OpenBLAS's threads spent a quarter of the
 //   time spinning in sched_yield between them (docs/performance.md). Elementwise kernels are then
 //   parallel too, for free.
-// - Opt-in bf16 linear layers where the CPU has AVX-512 BF16 (ScoringOptions.precision, MatmulBF16.swift);
+// - bf16 linear layers where the CPU has AVX-512 BF16 (ScoringOptions.precision, MatmulBF16.swift; the daemon's default there);
 //   attention, LayerNorm, GELU and the loss stay fp32.
 // Training keeps `forward(_:keep:)`, which stays the reference (ScoringTests compare the two).
 

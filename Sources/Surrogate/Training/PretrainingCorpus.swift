@@ -10,8 +10,9 @@ import Foundation
 /// its first occurrence in the corpus; the response is always kept. Each definition and each distinct
 /// passage appears exactly once, next to the first question that used it.
 public enum PretrainingCorpus {
-    /// What a θ0 reads of its rows: one definition for `tovd pretrain` (`--keep-repeats` is `.rows`)
-    /// and the daemon's bootstrap (``BootstrapPretraining``, whose `tovd bench bootstrap` compares the two).
+    /// What the daemon's bootstrap θ0 reads of U's rows (``BootstrapPretraining``; `tovd bench bootstrap`
+    /// compares the two). `tovd pretrain` and the evaluation's θ0 read ``Document``s instead, which keep
+    /// prompt and response apart for the scoring layout.
     public enum Kind: String, Sendable, CaseIterable {
         /// Each row as it is (prompt, newline, response), cut at the context: rows of one source that
         /// share a long instruction repeat it in every row, and a small model learns to recite it.

@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "kernels_common.h"
 
 #include <math.h>
 #include <string.h>
@@ -7,34 +8,6 @@
 // backward ops, AdamW). As in elementwise.c: cloned for AVX-512 and AVX2+FMA and picked at load time,
 // reductions allowed to reassociate (summation order only). GradientCheckTests and TrainingTests hold
 // the results to finite differences and to the Swift reference ops.
-
-#if defined(__x86_64__) && defined(__linux__)
-#define TOV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define TOV_CLONES
-#endif
-
-// fast_exp of elementwise.c (one definition per translation unit; the same polynomial).
-static inline float fast_exp(float x) {
-    const float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-    const float shifted = xc * 1.44269504f + 12582912.0f;
-    const float n = shifted - 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r - n * -2.1219444e-4f;
-    float p = 1.98756915e-4f;
-    p = p * r + 1.39819995e-3f;
-    p = p * r + 8.3334519e-3f;
-    p = p * r + 4.1665796e-2f;
-    p = p * r + 0.16666666f;
-    p = p * r + 0.5f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits;
-    memcpy(&bits, &shifted, sizeof bits);
-    bits = (int32_t)(((uint32_t)bits - 0x4B400000u) << 23) + 0x3F800000;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
 
 static inline float gelu_tanh(float v) {
     const float s = 0.7978845608028654f;   // √(2/π)

@@ -87,22 +87,10 @@ extension Tovd {
             }
 
             static func torchResults(threads: Int, seconds: Double) -> [String: (forward: Double, train: Double)] {
-                let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                    .deletingLastPathComponent().appendingPathComponent("Benchmarks/reference/torch_reference.py").path
-                guard FileManager.default.fileExists(atPath: script) else { return [:] }
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = ["python3", script, "bench", "--threads", "\(threads)", "--seconds", "\(seconds)"]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = FileHandle.nullDevice
-                guard (try? process.run()) != nil else { return [:] }
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
+                guard let run = TorchReference.run(["bench", "--threads", "\(threads)", "--seconds", "\(seconds)"]) else { return [:] }
                 var results: [String: (Double, Double)] = [:]
-                for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let name = object["config"] as? String, let f = object["forward_tokens_per_s"] as? Double,
+                for line in run.lines {
+                    guard let object = line, let name = object["config"] as? String, let f = object["forward_tokens_per_s"] as? Double,
                           let t = object["train_tokens_per_s"] as? Double else { continue }
                     results[name] = (f, t)
                 }

@@ -226,20 +226,8 @@ extension Tovd.Bench {
         }
 
         func runTorch(directory: String, phi: [Double]) -> (first: Double, rescore: Double, maxDiff: Double, version: String)? {
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("Benchmarks/reference/torch_reference.py").path
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", script, "score", directory, "--threads", "\(threads)"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { return nil }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0,
-                  let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-                  let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            guard let run = TorchReference.run(["score", directory, "--threads", "\(threads)"]), run.status == 0,
+                  let last = run.lines.last, let object = last,
                   let first = object["first_rows_per_s"] as? Double, let rescore = object["rescore_rows_per_s"] as? Double,
                   let theirs = object["phi"] as? [Double], theirs.count == phi.count else { return nil }
             let maxDiff = zip(phi, theirs).reduce(0.0) { max($0, abs($1.0 - $1.1)) }

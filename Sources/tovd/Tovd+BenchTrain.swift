@@ -188,22 +188,11 @@ extension Tovd.Bench {
 
         /// One round of `torch_reference.py train` on the export: per workload, the seconds and losses.
         func runTorch(directory: String, workloads: [String]) -> [(workload: String, seconds: Double, losses: [Double], version: String)]? {
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("Benchmarks/reference/torch_reference.py").path
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", script, "train", directory, "--threads", "\(threads)", "--workloads", workloads.joined(separator: ",")]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { return nil }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { return nil }
+            guard let run = TorchReference.run(["train", directory, "--threads", "\(threads)", "--workloads", workloads.joined(separator: ",")]),
+                  run.status == 0 else { return nil }
             var results: [(String, Double, [Double], String)] = []
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let workload = object["workload"] as? String, let seconds = (object["seconds"] as? [Double])?.first,
+            for line in run.lines {
+                guard let object = line, let workload = object["workload"] as? String, let seconds = (object["seconds"] as? [Double])?.first,
                       let losses = object["losses"] as? [Double] else { continue }
                 results.append((workload, seconds, losses, object["torch"] as? String ?? "?"))
             }

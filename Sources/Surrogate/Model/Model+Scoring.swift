@@ -219,16 +219,7 @@ extension Model {
     func fastLosses(_ batch: [Example], perToken: Bool, maxTokensPerChunk: Int, options: ScoringOptions) -> [ExampleLoss] {
         guard !batch.isEmpty else { return [] }
         let lengths = batch.map { min($0.prompt.count + $0.response.count + 2, config.context) }
-        let streams = min(options.streams, batch.count)
-        // Contiguous slices of about equal tokens, so the streams finish together.
-        var bounds = [0]
-        let total = lengths.reduce(0, +)
-        var running = 0
-        for (i, length) in lengths.enumerated() {
-            running += length
-            if bounds.count < streams, running * streams >= total * bounds.count, i + 1 < batch.count { bounds.append(i + 1) }
-        }
-        bounds.append(batch.count)
+        let bounds = Self.sliceBounds(tokenLengths: lengths, streams: options.streams)
         let slices = bounds.count - 1
         while activations.scoring.count < slices { activations.scoring.append(ScoringBuffers()) }
         let perStreamTokens = max(config.context, maxTokensPerChunk / slices)

@@ -375,6 +375,22 @@ public final class Model {
 
     // MARK: Backward
 
+    /// Where `streams` concurrent streams cut a batch of examples of these token lengths: contiguous
+    /// slices of about equal tokens, so the streams finish together (training and scoring alike). The
+    /// slices' starts, then the end; at most `streams` slices, and one for an empty batch.
+    static func sliceBounds(tokenLengths lengths: [Int], streams: Int) -> [Int] {
+        let wanted = min(streams, lengths.count)
+        var bounds = [0]
+        let total = lengths.reduce(0, +)
+        var running = 0
+        for (i, length) in lengths.enumerated() {
+            running += length
+            if bounds.count < wanted, running * wanted >= total * bounds.count, i + 1 < lengths.count { bounds.append(i + 1) }
+        }
+        bounds.append(lengths.count)
+        return bounds
+    }
+
     /// Forward + backward on `examples`; fills `grads` (zeroed first) and returns the batch loss =
     /// mean over examples of each example's mean NLL. With `streams` > 1 the batch is cut into that
     /// many contiguous slices of about equal tokens, each run concurrently with single-threaded BLAS into
@@ -386,15 +402,7 @@ public final class Model {
         if grads.count != layout.count { grads = [Float](repeating: 0, count: layout.count) }
         let E = Float(max(examples.count, 1))
         let lengths = examples.map { min($0.prompt.count + $0.response.count + 2, config.context) }
-        let wanted = min(streams, examples.count)
-        var bounds = [0]
-        let total = lengths.reduce(0, +)
-        var running = 0
-        for (i, length) in lengths.enumerated() {
-            running += length
-            if bounds.count < wanted, running * wanted >= total * bounds.count, i + 1 < examples.count { bounds.append(i + 1) }
-        }
-        bounds.append(examples.count)
+        let bounds = Self.sliceBounds(tokenLengths: lengths, streams: streams)
         let slices = bounds.count - 1
         if slices <= 1 {
             let batch = PackedBatch(examples, context: config.context)

@@ -161,14 +161,8 @@ extension Tovd {
             options.bins = bins
             options.lessDimensions = lessDims
 
-            var bars: [String: ProgressBar] = [:]
-            let evaluation = ToVEvaluation(options: options) { stage, done, total in
-                let key = stage.components(separatedBy: " (").first ?? stage
-                let unit = key.contains("scoring") || key.contains("gradients") ? "rows" : key.contains("fine-tuning") ? "runs" : "steps"
-                let bar = bars[key] ?? ProgressBar(key, total: total, unit: unit)
-                bars[key] = bar
-                bar.update(done, note: stage.contains("(") ? String(stage.drop { $0 != "(" }) : "")
-            }
+            let bars = StageProgress()
+            let evaluation = ToVEvaluation(options: options) { stage, done, total in bars.update(stage, done, total) }
             // Ctrl-C or SIGTERM while θ0 pretrains: it saves where it is and a rerun goes on from there.
             // Anywhere else (or on a second one) the run exits at once: finished fine-tunes and scores
             // are on disk already and a rerun resumes from them.

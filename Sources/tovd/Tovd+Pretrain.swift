@@ -73,14 +73,11 @@ extension Tovd {
             recipe.layout = layout
             let config = ModelConfig(layers: layers, width: width, heads: heads, context: context, vocabSize: vocab)
             let pretraining = Theta0Pretraining(recipe: recipe, cacheDirectory: cache)
-            var bars: [String: ProgressBar] = [:]
+            let bars = StageProgress()
             let signals = stopOnSignals(pretraining.stop, saving: "pretraining")
             defer { signals.forEach { $0.cancel() } }
             let (tokenizer, model, summary) = try pretraining.model(documents: documents, config: config, tokenizer: nil) { stage, done, total in
-                let key = stage.components(separatedBy: " (").first ?? stage
-                let bar = bars[key] ?? ProgressBar(key, total: total, unit: key == "tokenizer" ? "tokens" : "steps")
-                bars[key] = bar
-                bar.update(done, note: stage.contains("(") ? String(stage.drop { $0 != "(" }) : "")
+                bars.update(stage, done, total)
             }
             FileHandle.standardError.write(Data("\n".utf8))
             let metadata = ["kind": "theta0", "source": URL(fileURLWithPath: file).lastPathComponent, "layout": layout.rawValue,

@@ -63,3 +63,28 @@ final class ProgressBar: Sendable {
         return s >= 3600 ? String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) : String(format: "%dm%02ds", s / 60, s % 60)
     }
 }
+
+/// A bar per stage for work that reports `(stage, done, total)` (`tovd evaluate`, `tovd pretrain`):
+/// the stage's text up to " (" names the bar, and the parenthesis after it (loss, held-out best,
+/// tokens/s, ...) is shown as its note.
+final class StageProgress: Sendable {
+    private let bars = Mutex<[String: ProgressBar]>([:])
+
+    func update(_ stage: String, _ done: Int, _ total: Int) {
+        let key = stage.components(separatedBy: " (").first ?? stage
+        let bar = bars.withLock { bars in
+            if let bar = bars[key] { return bar }
+            let bar = ProgressBar(key, total: total, unit: Self.unit(of: key))
+            bars[key] = bar
+            return bar
+        }
+        bar.update(done, note: stage.contains("(") ? String(stage.drop { $0 != "(" }) : "")
+    }
+
+    /// What a stage counts, from its name.
+    static func unit(of key: String) -> String {
+        if key.hasPrefix("tokenizer") { return "tokens" }
+        if key.contains("scoring") || key.contains("gradients") { return "rows" }
+        return key.contains("fine-tuning") ? "runs" : "steps"
+    }
+}

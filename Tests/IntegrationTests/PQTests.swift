@@ -169,19 +169,30 @@ struct PQTests {
         }
     }
 
-    /// Blocking libpq calls run on each connection's own thread, not on the cooperative pool.
-    @Test func concurrentSleepsOverlap() async throws {
+    /// Blocking libpq calls run on each connection's own thread, not on the cooperative pool: six
+    /// connections can all be blocked in the server at once, more than the pool has threads on a small
+    /// machine. The event is the server's own view (six sessions waiting on one lock), not a wall-clock
+    /// bound, so a loaded machine cannot fail it. Were the calls on the pool, the waiters would starve
+    /// the poll itself: the time limit turns that hang into a failure.
+    @Test(.timeLimit(.minutes(2))) func blockedQueriesOnSixConnectionsWaitAtOnce() async throws {
         try await TestDatabase.withFreshDatabase { conninfo in
+            let holder = try await Connection.connect(conninfo, applicationName: "pq-holder")
+            defer { holder.close() }
             var connections: [Connection] = []
-            for _ in 0..<6 { connections.append(try await Connection.connect(conninfo)) }
+            for _ in 0..<6 { connections.append(try await Connection.connect(conninfo, applicationName: "pq-waiter")) }
             defer { connections.forEach { $0.close() } }
-            let start = ContinuousClock.now
+            try await holder.query("SELECT pg_advisory_lock(4242)")
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for c in connections { group.addTask { try await c.query("SELECT pg_sleep(0.5)") } }
+                for c in connections { group.addTask { try await c.query("SELECT pg_advisory_xact_lock_shared(4242)") } }
+                // Not `try`: the lock must be released below whatever the poll does, or the waiters never return.
+                let allWaiting = (try? await TovTestDatabase.eventually(timeout: .seconds(30)) {
+                    try await TovTestDatabase.count("pg_stat_activity", on: holder,
+                                                    where: "application_name = 'pq-waiter' AND wait_event_type = 'Lock'") == 6
+                }) ?? false
+                #expect(allWaiting, "six blocked queries were never in the server at the same time")
+                try await holder.query("SELECT pg_advisory_unlock(4242)")
                 try await group.waitForAll()
             }
-            let elapsed = ContinuousClock.now - start
-            #expect(elapsed < .milliseconds(1500), "6 × pg_sleep(0.5) took \(elapsed)")
         }
     }
 

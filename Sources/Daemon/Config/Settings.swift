@@ -31,6 +31,9 @@ public struct Settings: Equatable, Sendable {
     public var maxTextBytes = 1 << 20
     /// Pool growth since U was drawn (ready rows now ÷ then) that makes the trainer rebase; 0 = off.
     public var rebaseGrowth = 4.0
+    /// The targets (`tov.targets`), each with these settings and its own values applied, in id
+    /// order. Empty inside a target's own ``TargetSettings/settings``.
+    public var targets: [TargetSettings] = []
 
     /// The surrogate's shape. Defaults equal those `tov.setting_is_valid` applies to missing fields.
     public struct SurrogateShape: Equatable, Sendable, Codable {

@@ -66,9 +66,10 @@ public final class SettingsCache: Sendable {
     /// - Throws: only what the query throws; never for a bad value.
     public func load(on connection: Connection) async throws -> Settings {
         let rows = try await Self.rows(on: connection)
+        let targets = try await TargetStore.targetRows(on: connection)
         let now = clock.now
         let (settings, appeared, cleared) = state.withLock { state -> (Settings, [String], [String]) in
-            let next = Self.read(rows, lastGood: state.lastGood)
+            let next = Self.read(rows, targets: targets, lastGood: state.lastGood)
             let before = Set(state.reading.problems)
             let appeared = next.problems.filter { !before.contains($0) }
             let cleared = state.reading.problems.filter { !Set(next.problems).contains($0) }
@@ -114,7 +115,7 @@ public final class SettingsCache: Sendable {
     /// good value instead and logs each problem once.
     /// - Throws: only what the query throws; never for a bad value.
     public static func load(on connection: Connection) async throws -> Settings {
-        read(try await rows(on: connection), lastGood: [:]).settings
+        read(try await rows(on: connection), targets: try await TargetStore.targetRows(on: connection), lastGood: [:]).settings
     }
 
     static func rows(on connection: Connection) async throws -> [SettingRow] {
@@ -137,7 +138,42 @@ public final class SettingsCache: Sendable {
     /// Applies each known key's stored value if the database accepts it and it parses; otherwise
     /// the key keeps `lastGood[key]` (or its default) and the reading gets a problem line. Keys
     /// this build does not know are ignored; keys missing from the rows are at their defaults.
-    public static func read(_ rows: [SettingRow], lastGood: [String: String]) -> Reading {
+    /// Each target gets the resulting settings with its own values applied (``applying(_:to:)``).
+    public static func read(_ rows: [SettingRow], targets: [TargetRow] = [], lastGood: [String: String]) -> Reading {
+        var reading = readGlobal(rows, lastGood: lastGood)
+        let global = reading.settings
+        reading.settings.targets = targets.map { target in
+            let (settings, problems) = applying(target, to: global)
+            reading.problems += problems
+            return TargetSettings(id: target.id, name: target.name, enabled: target.enabled, settings: settings)
+        }
+        return reading
+    }
+
+    /// `global` with the target's own values applied. A key a target may not set, or a value that
+    /// cannot be used (the table's CHECK makes both rare), is left at the global value and reported.
+    static func applying(_ target: TargetRow, to global: Settings) -> (Settings, [String]) {
+        var settings = global
+        var problems: [String] = []
+        for (key, json) in target.settings {
+            let failure: String
+            if !Settings.targetKeys.contains(key) {
+                failure = "a target may set only \(Settings.targetKeys.sorted().joined(separator: ", "))"
+            } else {
+                do {
+                    try settings.set(key, json: json)
+                    continue
+                } catch {
+                    failure = "\(error)"
+                }
+            }
+            problems.append("tov.targets: \(target.name): \(key) = \(Settings.excerpt(json)) cannot be used: \(failure); the target uses the "
+                + "global value until it is fixed (UPDATE tov.targets SET settings = settings - '\(key)' WHERE name = '\(target.name)')")
+        }
+        return (settings, problems)
+    }
+
+    private static func readGlobal(_ rows: [SettingRow], lastGood: [String: String]) -> Reading {
         var reading = Reading()
         for row in rows.sorted(by: { $0.key < $1.key }) where Settings.keys.contains(row.key) {
             var trial = reading.settings

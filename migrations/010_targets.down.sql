@@ -103,6 +103,7 @@ ALTER TABLE tov.validation DROP COLUMN target;
 
 DROP TRIGGER targets_changed ON tov.targets;
 DROP FUNCTION tov.target_setting(integer, text);
+DROP FUNCTION tov.default_target_id();
 DROP TABLE tov.targets;
 DROP FUNCTION tov.target_settings_are_valid(jsonb);
 DROP FUNCTION tov.target_setting_keys();

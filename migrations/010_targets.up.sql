@@ -42,6 +42,13 @@ CREATE TABLE tov.targets (
 -- The first row is target_id 1: the backfills below name it so.
 INSERT INTO tov.targets (name, zval_version, zval_changed_at) SELECT 'default', version, changed_at FROM tov.zval_version;
 
+-- The target rows without one belong to, as Z_val rows without one do: 'default' (NULL once it is
+-- dropped, which a NOT NULL column then refuses). Writers of schema version 9 keep working on it.
+CREATE FUNCTION tov.default_target_id() RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT target_id FROM tov.targets WHERE name = 'default'
+$$;
+
 -- A setting as a target sees it: its own value, else the global one (NULL when neither is stored:
 -- the documented default applies).
 CREATE FUNCTION tov.target_setting(target integer, k text) RETURNS jsonb
@@ -103,7 +110,7 @@ CREATE TRIGGER targets_changed AFTER INSERT OR UPDATE OR DELETE ON tov.targets
 -- being trained or rescored, and at most one per target is complete; a dropped target takes its
 -- versions, their checkpoints and scores along.
 ALTER TABLE tov.model_versions ADD COLUMN target_id integer NOT NULL DEFAULT 1 REFERENCES tov.targets ON DELETE CASCADE;
-ALTER TABLE tov.model_versions ALTER COLUMN target_id DROP DEFAULT;
+ALTER TABLE tov.model_versions ALTER COLUMN target_id SET DEFAULT tov.default_target_id();
 DROP INDEX tov.model_versions_one_in_progress;
 DROP INDEX tov.model_versions_one_complete;
 CREATE UNIQUE INDEX model_versions_one_in_progress ON tov.model_versions (target_id) WHERE status IN ('training', 'scoring');
@@ -132,13 +139,13 @@ CREATE TRIGGER target_created AFTER INSERT ON tov.targets FOR EACH ROW EXECUTE F
 ALTER FUNCTION tov.target_created() SECURITY DEFINER SET search_path = pg_catalog, tov;
 
 ALTER TABLE tov.selection_items ADD COLUMN target_id integer NOT NULL DEFAULT 1 REFERENCES tov.targets ON DELETE CASCADE;
-ALTER TABLE tov.selection_items ALTER COLUMN target_id DROP DEFAULT;
+ALTER TABLE tov.selection_items ALTER COLUMN target_id SET DEFAULT tov.default_target_id();
 ALTER TABLE tov.selection_items DROP CONSTRAINT selection_items_pkey;
 ALTER TABLE tov.selection_items ADD PRIMARY KEY (target_id, candidate_id);
 CREATE INDEX selection_items_candidate ON tov.selection_items (candidate_id);
 
 ALTER TABLE tov.selection_history ADD COLUMN target_id integer NOT NULL DEFAULT 1;
-ALTER TABLE tov.selection_history ALTER COLUMN target_id DROP DEFAULT;
+ALTER TABLE tov.selection_history ALTER COLUMN target_id SET DEFAULT tov.default_target_id();
 ALTER TABLE tov.selection_history DROP CONSTRAINT selection_history_pkey;
 ALTER TABLE tov.selection_history ADD PRIMARY KEY (target_id, selection_version, candidate_id);
 

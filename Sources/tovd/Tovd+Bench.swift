@@ -10,7 +10,7 @@ extension Tovd {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure the engine against PyTorch CPU, the daemon end to end, and the selection update.",
-            subcommands: [ModelBench.self, ScoreBench.self, TrainBench.self, BootstrapBench.self, CapacityBench.self, DaemonBench.self, SelectionBench.self, SwitchBench.self, ExportReference.self])
+            subcommands: [ModelBench.self, ScoreBench.self, TrainBench.self, BootstrapBench.self, CapacityBench.self, DaemonBench.self, TargetsBench.self, SelectionBench.self, SwitchBench.self, ExportReference.self])
 
         /// A private cluster in `directory` (emptied first), migrated, holding one complete model
         /// version without checkpoints, for the benches that write scores without a model. The caller

@@ -155,9 +155,12 @@ public enum BenchQueries {
 
     // MARK: - Selection
 
-    /// When the selection was last computed (epoch seconds, database clock); every update sets it.
+    /// When the target `default`'s selection was last computed (epoch seconds, database clock); every
+    /// update sets it.
     public static func selectionComputedAtGet(on connection: Connection) async throws -> Double? {
-        try await connection.query("SELECT extract(epoch FROM computed_at)::float8 AS computed_at FROM tov.selection_state")
+        try await connection.query("""
+            SELECT extract(epoch FROM computed_at)::float8 AS computed_at FROM tov.selection_state WHERE target_id = tov.default_target_id()
+            """)
             .first?.getOptional(Double.self, "computed_at")
     }
 
@@ -177,8 +180,8 @@ public enum BenchQueries {
         public var burnTokens: Int
     }
 
-    /// The complete version's θ0 + base trajectory, θ_val and burn-down times, with the rows and
-    /// response tokens it scored.
+    /// The target `default`'s complete version: θ0 + base trajectory, θ_val and burn-down times, with
+    /// the rows and response tokens it scored.
     public static func bootstrapTimingsGet(on connection: Connection) async throws -> BootstrapTimings {
         let row = try await connection.query("""
             SELECT extract(epoch FROM b.finished_at - b.created_at)::float8 AS base_train_seconds,
@@ -186,7 +189,8 @@ public enum BenchQueries {
                    extract(epoch FROM m.completed_at - m.trained_at)::float8 AS burn_seconds,
                    (SELECT count(*) FROM tov.scores WHERE model_version = m.model_version) AS burn_rows,
                    (SELECT coalesce(sum(tokens), 0) FROM tov.scores WHERE model_version = m.model_version) AS burn_tokens
-            FROM tov.model_versions m JOIN tov.base_models b USING (base_version) WHERE m.status = 'complete'
+            FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
+            WHERE m.status = 'complete' AND m.target_id = tov.default_target_id()
             """).first!
         return BootstrapTimings(
             baseTrainSeconds: try row.get(Double.self, "base_train_seconds"), valTrainSeconds: try row.get(Double.self, "val_train_seconds"),
@@ -201,16 +205,85 @@ public enum BenchQueries {
         public var rescored: Int
     }
 
-    /// The last refresh's θ_val and rescoring times.
+    /// The last refresh's θ_val and rescoring times (the benches that read it have one target).
     public static func refreshTimingsGet(on connection: Connection) async throws -> RefreshTimings {
         let row = try await connection.query("""
             SELECT extract(epoch FROM trained_at - started_at)::float8 AS train_seconds,
                    extract(epoch FROM finished_at - trained_at)::float8 AS rescore_seconds,
-                   (SELECT count(*) FROM tov.scores s JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete') AS rescored
+                   (SELECT count(*) FROM tov.scores s JOIN tov.model_versions m USING (model_version)
+                    WHERE m.status = 'complete' AND m.target_id = tov.default_target_id()) AS rescored
             FROM tov.refreshes ORDER BY id DESC LIMIT 1
             """).first!
         return RefreshTimings(trainSeconds: try row.get(Double.self, "train_seconds"), rescoreSeconds: try row.get(Double.self, "rescore_seconds"),
                               rescored: Int(try row.get(Int64.self, "rescored")))
+    }
+
+    // MARK: - Several targets (tovd bench targets)
+
+    /// A new target with its Z_val, in one transaction.
+    public static func targetWithZvalInsert(name: String, prompts: [String], responses: [String], on connection: Connection) async throws {
+        try await connection.transaction { tx in
+            try await tx.execute("INSERT INTO tov.targets (name) VALUES ($1)", [name])
+            try await validationInsertMany(target: name, prompts: prompts, responses: responses, on: tx)
+        }
+    }
+
+    /// Z_val rows of an existing target.
+    public static func validationInsertMany(target: String, prompts: [String], responses: [String], on connection: Connection) async throws {
+        try await connection.execute("""
+            INSERT INTO tov.validation (target, prompt, response) SELECT $1, p, r FROM unnest($2::text[], $3::text[]) AS t(p, r)
+            """, [target, prompts, responses])
+    }
+
+    public struct TargetsSettled: Sendable {
+        public var targets: Int
+        /// Targets whose complete version is trained on their current Z_val, with nothing in flight.
+        public var settled: Int
+        /// Jobs left in the queue, new rows and rescoring together.
+        public var jobs: Int
+    }
+
+    public static func targetsSettledGet(on connection: Connection) async throws -> TargetsSettled {
+        let row = try await connection.query("""
+            SELECT count(*) AS targets,
+                   count(*) FILTER (WHERE model_version IS NOT NULL AND next_model_version IS NULL AND zval_current) AS settled,
+                   (SELECT count(*) FROM tov.jobs) AS jobs
+            FROM tov.target_status
+            """).first!
+        return TargetsSettled(targets: Int(try row.get(Int64.self, "targets")), settled: Int(try row.get(Int64.self, "settled")),
+                              jobs: Int(try row.get(Int64.self, "jobs")))
+    }
+
+    public struct NewRowsScored: Sendable {
+        /// New rows with a score under every complete version.
+        public var rows: Int
+        public var scores: Int
+        /// Base-loss rows of the new rows (one per row per base model when the base pass is shared).
+        public var baseLosses: Int
+        /// From the first new row's insert to the last score (database clock).
+        public var seconds: Double
+    }
+
+    /// How far the rows with ids above `afterID` are scored under the complete versions.
+    public static func newRowsScoredGet(afterID: Int64, on connection: Connection) async throws -> NewRowsScored {
+        let row = try await connection.query("""
+            WITH live AS (SELECT model_version FROM tov.model_versions WHERE status = 'complete'),
+            scored AS (
+                SELECT s.candidate_id, count(*) AS n, max(s.scored_at) AS last
+                FROM tov.scores s JOIN live USING (model_version) WHERE s.candidate_id > $1 GROUP BY s.candidate_id
+            )
+            SELECT (SELECT count(*) FROM scored WHERE n = (SELECT count(*) FROM live)) AS rows,
+                   (SELECT coalesce(sum(n), 0)::bigint FROM scored) AS scores,
+                   (SELECT count(*) FROM tov.base_losses WHERE candidate_id > $1) AS base_losses,
+                   coalesce(extract(epoch FROM (SELECT max(last) FROM scored) - (SELECT min(created_at) FROM tov.candidates WHERE id > $1))::float8, 0)
+                       AS seconds
+            """, [afterID]).first!
+        return NewRowsScored(rows: Int(try row.get(Int64.self, "rows")), scores: Int(try row.get(Int64.self, "scores")),
+                             baseLosses: Int(try row.get(Int64.self, "base_losses")), seconds: try row.get(Double.self, "seconds"))
+    }
+
+    public static func candidateMaxIDGet(on connection: Connection) async throws -> Int64 {
+        try await connection.query("SELECT coalesce(max(id), 0) AS id FROM tov.candidates").first!.get(Int64.self, "id")
     }
 
     // MARK: - The planner and the server

@@ -71,6 +71,12 @@ public struct PipelineRun {
         case .bootstrap:
             theta0 = Theta0.bootstrap(u: uRows, config: model, settings: settings,
                                       progress: { p in self.progress?(.pretraining, p.step, p.totalSteps) })
+        case .bootstrapVariant(let variant):
+            var variantSettings = settings
+            variantSettings.pretrainSteps = variant.pretrainSteps
+            let corpus = variant.corpus == .u ? uRows : pool.sorted { $0.id < $1.id }
+            theta0 = Theta0.bootstrap(u: corpus, config: model, settings: variantSettings,
+                                      progress: { p in self.progress?(.pretraining, p.step, p.totalSteps) })
         }
         let theta0Seconds = choice.isBootstrap ? Date().timeIntervalSince(clock) : 0
 
@@ -123,8 +129,11 @@ public struct PipelineRun {
 }
 
 extension Theta0.Choice {
-    var isBootstrap: Bool {
-        if case .bootstrap = self { return true }
-        return false
+    /// Whether the pipeline trains this θ0 itself (its time is then part of the run's cost).
+    public var isBootstrap: Bool {
+        switch self {
+        case .bootstrap, .bootstrapVariant: true
+        case .given: false
+        }
     }
 }

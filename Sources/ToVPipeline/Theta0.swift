@@ -14,9 +14,29 @@ public struct Theta0 {
     public enum Choice {
         /// The daemon's default: ``bootstrap(u:config:settings:shouldStop:progress:)`` on U.
         case bootstrap
+        /// A bootstrap the daemon does not make (yet): the same recipe on another corpus or for other
+        /// steps, to measure whether a longer or wider bootstrap selects better (issue 25, item 3).
+        case bootstrapVariant(BootstrapVariant)
         /// A θ0 made elsewhere (imported, `tovd pretrain`, the evaluation's pretrained θ0): used as is,
         /// with its own tokenizer.
         case given(Theta0)
+    }
+
+    /// Which rows a bootstrap θ0 learns its tokenizer and its text from, and for how many steps.
+    public struct BootstrapVariant: Equatable, Sendable {
+        public enum Corpus: String, Sendable {
+            /// U itself (the daemon's bootstrap).
+            case u
+            /// Every pool row, U and the rows to be scored alike: "all rows validated at bootstrap time".
+            case pool
+        }
+        public var corpus: Corpus
+        public var pretrainSteps: Int
+
+        public init(corpus: Corpus, pretrainSteps: Int) {
+            self.corpus = corpus
+            self.pretrainSteps = pretrainSteps
+        }
     }
 
     /// The daemon's bootstrap θ0 (DESIGN.md §4): a tokenizer learned on U's rows, a model initialised

@@ -63,7 +63,7 @@ extension Tovd {
         @Option(help: "θ0 pretraining: peak learning rate (warmup + cosine).") var pretrainLr = Theta0Recipe().learningRate
         @Option(help: "θ0 pretraining: held-out checks without a new best before stopping.") var pretrainPatience = Theta0Recipe().patience
         @Option(help: "θ0 pretraining: steps between held-out checks.") var pretrainEvalEvery = Theta0Recipe().evaluateEvery
-        @Option(help: "Comma-separated θ0s the ToV policies select from, side by side: pretrained (θ0 pretrained outside the pool, the --pretrain-* options), bootstrap (the daemon's default: pretrained on U itself) and imported (--theta0-file). The first keeps the plain policy names; the others' runs are named \"<policy> (<θ0> θ0)\".")
+        @Option(help: "Comma-separated θ0s the ToV policies select from, side by side: pretrained (θ0 pretrained outside the pool, the --pretrain-* options), bootstrap (the daemon's default: pretrained on U itself), imported (--theta0-file), and the candidate bootstraps bootstrap-4x (4 × the steps on U), bootstrap-pool (on the whole pool) and bootstrap-pool-4x. The first keeps the plain policy names; the others' runs are named \"<policy> (<θ0> θ0)\".")
         var theta0 = EvaluationOptions.defaultScoringTheta0s.map(\.rawValue).joined(separator: ",")
         @Option(help: ArgumentHelp("A θ0 checkpoint (e.g. from tovd pretrain) to select from as the daemon would after `tovd base import`; adds imported to --theta0.",
             discussion: "Make it from a corpus without the pool's rows and the target's dataset, or it scores rows it has learned."))
@@ -141,7 +141,7 @@ extension Tovd {
             options.theta0.evaluateEvery = pretrainEvalEvery
             options.scoringTheta0s = try theta0.split(separator: ",").map {
                 guard let kind = ScoringTheta0(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("--theta0: unknown θ0 \($0); use pretrained, bootstrap and/or imported")
+                    throw ValidationError("--theta0: unknown θ0 \($0); use \(ScoringTheta0.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 return kind
             }

@@ -49,6 +49,20 @@ struct PipelineRunTests {
         #expect(daemon == TrajectorySettings.daemonDefaults)
     }
 
+    /// A candidate bootstrap is the daemon's recipe with one thing changed: on U for the same steps it is
+    /// the daemon's θ0 to the bit; on the pool or for more steps it is another θ0.
+    @Test func aBootstrapVariantChangesOnlyWhatItNames() {
+        let daemon = Self.run(.A)
+        let same = Self.run(.A, theta0: .bootstrapVariant(.init(corpus: .u, pretrainSteps: Self.settings().pretrainSteps)))
+        #expect(daemon.theta0.model.parameters == same.theta0.model.parameters)
+        #expect(zip(daemon.rows, same.rows).allSatisfy { $0.score == $1.score })
+        let pool = Self.run(.A, theta0: .bootstrapVariant(.init(corpus: .pool, pretrainSteps: Self.settings().pretrainSteps)))
+        let longer = Self.run(.A, theta0: .bootstrapVariant(.init(corpus: .u, pretrainSteps: 2 * Self.settings().pretrainSteps)))
+        #expect(pool.theta0.model.parameters != daemon.theta0.model.parameters)
+        #expect(longer.theta0.model.parameters != daemon.theta0.model.parameters)
+        #expect(pool.u == daemon.u && longer.rows.map(\.id) == daemon.rows.map(\.id), "U and the scored rows do not depend on θ0")
+    }
+
     @Test func scoresEveryRowOutsideUDeterministically() {
         let first = Self.run(.A), again = Self.run(.A)
         let pool = Self.rows().pool

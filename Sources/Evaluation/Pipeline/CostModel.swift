@@ -9,7 +9,8 @@ import Foundation
 /// contexts). T is the pool's mean row length in tokens, capped at the surrogate's context.
 enum CostModel {
     static func annotate(_ costs: [EvaluationReport.Cost], surrogate N: Int, context: Int, meanTokens T: Double, uSize: Int, zvalRows: Int,
-                         epochs L: Int, lessDimensions d: Int, scoredRows: Int, bootstrapPretrainTokens: Double = 0) -> [EvaluationReport.Cost] {
+                         epochs L: Int, lessDimensions d: Int, scoredRows: Int,
+                         bootstrapPretrainTokens: [String: Double] = [:]) -> [EvaluationReport.Cost] {
         let n = Double(N), rows = Double(max(scoredRows, 1))
         let forward = 2 * n * T, step = 6 * n * T
         // θ_bas: L epochs over U; θ_val (Method A): L copies each trained one epoch on Z_val.
@@ -17,11 +18,12 @@ enum CostModel {
         return costs.map { cost in
             var c = cost
             switch cost.method {
-            case "ToV", "ToV (bootstrap θ0)":
+            // "ToV" for the run's first θ0, "ToV (<θ0> θ0)" for the others.
+            case let method where method == "ToV" || method.hasPrefix("ToV ("):
                 // Per scored row: L losses under θ_bas and L under θ_val; the trajectories spread over the rows.
                 c.flopsPerRow = 2 * Double(L) * forward + (basTraining + valTraining) / rows
-                // The bootstrap θ0 is pretrained on U first (at most its steps' batch tokens, forward + backward).
-                if cost.method == "ToV (bootstrap θ0)" { c.flopsPerRow! += 6 * n * bootstrapPretrainTokens / rows }
+                // A bootstrap θ0 is pretrained first (at most its steps' batch tokens, forward + backward).
+                c.flopsPerRow! += 6 * n * (bootstrapPretrainTokens[method] ?? 0) / rows
                 // Same U and θ0: θ_bas and its L stored losses per row are reused; the θ_val models and their
                 // L forward passes per row are new (the daemon rescans the pool on each refresh as well).
                 c.secondTargetFlopsPerRow = Double(L) * forward + valTraining / rows

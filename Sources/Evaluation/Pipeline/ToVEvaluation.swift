@@ -345,7 +345,7 @@ public final class ToVEvaluation {
         let poolTexts = rowTexts(split.pool), zvalTexts = rowTexts(split.zval)
         let pretrainedTheta0 = Theta0(tokenizer: tokenizer, model: theta0)
         guard let primaryTheta0 = options.scoringTheta0s.first, Set(options.scoringTheta0s).count == options.scoringTheta0s.count else {
-            throw EvaluationError("name each θ0 of --theta0 once (pretrained, bootstrap, imported)")
+            throw EvaluationError("name each θ0 of --theta0 once (\(ScoringTheta0.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let importedTheta0 = try loadImportedTheta0()
         /// Where each θ0 of --theta0 comes from for the pipeline.
@@ -354,6 +354,8 @@ public final class ToVEvaluation {
             case .pretrained: .given(pretrainedTheta0)
             case .bootstrap: .bootstrap
             case .imported: .given(importedTheta0!)
+            case .bootstrapLong, .bootstrapPool, .bootstrapPoolLong:
+                .bootstrapVariant(theta0.bootstrapVariant(pretrainSteps: options.bootstrapPretrainSteps)!)
             }
         }
         // The LESS baselines take their gradients at θ_bas of the first θ0, on rows in the pretrained θ0's
@@ -542,7 +544,7 @@ public final class ToVEvaluation {
                                    meanTokens: Stats.mean(poolExamples.map { Double(min($0.prompt.count + $0.response.count + 2, options.surrogate.context)) }),
                                    uSize: options.uSize, zvalRows: split.zval.count, epochs: options.epochs, lessDimensions: options.lessDimensions,
                                    scoredRows: split.pool.count - options.uSize,
-                                   bootstrapPretrainTokens: Double(options.bootstrapPretrainSteps * TrainingOptions().batchTokens))
+                                   bootstrapPretrainTokens: bootstrapPretrainTokens())
         let targetInPool = split.pool.filter(\.isTarget).count
         var settings: [String: String] = [
             "L (scoring epochs)": "\(options.epochs)", "method": options.method.rawValue, "score_fn": options.scoreFunction.rawValue,
@@ -561,6 +563,12 @@ public final class ToVEvaluation {
                 case .pretrained: "pretrained (the θ0 (surrogate) \(shapeLabel(options.surrogate)) below)"
                 case .bootstrap: "bootstrap (the daemon's default: tokenizer learned on U, \(options.bootstrapPretrainSteps) steps on U at 3η)"
                 case .imported: "imported (the checkpoint \(options.importedTheta0.map { "\(URL(fileURLWithPath: $0.path).lastPathComponent), SHA-256 \($0.sha256)" } ?? "?"), as `tovd base import` would store it)"
+                case .bootstrapLong, .bootstrapPool, .bootstrapPoolLong:
+                    {
+                        let v = theta0.bootstrapVariant(pretrainSteps: options.bootstrapPretrainSteps)!
+                        let corpus = v.corpus == .u ? "U" : "the whole pool (U and the scored rows, de-duplicated)"
+                        return "\(theta0.rawValue) (a candidate bootstrap: tokenizer learned on \(corpus), \(v.pretrainSteps) steps on it at 3η)"
+                    }()
                 }
                 return index == 0 ? "\(which) for the plain policy names" : "\(which) for \"<policy> (\(theta0.rawValue) θ0)\""
             }.joined(separator: "; ") + "; every selection goes through the same arms, proxies and LRs",
@@ -614,6 +622,20 @@ public final class ToVEvaluation {
                            pretrainSteps: options.bootstrapPretrainSteps, seed: Int64(seed))
     }
 
+    /// Tokens each bootstrap θ0 of --theta0 is pretrained on, by its cost's method name, "ToV (<θ0> θ0)"
+    /// (``scores(seed:theta0:from:pool:zval:)`` names them so).
+    func bootstrapPretrainTokens() -> [String: Double] {
+        var tokens: [String: Double] = [:]
+        for theta0 in options.scoringTheta0s {
+            let steps: Int
+            if theta0 == .bootstrap { steps = options.bootstrapPretrainSteps }
+            else if let variant = theta0.bootstrapVariant(pretrainSteps: options.bootstrapPretrainSteps) { steps = variant.pretrainSteps }
+            else { continue }
+            tokens["ToV (\(theta0.rawValue) θ0)"] = Double(steps * TrainingOptions().batchTokens)
+        }
+        return tokens
+    }
+
     /// φ, ψ and length for every pool row outside U (row ids are pool indices), by the daemon's own
     /// pipeline (ToVPipeline's ``PipelineRun``) from the chosen θ0.
     func scores(seed: UInt64, theta0: ScoringTheta0, from choice: Theta0.Choice, pool: [RowText], zval: [RowText]) -> ToVScores {
@@ -623,7 +645,7 @@ public final class ToVEvaluation {
         let named = theta0 == .pretrained ? "" : " (\(theta0.rawValue) θ0)"
         pipeline.progress = { [progress] stage, done, total in
             switch stage {
-            case .pretraining: progress("seed \(seed): bootstrap θ0 (pretraining on U)", done, total)
+            case .pretraining: progress("seed \(seed): \(theta0.rawValue) θ0 (pretraining)", done, total)
             case .scoring: progress("seed \(seed): ToV scoring\(named)", done, total)
             }
         }
@@ -631,7 +653,7 @@ public final class ToVEvaluation {
         // What ToV keeps per scored row: L base losses, L θ_val losses and ψ, as Float32.
         let stored = result.rows.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
         var cost = meter.finish(method: "ToV\(named)", seed: seed, rows: result.rows.count, bytesStored: stored)
-        if theta0 == .bootstrap { cost.note = "includes θ0's bootstrap pretraining (\(String(format: "%.1f", result.theta0Seconds)) s)" }
+        if choice.isBootstrap { cost.note = "includes θ0's bootstrap pretraining (\(String(format: "%.1f", result.theta0Seconds)) s)" }
         return ToVScores(rows: result.rows, base: result.finalBase, basSeconds: result.baseTrainingSeconds, cost: cost)
     }
 

@@ -13,6 +13,22 @@ public enum ScoringTheta0: String, Codable, CaseIterable, Sendable {
     /// A θ0 checkpoint file (``EvaluationOptions/importedTheta0``), e.g. from `tovd pretrain`: what a
     /// daemon would select with after `tovd base import` of that file. Used as is, with its tokenizer.
     case imported
+    /// Candidate bootstraps for when nothing is imported (issue 25, item 3), each the daemon's recipe
+    /// with one thing changed: 4 × `pretrain_steps` on U; `pretrain_steps` on the whole pool (every
+    /// validated row at bootstrap time, de-duplicated like U); and both.
+    case bootstrapLong = "bootstrap-4x"
+    case bootstrapPool = "bootstrap-pool"
+    case bootstrapPoolLong = "bootstrap-pool-4x"
+
+    /// The pipeline's bootstrap variant for the candidate bootstraps; nil for the others.
+    func bootstrapVariant(pretrainSteps: Int) -> Theta0.BootstrapVariant? {
+        switch self {
+        case .bootstrapLong: .init(corpus: .u, pretrainSteps: 4 * pretrainSteps)
+        case .bootstrapPool: .init(corpus: .pool, pretrainSteps: pretrainSteps)
+        case .bootstrapPoolLong: .init(corpus: .pool, pretrainSteps: 4 * pretrainSteps)
+        case .pretrained, .bootstrap, .imported: nil
+        }
+    }
 
     /// How a run made from this θ0 is named when it is not the run's first θ0: "score_random (bootstrap θ0)".
     func label(_ policy: EvaluationPolicy) -> String { "\(policy.rawValue) (\(rawValue) θ0)" }

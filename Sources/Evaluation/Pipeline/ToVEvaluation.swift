@@ -160,12 +160,14 @@ public struct EvaluationOptions: Codable, Sendable {
     }
 
     /// The options that shape a stored result, as sorted JSON. Left out: where files are, and the
-    /// grid's extent (policies, LRs, seeds, arms), which only adds or omits results whose keys
-    /// say which cell they are.
+    /// grid's extent (policies, LRs, seeds, arms, the θ0s after the first), which only adds or omits
+    /// results whose keys say which cell they are.
     public var resultShapingJSON: [String: String] {
         var o = self
         o.dataDirectory = ""; o.outputDirectory = ""; o.cacheDirectory = ""; o.importedTheta0?.path = ""
         o.policies = []; o.learningRates = []; o.seeds = 0; o.arms = []
+        // The first θ0 names the plain policies' results; the others' results carry their θ0 in the key.
+        o.scoringTheta0s = Array(o.scoringTheta0s.prefix(1))
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let object = try! JSONSerialization.jsonObject(with: try! encoder.encode(o)) as! [String: Any]
@@ -760,8 +762,12 @@ struct RunLedger {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         if let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("\"key\"") {
             guard let data = FileManager.default.contents(atPath: optionsPath),
-                  let recorded = try? JSONDecoder().decode([String: String].self, from: data) else {
+                  var recorded = try? JSONDecoder().decode([String: String].self, from: data) else {
                 throw EvaluationError("\(path) holds results but \(optionsPath) does not say what shaped them (an older tovd evaluate): use another --output or delete \(directory)")
+            }
+            // Directories written before the θ0s after the first left the shaping options record them all.
+            if let list = recorded["scoringTheta0s"], let θ0s = try? JSONDecoder().decode([String].self, from: Data(list.utf8)) {
+                recorded["scoringTheta0s"] = String(decoding: try JSONEncoder().encode(Array(θ0s.prefix(1))), as: UTF8.self)
             }
             let differing = Set(recorded.keys).union(shaping.keys).filter { recorded[$0] != shaping[$0] }.sorted()
             guard differing.isEmpty else {

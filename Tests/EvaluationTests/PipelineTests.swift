@@ -155,7 +155,7 @@ struct PipelineTests {
                                 ({ $0.epochs = 1 }, "epochs"),
                                 ({ $0.surrogate = ModelConfig(layers: 1, width: 16, heads: 4, context: 32, vocabSize: 300) }, "surrogate"),
                                 ({ $0.theta0.maxSteps = 12 }, "theta0"),
-                                ({ $0.scoringTheta0s = [.pretrained] }, "scoringTheta0s"),
+                                ({ $0.scoringTheta0s = [.bootstrap, .pretrained] }, "scoringTheta0s"),
                                 ({ $0.bootstrapPretrainSteps = 11 }, "bootstrapPretrainSteps")] {
             var other = options
             change(&other)
@@ -168,6 +168,38 @@ struct PipelineTests {
         narrower.policies = [.random]
         // One random draw per arm, and Z_val alone.
         #expect(try ToVEvaluation(options: narrower).run(commandLine: "test").runs.count == 3)
+        // θ0s after the first only add cells: fewer of them is a resume too.
+        var fewerTheta0s = options
+        fewerTheta0s.scoringTheta0s = [.pretrained]
+        #expect(try ToVEvaluation(options: fewerTheta0s).run(commandLine: "test").runs.count == 3 + 2)
+    }
+
+    /// The candidate θ0s of issue 25 (items 3 and 6) added to a finished run: each selects through the
+    /// same arms, its bootstrap pretraining counted in its cost, and the finished cells are kept.
+    @Test func candidateTheta0sExtendAFinishedRun() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.seeds = 1
+        options.learningRates = [1e-3]
+        options.policies = [.selection(.scoreRandom), .random]
+        options.scoringTheta0s = [.pretrained]
+        let first = try ToVEvaluation(options: options).run(commandLine: "test")
+        options.scoringTheta0s = [.pretrained, .pretrainedScoringLayout, .bootstrapPool, .bootstrapLong]
+        var stages = Set<String>()
+        let extended = try ToVEvaluation(options: options) { stage, _, _ in stages.insert(stage) }.run(commandLine: "test")
+        let labels = ["score_random (pretrained-scoring θ0)", "score_random (bootstrap-pool θ0)", "score_random (bootstrap-4x θ0)"]
+        for label in labels { #expect(extended.runs.filter { $0.policy == label }.count == 2, "\(label)") }
+        for run in first.runs {
+            #expect(extended.runs.contains { $0.policy == run.policy && $0.arm == run.arm && $0.seed == run.seed && abs($0.testLoss - run.testLoss) < 1e-9 })
+        }
+        #expect(!stages.contains { $0.contains("ToV scoring") && !$0.contains("θ0)") }, "the first θ0's scores are read back: \(stages)")
+        let costs = Dictionary(extended.costs!.map { ($0.method, $0.flopsPerRow!) }, uniquingKeysWith: { a, _ in a })
+        #expect(costs["ToV (bootstrap-4x θ0)"]! > costs["ToV (bootstrap-pool θ0)"]!)
+        #expect(costs["ToV (bootstrap-pool θ0)"]! > costs["ToV"]!)
+        #expect(costs["ToV (pretrained-scoring θ0)"] == costs["ToV"])
+        #expect(extended.setup.settings["θ0 of the ToV selections"]?.contains("tokenizer learned on the whole pool") == true)
     }
 
     /// Method B's θ_val trajectory must start where θ_bas starts (θ0, fresh optimizer state) and see U

@@ -350,12 +350,22 @@ public final class ToVEvaluation {
             throw EvaluationError("name each θ0 of --theta0 once (\(ScoringTheta0.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let importedTheta0 = try loadImportedTheta0()
+        // The same recipe, corpus and tokenizer as the pretrained θ0, in the scoring layout.
+        var scoringLayoutTheta0: Theta0?
+        if options.scoringTheta0s.contains(.pretrainedScoringLayout) {
+            var recipe = options.theta0
+            recipe.layout = .scoring
+            let (_, model, _) = try Theta0Pretraining(recipe: recipe, cacheDirectory: options.cacheDirectory, stop: stop)
+                .model(documents: documents, config: options.surrogate, tokenizer: tokenizer, progress: progress)
+            scoringLayoutTheta0 = Theta0(tokenizer: tokenizer, model: model)
+        }
         /// Where each θ0 of --theta0 comes from for the pipeline.
         func choice(_ theta0: ScoringTheta0) -> Theta0.Choice {
             switch theta0 {
             case .pretrained: .given(pretrainedTheta0)
             case .bootstrap: .bootstrap
             case .imported: .given(importedTheta0!)
+            case .pretrainedScoringLayout: .given(scoringLayoutTheta0!)
             case .bootstrapLong, .bootstrapPool, .bootstrapPoolLong:
                 .bootstrapVariant(theta0.bootstrapVariant(pretrainSteps: options.bootstrapPretrainSteps)!)
             }
@@ -565,6 +575,7 @@ public final class ToVEvaluation {
                 case .pretrained: "pretrained (the θ0 (surrogate) \(shapeLabel(options.surrogate)) below)"
                 case .bootstrap: "bootstrap (the daemon's default: tokenizer learned on U, \(options.bootstrapPretrainSteps) steps on U at 3η)"
                 case .imported: "imported (the checkpoint \(options.importedTheta0.map { "\(URL(fileURLWithPath: $0.path).lastPathComponent), SHA-256 \($0.sha256)" } ?? "?"), as `tovd base import` would store it)"
+                case .pretrainedScoringLayout: "pretrained-scoring (the pretrained θ0's recipe, rows and tokenizer in the scoring layout: prompt, separator, response, as `tovd pretrain` makes it by default)"
                 case .bootstrapLong, .bootstrapPool, .bootstrapPoolLong:
                     {
                         let v = theta0.bootstrapVariant(pretrainSteps: options.bootstrapPretrainSteps)!

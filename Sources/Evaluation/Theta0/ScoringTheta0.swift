@@ -13,6 +13,9 @@ public enum ScoringTheta0: String, Codable, CaseIterable, Sendable {
     /// A θ0 checkpoint file (``EvaluationOptions/importedTheta0``), e.g. from `tovd pretrain`: what a
     /// daemon would select with after `tovd base import` of that file. Used as is, with its tokenizer.
     case imported
+    /// The pretrained θ0's recipe, corpus and tokenizer in the scoring layout (prompt, separator,
+    /// response): what `tovd pretrain` makes by default from the same rows (issue 25, item 6).
+    case pretrainedScoringLayout = "pretrained-scoring"
     /// Candidate bootstraps for when nothing is imported (issue 25, item 3), each the daemon's recipe
     /// with one thing changed: 4 × `pretrain_steps` on U; `pretrain_steps` on the whole pool (every
     /// validated row at bootstrap time, de-duplicated like U); and both.
@@ -26,7 +29,7 @@ public enum ScoringTheta0: String, Codable, CaseIterable, Sendable {
         case .bootstrapLong: .init(corpus: .u, pretrainSteps: 4 * pretrainSteps)
         case .bootstrapPool: .init(corpus: .pool, pretrainSteps: pretrainSteps)
         case .bootstrapPoolLong: .init(corpus: .pool, pretrainSteps: 4 * pretrainSteps)
-        case .pretrained, .bootstrap, .imported: nil
+        case .pretrained, .bootstrap, .imported, .pretrainedScoringLayout: nil
         }
     }
 

@@ -4,6 +4,8 @@ public enum TransferQueries {
     /// Rows into tov.candidates (the pool) or tov.validation (Z_val), as COPY text.
     public static let candidatesCopyIn = "COPY tov.candidates (prompt, response, source, meta) FROM STDIN"
     public static let validationCopyIn = "COPY tov.validation (prompt, response, source, meta) FROM STDIN"
+    /// A target's Z_val (`tovd import --into validation --target T`): each line starts with the name.
+    public static let validationOfTargetCopyIn = "COPY tov.validation (target, prompt, response, source, meta) FROM STDIN"
 
     static let fields = """
         'id', id, 'prompt', prompt, 'response', response, 'source', source, 'meta', meta, 'score', score,

@@ -1,4 +1,4 @@
-import Daemon
+@testable import Daemon
 import Foundation
 import PQ
 import Testing
@@ -190,6 +190,11 @@ struct TargetCliTests {
             #expect(targets[1]["zval_current"] as? Bool == false && targets[1]["next_model_status"] as? String == "scoring"
                     && targets[1]["selection_size"] as? Int == 1)
             #expect(json["model_version"] as? Int == setup.versions[0])
+
+            // What every instance copies into its metrics is the target 'default''s too (a bare
+            // `status = 'complete'` subquery sees one version per target and fails).
+            let figures = try #require(try await InstanceStore.figures(on: c))
+            #expect(figures.modelVersion == setup.versions[0] && figures.selectionVersion == 5 && figures.selectionSize == 1)
         }
     }
 

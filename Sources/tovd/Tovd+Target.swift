@@ -33,7 +33,7 @@ extension Tovd {
                     tov.settings (docs/operations.md).
                       tovd target add drop
                       tovd target add drop --budget '{"rows": 5000}' --policy score_only --bins 20
-                      tovd target add chat --budget '{"fraction": 0.02}' --val-lr-ratio 0.2 --disabled
+                      tovd target add chat --budget '{"fraction": 0.02}' --disabled
                     The same in SQL: INSERT INTO tov.targets (name, settings) VALUES ('drop', '{"budget": {"rows": 5000}}');
                     """)
 

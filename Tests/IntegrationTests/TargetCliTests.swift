@@ -224,4 +224,28 @@ struct TargetCliTests {
             #expect(run.status != 0 && run.log.contains("the targets are: default, drop"), "\(run.log)")
         }
     }
+
+    /// Every new flag is in its command's --help, with an example that uses it.
+    @Test func helpShowsEachNewFlagWithAnExample() async throws {
+        let expected: [([String], [String])] = [
+            (["target", "--help"], ["add", "list", "enable", "disable", "drop", "tovd target add drop --budget"]),
+            (["target", "add", "--help"], ["--budget", "--policy", "--bins", "--score-fn", "--val-lr-ratio", "--zval-debounce-seconds",
+                                           "--disabled", "tovd target add drop --budget '{\"rows\": 5000}' --policy score_only --bins 20"]),
+            (["target", "drop", "--help"], ["--yes", "tovd target drop drop --yes"]),
+            (["target", "list", "--help"], ["--json", "tovd target list --json"]),
+            (["import", "--help"], ["--target", "tovd import drop-zval.jsonl --into validation --target drop"]),
+            (["refresh", "--help"], ["--target", "tovd refresh --target drop"]),
+            (["explain", "--help"], ["--target", "tovd explain 123 --target drop"]),
+            (["export", "--help"], ["--target", "--manifest", "--as-of", "tovd export --target drop --with-validation",
+                                    "--manifest train.manifest.json", "tovd export --as-of train.manifest.json"]),
+            (["status", "--help"], ["targets [{name"]),
+        ]
+        for (arguments, needles) in expected {
+            let run = try await Self.tovd(arguments, "")
+            #expect(run.status == 0, "\(arguments): \(run.log)")
+            // ArgumentParser wraps discussion text at the terminal width: compare with spaces collapsed.
+            let text = run.log.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            for needle in needles { #expect(text.contains(needle), "tovd \(arguments.joined(separator: " ")) lacks \(needle): \(run.log)") }
+        }
+    }
 }

@@ -188,7 +188,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
                 if let pending = rescorePending, let total = rescoreTotal { model += " (\(pending) of \(total) rows left)" }
                 if let reason = nextModelReason { model += ": \(reason)" }
             } else if modelVersion == nil && zvalRows == 0 {
-                model += ": waiting for Z_val (load it: tovd import FILE --into validation --target \(name))"
+                let flag = name == Settings.defaultTarget ? "" : " --target \(name)"
+                model += ": waiting for Z_val (load it: tovd import FILE --into validation\(flag))"
             }
             parts.append(model)
             parts.append("Z_val version \(zvalVersion), \(zvalRows) rows" + (zvalRejected > 0 ? " (\(zvalRejected) left out)" : ""))

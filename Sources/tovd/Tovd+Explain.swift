@@ -44,8 +44,8 @@ extension Tovd {
                     + "Run it as the daemon's role, or grant SELECT on those tables.")
             }
             print("candidate \(id)")
-            // One target reads as before; several get a heading each.
-            if explanations.count == 1, target == nil {
+            // One target reads as before; several get a heading each (an unknown id is unknown to all).
+            if (explanations.count == 1 && target == nil) || explanations.first?.1.lines == ["no candidate with id \(id)"] {
                 for line in explanations[0].1.lines { print("  " + line) }
                 return
             }

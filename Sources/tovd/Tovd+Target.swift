@@ -16,11 +16,12 @@ extension Tovd {
                   tovd target add drop --budget '{"rows": 5000}' --policy score_only
                   tovd import drop-zval.jsonl --into validation --target drop
                   tovd target list
+                  tovd target set drop --bins 20 --unset policy
                   tovd export --target drop --selected -o drop.jsonl --manifest drop.manifest.json
                   tovd target disable drop          # keeps its selection, trains nothing
                   tovd target drop drop --yes       # deletes its Z_val, versions, scores and selection
                 """,
-            subcommands: [Add.self, List.self, Enable.self, Disable.self, Drop.self])
+            subcommands: [Add.self, SetSettings.self, List.self, Enable.self, Disable.self, Drop.self])
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -38,28 +39,9 @@ extension Tovd {
                     """)
 
             @Argument(help: "The target's name: a letter or digit, then up to 62 letters, digits, '.', '_' or '-'.") var name: String
-            @Option(help: ArgumentHelp("Its budget, as tov.settings writes it: '{\"rows\": N}' or '{\"fraction\": F}'.", valueName: "json"))
-            var budget: String?
-            @Option(help: "Its policy: score_random, score_only, score_only_unbinned, random or uncertainty.") var policy: String?
-            @Option(help: "Its number of length bins (1 … 100).") var bins: Int?
-            @Option(help: "Its score function: improvement, abs or relu.") var scoreFn: String?
-            @Option(help: "Its θ_val learning rate as a fraction of lr (1e-6 … 10).") var valLrRatio: Double?
-            @Option(help: "Seconds its Z_val must be quiet before a refresh (0 … 86400).") var zvalDebounceSeconds: Double?
+            @OptionGroup var settings: TargetSettingOptions
             @Flag(help: "Add it disabled: it trains nothing until `tovd target enable NAME`.") var disabled = false
             @OptionGroup var database: DatabaseOptions
-
-            /// (key, JSON text) of each setting given, in the order of `tov.target_setting_keys()`.
-            var settings: [(String, String)] {
-                func quoted(_ s: String) -> String { String(decoding: try! JSONEncoder().encode(s), as: UTF8.self) }
-                var pairs: [(String, String)] = []
-                if let budget { pairs.append(("budget", budget)) }
-                if let policy { pairs.append(("policy", quoted(policy))) }
-                if let bins { pairs.append(("bins", String(bins))) }
-                if let scoreFn { pairs.append(("score_fn", quoted(scoreFn))) }
-                if let valLrRatio { pairs.append(("val_lr_ratio", String(valLrRatio))) }
-                if let zvalDebounceSeconds { pairs.append(("zval_debounce_seconds", String(zvalDebounceSeconds))) }
-                return pairs
-            }
 
             func run() async throws {
                 let connection = try await database.connect(applicationName: "tovd target add")
@@ -68,26 +50,54 @@ extension Tovd {
                     throw CLIError("\"\(name)\" is not a valid target name: it must start with a letter or digit, then up to 62 letters, "
                         + "digits, '.', '_' or '-' (so it reads the same in SQL, a flag and a file name)")
                 }
-                // Each value is checked by the database's own rule first, so the error names the key.
-                var object: [String] = []
-                for (key, json) in settings {
-                    let valid = try? await TargetStore.settingIsValid(key: key, json: json, on: connection)
-                    guard valid == true else {
-                        throw CLIError("--\(key.replacingOccurrences(of: "_", with: "-")) \(json) is not a value tov.settings accepts for \(key); "
-                            + "see the table of keys in docs/operations.md (\"Refresh and rebase\") for its type and range")
-                    }
-                    object.append("\(String(decoding: try JSONEncoder().encode(key), as: UTF8.self)): \(json)")
-                }
-                let settingsJSON = "{" + object.joined(separator: ", ") + "}"
+                let settingsJSON = try await settings.checkedJSON(on: connection)
                 guard try await TargetStore.targetInsert(.init(name: name, settingsJSON: settingsJSON, enabled: !disabled), on: connection) != nil
                 else {
                     throw CLIError("a target named \(name) exists already (tovd target list); change its settings with "
-                        + "UPDATE tov.targets SET settings = settings || '{...}' WHERE name = '\(name)'")
+                        + "`tovd target set \(name) ...`")
                 }
-                print("added target \(name)" + (settings.isEmpty ? " (every setting global)" : " with \(settingsJSON)")
+                print("added target \(name)" + (settings.pairs.isEmpty ? " (every setting global)" : " with \(settingsJSON)")
                     + (disabled ? ", disabled" : ""))
                 print("next: load its Z_val with `tovd import FILE --into validation --target \(name)`; its selection is "
                     + "SELECT * FROM tov.selections WHERE target = '\(name)' (or `tovd export --target \(name) --selected`)")
+            }
+        }
+
+        struct SetSettings: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "set",
+                abstract: "Change a target's own settings, or give some back to the global value.",
+                discussion: """
+                    Takes the flags of `tovd target add`; --unset KEY makes the target read KEY from tov.settings \
+                    again. Like a change in tov.settings, budget, policy, bins and score_fn take effect at once, \
+                    val_lr_ratio by a refresh of this target.
+                      tovd target set drop --bins 20 --policy score_random
+                      tovd target set drop --unset budget --unset bins
+                    The same in SQL: UPDATE tov.targets SET settings = (settings - 'budget') || '{"bins": 20}' WHERE name = 'drop';
+                    """)
+
+            @Argument(help: "The target's name.") var name: String
+            @OptionGroup var settings: TargetSettingOptions
+            @Option(help: ArgumentHelp("A key to take from tov.settings again (repeatable).", valueName: "key")) var unset: [String] = []
+            @OptionGroup var database: DatabaseOptions
+
+            func validate() throws {
+                guard !settings.pairs.isEmpty || !unset.isEmpty else { throw ValidationError("say what to change: a setting flag or --unset KEY") }
+                if let key = unset.first(where: { !Settings.targetKeys.contains($0) }) {
+                    let scope = Settings.keys.contains(key) ? "\(key) is global (tov.settings): it shapes the base model or the whole pool, so every target shares it"
+                        : "\(key) is not a setting"
+                    throw ValidationError("\(scope); a target may set only \(Settings.targetKeys.sorted().joined(separator: ", "))")
+                }
+            }
+
+            func run() async throws {
+                let connection = try await database.connect(applicationName: "tovd target set")
+                defer { connection.close() }
+                let json = try await settings.checkedJSON(on: connection)
+                guard let now = try await TargetStore.targetSettingsUpdate(name: name, unset: unset, set: json, on: connection) else {
+                    throw try await unknownTarget(name, on: connection)
+                }
+                print("target \(name) now sets \(now == "{}" ? "nothing (every setting global)" : now)")
             }
         }
 
@@ -105,7 +115,7 @@ extension Tovd {
             func run() async throws {
                 let connection = try await database.connect(applicationName: "tovd target list")
                 defer { connection.close() }
-                let targets = try await StatusReport.load(on: connection).targets
+                let targets = try await StatusQueries.targetStatusGetMany(on: connection)
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
@@ -176,6 +186,45 @@ extension Tovd {
                     + "(target_id \(data.targetID))")
             }
         }
+    }
+}
+
+/// The settings a target may set for itself, as flags (`tovd target add` and `set`).
+struct TargetSettingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Its budget, as tov.settings writes it: '{\"rows\": N}' or '{\"fraction\": F}'.", valueName: "json"))
+    var budget: String?
+    @Option(help: "Its policy: score_random, score_only, score_only_unbinned, random or uncertainty.") var policy: String?
+    @Option(help: "Its number of length bins (1 … 100).") var bins: Int?
+    @Option(help: "Its score function: improvement, abs or relu.") var scoreFn: String?
+    @Option(help: "Its θ_val learning rate as a fraction of lr (1e-6 … 10).") var valLrRatio: Double?
+    @Option(help: "Seconds its Z_val must be quiet before a refresh (0 … 86400).") var zvalDebounceSeconds: Double?
+
+    /// (key, JSON text) of each setting given, in the order of `tov.target_setting_keys()`.
+    var pairs: [(String, String)] {
+        func quoted(_ s: String) -> String { String(decoding: try! JSONEncoder().encode(s), as: UTF8.self) }
+        var pairs: [(String, String)] = []
+        if let budget { pairs.append(("budget", budget)) }
+        if let policy { pairs.append(("policy", quoted(policy))) }
+        if let bins { pairs.append(("bins", String(bins))) }
+        if let scoreFn { pairs.append(("score_fn", quoted(scoreFn))) }
+        if let valLrRatio { pairs.append(("val_lr_ratio", String(valLrRatio))) }
+        if let zvalDebounceSeconds { pairs.append(("zval_debounce_seconds", String(zvalDebounceSeconds))) }
+        return pairs
+    }
+
+    /// The given settings as one JSON object, each value checked by the database's own rule first
+    /// (the table's CHECK would refuse it too, but without naming the flag).
+    func checkedJSON(on connection: Connection) async throws -> String {
+        var object: [String] = []
+        for (key, json) in pairs {
+            let valid = try? await TargetStore.settingIsValid(key: key, json: json, on: connection)
+            guard valid == true else {
+                throw CLIError("--\(key.replacingOccurrences(of: "_", with: "-")) \(json) is not a value tov.settings accepts for \(key); "
+                    + "see the table of keys in docs/operations.md (\"Refresh and rebase\") for its type and range")
+            }
+            object.append("\(String(decoding: try JSONEncoder().encode(key), as: UTF8.self)): \(json)")
+        }
+        return "{" + object.joined(separator: ", ") + "}"
     }
 }
 

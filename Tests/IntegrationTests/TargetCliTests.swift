@@ -46,6 +46,21 @@ struct TargetCliTests {
             #expect(run.status != 0 && run.log.contains("budget"), "\(run.log)")
             #expect(try await TovTestDatabase.count("tov.targets", on: c) == 2)
 
+            // Its own settings change, or go back to the global value; a global key is refused with the list.
+            run = try await Self.tovd(["target", "set", "drop", "--bins", "4", "--unset", "policy"], conninfo)
+            #expect(run.status == 0 && run.log.contains(#"now sets {"bins": 4, "budget": {"rows": 2}}"#), "\(run.log)")
+            run = try await Self.tovd(["target", "set", "drop", "--unset", "u_size"], conninfo)
+            #expect(run.status != 0 && run.log.contains("u_size is global")
+                    && run.log.contains("a target may set only bins, budget, policy, score_fn, val_lr_ratio, zval_debounce_seconds"), "\(run.log)")
+            run = try await Self.tovd(["target", "set", "drop", "--policy", "nonsense"], conninfo)
+            #expect(run.status != 0 && run.log.contains("--policy"), "\(run.log)")
+            run = try await Self.tovd(["target", "set", "nope", "--bins", "4"], conninfo)
+            #expect(run.status != 0 && run.log.contains("no target named nope; the targets are: default, drop"), "\(run.log)")
+            run = try await Self.tovd(["target", "set", "drop", "--bins", "3", "--policy", "score_only"], conninfo)
+            #expect(run.status == 0, "\(run.log)")
+            #expect(try await c.query("SELECT settings::text AS s FROM tov.targets WHERE name = 'drop'").first!.get(String.self, "s")
+                    == #"{"bins": 3, "budget": {"rows": 2}, "policy": "score_only"}"#)
+
             // A target's Z_val, loaded by import.
             let file = try Self.zvalFile(3, prefix: "drop zval")
             defer { try? FileManager.default.removeItem(atPath: file) }
@@ -220,6 +235,8 @@ struct TargetCliTests {
                     && run.log.contains("  target drop\n    model version \(setup.versions[1])"), "\(run.log)")
             run = try await Self.tovd(["explain", "\(row)", "--target", "drop"], conninfo)
             #expect(run.status == 0 && !run.log.contains("target default") && run.log.contains("in: selected by score"), "\(run.log)")
+            run = try await Self.tovd(["explain", "999999"], conninfo)
+            #expect(run.status == 0 && run.log.components(separatedBy: "no candidate with id 999999").count == 2, "\(run.log)")
             run = try await Self.tovd(["explain", "\(row)", "--target", "nope"], conninfo)
             #expect(run.status != 0 && run.log.contains("the targets are: default, drop"), "\(run.log)")
         }
@@ -232,6 +249,7 @@ struct TargetCliTests {
             (["target", "add", "--help"], ["--budget", "--policy", "--bins", "--score-fn", "--val-lr-ratio", "--zval-debounce-seconds",
                                            "--disabled", "tovd target add drop --budget '{\"rows\": 5000}' --policy score_only --bins 20"]),
             (["target", "drop", "--help"], ["--yes", "tovd target drop drop --yes"]),
+            (["target", "set", "--help"], ["--unset", "--bins", "tovd target set drop --unset budget --unset bins"]),
             (["target", "list", "--help"], ["--json", "tovd target list --json"]),
             (["import", "--help"], ["--target", "tovd import drop-zval.jsonl --into validation --target drop"]),
             (["refresh", "--help"], ["--target", "tovd refresh --target drop"]),

@@ -81,8 +81,8 @@ public enum StatusQueries {
         }
     }
 
-    /// Every row of tov.target_status, in target id order.
-    static func targetStatusGetMany(on connection: Connection) async throws -> [StatusReport.Target] {
+    /// Every row of tov.target_status, in target id order (`tovd target list`; tov_reader may read it).
+    public static func targetStatusGetMany(on connection: Connection) async throws -> [StatusReport.Target] {
         try await connection.query("""
             SELECT s.target, s.enabled, s.zval_version, s.zval_rows, s.zval_rejected, s.model_version, s.base_version,
                    s.next_model_version, s.next_model_status, s.next_model_reason, s.rescore_pending, s.rescore_total,

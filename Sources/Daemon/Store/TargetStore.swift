@@ -1,3 +1,4 @@
+import Foundation
 import PQ
 
 /// Statements on `tov.targets`: what the settings cache reads, and what `tovd target` writes.
@@ -67,6 +68,17 @@ public enum TargetStore {
             INSERT INTO tov.targets (name, settings, enabled) VALUES ($1, $2::jsonb, $3)
             ON CONFLICT (name) DO NOTHING RETURNING target_id
             """, [p.name, p.settingsJSON, p.enabled]).first.map { Int(try $0.get(Int32.self, "target_id")) }
+    }
+
+    /// Removes the keys `unset` from the target's own settings and sets those of `set` (a JSON
+    /// object); returns its settings after, or nil when no target has that name.
+    public static func targetSettingsUpdate(name: String, unset: [String], set: String, on connection: Connection) async throws -> String? {
+        // The keys travel as a JSON array: PQ binds an empty Swift array as bytea, not as text[].
+        let keys = String(decoding: try JSONEncoder().encode(unset), as: UTF8.self)
+        return try await connection.query("""
+            UPDATE tov.targets SET settings = (settings - ARRAY(SELECT jsonb_array_elements_text($2::jsonb))) || $3::jsonb
+            WHERE name = $1 RETURNING settings::text AS settings
+            """, [name, keys, set]).first.map { try $0.get(String.self, "settings") }
     }
 
     /// Sets `enabled`; false when no target has that name.

@@ -123,6 +123,13 @@ struct ExportManifestTests {
             #expect(run.status == 0, "\(run.log)")
             #expect(try Self.lines(again).map { Int64($0["id"] as! Int) } == expectedIDs)
 
+            // A row deleted from the pool since: its text is gone, and --as-of says so.
+            try await c.execute("DELETE FROM tov.candidates WHERE id = $1", [ids[2]])
+            try? FileManager.default.removeItem(atPath: again)
+            run = try await Self.tovd(["export", "--as-of", manifest, "-o", again], conninfo)
+            #expect(run.status != 0 && run.log.contains("1 of the 3 rows") && run.log.contains("deleted from tov.candidates"), "\(run.log)")
+            #expect(!FileManager.default.fileExists(atPath: again))
+
             // History that cannot give the same rows fails loudly and writes nothing.
             try await c.execute("DELETE FROM tov.selection_history WHERE target_id = $1 AND candidate_id = $2 AND change = 'in'", [drop, ids[3]])
             try? FileManager.default.removeItem(atPath: again)

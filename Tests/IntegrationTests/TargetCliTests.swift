@@ -71,13 +71,22 @@ struct TargetCliTests {
             #expect(run.status != 0 && run.log.contains("no target named nope; the targets are: default, drop"), "\(run.log)")
             run = try await Self.tovd(["import", file, "--target", "drop"], conninfo)
             #expect(run.status != 0 && run.log.contains("--into validation"), "\(run.log)")
+            // tov_writer may load Z_val but not read tov.targets: the foreign key still names a wrong target.
+            let writer = "writer_\(UUID().uuidString.prefix(8).lowercased())"
+            try await c.simpleQuery("CREATE ROLE \(writer) LOGIN IN ROLE tov_writer")
+            defer { Task { try? await c.simpleQuery("DROP OWNED BY \(writer); DROP ROLE IF EXISTS \(writer)") } }
+            run = try await Self.tovd(["import", file, "--into", "validation", "--target", "nope"], conninfo + " user=\(writer)")
+            #expect(run.status != 0 && run.log.contains("no target named nope"), "\(run.log)")
+            run = try await Self.tovd(["import", file, "--into", "validation", "--target", "drop", "--strict"], conninfo + " user=\(writer)")
+            #expect(run.status == 0, "\(run.log)")
+            try await c.simpleQuery("DELETE FROM tov.validation WHERE id > (SELECT min(id) + 2 FROM tov.validation)")
             #expect(try await TovTestDatabase.count("tov.validation", on: c) == 3)
             #expect(try await TovTestDatabase.count("tov.candidates", on: c) == 0)
 
             run = try await Self.tovd(["target", "list"], conninfo)
             #expect(run.status == 0, "\(run.log)")
             let dropLine = run.log.split(separator: "\n").first { $0.hasPrefix("drop ") }.map(String.init) ?? ""
-            #expect(dropLine.contains("Z_val version 1, 3 rows") && dropLine.contains("no model yet"), "\(run.log)")
+            #expect(dropLine.contains("Z_val version 3, 3 rows") && dropLine.contains("no model yet"), "\(run.log)")
             #expect(run.log.contains(#"own settings: bins = 3, budget = {"rows": 2}, policy = "score_only""#), "\(run.log)")
             run = try await Self.tovd(["target", "list", "--json"], conninfo)
             let listed = try #require(try JSONSerialization.jsonObject(with: Data(run.log.utf8)) as? [[String: Any]], "\(run.log)")

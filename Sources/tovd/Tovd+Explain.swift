@@ -40,7 +40,8 @@ extension Tovd {
                 }
             } catch let error as PQError where error.sqlState == .insufficientPrivilege {
                 throw CLIError("tovd explain reads the pool and its scores (tov.candidates, tov.scores, tov.score_details), "
-                    + "which tov_reader may not: it sees only tov.selected, tov.status and tov.workers. "
+                    + "which tov_reader may not: it sees only the views (tov.selected, tov.selections, tov.status, tov.target_status, "
+                    + "tov.workers) and tov.validation. "
                     + "Run it as the daemon's role, or grant SELECT on those tables.")
             }
             print("candidate \(id)")

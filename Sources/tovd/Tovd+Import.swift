@@ -20,18 +20,28 @@ extension Tovd {
                 its end is an error (exit status 1), never taken for a shorter file.
                   tovd import pool.jsonl
                   tovd import zval.jsonl --into validation
+                  tovd import drop-zval.jsonl --into validation --target drop    # a target's Z_val (tovd target add)
                 """)
 
         enum Table: String, ExpressibleByArgument, CaseIterable { case candidates, validation }
 
         @Argument(help: "The JSONL file.") var file: String
         @Option(help: "candidates (default) or validation.") var into: Table = .candidates
+        @Option(help: ArgumentHelp("With --into validation: the target whose Z_val the rows are (tov.validation.target; default: default).",
+                                   valueName: "name"))
+        var target: String?
         @Flag(help: "Import all of the file or, on the first bad line, nothing.") var strict = false
         @Option(help: "Rows per COPY (one transaction each, unless --strict).") var chunkRows = 5000
         @OptionGroup var database: DatabaseOptions
 
         /// The first bad line under --strict; it rolls the one transaction back.
         struct StrictAbort: Error { var line: JSONLLineError }
+
+        func validate() throws {
+            if target != nil && into != .validation {
+                throw ValidationError("--target names whose Z_val the rows are: use it with --into validation (the pool is shared by every target)")
+            }
+        }
 
         func run() async throws {
             let url = URL(fileURLWithPath: file)
@@ -46,6 +56,10 @@ extension Tovd {
             }
             let connection = try await database.connect(applicationName: "tovd import")
             defer { connection.close() }
+            if let target {
+                // tov_writer may insert Z_val but not read tov.targets: then the foreign key below names it.
+                do { _ = try await requireTarget(target, on: connection) } catch let error as PQError where error.sqlState == .insufficientPrivilege {}
+            }
 
             let progress = ProgressBar("import \(url.lastPathComponent)", total: total, unit: "lines")
             var tally = Tally()
@@ -62,7 +76,8 @@ extension Tovd {
             }
             progress.finish(tally.lines)
             if tally.bad > 20 { FileHandle.standardError.write(Data("\n... and \(tally.bad - 20) more bad lines".utf8)) }
-            print("imported \(tally.imported) rows into tov.\(into.rawValue); skipped \(tally.bad) bad lines")
+            print("imported \(tally.imported) rows into tov.\(into.rawValue)" + (target.map { " for target \($0)" } ?? "")
+                + "; skipped \(tally.bad) bad lines")
         }
 
         struct Tally { var imported = 0, bad = 0, lines = 0 }
@@ -77,9 +92,13 @@ extension Tovd {
                 guard chunkCount > 0 else { return }
                 let data = chunk
                 do {
-                    tally.imported += try await connection.copyIn(into == .candidates ? TransferQueries.candidatesCopyIn : TransferQueries.validationCopyIn) { send in
+                    let copy = into == .candidates ? TransferQueries.candidatesCopyIn
+                        : target == nil ? TransferQueries.validationCopyIn : TransferQueries.validationOfTargetCopyIn
+                    tally.imported += try await connection.copyIn(copy) { send in
                         try await send(data)
                     }
+                } catch let error as PQError where error.sqlState == .foreignKeyViolation && target != nil {
+                    throw CLIError("no target named \(target!) (tovd target list; add one with tovd target add NAME)")
                 } catch let error as PQError {
                     throw CLIError("\(file): the database refused lines \(chunkFirstLine)–\(tally.lines): \(error)")
                 }
@@ -106,6 +125,10 @@ extension Tovd {
                     case .failure(let reason):
                         try bad(JSONLLineError(line: lines.lineNumber, reason: reason.message))
                     case .success(let row):
+                        if let target {
+                            CopyText.appendEscaped(target.utf8, to: &chunk)
+                            chunk.append(0x09)
+                        }
                         chunk += row
                         chunkCount += 1
                         if chunkCount >= chunkRows { try await flush() }

@@ -13,7 +13,14 @@ extension Tovd {
                   tovd status --watch    # refreshed every 2 s with a progress bar; Ctrl-C to stop
                   tovd status --json     # one object: pool_rows, pending, waiting_for_model, model_version,
                                          # daemon_state, activity {name, done, total, unit, rate_per_second,
-                                         # eta_seconds}, settings_error, theta0, workers [...], ...
+                                         # eta_seconds}, settings_error, theta0, workers [...],
+                                         # targets [{name, enabled, settings, zval_rows, zval_version,
+                                         # model_version, next_model_version, next_model_status,
+                                         # rescore_pending, selection_size, selection_version,
+                                         # zval_current, last_refresh_finished_at, ...}], ...
+                The model, Z_val and selection lines (and keys) describe the target `default`, as tov.status \
+                does; with several targets a line per target follows (tov.target_status), and "targets" has \
+                every one in --json either way.
                 "daemon_state" is "running" (an instance holds the leader lease), "no leader" (instances \
                 run, none holds the lease; one that can lead takes over within seconds), "no instance can \
                 lead" (every running instance has --no-leader: rows are scored, nothing trains and the \
@@ -83,10 +90,21 @@ extension Tovd {
                 the meantime are served by that same version. A request is served only once its θ_val is \
                 trained: if the leader dies first, the next leader serves it (tov.training_requests.served_at). \
                 Z_val, method and val_lr_ratio changes refresh by themselves; use this after repairing data \
-                by hand.
+                by hand. Without --target it refreshes every enabled target (tov.training_requests.target_id \
+                NULL), one after the other.
+                  tovd refresh                  # every target
+                  tovd refresh --target drop    # only the target drop
                 """)
+        @Option(help: ArgumentHelp("Refresh only this target (tovd target list).", valueName: "name")) var target: String?
         @OptionGroup var database: DatabaseOptions
-        func run() async throws { try await requestTraining(.refresh, database: database) }
+        func run() async throws {
+            guard let target else { return try await requestTraining(.refresh, database: database) }
+            let connection = try await database.connect(applicationName: "tovd refresh")
+            defer { connection.close() }
+            let id = try await TargetStore.targetRefreshRequestInsert(targetID: try await requireTarget(target, on: connection), on: connection)
+            print("refresh of target \(target) requested (request \(id)); it is served once its version is trained, and requests "
+                  + "made meanwhile join it; follow it with `tovd status --watch`")
+        }
     }
 
     struct Rebase: AsyncParsableCommand {

@@ -24,8 +24,8 @@ struct ExportTests {
             let ids = try await TovTestDatabase.insertCandidates(4, on: c, prefix: "pool")
             // Rows 3 and 1 selected (inserted out of order: the export orders by id); 2 and 4 are not.
             _ = try await c.execute("""
-                INSERT INTO tov.selection_items (candidate_id, score, reason, length_bin)
-                VALUES ($1, 0.5, 'random', 0), ($2, 0.9, 'score', 1)
+                INSERT INTO tov.selection_items (target_id, candidate_id, score, reason, length_bin)
+                VALUES (1, $1, 0.5, 'random', 0), (1, $2, 0.9, 'score', 1)
                 """, [ids[2], ids[0]])
             // Z_val: one new row, one repeating a selected row, one repeating an unselected pool row
             // (kept: it is not in the selection), and a duplicate of the new row.
@@ -65,8 +65,8 @@ struct ExportTests {
                 RETURNING id
                 """).map { try $0.get(Int64.self, "id") }
             _ = try await c.execute("""
-                INSERT INTO tov.selection_items (candidate_id, score, reason, length_bin)
-                SELECT unnest($1::bigint[]), 0.5, 'score', 0
+                INSERT INTO tov.selection_items (target_id, candidate_id, score, reason, length_bin)
+                SELECT 1, unnest($1::bigint[]), 0.5, 'score', 0
                 """, [twins])
             _ = try await c.execute("""
                 INSERT INTO tov.validation (prompt, response, source) VALUES

@@ -69,8 +69,8 @@ struct StatusTests {
             try await c.simpleQuery(Self.deadLeaderSQL + """
                 INSERT INTO tov.instances (holder, instance, workers, leader_capable) VALUES ('w1:a', 'w1', 2, false);
                 INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (1, 1, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, rescore_total, trained_at, reason)
-                    SELECT max(base_version), 1, 'A', 'scoring', 4, now() - interval '10 seconds', 'Z_val changed' FROM tov.base_models;
+                INSERT INTO tov.model_versions (target_id, base_version, zval_version, method, status, rescore_total, trained_at, reason)
+                    SELECT 1, max(base_version), 1, 'A', 'scoring', 4, now() - interval '10 seconds', 'Z_val changed' FROM tov.base_models;
                 """)
             try await c.execute("""
                 INSERT INTO tov.jobs (candidate_id, model_version)
@@ -97,7 +97,7 @@ struct StatusTests {
                 RETURNING base_version
                 """).map { Int(try $0.get(Int32.self, "base_version")) }
             let versions = try await c.query("""
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES ($1, 1, 'A', 'complete'), ($2, 1, 'A', 'scoring')
+                INSERT INTO tov.model_versions (target_id, base_version, zval_version, method, status) VALUES (1, $1, 1, 'A', 'complete'), (1, $2, 1, 'A', 'scoring')
                 RETURNING model_version
                 """, [bases[0], bases[1]]).map { Int(try $0.get(Int32.self, "model_version")) }
             try await c.execute("INSERT INTO tov.base_subset (base_version, candidate_id) VALUES ($1, $2), ($3, $4)",
@@ -106,7 +106,7 @@ struct StatusTests {
                 INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
                 SELECT unnest($1::bigint[]), $2, 0.5, 2, 1.5, '{2}', '{1.5}', 0.1, 5
                 """, [[selected, scored], versions[0]])
-            try await c.execute("INSERT INTO tov.selection_items (candidate_id, score, reason, length_bin) VALUES ($1, 0.5, 'score', 0)", [selected])
+            try await c.execute("INSERT INTO tov.selection_items (target_id, candidate_id, score, reason, length_bin) VALUES (1, $1, 0.5, 'score', 0)", [selected])
 
             let explained = try await Explanation.load(candidateID: selected, on: c).lines
             #expect(!explained.contains { $0.contains("never scored or selected") }, "\(explained)")

@@ -2,15 +2,18 @@ import PQ
 import Selection
 
 /// Why one candidate row is or is not in the selection: its state, losses per epoch, φ, length bin,
-/// rank in the bin and the quota it competed for. `tovd explain ID` prints it.
+/// rank in the bin and the quota it competed for, under one target's model version, settings and
+/// selection. `tovd explain ID [--target T]` prints it.
 public struct Explanation: Sendable {
     public var candidateID: Int64
     public var lines: [String]
 
-    public static func load(candidateID: Int64, on connection: Connection) async throws -> Explanation {
+    /// - Parameter target: the target whose version, settings (its own values over the global ones)
+    ///   and selection explain the row; `default` is the one of a single-target database.
+    public static func load(candidateID: Int64, target: String = Settings.defaultTarget, on connection: Connection) async throws -> Explanation {
         var lines: [String] = []
         func add(_ s: String) { lines.append(s) }
-        guard let state = try await StatusQueries.candidateStateGet(.init(candidateID: candidateID), on: connection) else {
+        guard let state = try await StatusQueries.candidateStateGet(.init(candidateID: candidateID, target: target), on: connection) else {
             return Explanation(candidateID: candidateID, lines: ["no candidate with id \(candidateID)"])
         }
         if let reason = state.rejectReason {
@@ -29,8 +32,9 @@ public struct Explanation: Sendable {
             let phase = state.nextBaseStatus == "training" ? "being trained" : "its version being rescored"
             add("in the base subset U of base model \(next) (newer, \(phase)): not scored under it, so out once its version switches in")
         }
-        let settings = try await SettingsCache.load(on: connection)
-        guard let row = try await StatusQueries.scoreDetailGet(.init(candidateID: candidateID), on: connection) else {
+        let global = try await SettingsCache.load(on: connection)
+        let settings = global.target(named: target)?.settings ?? global
+        guard let row = try await StatusQueries.scoreDetailGet(.init(candidateID: candidateID, target: target), on: connection) else {
             let pending = state.jobsQueued
             add(pending > 0 ? "waiting to be scored (\(pending) job(s) queued)" : "not scored under the current model version yet (no complete model version, or rescoring)")
             return Explanation(candidateID: candidateID, lines: lines)

@@ -35,6 +35,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
     /// role reading status may not see it (tov_reader).
     public var leaderCapableInstances: Int?
     public var workers: [Worker] = []
+    /// Every target (tov.target_status), in id order; the fields above describe the target
+    /// `default` (as tov.status does).
+    public var targets: [Target] = []
 
     /// ``daemonState`` when instances run but every one was started with `--no-leader`.
     public static let noInstanceCanLead = "no instance can lead"
@@ -91,6 +94,117 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// One row of tov.target_status: a target's Z_val, model versions, selection and freshness.
+    public struct Target: Codable, Sendable, Equatable {
+        public var name: String
+        public var enabled: Bool
+        /// The target's own settings (tov.targets.settings), each value as JSON text; a key it does
+        /// not set is the global one of tov.settings.
+        public var settings: [String: String]
+        public var zvalVersion: Int64
+        public var zvalRows: Int64
+        public var zvalRejected: Int64
+        public var modelVersion: Int?
+        public var baseVersion: Int?
+        public var nextModelVersion: Int?
+        public var nextModelStatus: String?
+        public var nextModelReason: String?
+        /// While the next version is rescored: rows left of ``rescoreTotal``.
+        public var rescorePending: Int64?
+        public var rescoreTotal: Int64?
+        public var selectionVersion: Int64
+        public var selectionSize: Int64
+        public var selectionComputedAt: String?
+        public var lastRefreshFinishedAt: String?
+        /// Whether the complete version was trained on the target's current Z_val (false while a
+        /// refresh is due or runs; nil before the first version).
+        public var zvalCurrent: Bool?
+
+        public init(name: String, enabled: Bool = true, settings: [String: String] = [:], zvalVersion: Int64 = 0, zvalRows: Int64 = 0,
+                    zvalRejected: Int64 = 0, modelVersion: Int? = nil, baseVersion: Int? = nil, nextModelVersion: Int? = nil,
+                    nextModelStatus: String? = nil, nextModelReason: String? = nil, rescorePending: Int64? = nil,
+                    rescoreTotal: Int64? = nil, selectionVersion: Int64 = 0, selectionSize: Int64 = 0,
+                    selectionComputedAt: String? = nil, lastRefreshFinishedAt: String? = nil, zvalCurrent: Bool? = nil) {
+            self.name = name
+            self.enabled = enabled
+            self.settings = settings
+            self.zvalVersion = zvalVersion
+            self.zvalRows = zvalRows
+            self.zvalRejected = zvalRejected
+            self.modelVersion = modelVersion
+            self.baseVersion = baseVersion
+            self.nextModelVersion = nextModelVersion
+            self.nextModelStatus = nextModelStatus
+            self.nextModelReason = nextModelReason
+            self.rescorePending = rescorePending
+            self.rescoreTotal = rescoreTotal
+            self.selectionVersion = selectionVersion
+            self.selectionSize = selectionSize
+            self.selectionComputedAt = selectionComputedAt
+            self.lastRefreshFinishedAt = lastRefreshFinishedAt
+            self.zvalCurrent = zvalCurrent
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, enabled, settings, zvalVersion = "zval_version", zvalRows = "zval_rows", zvalRejected = "zval_rejected"
+            case modelVersion = "model_version", baseVersion = "base_version", nextModelVersion = "next_model_version"
+            case nextModelStatus = "next_model_status", nextModelReason = "next_model_reason", rescorePending = "rescore_pending"
+            case rescoreTotal = "rescore_total", selectionVersion = "selection_version", selectionSize = "selection_size"
+            case selectionComputedAt = "selection_computed_at", lastRefreshFinishedAt = "last_refresh_finished_at"
+            case zvalCurrent = "zval_current"
+        }
+
+        /// Absent values as `null`, as for the report itself.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(enabled, forKey: .enabled)
+            try c.encode(settings, forKey: .settings)
+            try c.encode(zvalVersion, forKey: .zvalVersion)
+            try c.encode(zvalRows, forKey: .zvalRows)
+            try c.encode(zvalRejected, forKey: .zvalRejected)
+            try c.encode(modelVersion, forKey: .modelVersion)
+            try c.encode(baseVersion, forKey: .baseVersion)
+            try c.encode(nextModelVersion, forKey: .nextModelVersion)
+            try c.encode(nextModelStatus, forKey: .nextModelStatus)
+            try c.encode(nextModelReason, forKey: .nextModelReason)
+            try c.encode(rescorePending, forKey: .rescorePending)
+            try c.encode(rescoreTotal, forKey: .rescoreTotal)
+            try c.encode(selectionVersion, forKey: .selectionVersion)
+            try c.encode(selectionSize, forKey: .selectionSize)
+            try c.encode(selectionComputedAt, forKey: .selectionComputedAt)
+            try c.encode(lastRefreshFinishedAt, forKey: .lastRefreshFinishedAt)
+            try c.encode(zvalCurrent, forKey: .zvalCurrent)
+        }
+
+        /// "model 4, next 5 scoring (120 of 500 rows left); Z_val version 6, 40 rows; selection 1200
+        /// rows (version 17), from the current Z_val; last refresh …": one line of `tovd status`.
+        public var summary: String {
+            var parts: [String] = []
+            if !enabled { parts.append("disabled (trains nothing; its selection stays)") }
+            var model = modelVersion.map { "model \($0)" } ?? "no model yet"
+            if let next = nextModelVersion {
+                model += ", next \(next) \(nextModelStatus ?? "")"
+                if let pending = rescorePending, let total = rescoreTotal { model += " (\(pending) of \(total) rows left)" }
+                if let reason = nextModelReason { model += ": \(reason)" }
+            } else if modelVersion == nil && zvalRows == 0 {
+                let flag = name == Settings.defaultTarget ? "" : " --target \(name)"
+                model += ": waiting for Z_val (load it: tovd import FILE --into validation\(flag))"
+            }
+            parts.append(model)
+            parts.append("Z_val version \(zvalVersion), \(zvalRows) rows" + (zvalRejected > 0 ? " (\(zvalRejected) left out)" : ""))
+            var selection = "selection \(selectionSize) rows (version \(selectionVersion))"
+            switch zvalCurrent {
+            case true?: selection += ", from the current Z_val"
+            case false?: selection += ", from an older Z_val (a refresh is due or runs)"
+            case nil: break
+            }
+            parts.append(selection)
+            parts.append("last refresh " + (lastRefreshFinishedAt ?? "never"))
+            return parts.joined(separator: "; ")
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case poolRows = "pool_rows", scored, pending, rejected, baseSubsetRows = "base_subset_rows"
         case modelVersion = "model_version", nextModelVersion = "next_model_version", nextModelStatus = "next_model_status"
@@ -99,7 +213,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         case lastRefreshFinishedAt = "last_refresh_finished_at", oldestUnscoredAgeSeconds = "oldest_unscored_age_seconds", leader
         case waitingForModel = "waiting_for_model", daemonState = "daemon_state", activity, settingsError = "settings_error"
         case zvalRejected = "zval_rejected", leaderHeartbeatAgeSeconds = "leader_heartbeat_age_seconds"
-        case leaderCapableInstances = "leader_capable_instances", workers, theta0
+        case leaderCapableInstances = "leader_capable_instances", workers, theta0, targets
     }
 
     /// Encodes absent values as `null` so scripts always find every key.
@@ -131,11 +245,13 @@ public struct StatusReport: Codable, Sendable, Equatable {
         try c.encode(leaderCapableInstances, forKey: .leaderCapableInstances)
         try c.encode(workers, forKey: .workers)
         try c.encode(theta0, forKey: .theta0)
+        try c.encode(targets, forKey: .targets)
     }
 
     public static func load(on connection: Connection) async throws -> StatusReport {
         var report = try await StatusQueries.statusGet(on: connection)
         report.workers = try await StatusQueries.workerGetMany(on: connection)
+        report.targets = try await StatusQueries.targetStatusGetMany(on: connection)
         report.applyLeadership(leaderCapableInstances: try await StatusQueries.instanceCountLeaderCapable(on: connection))
         return report
     }
@@ -194,6 +310,15 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
         lines.append("selection   version \(selectionVersion), \(selected) rows")
         if let age = oldestUnscoredAgeSeconds { lines.append("oldest row being validated  \(Int(age)) s") }
+        // One target reads as before; with several, the lines above are the target 'default''s
+        // (as tov.status is), and each target gets a line of its own.
+        if targets.count > 1 {
+            lines.append("targets     \(targets.count) (Z_val, model and selection above are the target 'default''s; each one:)")
+            let width = targets.map(\.name.count).max() ?? 0
+            for t in targets {
+                lines.append("  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + t.summary)
+            }
+        }
         for w in workers where w.state != "stopped" || w.heartbeatAgeSeconds < 600 {
             let rate = w.rowsPerSecond.map { String(format: "%.1f rows/s", $0) } ?? "-"
             let error = w.lastError.map { "; last error: \($0.prefix(120))" } ?? ""

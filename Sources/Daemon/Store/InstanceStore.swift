@@ -62,13 +62,17 @@ enum InstanceStore {
         }
     }
 
+    /// The target `default`'s figures (as tov.status gives them): with several targets a model
+    /// version and a selection are per target, and a bare `status = 'complete'` subquery would see
+    /// one row per target.
     static let figuresGet = """
-        SELECT (SELECT model_version FROM tov.model_versions WHERE status = 'complete') AS model_version,
-               s.selection_version, (SELECT count(*) FROM tov.selection_items) AS selection_size,
+        SELECT (SELECT model_version FROM tov.model_versions WHERE status = 'complete' AND target_id = t.target_id) AS model_version,
+               s.selection_version, (SELECT count(*) FROM tov.selection_items i WHERE i.target_id = t.target_id) AS selection_size,
                (SELECT extract(epoch FROM trained_at - created_at)::float8 FROM tov.model_versions
                 WHERE trained_at IS NOT NULL ORDER BY model_version DESC LIMIT 1) AS refresh_seconds,
                a.activity, a.done, a.total, a.unit,
-               (SELECT status::text FROM tov.model_versions WHERE status IN ('training', 'scoring')) AS next_status
-        FROM tov.selection_state s CROSS JOIN tov.leader_activity a
+               (SELECT status::text FROM tov.model_versions WHERE status IN ('training', 'scoring') AND target_id = t.target_id) AS next_status
+        FROM tov.targets t JOIN tov.selection_state s USING (target_id) CROSS JOIN tov.leader_activity a
+        WHERE t.name = 'default'
         """
 }

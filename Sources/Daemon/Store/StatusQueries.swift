@@ -1,3 +1,4 @@
+import Foundation
 import PQ
 
 /// The store's status/workers family: what `tovd status` and `tovd explain` read (tov.status,
@@ -39,8 +40,10 @@ public enum StatusQueries {
             modelVersion: try r.getOptional(Int32.self, "model_version").map(Int.init),
             nextModelVersion: try r.getOptional(Int32.self, "next_model_version").map(Int.init),
             nextModelStatus: try r.getOptional(String.self, "next_model_status"),
-            rescorePending: try r.get(Int64.self, "rescore_pending"), zvalVersion: try r.get(Int64.self, "zval_version"),
-            zvalRows: try r.get(Int64.self, "zval_rows"), selectionVersion: try r.get(Int64.self, "selection_version"),
+            rescorePending: try r.get(Int64.self, "rescore_pending"),
+            // NULL only when the target 'default' was dropped by hand (tov.status describes it).
+            zvalVersion: try r.getOptional(Int64.self, "zval_version") ?? 0,
+            zvalRows: try r.get(Int64.self, "zval_rows"), selectionVersion: try r.getOptional(Int64.self, "selection_version") ?? 0,
             selected: try r.get(Int64.self, "selection_size"),
             lastRefreshStartedAt: try r.getOptional(String.self, "last_refresh_started_at"),
             lastRefreshFinishedAt: try r.getOptional(String.self, "last_refresh_finished_at"),
@@ -78,6 +81,37 @@ public enum StatusQueries {
         }
     }
 
+    /// Every row of tov.target_status, in target id order (`tovd target list`; tov_reader may read it).
+    public static func targetStatusGetMany(on connection: Connection) async throws -> [StatusReport.Target] {
+        try await connection.query("""
+            SELECT s.target, s.enabled, s.zval_version, s.zval_rows, s.zval_rejected, s.model_version, s.base_version,
+                   s.next_model_version, s.next_model_status, s.next_model_reason, s.rescore_pending, s.rescore_total,
+                   s.selection_version, s.selection_size, s.selection_computed_at::text AS selection_computed_at,
+                   s.last_refresh_finished_at::text AS last_refresh_finished_at, s.zval_current,
+                   (SELECT coalesce(jsonb_object_agg(e.key, e.value::text), '{}')::text FROM jsonb_each(s.settings) e) AS settings
+            FROM tov.target_status s JOIN tov.targets t ON t.name = s.target
+            ORDER BY t.target_id
+            """).map { r in
+            let settings = try JSONDecoder().decode([String: String].self, from: Data(try r.get(String.self, "settings").utf8))
+            return StatusReport.Target(
+                name: try r.get(String.self, "target"), enabled: try r.get(Bool.self, "enabled"), settings: settings,
+                zvalVersion: try r.get(Int64.self, "zval_version"), zvalRows: try r.get(Int64.self, "zval_rows"),
+                zvalRejected: try r.get(Int64.self, "zval_rejected"),
+                modelVersion: try r.getOptional(Int32.self, "model_version").map(Int.init),
+                baseVersion: try r.getOptional(Int32.self, "base_version").map(Int.init),
+                nextModelVersion: try r.getOptional(Int32.self, "next_model_version").map(Int.init),
+                nextModelStatus: try r.getOptional(String.self, "next_model_status"),
+                nextModelReason: try r.getOptional(String.self, "next_model_reason"),
+                rescorePending: try r.getOptional(Int64.self, "rescore_pending"),
+                rescoreTotal: try r.getOptional(Int64.self, "rescore_total"),
+                selectionVersion: try r.getOptional(Int64.self, "selection_version") ?? 0,
+                selectionSize: try r.get(Int64.self, "selection_size"),
+                selectionComputedAt: try r.getOptional(String.self, "selection_computed_at"),
+                lastRefreshFinishedAt: try r.getOptional(String.self, "last_refresh_finished_at"),
+                zvalCurrent: try r.getOptional(Bool.self, "zval_current"))
+        }
+    }
+
     /// How many running instances (fresh heartbeat, not stopped) may become the leader, i.e. were not
     /// started with `--no-leader`; nil when this role may not read tov.instances (tov_reader sees
     /// only the tov.workers view, which does not carry `leader_capable`).
@@ -97,7 +131,13 @@ public enum StatusQueries {
 
     public struct CandidateStateGetParams: Sendable {
         public var candidateID: Int64
-        public init(candidateID: Int64) { self.candidateID = candidateID }
+        /// The target whose model version and selection the state is read for (U is the base
+        /// model's, shared by every target, but each target switches to a new base on its own).
+        public var target: String
+        public init(candidateID: Int64, target: String = Settings.defaultTarget) {
+            self.candidateID = candidateID
+            self.target = target
+        }
     }
 
     /// Where a candidate stands before its scores: rejected, in U, or queued.
@@ -124,7 +164,8 @@ public enum StatusQueries {
     public static func candidateStateGet(_ params: CandidateStateGetParams, on connection: Connection) async throws -> CandidateStateRow? {
         let rows = try await connection.query("""
             WITH current_base AS (
-                SELECT coalesce((SELECT base_version FROM tov.model_versions WHERE status = 'complete'),
+                SELECT coalesce((SELECT m.base_version FROM tov.model_versions m JOIN tov.targets t USING (target_id)
+                                 WHERE m.status = 'complete' AND t.name = $2),
                                 (SELECT max(base_version) FROM tov.base_models WHERE status = 'complete')) AS base_version
             ), next_base AS (
                 SELECT base_version, status::text AS status FROM tov.base_models
@@ -142,7 +183,7 @@ public enum StatusQueries {
                    (SELECT count(*) FROM tov.jobs j WHERE j.candidate_id = c.id) AS jobs_queued
             FROM tov.candidates c LEFT JOIN tov.rejects r ON r.candidate_id = c.id
             WHERE c.id = $1
-            """, [params.candidateID])
+            """, [params.candidateID, params.target])
         guard let r = rows.first else { return nil }
         return CandidateStateRow(
             rejectReason: try r.getOptional(String.self, "reject_reason"), rejectDetail: try r.getOptional(String.self, "reject_detail"),
@@ -157,7 +198,11 @@ public enum StatusQueries {
 
     public struct ScoreDetailGetParams: Sendable {
         public var candidateID: Int64
-        public init(candidateID: Int64) { self.candidateID = candidateID }
+        public var target: String
+        public init(candidateID: Int64, target: String = Settings.defaultTarget) {
+            self.candidateID = candidateID
+            self.target = target
+        }
     }
 
     /// One row of tov.score_details: the candidate's scores under the complete model version and its
@@ -183,8 +228,8 @@ public enum StatusQueries {
         let rows = try await connection.query("""
             SELECT model_version, score, base_losses, val_losses, uncertainty, tokens, length_bin, rank_in_bin, bin_size,
                    eligible, selected_reason
-            FROM tov.score_details WHERE candidate_id = $1
-            """, [params.candidateID])
+            FROM tov.score_details WHERE candidate_id = $1 AND target = $2
+            """, [params.candidateID, params.target])
         guard let r = rows.first else { return nil }
         return ScoreDetailRow(
             modelVersion: Int(try r.get(Int32.self, "model_version")), score: try r.get(Double.self, "score"),

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Daemon
 
@@ -35,5 +36,29 @@ import Testing
         #expect(rendered.contains(text), "\(rendered)")
         if state != "running" { #expect(!rendered.contains("θ_val"), "\(rendered)") }
         if state == "no instance can lead" { #expect(!rendered.contains("takes over"), "\(rendered)") }
+    }
+
+    /// One target reads as before; several add a line each, and --json always has `targets`.
+    @Test func targetsSection() throws {
+        var r = Self.report(state: "running", activity: nil)
+        r.targets = [StatusReport.Target(name: "default", modelVersion: 1, selectionVersion: 1, zvalCurrent: true)]
+        let single = r.humanReadable
+        #expect(!single.contains("targets"), "\(single)")
+        let json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
+        #expect((json["targets"] as? [[String: Any]])?.first?["zval_current"] as? Bool == true)
+
+        r.targets.append(StatusReport.Target(name: "drop", enabled: false, zvalVersion: 3, zvalRows: 7, modelVersion: 4,
+                                             nextModelVersion: 5, nextModelStatus: "scoring", rescorePending: 20, rescoreTotal: 90,
+                                             selectionVersion: 9, selectionSize: 12, lastRefreshFinishedAt: "2026-12-05 01:00:00+00",
+                                             zvalCurrent: false))
+        r.targets.append(StatusReport.Target(name: "chat"))
+        let lines = r.humanReadable.split(separator: "\n").map(String.init)
+        #expect(lines.contains("targets     3 (Z_val, model and selection above are the target 'default''s; each one:)"), "\(lines)")
+        #expect(lines.contains("  drop     disabled (trains nothing; its selection stays); model 4, next 5 scoring (20 of 90 rows left); "
+                               + "Z_val version 3, 7 rows; selection 12 rows (version 9), from an older Z_val (a refresh is due or runs); "
+                               + "last refresh 2026-12-05 01:00:00+00"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("  chat     no model yet: waiting for Z_val (load it: tovd import FILE --into validation --target chat)") },
+                "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("  default  model 1;") && $0.contains("from the current Z_val") }, "\(lines)")
     }
 }

@@ -16,6 +16,7 @@ BEGIN
 END
 $$;
 
+REVOKE SELECT ON tov.selection_history, tov.selection_state, tov.model_versions, tov.base_models FROM tov_reader;
 DROP VIEW tov.score_details;
 DROP VIEW tov.status;
 DROP VIEW tov.selected;

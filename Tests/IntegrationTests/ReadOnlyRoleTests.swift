@@ -22,7 +22,9 @@ struct ReadOnlyRoleTests {
             #expect(await explain.waitForExit() == 1)
             #expect(explain.log.contains("tov_reader may not"), "\(explain.log)")
             for arguments in [["status"], ["status", "--json"], ["status", "--watch", "--interval", "0.2"], ["export", "--selected"], ["export", "--with-validation"],
-                              ["target", "list"], ["target", "list", "--json"], ["export", "--target", "default", "--selected"]] {
+                              ["target", "list"], ["target", "list", "--json"], ["export", "--target", "default", "--selected"],
+                              ["export", "--selected", "--output", NSTemporaryDirectory() + "\(login).jsonl",
+                               "--manifest", NSTemporaryDirectory() + "\(login).manifest.json"]] {
                 let run = try TovdProcess(arguments, conninfo: reader)
                 if arguments.contains("--watch") {
                     // --watch runs until interrupted: a few refreshes, then Ctrl-C.

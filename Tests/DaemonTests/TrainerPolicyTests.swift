@@ -12,14 +12,22 @@ struct TrainerPolicyTests {
         var settings = Settings()
         settings.uSize = 100
         settings.zvalDebounceSeconds = 5
+        settings.targets = [TargetSettings(id: 1, name: "default", settings: settings)]
         var s = TrainerSnapshot(
-            settings: settings, scoringVersion: nil, readyRows: 1_000, validatingRows: 0, pendingRequests: [],
+            settings: settings, readyRows: 1_000, validatingRows: 0, pendingRequests: [],
             currentBase: .init(version: 1, uSize: 100, config: BaseModelConfig(settings: settings), poolRowsAtDraw: 1_000),
             lastBaseFailure: nil, divergedBase: nil, memoryProblem: nil,
-            zval: .init(version: 3, ageSeconds: 600, rows: 50), currentInputsServed: true, divergedVersion: nil,
-            lastVersion: .init(baseVersion: 1, zvalVersion: 3, method: settings.selection.method.rawValue), broken: [])
+            targets: [settledTarget(1, "default", settings: settings)], broken: [])
         edit(&s)
         return s
+    }
+
+    /// A target whose current inputs are served by a version on base 1.
+    static func settledTarget(_ id: Int, _ name: String, settings: Settings) -> TrainerSnapshot.Target {
+        var own = settings
+        own.targets = []
+        return .init(id: id, name: name, settings: own, zval: .init(version: 3, ageSeconds: 600, rows: 50), currentInputsServed: true,
+                     lastVersion: .init(baseVersion: 1, zvalVersion: 3, method: settings.selection.method.rawValue))
     }
 
     static func decide(_ s: TrainerSnapshot, at seconds: Int = 0) -> TrainerAction {
@@ -56,7 +64,7 @@ struct TrainerPolicyTests {
     @Test func aRebaseWaitingForRowsLetsZvalRefreshTheCurrentBase() {
         // u_size raised above the pool: the rebase waits for rows; Z_val changed meanwhile.
         let s = Self.settled { $0.settings.uSize = 5_000; $0.zval.version = 4; $0.currentInputsServed = false }
-        #expect(Self.decide(s) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
         // And with nothing to refresh, status says why the rebase waits.
         let idle = Self.activity(Self.decide(Self.settled { $0.settings.uSize = 5_000 }))
         #expect(idle?.activity == "waiting for rows" && idle?.detail?.contains("rebase (u_size changed) waits") == true)
@@ -70,7 +78,7 @@ struct TrainerPolicyTests {
         #expect(TrainerPolicy.settingsProblem(s) == problem)
         var refresh = s
         refresh.pendingRequests = [.init(id: 9, kind: .refresh)]
-        #expect(Self.decide(refresh) == .refresh(base: 1, reason: "tovd refresh", requests: [9]))
+        #expect(Self.decide(refresh) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [9]))
         // Before any base model there is nothing to refresh: the problem is the whole story.
         #expect(Self.activity(Self.decide(Self.settled { $0.currentBase = nil; $0.memoryProblem = problem }))?.detail == problem)
     }
@@ -108,7 +116,7 @@ struct TrainerPolicyTests {
         let problem = TrainerPolicy.settingsProblem(s)
         #expect(problem?.contains("theta0 = \"nope\": no θ0 of that name is imported") == true)
         // Z_val changed meanwhile: the current base refreshes.
-        #expect(Self.decide(s) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
         // Nothing to refresh: status says why the rebase waits, and nothing spins.
         let idle = Self.activity(Self.decide(Self.settled { $0.settings.theta0 = "nope" }))
         #expect(idle?.activity == "blocked" && idle?.detail?.contains("rebase (theta0 changed) waits") == true)
@@ -128,7 +136,7 @@ struct TrainerPolicyTests {
         #expect(Self.activity(Self.decide(s))?.activity == "blocked")
         var refresh = s
         refresh.pendingRequests = [.init(id: 3, kind: .refresh)]
-        #expect(Self.decide(refresh) == .refresh(base: 1, reason: "tovd refresh", requests: [3]))
+        #expect(Self.decide(refresh) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [3]))
         // Set surrogate to its shape: it fits.
         let fits = Self.settled { $0.settings.theta0 = "small"; $0.settings.surrogate = other; $0.theta0 = .init(name: "small", shape: other) }
         #expect(TrainerPolicy.theta0Problem(fits) == nil)
@@ -141,7 +149,7 @@ struct TrainerPolicyTests {
     @Test func aBaseThatDivergedBeforeBlocksOnlyItsRebase() {
         let s = Self.settled { $0.settings.learningRate = 1; $0.divergedBase = "diverged: loss is nan"; $0.zval.version = 4
                                $0.currentInputsServed = false }
-        #expect(Self.decide(s) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
         #expect(TrainerPolicy.settingsProblem(s) == "diverged: loss is nan")
         // Settings back to what the current base was trained with: no problem any more.
         #expect(TrainerPolicy.settingsProblem(Self.settled { $0.divergedBase = "diverged: loss is nan" }) == nil)
@@ -151,7 +159,7 @@ struct TrainerPolicyTests {
 
     @Test func everyPendingRefreshRequestIsServedByOneVersion() {
         let s = Self.settled { $0.pendingRequests = [.init(id: 3, kind: .refresh), .init(id: 4, kind: .refresh), .init(id: 8, kind: .refresh)] }
-        #expect(Self.decide(s) == .refresh(base: 1, reason: "tovd refresh", requests: [3, 4, 8]))
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [3, 4, 8]))
     }
 
     @Test func rebaseRequestsCoalesceAndWaitOutTheDebounce() {
@@ -172,23 +180,23 @@ struct TrainerPolicyTests {
             s.zval.version += 1
             #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(second)))?.activity == "debouncing")
         }
-        #expect(policy.decide(s, now: Self.t0 + .seconds(5)) == .refresh(base: 1, reason: "Z_val changed", requests: []))
+        #expect(policy.decide(s, now: Self.t0 + .seconds(5)) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
         // A quiet Z_val older than the window refreshes at once.
         #expect(Self.decide(Self.settled { $0.zval.version = 4; $0.currentInputsServed = false })
-                == .refresh(base: 1, reason: "Z_val changed", requests: []))
+                == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
     }
 
     // MARK: - Defect 2: a missing or unreadable checkpoint is retrained
 
     @Test func aBrokenCheckpointOfAVersionBeingRescoredFailsIt() {
-        let s = Self.settled { $0.scoringVersion = 7; $0.broken = [.init(owner: .version(7, scoring: true), problem: "1 of 2 checkpoints missing")] }
+        let s = Self.settled { $0.scoringVersion = 7; $0.broken = [.init(owner: .version(7, target: 1, scoring: true), problem: "1 of 2 checkpoints missing")] }
         #expect(Self.decide(s) == .repair([.failVersion(7, problem: "1 of 2 checkpoints missing")]))
     }
 
     @Test func aBrokenCheckpointOfTheCompleteVersionRefreshesOnce() {
         // The snapshot does not count a version with a broken checkpoint as serving the inputs.
-        let s = Self.settled { $0.currentInputsServed = false; $0.broken = [.init(owner: .version(6, scoring: false), problem: "val epoch 2: bad hash")] }
-        #expect(Self.decide(s) == .refresh(base: 1, reason: "checkpoint of model version 6 unreadable", requests: []))
+        let s = Self.settled { $0.currentInputsServed = false; $0.broken = [.init(owner: .version(6, target: 1, scoring: false), problem: "val epoch 2: bad hash")] }
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "checkpoint of model version 6 unreadable", requests: []))
         // While its replacement rescores, nothing more is done for it.
         var rescoring = s
         rescoring.scoringVersion = 8
@@ -209,10 +217,31 @@ struct TrainerPolicyTests {
         // An operator who asks anyway gets a retry.
         var asked = s
         asked.pendingRequests = [.init(id: 2, kind: .refresh)]
-        #expect(Self.decide(asked) == .refresh(base: 1, reason: "Z_val changed", requests: [2]))
+        #expect(Self.decide(asked) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: [2]))
     }
 
     @Test func zvalEmptyWaits() {
         #expect(Self.activity(Self.decide(Self.settled { $0.zval.rows = 0; $0.currentInputsServed = false }))?.activity == "waiting for Z_val")
+    }
+}
+
+/// The single-target cases read and write the one target 'default' as the snapshot's own facts, as
+/// they did before targets.
+extension TrainerSnapshot {
+    var zval: Zval {
+        get { targets[0].zval }
+        set { targets[0].zval = newValue }
+    }
+    var scoringVersion: Int? {
+        get { targets[0].scoringVersion }
+        set { targets[0].scoringVersion = newValue }
+    }
+    var currentInputsServed: Bool {
+        get { targets[0].currentInputsServed }
+        set { targets[0].currentInputsServed = newValue }
+    }
+    var divergedVersion: String? {
+        get { targets[0].divergedVersion }
+        set { targets[0].divergedVersion = newValue }
     }
 }

@@ -223,6 +223,151 @@ struct TrainerPolicyTests {
     @Test func zvalEmptyWaits() {
         #expect(Self.activity(Self.decide(Self.settled { $0.zval.rows = 0; $0.currentInputsServed = false }))?.activity == "waiting for Z_val")
     }
+
+    // MARK: - Several targets (issue 26): one base, a refresh per target
+
+    /// A settled pipeline with the targets 'default' (1), 'drop' (2) and, with `three`, 'code' (3).
+    static func targets(three: Bool = false, _ edit: (inout TrainerSnapshot) -> Void = { _ in }) -> TrainerSnapshot {
+        var s = settled()
+        let names = three ? ["default", "drop", "code"] : ["default", "drop"]
+        s.targets = names.enumerated().map { settledTarget($0 + 1, $1, settings: s.settings) }
+        s.settings.targets = s.targets.map { TargetSettings(id: $0.id, name: $0.name, settings: $0.settings) }
+        edit(&s)
+        return s
+    }
+
+    static func zvalChanged(_ t: inout TrainerSnapshot.Target, age: Double = 600) {
+        t.zval.version += 1
+        t.zval.ageSeconds = age
+        t.currentInputsServed = false
+    }
+
+    @Test func aTargetRefreshesWhileAnotherTargetsVersionRescores() {
+        let s = Self.targets { $0.targets[0].scoringVersion = 7; Self.zvalChanged(&$0.targets[1]) }
+        #expect(Self.decide(s) == .refresh(target: 2, base: 1, reason: "Z_val changed", requests: []))
+        // Nothing else due: the rescoring is what status shows, with the target it belongs to.
+        let rescoring = Self.activity(Self.decide(Self.targets { $0.targets[1].scoringVersion = 8 }))
+        #expect(rescoring == TrainerActivity("rescoring", detail: "target drop: model version 8 is scoring"))
+    }
+
+    @Test func aTargetWithoutZvalWaitsAndDoesNotHoldUpTheOthers() {
+        let s = Self.targets {
+            $0.targets[1].zval.rows = 0; $0.targets[1].currentInputsServed = false; $0.targets[1].lastVersion = nil
+            Self.zvalChanged(&$0.targets[0])
+        }
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
+        let waiting = Self.activity(Self.decide(Self.targets { $0.targets[1].zval.rows = 0; $0.targets[1].currentInputsServed = false }))
+        #expect(waiting == TrainerActivity("waiting for Z_val",
+                                           detail: "target drop: insert rows into tov.validation with target = 'drop' to start scoring"))
+        // Its first rows: its first model version, on the shared base.
+        let first = Self.targets { $0.targets[1].currentInputsServed = false; $0.targets[1].lastVersion = nil }
+        #expect(Self.decide(first) == .refresh(target: 2, base: 1, reason: "first model version", requests: []))
+    }
+
+    @Test func eachTargetWaitsOutItsOwnDebounce() {
+        var policy = TrainerPolicy()
+        var s = Self.targets {
+            $0.targets[1].settings.zvalDebounceSeconds = 30
+            Self.zvalChanged(&$0.targets[0], age: 0)
+            Self.zvalChanged(&$0.targets[1], age: 0)
+        }
+        #expect(Self.activity(policy.decide(s, now: Self.t0)) == TrainerActivity("debouncing", detail: "target default: waiting 5 s for further changes"))
+        #expect(policy.decide(s, now: Self.t0 + .seconds(5)) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
+        // 'default' rescores; 'drop' keeps its own 30 s clock, and a new change of 'drop' does not restart it.
+        s.targets[0].scoringVersion = 9
+        s.targets[1].zval.version += 1
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(6))) == TrainerActivity("rescoring", detail: "target default: model version 9 is scoring"))
+        s.targets[0] = Self.settledTarget(1, "default", settings: s.settings)
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(7))) == TrainerActivity("debouncing", detail: "target drop: waiting 23 s for further changes"))
+        #expect(policy.decide(s, now: Self.t0 + .seconds(30)) == .refresh(target: 2, base: 1, reason: "Z_val changed", requests: []))
+        // Served, 'default' starts a new clock for its next change.
+        Self.zvalChanged(&s.targets[0], age: 0)
+        s.targets[1] = Self.settledTarget(2, "drop", settings: s.settings)
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(40)))?.detail == "target default: waiting 5 s for further changes")
+        // A new term forgets every clock.
+        policy.leadershipEnded()
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(44)))?.detail == "target default: waiting 5 s for further changes")
+    }
+
+    /// A change undone before its debounce ended (val_lr_ratio set back) leaves no clock behind: the
+    /// next change of that target waits its full window, while another target's clock runs on.
+    @Test func aTargetServedAgainForgetsItsClockAndOnlyItsClock() {
+        var policy = TrainerPolicy()
+        var s = Self.targets { Self.zvalChanged(&$0.targets[0], age: 0); Self.zvalChanged(&$0.targets[1], age: 0)
+                               $0.targets[1].settings.zvalDebounceSeconds = 30 }
+        #expect(Self.activity(policy.decide(s, now: Self.t0))?.activity == "debouncing")
+        s.targets[0].currentInputsServed = true
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(3)))?.detail == "target drop: waiting 27 s for further changes")
+        s.targets[0].currentInputsServed = false
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(10)))?.detail == "target default: waiting 5 s for further changes")
+        #expect(policy.decide(s, now: Self.t0 + .seconds(15)) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
+    }
+
+    @Test func aDisabledTargetTrainsNothing() {
+        let s = Self.targets { $0.targets[1].enabled = false; Self.zvalChanged(&$0.targets[1]); $0.targets[1].lastVersion = nil }
+        #expect(Self.activity(Self.decide(s)) == TrainerActivity("idle"))
+        // Not even when asked for every target: the enabled one serves the request alone.
+        var asked = s
+        asked.pendingRequests = [.init(id: 4, kind: .refresh)]
+        #expect(Self.decide(asked) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [4]))
+        // Nor when asked for it by name; nor is its diverged version a settings problem.
+        asked.pendingRequests = [.init(id: 5, kind: .refresh, target: 2)]
+        asked.targets[1].divergedVersion = "diverged: loss is nan"
+        #expect(Self.activity(Self.decide(asked)) == TrainerActivity("idle"))
+        #expect(TrainerPolicy.settingsProblem(asked) == nil)
+        let none = Self.targets { $0.targets[0].enabled = false; $0.targets[1].enabled = false }
+        #expect(Self.activity(Self.decide(none)) == TrainerActivity("idle", detail: "no target is enabled"))
+    }
+
+    @Test func aRebaseWaitsWhileAnyTargetsVersionRescoresAndStartsNothingElse() {
+        var policy = TrainerPolicy()
+        var s = Self.targets { $0.settings.selection.seed = 99; $0.targets[1].scoringVersion = 8; Self.zvalChanged(&$0.targets[0]) }
+        // 'default' is due too, but a version on the old base would be thrown away by the rebase.
+        #expect(Self.activity(policy.decide(s, now: Self.t0)) == TrainerActivity("rescoring", detail: "target drop: model version 8 is scoring"))
+        s.targets[1].scoringVersion = nil
+        #expect(Self.activity(policy.decide(s, now: Self.t0 + .seconds(1)))?.activity == "debouncing")
+        #expect(policy.decide(s, now: Self.t0 + .seconds(6)) == .trainBase(reason: "rebase: seed changed", requests: []))
+        // On the new base model every enabled target is due, one after the other.
+        s.currentBase!.version = 2
+        s.currentBase!.config.seed = 99
+        for i in s.targets.indices { s.targets[i].currentInputsServed = false }
+        #expect(policy.decide(s, now: Self.t0 + .seconds(7)) == .refresh(target: 1, base: 2, reason: "new base model", requests: []))
+        s.targets[0].scoringVersion = 11
+        #expect(policy.decide(s, now: Self.t0 + .seconds(8)) == .refresh(target: 2, base: 2, reason: "new base model", requests: []))
+    }
+
+    /// `tovd refresh` without --target: every enabled target is refreshed once, and the request is
+    /// served by the last of them; with --target only that target is.
+    @Test func aRefreshRequestForEveryTargetIsServedWhenTheLastOfThemIsTrained() {
+        var s = Self.targets(three: true) { $0.pendingRequests = [.init(id: 5, kind: .refresh)] }
+        #expect(Self.decide(s) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [], answers: [5]))
+        // 'default' answered it (a version trained since the request started) and rescores.
+        s.targets[0].answered = [5]
+        s.targets[0].scoringVersion = 12
+        #expect(Self.decide(s) == .refresh(target: 2, base: 1, reason: "tovd refresh", requests: [], answers: [5]))
+        s.targets[1].answered = [5]
+        s.targets[0].scoringVersion = nil
+        #expect(Self.decide(s) == .refresh(target: 3, base: 1, reason: "tovd refresh", requests: [5]))
+        // A target disabled meanwhile owes nothing: 'code' is the last one.
+        var disabled = s
+        disabled.targets[1].answered = []
+        disabled.targets[1].enabled = false
+        #expect(Self.decide(disabled) == .refresh(target: 3, base: 1, reason: "tovd refresh", requests: [5]))
+        // One target by name: only it refreshes, and it serves its request alone.
+        let named = Self.targets(three: true) { $0.pendingRequests = [.init(id: 6, kind: .refresh, target: 2), .init(id: 7, kind: .refresh)] }
+        #expect(Self.decide(named) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [], answers: [7]))
+        var second = named
+        second.targets[0].answered = [7]
+        second.targets[0].scoringVersion = 13
+        #expect(Self.decide(second) == .refresh(target: 2, base: 1, reason: "tovd refresh", requests: [6], answers: [7]))
+    }
+
+    @Test func aDivergedTargetIsASettingsProblemNamedAfterIt() {
+        let s = Self.targets { Self.zvalChanged(&$0.targets[1]); $0.targets[1].divergedVersion = "diverged: θ_val epoch 1 loss is nan" }
+        #expect(TrainerPolicy.settingsProblem(s) == "target drop: diverged: θ_val epoch 1 loss is nan")
+        let blocked = Self.activity(Self.decide(s))
+        #expect(blocked == TrainerActivity("blocked", detail: "target drop: diverged: θ_val epoch 1 loss is nan; change lr, val_lr_ratio or Z_val to retry"))
+    }
 }
 
 /// The single-target cases read and write the one target 'default' as the snapshot's own facts, as

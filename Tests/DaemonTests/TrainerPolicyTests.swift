@@ -362,6 +362,24 @@ struct TrainerPolicyTests {
         #expect(Self.decide(second) == .refresh(target: 2, base: 1, reason: "tovd refresh", requests: [6], answers: [7]))
     }
 
+    /// A target whose refresh cannot start (every Z_val row rejected: the trainer finds nothing to
+    /// train, and the snapshot still shows it due) must not keep the others waiting forever.
+    @Test func dueTargetsTakeTurnsSoAnUntrainableOneStarvesNoOther() {
+        var policy = TrainerPolicy()
+        let s = Self.targets(three: true) { for i in $0.targets.indices { Self.zvalChanged(&$0.targets[i]) } }
+        let order = (0..<4).map { second -> Int? in
+            if case .refresh(let target, _, _, _, _) = policy.decide(s, now: Self.t0 + .seconds(second)) { return target }
+            return nil
+        }
+        #expect(order == [1, 2, 3, 1])
+        // Waiting, status shows the first target by id, wherever the turn is.
+        let debouncing = Self.targets(three: true) { for i in $0.targets.indices { Self.zvalChanged(&$0.targets[i], age: 0) } }
+        #expect(Self.activity(policy.decide(debouncing, now: Self.t0 + .seconds(4)))?.detail == "target default: waiting 5 s for further changes")
+        // A new term starts from the first target again.
+        policy.leadershipEnded()
+        #expect(policy.decide(s, now: Self.t0 + .seconds(5)) == .refresh(target: 1, base: 1, reason: "Z_val changed", requests: []))
+    }
+
     @Test func aDivergedTargetIsASettingsProblemNamedAfterIt() {
         let s = Self.targets { Self.zvalChanged(&$0.targets[1]); $0.targets[1].divergedVersion = "diverged: θ_val epoch 1 loss is nan" }
         #expect(TrainerPolicy.settingsProblem(s) == "target drop: diverged: θ_val epoch 1 loss is nan")

@@ -134,6 +134,25 @@ struct TargetTrainerTests {
         }
     }
 
+    /// A target whose every Z_val row is rejected has nothing to train on; the other target trains.
+    @Test func aTargetWithOnlyRejectedZvalRowsDoesNotStopTheOther() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.twoTargets(c)
+            try await c.execute("DELETE FROM tov.validation WHERE target = 'default' AND response <> ' '")
+            let leader = try await Leader(on: c)
+            // The bootstrap, 'default' (nothing to train on), 'drop', then 'default' again.
+            for _ in 0..<4 { try await leader.step(on: c) }
+            let versions = try await c.query("SELECT target_id FROM tov.model_versions").map { try $0.get(Int32.self, "target_id") }
+            #expect(versions == [2])
+            let activity = try await c.query("SELECT activity, detail FROM tov.leader_activity").first!
+            #expect(try activity.get(String.self, "activity") == "waiting for Z_val")
+            #expect(try activity.getOptional(String.self, "detail")
+                    == "target default: every row of tov.validation with target = 'default' was rejected (see tov.validation_rejects)")
+        }
+    }
+
     /// `tovd refresh` for every target is served by the last target's version, not the first one's;
     /// `tovd refresh --target drop` refreshes only 'drop'.
     @Test func refreshRequestsAreServedPerTarget() async throws {

@@ -48,19 +48,21 @@ struct TrainerActivity: Equatable, Sendable {
 ///
 /// The base model is global: repairs, the bootstrap and rebases come first, and a rebase waits
 /// until no version of any target is scoring (and starts nothing else meanwhile, so refreshes cannot
-/// starve it). Then the enabled targets in id order: the first one that is due is refreshed; a
-/// target that waits (its version rescoring, no Z_val, debouncing, diverged) does not hold up the
-/// others.
+/// starve it). Then the enabled targets in id order, counting from the one after the target last
+/// refreshed (wrapping round): the first one that is due is refreshed; a target that waits (its
+/// version rescoring, no Z_val, debouncing, diverged) does not hold up the others, nor does one whose
+/// refresh cannot start (every Z_val row rejected: the trainer finds nothing to train and the next
+/// decision moves on).
 ///
 /// Refresh requests: one with a target forces that target's refresh and is served by it. One for
 /// every target (tovd refresh without --target, target_id NULL) forces a refresh of each enabled
 /// target that has not answered it yet, and is served by the refresh after which no other enabled
 /// target owes it, i.e. when the last of them is trained (a target disabled meanwhile owes nothing).
 ///
-/// Its one piece of memory is the debounce clocks, one for the rebase and one per target: when the
-/// trainer first saw the change it is waiting out. A clock counts from the first change seen, not
-/// the last, so a Z_val that changes every second still refreshes; a new leadership term starts
-/// them anew.
+/// Its memory is the debounce clocks, one for the rebase and one per target (when the trainer first
+/// saw the change it is waiting out), and the target it refreshed last. A clock counts from the first
+/// change seen, not the last, so a Z_val that changes every second still refreshes; a new leadership
+/// term starts them anew.
 struct TrainerPolicy: Sendable {
     /// How long a wait lasts before the trainer looks again (it is also woken by NOTIFY).
     static let recheck: Duration = .seconds(1)
@@ -71,10 +73,14 @@ struct TrainerPolicy: Sendable {
     }
 
     private var changeSeen: [DebounceClock: (key: String, at: ContinuousClock.Instant)] = [:]
+    private var refreshedLast: Int?
 
     init() {}
 
-    mutating func leadershipEnded() { changeSeen = [:] }
+    mutating func leadershipEnded() {
+        changeSeen = [:]
+        refreshedLast = nil
+    }
 
     mutating func decide(_ s: TrainerSnapshot, now: ContinuousClock.Instant) -> TrainerAction {
         // Repairs first: a checkpoint nobody can load must not leave rows waiting for it forever.
@@ -132,13 +138,17 @@ struct TrainerPolicy: Sendable {
             if case .target(let id) = clock { return enabled.contains { $0.id == id } }
             return true
         }
+        let next = enabled.firstIndex { $0.id > (refreshedLast ?? .min) } ?? 0
         var waits: [(target: TrainerSnapshot.Target, activity: TrainerActivity)] = []
-        for target in enabled {
+        for target in enabled[next...] + enabled[..<next] {
             switch decide(target, base: base.version, in: s, now: now) {
             case .wait(let activity, _): waits.append((target, activity))
-            case let action: return action
+            case let action:
+                refreshedLast = target.id
+                return action
             }
         }
+        waits.sort { $0.target.id < $1.target.id }
         return .wait(Self.summary(waits, blockedRebase: blockedRebase, in: s), recheck: Self.recheck)
     }
 

@@ -62,8 +62,8 @@ struct TrainerRulesTests {
             try await c.execute("DELETE FROM tov.checkpoints WHERE model_version = $1 AND kind = 'val' AND epoch = 2", [first])
             // The snapshot sees it, though no worker could mark a row that is not there.
             let snapshot = try await TrainingStore.snapshot(settings: try await SettingsCache.load(on: c), memoryProblem: nil, on: c)
-            #expect(snapshot.broken == [.init(owner: .version(first, scoring: false), problem: "1 of 2 checkpoints missing")])
-            #expect(!snapshot.currentInputsServed)
+            #expect(snapshot.broken == [.init(owner: .version(first, target: 1, scoring: false), problem: "1 of 2 checkpoints missing")])
+            #expect(snapshot.targets.map(\.currentInputsServed) == [false])
 
             let daemon = try TovdProcess(Self.daemonArguments, conninfo: conninfo)
             defer { daemon.terminate() }
@@ -98,7 +98,7 @@ struct TrainerRulesTests {
             }
             _ = try await c.transaction { tx in
                 try await TrainingStore.requestsStart(ids, on: tx)
-                return try await TrainingStore.modelVersionCreate(.init(base: base, zvalVersion: 0, method: "A", valLearningRateRatio: 0.1,
+                return try await TrainingStore.modelVersionCreate(.init(target: 1, base: base, zvalVersion: 0, method: "A", valLearningRateRatio: 0.1,
                                                                          reason: "tovd refresh", leader: "dead"), on: tx)
             }
             let failed = try await c.transaction { tx in try await TrainingStore.trainingInterruptedFailMany(on: tx) }

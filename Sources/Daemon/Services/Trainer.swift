@@ -12,10 +12,12 @@ import Synchronization
 /// - **bootstrap**: no base model yet; draws U, pretrains θ0, trains θ_bas^1..L.
 /// - **rebase**: a setting that shapes the base trajectory changed, the pool grew by `rebase_growth`
 ///   since U was drawn, or `tovd rebase` asked; trains a new base model the same way, then a version on it.
-/// - **refresh**: Z_val, `method` or `val_lr_ratio` changed, or `tovd refresh` asked; trains θ_val^1..L.
+/// - **refresh**: a target's Z_val, `method` or its `val_lr_ratio` changed, or `tovd refresh` asked;
+///   trains that target's θ_val^1..L on the shared base model, from its own Z_val.
 ///
-/// A refresh in flight is never thrown away: while a version trains or rescores, further changes
-/// wait, and whatever changed meanwhile becomes exactly one next version once the switch is done.
+/// A refresh in flight is never thrown away: while a target's version trains or rescores, further
+/// changes of that target wait, and whatever changed meanwhile becomes exactly one next version once
+/// the switch is done. Other targets refresh meanwhile, one after the other (the trainer is serial).
 /// So a Z_val change is reflected in tov.selected within two refresh durations (train + rescore)
 /// plus the debounce, at any rate of change, and the last version is trained on the latest Z_val.
 /// The debounce counts from the first change the trainer saw, not the last, so a Z_val that
@@ -75,9 +77,11 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         case .trainBase(let reason, let requests):
             try await trainBaseModel(reason: reason, requests: requests, settings: current, fence: fence, activity: activity, on: connection)
             return .zero
-        case .refresh(let base, let reason, let requests):
-            return try await refresh(base: base, reason: reason, requests: requests, settings: current, fence: fence,
-                                     activity: activity, on: connection)
+        case .refresh(let target, let base, let reason, let requests, let answers):
+            // The policy decided from these settings' targets: the target is among them.
+            guard let target = current.targets.first(where: { $0.id == target }) else { return TrainerPolicy.recheck }
+            return try await refresh(target: target, among: current.targets.count, base: base, reason: reason, requests: requests,
+                                     answers: answers, fence: fence, activity: activity, on: connection)
         }
     }
 
@@ -187,17 +191,31 @@ final class Trainer: LeaderJob, @unchecked Sendable {
 
     // MARK: - Refresh (θ_val)
 
-    /// Trains a version and hands it to the workers; returns how long to wait before deciding again
-    /// (a Z_val whose every row is rejected leaves nothing to train on).
-    func refresh(base: Int, reason: String, requests: [Int64], settings: Settings, fence: LeaderFence,
-                 activity: ActivityWriter, on connection: Connection) async throws -> Duration {
+    /// Trains a version of `target` from its own Z_val under its own settings, on the shared base
+    /// model, and hands it to the workers; returns how long to wait before deciding again (a Z_val
+    /// whose every row is rejected leaves nothing to train on). `targets` is how many the pool has: a
+    /// detail names the target only among several, so a single-target pipeline reads as it did.
+    func refresh(target: TargetSettings, among targets: Int, base: Int, reason: String, requests: [Int64], answers: [Int64],
+                 fence: LeaderFence, activity: ActivityWriter, on connection: Connection) async throws -> Duration {
         let started = clock.now
+        let settings = target.settings
         let method = settings.selection.method
-        let zvalVersion = try await connection.query(TrainingStore.zvalGet).first!.get(Int64.self, "version")
-        let zval = try await validatedZval(settings: settings, fence: fence, on: connection)
+        let named = { (detail: String?) -> String? in
+            guard targets > 1 else { return detail }
+            return "target \(target.name)" + (detail.map { ": \($0)" } ?? "")
+        }
+        // Read before its rows: a change after this read bumps the version, and the next decision
+        // trains again on the newer rows.
+        guard let zvalRow = try await connection.query(TrainingStore.targetZvalVersionGet, [target.id]).first else {
+            logger.notice("target dropped before its refresh began", metadata: ["target": "\(target.name)"])
+            return .zero
+        }
+        let zvalVersion = try zvalRow.get(Int64.self, "zval_version")
+        let zval = try await validatedZval(target: target.name, settings: settings, fence: fence, on: connection)
         guard !zval.isEmpty else {
+            let rows = targets > 1 ? "every row of tov.validation with target = '\(target.name)'" : "every row of tov.validation"
             try await activity.set("waiting for Z_val", reason: reason,
-                                   detail: "every row of tov.validation was rejected (see tov.validation_rejects)", done: nil, total: nil, unit: nil)
+                                   detail: named("\(rows) was rejected (see tov.validation_rejects)"), done: nil, total: nil, unit: nil)
             return TrainerPolicy.recheck
         }
         let config = try await TrainingStore.baseModelConfig(base, on: connection)
@@ -205,14 +223,16 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             return .zero
         }
         let (modelVersion, refreshID) = try await fence.transaction(on: connection) { tx in
-            try await TrainingStore.requestsStart(requests, on: tx)
+            // Every-target requests it answers are started too: the versions created from now on
+            // count as answers to them (TrainingStore.requestAnsweredMany).
+            try await TrainingStore.requestsStart(requests + answers, on: tx)
             return try await TrainingStore.modelVersionCreate(.init(
-                base: base, zvalVersion: zvalVersion, method: method.rawValue, valLearningRateRatio: settings.valLearningRateRatio,
-                reason: reason, leader: instance), on: tx)
+                target: target.id, base: base, zvalVersion: zvalVersion, method: method.rawValue,
+                valLearningRateRatio: settings.valLearningRateRatio, reason: reason, leader: instance), on: tx)
         }
         logger.info("refresh started: training θ_val", metadata: [
-            "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
-            "method": "\(method.rawValue)", "reason": "\(reason)",
+            "target": "\(target.name)", "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
+            "method": "\(method.rawValue)", "val_lr_ratio": "\(settings.valLearningRateRatio)", "reason": "\(reason)",
         ])
         let u = method == .B ? try await TrainingStore.baseSubsetTexts(base, on: connection) : []
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
@@ -223,9 +243,9 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         trainer.progress = { phase, done, total in
             if progress.set(phase.rawValue, done, total), let us = phaseDelayMicroseconds { usleep(us) }
         }
-        try await activity.set(TrainingPhase.valTrajectory.rawValue, reason: reason, detail: nil, done: 0, total: config.epochs, unit: "epochs")
+        try await activity.set(TrainingPhase.valTrajectory.rawValue, reason: reason, detail: named(nil), done: 0, total: config.epochs, unit: "epochs")
         do {
-            try await activity.following(progress, reason: reason, unit: { _ in "epochs" }) {
+            try await activity.following(progress, reason: reason, detail: named(nil), unit: { _ in "epochs" }) {
                 if let delay = self.faults.trainDelay { try await self.stall(delay, fence: fence) }
                 try await trainer.trainVal(theta0: theta0, base: baseCheckpoints, zval: zval, u: u, method: method) { epoch, checkpoint in
                     try await self.storeCheckpoint(.init(base: base, modelVersion: modelVersion, kind: "val", epoch: epoch, bytes: checkpoint),
@@ -246,22 +266,23 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
             return try await TrainingStore.modelVersionStartScoring(modelVersion, base: base, refresh: refreshID, on: tx)
         }
-        try await activity.set("rescoring", reason: reason, detail: "model version \(modelVersion)", done: 0, total: enqueued, unit: "rows")
+        try await activity.set("rescoring", reason: reason, detail: named("model version \(modelVersion)"), done: 0, total: enqueued, unit: "rows")
         logger.info("θ_val trained; rescoring the pool", metadata: [
-            "model_version": "\(modelVersion)", "rows": "\(enqueued)", "train_seconds": "\(trainedSeconds)",
+            "target": "\(target.name)", "model_version": "\(modelVersion)", "rows": "\(enqueued)", "train_seconds": "\(trainedSeconds)",
         ])
         workers.signal()
         return .zero
     }
 
-    /// Z_val rows checked like candidates (same validator, same `max_text_bytes`): a bad row is
-    /// recorded in tov.validation_rejects, logged, and left out of training. Rewritten at every
-    /// refresh, so a raised limit takes a row back.
-    func validatedZval(settings: Settings, fence: LeaderFence, on connection: Connection) async throws -> [RowText] {
+    /// The Z_val rows of target `target` checked like candidates (same validator, same
+    /// `max_text_bytes`): a bad row is recorded in tov.validation_rejects, logged, and left out of
+    /// training. The target's rejects are rewritten at each of its refreshes, so a raised limit takes
+    /// a row back; other targets' rejects stay until their own refresh.
+    func validatedZval(target: String, settings: Settings, fence: LeaderFence, on connection: Connection) async throws -> [RowText] {
         let validator = RowValidator(maxTextBytes: settings.maxTextBytes)
         var good: [RowText] = []
         var rejected: [(Int64, String, String)] = []
-        for row in try await TrainingStore.validationSizedMany(maxTextBytes: settings.maxTextBytes, on: connection) {
+        for row in try await TrainingStore.validationSizedMany(target: target, maxTextBytes: settings.maxTextBytes, on: connection) {
             guard let (prompt, response) = row.text else {
                 rejected.append((row.id, RejectReason.tooLong.rawValue,
                                  "a field is \(row.largestField) bytes, over the limit of \(settings.maxTextBytes) (setting max_text_bytes)"))
@@ -272,10 +293,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             case .reject(let reason, let detail): rejected.append((row.id, reason.rawValue, detail))
             }
         }
-        try await fence.transaction(on: connection) { tx in try await TrainingStore.validationRejectsReplace(rejected, on: tx) }
+        try await fence.transaction(on: connection) { tx in try await TrainingStore.validationRejectsReplace(target: target, rejected, on: tx) }
         if !rejected.isEmpty {
             logger.warning("Z_val rows left out of training; see tov.validation_rejects", metadata: [
-                "rows": "\(rejected.count)", "first_id": "\(rejected[0].0)", "first_reason": "\(rejected[0].2)",
+                "target": "\(target)", "rows": "\(rejected.count)", "first_id": "\(rejected[0].0)", "first_reason": "\(rejected[0].2)",
             ])
         }
         return good
@@ -378,8 +399,8 @@ struct ActivityWriter: Sendable {
                                                   unit: unit, epoch: fence.epoch), on: connection)
     }
 
-    /// Runs `body` while copying `progress` into the activity row once a second.
-    func following<T>(_ progress: ProgressBox, reason: String, unit: @escaping @Sendable (String) -> String,
+    /// Runs `body` while copying `progress` into the activity row once a second, with `detail`.
+    func following<T>(_ progress: ProgressBox, reason: String, detail: String? = nil, unit: @escaping @Sendable (String) -> String,
                       _ body: () async throws -> T) async throws -> T {
         let writer = Task {
             var last: String?
@@ -387,7 +408,7 @@ struct ActivityWriter: Sendable {
                 if let p = progress.current {
                     let key = "\(p.phase)/\(p.done)/\(p.total)"
                     if key != last {
-                        try? await set(p.phase, reason: reason, detail: nil, done: p.done, total: p.total, unit: unit(p.phase))
+                        try? await set(p.phase, reason: reason, detail: detail, done: p.done, total: p.total, unit: unit(p.phase))
                         last = key
                     }
                 }

@@ -8,13 +8,15 @@ import Surrogate
 public enum TrainingStore {
     // MARK: - The snapshot the trainer decides from
 
-    /// Everything ``TrainerPolicy`` reads, in a handful of small queries. `memoryProblem` is the
-    /// host's verdict on the wanted surrogate (not a database fact, but part of what the rules read).
+    /// Everything ``TrainerPolicy`` reads, in a handful of small queries (per-target facts in one
+    /// query each for every target). `memoryProblem` is the host's verdict on the wanted surrogate (not
+    /// a database fact, but part of what the rules read).
     static func snapshot(settings: Settings, memoryProblem: String?, on connection: Connection) async throws -> TrainerSnapshot {
         let counts = try await connection.query(poolCountsGet).first!
         let requests = try await connection.query(requestPendingMany).map { row in
             TrainerSnapshot.Request(id: try row.get(Int64.self, "id"),
-                                    kind: TrainerSnapshot.Request.Kind(rawValue: try row.get(String.self, "kind")) ?? .refresh)
+                                    kind: TrainerSnapshot.Request.Kind(rawValue: try row.get(String.self, "kind")) ?? .refresh,
+                                    target: try row.getOptional(Int32.self, "target_id").map(Int.init))
         }
         let base = try await connection.query(baseModelCurrentGet).first.map { row in
             TrainerSnapshot.Base(version: Int(try row.get(Int32.self, "base_version")), uSize: Int(try row.get(Int32.self, "u_size")),
@@ -28,39 +30,74 @@ public enum TrainingStore {
             .map { try $0.get(String.self, "reason") }
         var theta0: TrainerSnapshot.ImportedTheta0?
         if let name = settings.theta0 { theta0 = try await theta0Shape(name, on: connection) }
-        let zvalRow = try await connection.query(zvalGet).first!
-        let zval = TrainerSnapshot.Zval(version: try zvalRow.get(Int64.self, "version"), ageSeconds: try zvalRow.get(Double.self, "age_seconds"),
-                                        rows: Int(try zvalRow.get(Int64.self, "rows")))
         let broken = try await brokenCheckpoints(on: connection)
-        var served = false
-        var divergedVersion: String?
-        if let base {
-            let inputs: [PQValue?] = [base.version, zval.version, settings.selection.method.rawValue, settings.valLearningRateRatio]
-            let brokenVersions = Set(broken.compactMap { b -> Int? in if case .version(let v, _) = b.owner { return v } else { return nil } })
-            served = try await connection.query(modelVersionForInputsMany, inputs)
-                .contains { !brokenVersions.contains(Int(try $0.get(Int32.self, "model_version"))) }
-            divergedVersion = try await connection.query(modelVersionDivergedGet, inputs).first.map { try $0.get(String.self, "reason") }
-        }
-        let last = try await connection.query(modelVersionLastServedGet).first.map { row in
-            TrainerSnapshot.LastVersion(baseVersion: Int(try row.get(Int32.self, "base_version")),
-                                        zvalVersion: try row.get(Int64.self, "zval_version"), method: try row.get(String.self, "method"))
-        }
+        let targets = try await targetFacts(settings.targets, base: base?.version, method: settings.selection.method.rawValue,
+                                            broken: broken, on: connection)
         return TrainerSnapshot(
             settings: settings,
-            scoringVersion: try counts.getOptional(Int32.self, "scoring_version").map(Int.init),
             readyRows: Int(try counts.get(Int64.self, "ready")), validatingRows: Int(try counts.get(Int64.self, "validating")),
             pendingRequests: requests, currentBase: base, lastBaseFailure: lastFailure, divergedBase: divergedBase,
-            memoryProblem: memoryProblem, theta0: theta0, zval: zval, currentInputsServed: served, divergedVersion: divergedVersion,
-            lastVersion: last, broken: broken)
+            memoryProblem: memoryProblem, theta0: theta0, targets: targets, broken: broken)
+    }
+
+    /// Each target of `targets` the database still has, with its Z_val, its version being rescored,
+    /// whether its current inputs are served on `base` (by a version none of whose checkpoints are
+    /// broken), a divergence on them, its last served version and the every-target requests it
+    /// answered.
+    static func targetFacts(_ targets: [TargetSettings], base: Int?, method: String, broken: [TrainerSnapshot.BrokenCheckpoint],
+                            on connection: Connection) async throws -> [TrainerSnapshot.Target] {
+        var stored: [Int: (zval: TrainerSnapshot.Zval, scoring: Int?)] = [:]
+        for row in try await connection.query(targetZvalMany) {
+            stored[Int(try row.get(Int32.self, "target_id"))] = (
+                TrainerSnapshot.Zval(version: try row.get(Int64.self, "zval_version"), ageSeconds: try row.get(Double.self, "age_seconds"),
+                                     rows: Int(try row.get(Int64.self, "zval_rows"))),
+                try row.getOptional(Int32.self, "scoring_version").map(Int.init))
+        }
+        var facts = targets.compactMap { t in
+            stored[t.id].map { TrainerSnapshot.Target(id: t.id, name: t.name, enabled: t.enabled, settings: t.settings, zval: $0.zval,
+                                                       scoringVersion: $0.scoring) }
+        }
+        guard !facts.isEmpty else { return [] }  // PQ sends an empty array as bytea
+        let index = Dictionary(uniqueKeysWithValues: facts.enumerated().map { ($1.id, $0) })
+        if let base {
+            let inputs: [PQValue?] = [base, method, facts.map(\.id), facts.map(\.zval.version), facts.map(\.settings.valLearningRateRatio)]
+            let brokenVersions = Set(broken.compactMap { b -> Int? in if case .version(let v, _, _) = b.owner { return v } else { return nil } })
+            for row in try await connection.query(modelVersionForInputsMany, inputs)
+            where !brokenVersions.contains(Int(try row.get(Int32.self, "model_version"))) {
+                facts[index[Int(try row.get(Int32.self, "target_id"))]!].currentInputsServed = true
+            }
+            for row in try await connection.query(modelVersionDivergedMany, inputs) {
+                facts[index[Int(try row.get(Int32.self, "target_id"))]!].divergedVersion = try row.get(String.self, "reason")
+            }
+        }
+        for row in try await connection.query(modelVersionLastServedMany) {
+            guard let i = index[Int(try row.get(Int32.self, "target_id"))] else { continue }
+            facts[i].lastVersion = TrainerSnapshot.LastVersion(baseVersion: Int(try row.get(Int32.self, "base_version")),
+                                                               zvalVersion: try row.get(Int64.self, "zval_version"),
+                                                               method: try row.get(String.self, "method"))
+        }
+        for row in try await connection.query(requestAnsweredMany) {
+            guard let i = index[Int(try row.get(Int32.self, "target_id"))] else { continue }
+            facts[i].answered.insert(try row.get(Int64.self, "id"))
+        }
+        return facts
     }
 
     static let poolCountsGet = """
-        SELECT (SELECT model_version FROM tov.model_versions WHERE status = 'scoring') AS scoring_version,
-               (SELECT count(*) FROM tov.ready) AS ready,
+        SELECT (SELECT count(*) FROM tov.ready) AS ready,
                (SELECT count(*) FROM tov.jobs WHERE model_version = 0) AS validating
         """
 
-    static let requestPendingMany = "SELECT id, kind FROM tov.training_requests WHERE served_at IS NULL ORDER BY id"
+    static let requestPendingMany = "SELECT id, kind, target_id FROM tov.training_requests WHERE served_at IS NULL ORDER BY id"
+
+    /// Every-target refresh requests still pending, with each target that answered them: a version of
+    /// it created since the request was started (``requestStartMany`` keeps the first start) that was
+    /// trained or diverged. A version failed half-trained (interrupted) answers nothing.
+    static let requestAnsweredMany = """
+        SELECT DISTINCT m.target_id, r.id FROM tov.training_requests r
+        JOIN tov.model_versions m ON m.created_at >= r.started_at AND (m.trained_at IS NOT NULL OR m.reason LIKE 'diverged%')
+        WHERE r.served_at IS NULL AND r.kind = 'refresh' AND r.target_id IS NULL
+        """
 
     static let baseModelCurrentGet = """
         SELECT base_version, u_size, config::text AS config, coalesce(pool_rows_at_draw, 0)::bigint AS pool_rows_at_draw
@@ -79,27 +116,42 @@ public enum TrainingStore {
         ORDER BY base_version DESC LIMIT 1
         """
 
-    static let zvalGet = """
-        SELECT version, extract(epoch FROM now() - changed_at)::float8 AS age_seconds, (SELECT count(*) FROM tov.validation) AS rows
-        FROM tov.zval_version
+    /// Each target's Z_val (version, seconds since it changed, rows) and its version being rescored.
+    static let targetZvalMany = """
+        SELECT t.target_id, t.zval_version, extract(epoch FROM now() - t.zval_changed_at)::float8 AS age_seconds,
+               (SELECT count(*) FROM tov.validation v WHERE v.target = t.name) AS zval_rows,
+               (SELECT m.model_version FROM tov.model_versions m WHERE m.target_id = t.target_id AND m.status = 'scoring') AS scoring_version
+        FROM tov.targets t ORDER BY t.target_id
         """
 
-    /// Versions in use for these inputs: $1 base, $2 Z_val version, $3 method, $4 val_lr_ratio.
+    /// The Z_val version of target $1 (none when it was dropped).
+    static let targetZvalVersionGet = "SELECT zval_version FROM tov.targets WHERE target_id = $1"
+
+    /// Each target's inputs: $1 base, $2 method, and per target ($3 ids, $4 Z_val versions, $5
+    /// val_lr_ratios) in the same order.
+    static let targetInputs = """
+        unnest($3::int[], $4::bigint[], $5::float8[]) AS i(target_id, zval_version, val_lr_ratio)
+        """
+
+    /// Versions in use for each target's inputs.
     static let modelVersionForInputsMany = """
-        SELECT model_version FROM tov.model_versions
-        WHERE base_version = $1 AND zval_version = $2 AND method = $3 AND val_lr_ratio = $4::float8 AND status IN ('scoring', 'complete')
+        SELECT m.target_id, m.model_version FROM tov.model_versions m JOIN \(targetInputs)
+            ON m.target_id = i.target_id AND m.zval_version = i.zval_version AND m.val_lr_ratio = i.val_lr_ratio
+        WHERE m.base_version = $1 AND m.method = $2 AND m.status IN ('scoring', 'complete')
         """
 
-    static let modelVersionDivergedGet = """
-        SELECT reason FROM tov.model_versions
-        WHERE base_version = $1 AND zval_version = $2 AND method = $3 AND val_lr_ratio = $4::float8
-          AND status = 'failed' AND reason LIKE 'diverged%'
-        ORDER BY model_version DESC LIMIT 1
+    /// For each target, the newest version on exactly its inputs that diverged.
+    static let modelVersionDivergedMany = """
+        SELECT DISTINCT ON (m.target_id) m.target_id, m.reason FROM tov.model_versions m JOIN \(targetInputs)
+            ON m.target_id = i.target_id AND m.zval_version = i.zval_version AND m.val_lr_ratio = i.val_lr_ratio
+        WHERE m.base_version = $1 AND m.method = $2 AND m.status = 'failed' AND m.reason LIKE 'diverged%'
+        ORDER BY m.target_id, m.model_version DESC
         """
 
-    static let modelVersionLastServedGet = """
-        SELECT base_version, zval_version, method FROM tov.model_versions
-        WHERE status IN ('complete', 'superseded') ORDER BY model_version DESC LIMIT 1
+    /// Each target's newest version that was ever served.
+    static let modelVersionLastServedMany = """
+        SELECT DISTINCT ON (target_id) target_id, base_version, zval_version, method FROM tov.model_versions
+        WHERE status IN ('complete', 'superseded') ORDER BY target_id, model_version DESC
         """
 
     // MARK: - Checkpoints workers cannot have
@@ -112,7 +164,8 @@ public enum TrainingStore {
             let base = Int(try row.get(Int32.self, "base_version"))
             let owner: TrainerSnapshot.BrokenCheckpoint.Owner
             if let version = try row.getOptional(Int32.self, "model_version") {
-                owner = .version(Int(version), scoring: try row.get(String.self, "status") == "scoring")
+                owner = .version(Int(version), target: Int(try row.get(Int32.self, "target_id")),
+                                 scoring: try row.get(String.self, "status") == "scoring")
             } else {
                 owner = .base(base)
             }
@@ -122,11 +175,11 @@ public enum TrainingStore {
 
     static let checkpointBrokenMany = """
         WITH live AS (
-            SELECT m.model_version, m.base_version, m.status::text AS status, b.epochs, 'val' AS kind, b.epochs AS needed
+            SELECT m.model_version, m.target_id, m.base_version, m.status::text AS status, b.epochs, 'val' AS kind, b.epochs AS needed
             FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
             WHERE m.status IN ('scoring', 'complete')
             UNION ALL
-            SELECT NULL, base_version, 'complete', epochs, 'base', epochs + 1
+            SELECT NULL, NULL, base_version, 'complete', epochs, 'base', epochs + 1
             FROM tov.base_models WHERE status = 'complete'
         ), stored AS (
             SELECT l.*,
@@ -139,7 +192,7 @@ public enum TrainingStore {
                       AND c.load_error IS NOT NULL) AS load_errors
             FROM live l
         )
-        SELECT model_version, base_version, status,
+        SELECT model_version, target_id, base_version, status,
                coalesce(load_errors, (needed - present) || ' of ' || needed || ' checkpoints missing') AS problem
         FROM stored WHERE load_errors IS NOT NULL OR present < needed
         ORDER BY base_version, model_version NULLS FIRST
@@ -183,16 +236,19 @@ public enum TrainingStore {
 
     public enum RequestKind: String, Sendable { case refresh, rebase }
 
-    /// An operator's request (`tovd refresh`, `tovd rebase`); returns its id. Served when the work it
-    /// starts completes (see ``requestServeMany``).
-    public static func requestInsert(_ kind: RequestKind, on connection: Connection) async throws -> Int64 {
-        try await connection.query(requestInsertOne, [kind.rawValue]).first!.get(Int64.self, "id")
+    /// An operator's request (`tovd refresh [--target T]`, `tovd rebase`); returns its id. Served when
+    /// the work it starts completes (see ``requestServeMany``). `target` (a target id) asks for that
+    /// target's refresh only; nil asks for every target (see ``TrainerPolicy``).
+    public static func requestInsert(_ kind: RequestKind, target: Int? = nil, on connection: Connection) async throws -> Int64 {
+        try await connection.query(requestInsertOne, [kind.rawValue, target]).first!.get(Int64.self, "id")
     }
 
-    static let requestInsertOne = "INSERT INTO tov.training_requests (kind) VALUES ($1) RETURNING id"
+    static let requestInsertOne = "INSERT INTO tov.training_requests (kind, target_id) VALUES ($1, $2) RETURNING id"
 
-    /// Marks requests $1 as being worked on (status shows it); they stay pending until served.
-    static let requestStartMany = "UPDATE tov.training_requests SET started_at = now() WHERE id = ANY($1::bigint[])"
+    /// Marks requests $1 as being worked on (status shows it); they stay pending until served. The
+    /// first start is kept: an every-target request counts the versions created since then as its
+    /// answers (``requestAnsweredMany``), so a later target's start must not move it.
+    static let requestStartMany = "UPDATE tov.training_requests SET started_at = coalesce(started_at, now()) WHERE id = ANY($1::bigint[])"
     /// Requests $1 served by the work named $2 ('base model 3', 'model version 12').
     static let requestServeMany = """
         UPDATE tov.training_requests SET served_at = now(), served_by = $2, started_at = coalesce(started_at, now())
@@ -350,6 +406,7 @@ public enum TrainingStore {
     // MARK: - Model versions
 
     struct ModelVersionCreateParams {
+        var target: Int
         var base: Int
         var zvalVersion: Int64
         var method: String
@@ -358,17 +415,18 @@ public enum TrainingStore {
         var leader: String
     }
 
-    /// A new version in `training` and its refresh row. Returns (version, refresh id).
+    /// A new version of target `p.target` in `training` and its refresh row. Returns (version, refresh id).
     static func modelVersionCreate(_ p: ModelVersionCreateParams, on tx: Connection) async throws -> (version: Int, refresh: Int64) {
-        let version = Int(try await tx.query(modelVersionInsert, [p.base, p.zvalVersion, p.method, p.valLearningRateRatio, p.reason, p.leader])
+        let version = Int(try await tx.query(modelVersionInsert, [p.base, p.zvalVersion, p.method, p.valLearningRateRatio, p.reason, p.leader,
+                                                                  p.target])
             .first!.get(Int32.self, "model_version"))
         let refresh = try await tx.query(refreshInsert, [version, p.zvalVersion, p.reason]).first!.get(Int64.self, "id")
         return (version, refresh)
     }
 
     static let modelVersionInsert = """
-        INSERT INTO tov.model_versions (base_version, zval_version, method, val_lr_ratio, reason, leader)
-        VALUES ($1, $2, $3, $4::float8, $5, $6) RETURNING model_version
+        INSERT INTO tov.model_versions (base_version, zval_version, method, val_lr_ratio, reason, leader, target_id)
+        VALUES ($1, $2, $3, $4::float8, $5, $6, $7) RETURNING model_version
         """
     static let refreshInsert = "INSERT INTO tov.refreshes (model_version, zval_version, reason) VALUES ($1, $2, $3) RETURNING id"
     static let modelVersionFail = "UPDATE tov.model_versions SET status = 'failed', reason = $2 WHERE model_version = $1"
@@ -428,8 +486,9 @@ public enum TrainingStore {
         var largestField: Int
     }
 
-    static func validationSizedMany(maxTextBytes: Int, on connection: Connection) async throws -> [ValidationRow] {
-        try await connection.query(validationSizedGetMany, [maxTextBytes]).map { row in
+    /// The Z_val rows of target `target` (its name), in id order.
+    static func validationSizedMany(target: String, maxTextBytes: Int, on connection: Connection) async throws -> [ValidationRow] {
+        try await connection.query(validationSizedGetMany, [maxTextBytes, target]).map { row in
             let prompt = try row.getOptional([UInt8].self, "prompt")
             let response = try row.getOptional([UInt8].self, "response")
             return ValidationRow(id: try row.get(Int64.self, "id"),
@@ -442,17 +501,20 @@ public enum TrainingStore {
         SELECT id, greatest(octet_length(prompt), octet_length(response)) AS largest_field,
                CASE WHEN octet_length(prompt) <= $1 AND octet_length(response) <= $1 THEN convert_to(prompt, 'UTF8') END AS prompt,
                CASE WHEN octet_length(prompt) <= $1 AND octet_length(response) <= $1 THEN convert_to(response, 'UTF8') END AS response
-        FROM tov.validation ORDER BY id
+        FROM tov.validation WHERE target = $2 ORDER BY id
         """
 
-    /// Replaces tov.validation_rejects with this refresh's verdicts: (validation id, reason, detail).
-    static func validationRejectsReplace(_ rejected: [(Int64, String, String)], on tx: Connection) async throws {
-        try await tx.execute(validationRejectDeleteAll)
+    /// Replaces target `target`'s rows of tov.validation_rejects with this refresh's verdicts
+    /// (validation id, reason, detail); other targets' verdicts stay until their own refresh.
+    static func validationRejectsReplace(target: String, _ rejected: [(Int64, String, String)], on tx: Connection) async throws {
+        try await tx.execute(validationRejectDeleteMany, [target])
         guard !rejected.isEmpty else { return }
         try await tx.execute(validationRejectInsertMany, [rejected.map(\.0), rejected.map(\.1), rejected.map(\.2)])
     }
 
-    static let validationRejectDeleteAll = "DELETE FROM tov.validation_rejects"
+    static let validationRejectDeleteMany = """
+        DELETE FROM tov.validation_rejects x USING tov.validation v WHERE v.id = x.validation_id AND v.target = $1
+        """
     static let validationRejectInsertMany = """
         INSERT INTO tov.validation_rejects (validation_id, reason, detail)
         SELECT * FROM unnest($1::bigint[], $2::tov.reject_reason[], $3::text[]) ON CONFLICT DO NOTHING

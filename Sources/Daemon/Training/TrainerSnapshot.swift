@@ -9,6 +9,9 @@ struct TrainerSnapshot: Equatable, Sendable {
         enum Kind: String, Sendable { case refresh, rebase }
         var id: Int64
         var kind: Kind
+        /// The one target a refresh asks for (`tovd refresh --target T`); nil: every target (a rebase
+        /// is always for every target).
+        var target: Int? = nil
     }
 
     /// The newest complete base model.
@@ -20,14 +23,15 @@ struct TrainerSnapshot: Equatable, Sendable {
         var poolRowsAtDraw: Int
     }
 
+    /// A target's Z_val: its rows of tov.validation, versioned by tov.targets.zval_version.
     struct Zval: Equatable, Sendable {
         var version: Int64
-        /// Seconds since the last change of tov.validation.
+        /// Seconds since the last change of the target's rows.
         var ageSeconds: Double
         var rows: Int
     }
 
-    /// The inputs of the newest version that was ever served (complete or superseded).
+    /// The inputs of a target's newest version that was ever served (complete or superseded).
     struct LastVersion: Equatable, Sendable {
         var baseVersion: Int
         var zvalVersion: Int64
@@ -38,8 +42,8 @@ struct TrainerSnapshot: Equatable, Sendable {
     /// all (a worker has no row to mark then, so the store counts the rows each live model needs).
     struct BrokenCheckpoint: Equatable, Sendable {
         enum Owner: Equatable, Sendable {
-            /// θ_val of a live version (`scoring` or `complete`).
-            case version(Int, scoring: Bool)
+            /// θ_val of a live version (`scoring` or `complete`) of target `target`.
+            case version(Int, target: Int, scoring: Bool)
             /// θ0 or θ_bas of the current base model.
             case base(Int)
         }
@@ -54,9 +58,47 @@ struct TrainerSnapshot: Equatable, Sendable {
         var shape: Settings.SurrogateShape?
     }
 
+    /// One target of `settings.targets` with the facts its refresh rules read. Whatever shapes the
+    /// base model is the snapshot's (global); this is what a target has of its own.
+    struct Target: Equatable, Sendable {
+        var id: Int
+        var name: String
+        /// A disabled target trains nothing; its selection stays as it is.
+        var enabled: Bool
+        /// The global settings with the target's own values applied (``TargetSettings/settings``):
+        /// its `val_lr_ratio` and `zval_debounce_seconds` are read here.
+        var settings: Settings
+        var zval: Zval
+        /// Its version being rescored, if any (one per target: a unique index says so).
+        var scoringVersion: Int?
+        /// Whether a version of this target on the current base with its current Z_val, the method
+        /// and its val_lr_ratio is scoring or complete, with all of its checkpoints readable.
+        var currentInputsServed: Bool
+        /// A version of this target with exactly its current inputs diverged before: its reason.
+        var divergedVersion: String?
+        var lastVersion: LastVersion?
+        /// Every-target refresh requests (``Request/target`` nil) this target has answered: a version of
+        /// it was trained (or diverged) since the request was started. The policy serves such a
+        /// request once no other enabled target still owes it.
+        var answered: Set<Int64> = []
+
+        init(id: Int, name: String, enabled: Bool = true, settings: Settings, zval: Zval, scoringVersion: Int? = nil,
+             currentInputsServed: Bool = false, divergedVersion: String? = nil, lastVersion: LastVersion? = nil,
+             answered: Set<Int64> = []) {
+            self.id = id
+            self.name = name
+            self.enabled = enabled
+            self.settings = settings
+            self.zval = zval
+            self.scoringVersion = scoringVersion
+            self.currentInputsServed = currentInputsServed
+            self.divergedVersion = divergedVersion
+            self.lastVersion = lastVersion
+            self.answered = answered
+        }
+    }
+
     var settings: Settings
-    /// The version being rescored, if any (one at a time: a unique index says so).
-    var scoringVersion: Int?
     var readyRows: Int
     /// Rows waiting to be validated (new rows, model_version 0 jobs).
     var validatingRows: Int
@@ -71,12 +113,8 @@ struct TrainerSnapshot: Equatable, Sendable {
     var memoryProblem: String?
     /// The stored θ0 named by `settings.theta0`; nil when the setting is null or no θ0 has that name.
     var theta0: ImportedTheta0?
-    var zval: Zval
-    /// Whether a version on the current base with the current Z_val, method and val_lr_ratio is
-    /// scoring or complete, with all of its checkpoints readable.
-    var currentInputsServed: Bool
-    /// A version with exactly the current inputs diverged before: its reason.
-    var divergedVersion: String?
-    var lastVersion: LastVersion?
+    /// The targets of `settings.targets` that the database still has, in id order (a target added
+    /// since the settings were read joins at the next read).
+    var targets: [Target]
     var broken: [BrokenCheckpoint]
 }

@@ -38,11 +38,13 @@ struct TargetWorkerTests {
         }
     }
 
-    static func worker(conninfo: String) -> ScoringWorker {
+    static func worker(conninfo: String, clock: DaemonClock = .continuous, scoreDelay: Duration? = nil) -> ScoringWorker {
         let metrics = DaemonMetrics()
-        return ScoringWorker(configuration: .init(conninfo: conninfo, name: "targets"), wakeup: WakeupSignal(),
-                             models: ModelCache(logger: Logger(label: "test")), settings: SettingsCache(), metrics: metrics,
-                             health: HealthState(metrics: metrics), clock: .continuous, logger: Logger(label: "test"))
+        var configuration = ScoringWorker.Configuration(conninfo: conninfo, name: "targets")
+        configuration.faultScoreDelay = scoreDelay
+        return ScoringWorker(configuration: configuration, wakeup: WakeupSignal(),
+                             models: ModelCache(logger: Logger(label: "test"), clock: clock), settings: SettingsCache(clock: clock), metrics: metrics,
+                             health: HealthState(metrics: metrics), clock: clock, logger: Logger(label: "test"))
     }
 
     /// Score rows whose φ is not tov.phi of their stored losses under the score_fn their version's
@@ -128,6 +130,36 @@ struct TargetWorkerTests {
             #expect(try await Self.worker(conninfo: conninfo).runOneBatch(on: c) == 4)
             #expect(try await TovTestDatabase.count("tov.scores", on: c, where: "model_version = 2") == 4)
             #expect(try await TovTestDatabase.count("tov.scores s", on: c, where: Self.notUnderItsTargetsFunction) == 0)
+        }
+    }
+
+    /// A target dropped while a batch scores rows for its version: the batch still commits, with
+    /// the other targets' scores and the rows' readiness, and writes nothing for the gone version
+    /// (its scores would violate their foreign key and fail the whole batch).
+    @Test func aTargetDroppedDuringABatchLosesOnlyItsOwnScores() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.threeTargetsWithCheckpoints(c)
+            try await TovTestDatabase.insertCandidates(8, on: c)
+            let manual = ManualClock()
+            let worker = Self.worker(conninfo: conninfo, clock: DaemonClock(manual), scoreDelay: .seconds(1))
+            let workerConnection = try await Connection.connect(conninfo)
+            defer { workerConnection.close() }
+            let batch = Task { try await worker.runOneBatch(on: workerConnection) }
+            // Two sleepers: the batch's lease renewal, and the batch itself, claimed and about to score
+            // under the versions it loaded (version 2 among them).
+            #expect(await manual.waitForSleepers(2), "the batch did not reach its scoring")
+            try await c.execute("DELETE FROM tov.targets WHERE name = 'drop'")
+            manual.advance(by: .seconds(1))
+            #expect(try await batch.value == 8)
+
+            #expect(try await TovTestDatabase.count("tov.ready", on: c) == 8)
+            #expect(try await TovTestDatabase.count("tov.jobs", on: c) == 0)
+            let perVersion = try await c.query("SELECT model_version, count(*) FROM tov.scores GROUP BY 1 ORDER BY 1")
+                .map { "\(try $0.get(Int32.self, 0)):\(try $0.get(Int64.self, 1))" }
+            #expect(perVersion == ["1:8", "3:8"])
+            #expect(worker.forwardRowCounts == ForwardRows(base: 8, val: 24), "version 2 was scored, then not written")
         }
     }
 }

@@ -54,8 +54,9 @@ final class SelectionKeeper: LeaderJob, Sendable {
         return next
     }
 
-    /// One target's turn: decide from its snapshot, then switch or update. Returns whether it switched
-    /// (the next step comes at once: the old version's scores are gone and new rows may follow).
+    /// One target's turn: decide from its snapshot, then switch or update. Returns whether the next
+    /// step should come at once (after a switch, as before targets: the old version's scores are
+    /// gone and rows it found missing are being scored).
     private func keep(_ target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws -> Bool {
         let selection = target.settings.selection
         // nil: the target was dropped after the settings were read; its selection went with it.
@@ -67,7 +68,8 @@ final class SelectionKeeper: LeaderJob, Sendable {
         case .nothing:
             return false
         case .switchTo(let version, let base):
-            return try await switchTo(version: version, base: base, target: target, fence: fence, on: connection)
+            try await switchTo(version: version, base: base, target: target, fence: fence, on: connection)
+            return true
         case .update(let version):
             let change = try await fence.transaction(on: connection) { tx -> SelectionWriter.Change? in
                 guard try await ModelVersionStore.targetHold(target.id, on: tx) else { return nil }
@@ -80,9 +82,9 @@ final class SelectionKeeper: LeaderJob, Sendable {
 
     /// Switches `target` to the version it is rescoring: marks it complete, supersedes the target's
     /// old one and recomputes the target's selection, all in one transaction; then deletes the
-    /// scores no version reads any more. Returns whether it switched (false: rows that became ready
-    /// meanwhile were enqueued first, or the target is gone).
-    func switchTo(version: Int, base: Int, target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws -> Bool {
+    /// scores no version reads any more. Does nothing but enqueue them when rows became ready
+    /// meanwhile, and nothing at all when the target is gone.
+    func switchTo(version: Int, base: Int, target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws {
         let outcome = try await fence.transaction(on: connection) { tx -> SwitchOutcome in
             // Held to the end: a target dropped meanwhile takes its versions along, and there is nothing to switch.
             guard try await ModelVersionStore.targetHold(target.id, on: tx) else { return .targetGone }
@@ -96,10 +98,10 @@ final class SelectionKeeper: LeaderJob, Sendable {
         let change: SelectionWriter.Change
         switch outcome {
         case .targetGone:
-            return false
+            return
         case .rowsMissed:
             workers.signal()
-            return false
+            return
         case .switched(let made):
             change = made
         }
@@ -111,7 +113,6 @@ final class SelectionKeeper: LeaderJob, Sendable {
         ])
         // Only superseded and failed versions' scores go: every target's complete and rescoring versions keep theirs.
         try await fence.transaction(on: connection) { tx in try await ModelVersionStore.obsoleteScoresDelete(keepingBase: base, on: tx) }
-        return true
     }
 
     private enum SwitchOutcome {

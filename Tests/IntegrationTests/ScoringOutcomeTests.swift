@@ -157,8 +157,8 @@ struct ScoringOutcomeTests {
             // A second live version being rescored, with the same θ_val but epoch 1 corrupted in
             // place (its stored sha256 stays right, the bytes do not).
             let next = Int(try await c.query("""
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id)
-                SELECT base_version, zval_version, method, 'scoring', target_id FROM tov.model_versions WHERE model_version = $1
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status)
+                SELECT base_version, zval_version, method, 'scoring' FROM tov.model_versions WHERE model_version = $1
                 RETURNING model_version
                 """, [complete]).first!.get(Int32.self, 0))
             try await c.execute("""

@@ -23,8 +23,8 @@ struct SelectionPlanTests {
             defer { c.close() }
             try await c.simpleQuery("""
                 INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 1, 'A', 'complete', 1);
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 2, 'A', 'scoring', 1);
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 2, 'A', 'scoring');
                 """)
             let ids = try await TovTestDatabase.insertCandidates(Self.rows, on: c)
             try await Self.addScores(ids, version: 1, on: c)
@@ -79,11 +79,11 @@ struct SelectionPlanTests {
             defer { c.close() }
             try await c.simpleQuery("""
                 INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id)
-                SELECT 1, g, 'A', 'superseded', 1 FROM generate_series(1, 40) g;
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status)
+                SELECT 1, g, 'A', 'superseded' FROM generate_series(1, 40) g;
                 UPDATE tov.model_versions SET status = 'failed' WHERE model_version = 40;
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 41, 'A', 'complete', 1);
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 42, 'A', 'scoring', 1);
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 41, 'A', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 42, 'A', 'scoring');
                 """)
             let ids = try await TovTestDatabase.insertCandidates(2000, on: c)
             for version in [39, 40, 41, 42] { try await Self.addScores(ids, version: version, on: c) }

@@ -14,7 +14,7 @@ struct SelectionPropertyTests {
     static func createCompleteModelVersion(on c: Connection) async throws {
         try await c.simpleQuery("""
             INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 1, '{}', 'complete');
-            INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 1, 'A', 'complete', 1);
+            INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
             """)
     }
 

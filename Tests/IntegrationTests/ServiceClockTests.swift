@@ -91,7 +91,7 @@ struct ServiceClockTests {
             defer { c.close() }
             try await c.simpleQuery("""
                 INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (0, 1, '{}', 'complete');
-                INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 1, 'A', 'complete', 1);
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 1, 'A', 'complete');
                 """)
             let manual = ManualClock()
             let reported = ReportedErrors()

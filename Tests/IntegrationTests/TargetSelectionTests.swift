@@ -288,4 +288,31 @@ struct TargetSelectionTests {
             try await Self.expectReferenceSelections(on: c, "after target drop's score_fn change")
         }
     }
+
+    /// A target dropped while it rescores takes its versions along but not their queued jobs; the
+    /// sweeper deletes those (no worker could score them) and leaves every other job: new rows',
+    /// and the other target's.
+    @Test func theSweeperDeletesTheJobsOfADroppedTargetsVersions() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.execute(Self.hashFunctionSQL)
+            let ids = try await Self.twoTargets(c)
+            try await c.execute("INSERT INTO tov.model_versions (base_version, zval_version, method, status, target_id) VALUES (1, 2, 'A', 'scoring', 2)")
+            try await c.execute("""
+                INSERT INTO tov.jobs (candidate_id, model_version) SELECT id, 3 FROM unnest($1::bigint[]) id;
+                """, [Array(ids.prefix(20))])
+            try await c.execute("INSERT INTO tov.jobs (candidate_id, model_version) SELECT id, 1 FROM unnest($1::bigint[]) id", [Array(ids.prefix(4))])
+            let keeper = try await Keeper(on: c)
+            let sweeper = Sweeper(interval: .seconds(30), workers: WakeupSignal(), logger: Logger(label: "test"))
+            try await sweeper.step(fence: keeper.fence, on: c)
+            #expect(try await TovTestDatabase.count("tov.jobs", on: c, where: "model_version = 3") == 20, "a live version's jobs were deleted")
+
+            try await c.execute("DELETE FROM tov.targets WHERE name = 'drop'")
+            try await sweeper.step(fence: keeper.fence, on: c)
+            let jobs = try await c.query("SELECT model_version, count(*) FROM tov.jobs GROUP BY 1 ORDER BY 1")
+                .map { "\(try $0.get(Int32.self, 0)):\(try $0.get(Int64.self, 1))" }
+            #expect(jobs == ["0:\(ids.count)", "1:4"])
+        }
+    }
 }

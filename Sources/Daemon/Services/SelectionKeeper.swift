@@ -142,7 +142,8 @@ final class SelectionKeeper: LeaderJob, Sendable {
 /// Re-enqueues ready rows that have no score under a live version and no job: rows a worker
 /// committed while a new version was being created, or work lost to a crash. Per live version of
 /// every target, each against its own base model's U; a version belongs to one target, so the rows
-/// it enqueues are that target's work alone.
+/// it enqueues are that target's work alone. It also deletes the jobs of versions dropped with
+/// their target, which no worker could score.
 final class Sweeper: LeaderJob, Sendable {
     let name = "sweeper"
     let interval: Duration
@@ -156,6 +157,10 @@ final class Sweeper: LeaderJob, Sendable {
     }
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
+        let orphaned = try await fence.transaction(on: connection) { tx in try await ModelVersionStore.jobOfGoneVersionDeleteMany(on: tx) }
+        if orphaned > 0 {
+            logger.notice("sweeper deleted the jobs of model versions dropped with their target", metadata: ["jobs": "\(orphaned)"])
+        }
         for (version, base) in try await ModelVersionStore.modelVersionLiveMany(on: connection) {
             let enqueued = try await fence.transaction(on: connection) { tx in
                 try await tx.execute(Queries.jobEnqueueMissingScores, [version, base])

@@ -162,6 +162,11 @@ enum Queries {
     /// locked row itself, not through `tov.target_setting`: that function reads the statement's
     /// snapshot, which can predate a change the lock waited for; a locked row is its latest version.
     /// NULL where neither is stored (the documented default applies).
+    ///
+    /// The cost of the guarantee: any transaction that updated the target's row holds it until it
+    /// commits, and that includes a Z_val write (its trigger bumps tov.targets.zval_version). Batches
+    /// writing that target's scores wait for it at commit, as they wait for a settings change; a
+    /// Z_val statement is short, but a session left open after one stalls scoring until it ends.
     static let targetScoreFunctionLockMany = """
         SELECT m.model_version,
                coalesce(t.settings ->> 'score_fn', (SELECT value #>> '{}' FROM tov.settings WHERE key = 'score_fn')) AS score_fn

@@ -315,4 +315,33 @@ struct TargetSelectionTests {
             #expect(jobs == ["0:\(ids.count)", "1:4"])
         }
     }
+
+    /// One target's update fails (here a trigger refuses its rows): the other target's selection is
+    /// still made in the same step, and the step then reports the failure; once the cause is gone
+    /// the failed target catches up.
+    @Test func oneTargetsFailureDoesNotStallTheOthers() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await c.execute(Self.hashFunctionSQL)
+            try await Self.twoTargets(c)
+            try await c.simpleQuery("""
+                CREATE FUNCTION public.refuse_default() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.target_id = 1 THEN RAISE EXCEPTION 'refused for the test'; END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER refuse_default BEFORE INSERT ON tov.selection_items FOR EACH ROW EXECUTE FUNCTION public.refuse_default();
+                """)
+            let keeper = try await Keeper(on: c)
+            await #expect(throws: PQError.self) { try await keeper.step() }
+            #expect(try await Self.selectionSize("default", on: c) == 0)
+            #expect(try await Self.selectionSize("drop", on: c) == 7, "target default's failure kept target drop from its selection")
+
+            try await c.simpleQuery("DROP TRIGGER refuse_default ON tov.selection_items")
+            try await keeper.step()
+            #expect(try await Self.selectionSize("default", on: c) == 10)
+            try await Self.expectReferenceSelections(on: c, "after target default's failure is gone")
+        }
+    }
 }

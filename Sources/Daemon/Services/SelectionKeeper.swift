@@ -46,12 +46,34 @@ final class SelectionKeeper: LeaderJob, Sendable {
         let started = clock.now
         let current = try await settings.current(on: connection)
         var next: Duration = .seconds(1)
+        // One target's failure (a statement error on its rows) must not leave the others stale: the
+        // rest of the step goes on, and the first failure is thrown at its end, to be logged and
+        // retried as any step's. What ends the step for every target ends it at once.
+        var failure: (any Error)?
         for target in current.targets {
-            if try await keep(target, fence: fence, on: connection) { next = .zero }
+            do {
+                if try await keep(target, fence: fence, on: connection) { next = .zero }
+            } catch let error where Self.endsTheStep(error) {
+                throw error
+            } catch {
+                logger.error("selection of one target failed; the other targets are kept", metadata: [
+                    "target": "\(target.name)", "error": "\(error)",
+                ])
+                failure = failure ?? error
+            }
         }
+        if let failure { throw failure }
         // Every committed batch wakes us; fold bursts into one update per minimum gap.
         try await clock.sleep(until: started + minimumGap, tolerance: nil)
         return next
+    }
+
+    /// Failures no other target's turn would escape: cancellation, a lost connection, a lease that
+    /// moved to another instance (the fence's TV001).
+    static func endsTheStep(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        guard let error = error as? PQError else { return false }
+        return error.isConnectionProblem || error.sqlState?.rawValue == "TV001"
     }
 
     /// One target's turn: decide from its snapshot, then switch or update. Returns whether the next

@@ -3,7 +3,8 @@ import Logging
 import PQ
 import Surrogate
 
-/// The live model versions (complete, and the one being rescored), loaded from `tov.checkpoints`.
+/// The live model versions of every target (each one's complete version, and the one it rescores),
+/// loaded from `tov.checkpoints`.
 /// Checks the version list on every batch (one small query) and loads a version's checkpoints only
 /// when it first appears, so a refresh is picked up without a restart. Base checkpoints are shared
 /// between versions of one base model.
@@ -18,6 +19,8 @@ public final class ModelCache: @unchecked Sendable {
     struct Live {
         var loaded: [LoadedVersion]
         var unloadable: Set<Int>
+        /// The target of each live version (loaded or not): whose `score_fn` its φ uses.
+        var targets: [Int: Int] = [:]
     }
 
     private struct Failure {
@@ -61,6 +64,7 @@ public final class ModelCache: @unchecked Sendable {
             let version = Int(try row.get(Int32.self, "model_version"))
             let base = Int(try row.get(Int32.self, "base_version"))
             let epochs = Int(try row.get(Int32.self, "epochs"))
+            result.targets[version] = Int(try row.get(Int32.self, "target_id"))
             seenBases.insert(base)
             liveVersions.insert(version)
             if let cached = loaded[version] {

@@ -1,5 +1,6 @@
 /// The selection keeper's rule as a value: switch to a rescored version once its last job is done,
-/// else recompute the selection when it is out of date, else nothing. Decided from the database's
+/// else recompute the selection when it is out of date, else nothing. Decided for one target at a
+/// time (the snapshot is that target's versions and selection state). Decided from the database's
 /// state alone (tov.selection_state says what the selection was computed under), never from what a
 /// process remembers: a leader that lost the lease and got it back after another changed the
 /// settings still sees the truth.

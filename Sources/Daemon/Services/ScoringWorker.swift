@@ -4,6 +4,7 @@ import PQ
 import Selection
 import ServiceLifecycle
 import Surrogate
+import Synchronization
 
 /// One claim → validate → score → commit loop on its own database connection.
 ///
@@ -47,6 +48,9 @@ public final class ScoringWorker: Service, Sendable {
     /// Where a failed batch is reported besides the log (the instance's tov.workers.last_error).
     let onError: @Sendable (String) -> Void
     private let stopFlag = StopFlag()
+    /// What this worker's batches ran through the model (a test signal, and a benchmark's count).
+    public var forwardRowCounts: ForwardRows { forwardRows.withLock { $0 } }
+    private let forwardRows = Mutex(ForwardRows())
 
     public init(configuration: Configuration, wakeup: WakeupSignal, models: ModelCache, settings: SettingsCache,
                 metrics: DaemonMetrics, health: HealthState, clock: DaemonClock, logger: Logger,
@@ -226,6 +230,7 @@ public final class ScoringWorker: Service, Sendable {
             let texts = rows.map(\.text)
             let scoring = Model.ScoringOptions(precision: configuration.scoringPrecision)
             let val = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.valLosses(texts, options: scoring) } }
+            forwardRows.withLock { $0.val += rows.count }
             for (index, job) in rows.enumerated() {
                 guard let record = base[job.candidateID] else { continue }
                 if let detail = Self.nonFiniteLosses(base: record, val: val[index], modelVersion: version.modelVersion) {
@@ -236,8 +241,15 @@ public final class ScoringWorker: Service, Sendable {
                                             base: record, valLosses: val[index]))
             }
         }
+        // The score_fn each version's target had when the settings were read: used only where the
+        // database's (read under lock at commit) is one the settings parser would refuse.
+        var cachedFunctions: [Int: String] = [:]
+        for version in live.loaded {
+            let target = live.targets[version.modelVersion].flatMap { id in settings.targets.first { $0.id == id } }
+            cachedFunctions[version.modelVersion] = (target?.settings ?? settings).selection.scoreFunction.rawValue
+        }
         try await lease.paused {
-            try await complete(outcome, scoreFunction: settings.selection.scoreFunction.rawValue, on: connection)
+            try await complete(outcome, cachedFunctions: cachedFunctions, fallback: settings.selection.scoreFunction.rawValue, on: connection)
         }
     }
 
@@ -266,7 +278,9 @@ public final class ScoringWorker: Service, Sendable {
         }
     }
 
-    /// ℓ(θ_bas^l, x) for every row: from `tov.base_losses` when cached, computed otherwise.
+    /// ℓ(θ_bas^l, x) for every row: from `tov.base_losses` when cached, computed otherwise. Computed
+    /// once per row and base version in a batch: a new row scored under K targets' versions on one
+    /// base model takes the losses the first version computed (`outcome.baseLosses`) for the others.
     private func baseLosses(for rows: [ClaimedJob], version: LoadedVersion, outcome: inout BatchOutcome,
                             on connection: Connection) async throws -> [Int64: BaseLossRecord] {
         var result: [Int64: BaseLossRecord] = [:]
@@ -285,6 +299,7 @@ public final class ScoringWorker: Service, Sendable {
             let texts = missing.map(\.text)
             let scoring = Model.ScoringOptions(precision: configuration.scoringPrecision)
             let computed = try await untilStopped { try await runOffPool(name: "tovd-score") { try version.baseLosses(texts, options: scoring) } }
+            forwardRows.withLock { $0.base += missing.count }
             for (job, record) in zip(missing, computed) {
                 result[job.candidateID] = record
                 // Non-finite base losses are never cached: the row is recorded as unscorable instead.
@@ -304,8 +319,12 @@ public final class ScoringWorker: Service, Sendable {
     }
 
     /// Writes the batch's results and ends its claims in one transaction; rows whose lease was lost
-    /// are dropped from the results.
-    private func complete(_ outcome: BatchOutcome, scoreFunction: String, on connection: Connection) async throws {
+    /// are dropped from the results, and so are results for a version whose target was dropped
+    /// meanwhile (its versions went with it). φ of each version uses its target's `score_fn`, read
+    /// under lock in this transaction; `cachedFunctions` (per version) and then `fallback` apply
+    /// only where the stored value is one the settings parser refuses.
+    private func complete(_ outcome: BatchOutcome, cachedFunctions: [Int: String], fallback: String,
+                          on connection: Connection) async throws {
         let jobs = outcome.jobs
         let written = try await connection.transaction { tx -> (owned: Int, rejected: Int, ready: Int, scored: Int, unscorable: Int) in
             // Never with empty arrays (all jobs released): PQ would send them as bytea.
@@ -332,7 +351,7 @@ public final class ScoringWorker: Service, Sendable {
                 }
             }
             let ownedIDs = Set(owned.map(\.candidateID))
-            // One statement per base version and L for the base losses, one per L for the scores:
+            // One statement per base version and L for the base losses, one per L and score_fn for the scores:
             // a 64-row batch costs a handful of round trips, not two per row.
             let baseLosses = outcome.baseLosses.filter { ownedIDs.contains($0.candidateID) }
             for (key, group) in Dictionary(grouping: baseLosses, by: { [$0.baseVersion, $0.record.losses.count] }) {
@@ -345,21 +364,37 @@ public final class ScoringWorker: Service, Sendable {
                 owned.contains(JobKey(candidateID: candidateID, modelVersion: modelVersion))
                     || owned.contains(JobKey(candidateID: candidateID, modelVersion: 0))
             }
-            let scores = outcome.scores.filter { isOwned($0.candidateID, $0.modelVersion) }
-            var scored = 0
-            let locked = scores.isEmpty ? nil : try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, "score_fn") }
+            var scores = outcome.scores.filter { isOwned($0.candidateID, $0.modelVersion) }
+            var unscorable = outcome.unscorable.filter { isOwned($0.candidateID, $0.modelVersion) }
+            // Each version's score_fn: its target's own, else the global one, read with share locks
+            // on both (the global row first) so that a change of either waits for this commit, and
+            // the leader's recompute after it sees every row written before it.
+            var functions: [Int: String?] = [:]
+            if !scores.isEmpty || !unscorable.isEmpty {
+                try await tx.query(Queries.scoreFunctionLock)
+                let versions = Set(scores.map(\.modelVersion) + unscorable.map(\.modelVersion)).sorted().map(Int32.init)
+                for row in try await tx.query(Queries.targetScoreFunctionLockMany, [versions]) {
+                    functions[Int(try row.get(Int32.self, "model_version"))] = try row.getOptional(String.self, "score_fn")
+                }
+                // A version not found was deleted with its target: nothing of it is written.
+                scores.removeAll { functions[$0.modelVersion] == nil }
+                unscorable.removeAll { functions[$0.modelVersion] == nil }
+            }
             // A value the settings parser would refuse cannot be in force; keep the cached one then.
-            let function = locked.flatMap(ScoreFunction.init(rawValue:))?.rawValue ?? scoreFunction
-            for (epochs, group) in Dictionary(grouping: scores, by: { $0.base.losses.count }) {
+            let function = { (version: Int) -> String in
+                functions[version].flatMap { $0 }.flatMap(ScoreFunction.init(rawValue:))?.rawValue ?? cachedFunctions[version] ?? fallback
+            }
+            var scored = 0
+            // One statement per (L, score_fn): K targets with different functions cost K statements, not K per row.
+            for (key, group) in Dictionary(grouping: scores, by: { ScoreGroup(epochs: $0.base.losses.count, function: function($0.modelVersion)) }) {
                 scored += try await tx.execute(Queries.scoreInsertMany, [
                     group.map(\.candidateID), group.map { Int32($0.modelVersion) },
-                    group.flatMap(\.base.losses), group.flatMap(\.valLosses), function,
+                    group.flatMap(\.base.losses), group.flatMap(\.valLosses), key.function,
                     group.map { $0.base.losses.reduce(0, +) / Float($0.base.losses.count) },
                     group.map { $0.valLosses.reduce(0, +) / Float($0.valLosses.count) },
-                    group.map(\.base.uncertainty), epochs, group.map { Int32($0.base.tokens) },
+                    group.map(\.base.uncertainty), key.epochs, group.map { Int32($0.base.tokens) },
                 ])
             }
-            let unscorable = outcome.unscorable.filter { isOwned($0.candidateID, $0.modelVersion) }
             var unscorableRows = 0
             if !unscorable.isEmpty {
                 unscorableRows = Int(try await tx.query(Queries.unscorableInsertMany, [
@@ -397,3 +432,18 @@ public final class ScoringWorker: Service, Sendable {
 
 /// Thrown from an await the worker abandons because a graceful stop was requested.
 struct WorkerStopping: Error {}
+
+/// Score rows written by one statement: same number of epochs L, same score_fn.
+private struct ScoreGroup: Hashable {
+    var epochs: Int
+    var function: String
+}
+
+/// Rows a worker ran through the model since it started: through θ_bas^1..L (base losses it had to
+/// compute, not read from tov.base_losses) and through one version's θ_val^1..L (counted per
+/// version). Each row is L forward passes; a new row under K targets' versions on one base model
+/// costs 1 + K of them (Method A's (1 + K)·L).
+public struct ForwardRows: Sendable, Equatable {
+    public var base = 0
+    public var val = 0
+}

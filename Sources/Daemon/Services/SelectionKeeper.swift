@@ -3,14 +3,27 @@ import Logging
 import PQ
 import Selection
 
-/// Keeps tov.selected current: switches to a fully rescored model version in one transaction, and
-/// folds new scores, deletions and settings changes into the selection. Woken by every committed
-/// batch (tov_scores), at most once per `minimumGap`; runs while the trainer trains, on its own
-/// connection, so a long training never makes the selection stale.
+/// Keeps every target's selection current (tov.selections; tov.selected is the target `default`'s):
+/// switches a target to its fully rescored model version in one transaction, and folds new scores,
+/// deletions and settings changes into each selection. Woken by every committed batch (tov_scores),
+/// at most once per `minimumGap`; runs while the trainer trains, on its own connection, so a long
+/// training never makes a selection stale.
 ///
-/// Whether the selection is out of date is read from the database (tov.selection_state records the
-/// model version and settings it was computed under), never from this process's memory: a leader
-/// that lost the lease and got it back after another changed the settings still sees the truth.
+/// Each step goes through the targets in id order, each on its own: its snapshot (its complete and
+/// rescoring versions, its selection_state row), the same ``SelectionKeeperPolicy`` rule, and the
+/// switch or update under the target's own selection settings (budget, policy, bins, score_fn). One
+/// target's switch or update never touches another's versions, scores, selection or history.
+///
+/// A disabled target is kept like any other: the trainer starts nothing for it, but the versions it
+/// already has stay live (workers score new rows under them), so its selection keeps folding in new
+/// and deleted rows, and a rescoring that was under way when it was disabled is switched in when it
+/// is done, rather than left holding the target's one in-progress slot. Its selection stays
+/// readable and consistent with the pool; it just never gets a newer model.
+///
+/// Whether a selection is out of date is read from the database (tov.selection_state records the
+/// model version and settings each target's selection was computed under), never from this
+/// process's memory: a leader that lost the lease and got it back after another changed the
+/// settings still sees the truth.
 final class SelectionKeeper: LeaderJob, Sendable {
     let name = "selection keeper"
     let settings: SettingsCache
@@ -32,55 +45,116 @@ final class SelectionKeeper: LeaderJob, Sendable {
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
         let started = clock.now
         let current = try await settings.current(on: connection)
-        let snapshot = try await ModelVersionStore.keeperSnapshot(selectionSettings: current.selection.canonicalJSON, on: connection)
-        if let version = snapshot.completeVersion { metrics.modelVersion.set(to: Double(version)) }
         var next: Duration = .seconds(1)
-        switch SelectionKeeperPolicy.decide(snapshot) {
-        case .nothing:
-            break
-        case .switchTo(let version, let base):
-            try await switchTo(version: version, base: base, settings: current, fence: fence, on: connection)
-            next = .zero
-        case .update(let version):
-            let change = try await fence.transaction(on: connection) { tx in
-                try await SelectionWriter.update(in: tx, modelVersion: version, settings: current.selection)
+        // One target's failure (a statement error on its rows) must not leave the others stale: the
+        // rest of the step goes on, and the first failure is thrown at its end, to be logged and
+        // retried as any step's. What ends the step for every target ends it at once.
+        var failure: (any Error)?
+        for target in current.targets {
+            do {
+                if try await keep(target, fence: fence, on: connection) { next = .zero }
+            } catch let error where Self.endsTheStep(error) {
+                throw error
+            } catch {
+                logger.error("selection of one target failed; the other targets are kept", metadata: [
+                    "target": "\(target.name)", "error": "\(error)",
+                ])
+                failure = failure ?? error
             }
-            record(change)
         }
+        if let failure { throw failure }
         // Every committed batch wakes us; fold bursts into one update per minimum gap.
         try await clock.sleep(until: started + minimumGap, tolerance: nil)
         return next
     }
 
-    /// Switches to the version being rescored: marks it complete, supersedes the old one and
-    /// recomputes the selection, all in one transaction.
-    func switchTo(version: Int, base: Int, settings: Settings, fence: LeaderFence, on connection: Connection) async throws {
-        let switched = try await fence.transaction(on: connection) { tx -> SelectionWriter.Change? in
+    /// Failures no other target's turn would escape: cancellation, a lost connection, a lease that
+    /// moved to another instance (the fence's TV001).
+    static func endsTheStep(_ error: any Error) -> Bool {
+        if error is CancellationError { return true }
+        guard let error = error as? PQError else { return false }
+        return error.isConnectionProblem || error.sqlState?.rawValue == "TV001"
+    }
+
+    /// One target's turn: decide from its snapshot, then switch or update. Returns whether the next
+    /// step should come at once (after a switch, as before targets: the old version's scores are
+    /// gone and rows it found missing are being scored).
+    private func keep(_ target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws -> Bool {
+        let selection = target.settings.selection
+        // nil: the target was dropped after the settings were read; its selection went with it.
+        guard let snapshot = try await ModelVersionStore.keeperSnapshot(target: target.id, selectionSettings: selection.canonicalJSON, on: connection) else {
+            return false
+        }
+        if let version = snapshot.completeVersion, target.name == Settings.defaultTarget { metrics.modelVersion.set(to: Double(version)) }
+        switch SelectionKeeperPolicy.decide(snapshot) {
+        case .nothing:
+            return false
+        case .switchTo(let version, let base):
+            try await switchTo(version: version, base: base, target: target, fence: fence, on: connection)
+            return true
+        case .update(let version):
+            let change = try await fence.transaction(on: connection) { tx -> SelectionWriter.Change? in
+                guard try await ModelVersionStore.targetHold(target.id, on: tx) else { return nil }
+                return try await SelectionWriter.update(in: tx, modelVersion: version, settings: selection)
+            }
+            if let change { record(change, target: target) }
+            return false
+        }
+    }
+
+    /// Switches `target` to the version it is rescoring: marks it complete, supersedes the target's
+    /// old one and recomputes the target's selection, all in one transaction; then deletes the
+    /// scores no version reads any more. Does nothing but enqueue them when rows became ready
+    /// meanwhile, and nothing at all when the target is gone.
+    func switchTo(version: Int, base: Int, target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws {
+        let outcome = try await fence.transaction(on: connection) { tx -> SwitchOutcome in
+            // Held to the end: a target dropped meanwhile takes its versions along, and there is nothing to switch.
+            guard try await ModelVersionStore.targetHold(target.id, on: tx) else { return .targetGone }
             // Rows that became ready after the rescoring was enqueued: score them first.
             let missed = try await tx.execute(Queries.jobEnqueueMissingScores, [version, base])
-            if missed > 0 { return nil }
+            if missed > 0 { return .rowsMissed }
             try await ModelVersionStore.modelVersionSwitch(to: version, on: tx)
-            // A new model version: φ is re-derived under the score_fn in force, then the selection switches.
-            return try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings.selection)
+            // A new model version: φ is re-derived under the target's score_fn in force, then its selection switches.
+            return .switched(try await SelectionWriter.update(in: tx, modelVersion: version, settings: target.settings.selection))
         }
-        guard let change = switched else {
+        let change: SelectionWriter.Change
+        switch outcome {
+        case .targetGone:
+            return
+        case .rowsMissed:
             workers.signal()
             return
+        case .switched(let made):
+            change = made
         }
-        metrics.modelVersion.set(to: Double(version))
-        record(change)
+        if target.name == Settings.defaultTarget { metrics.modelVersion.set(to: Double(version)) }
+        record(change, target: target)
         logger.notice("switched to a new model version", metadata: [
-            "model_version": "\(version)", "base_version": "\(base)", "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
+            "target": "\(target.name)", "model_version": "\(version)", "base_version": "\(base)",
+            "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
         ])
+        // Only superseded and failed versions' scores go: every target's complete and rescoring versions keep theirs.
         try await fence.transaction(on: connection) { tx in try await ModelVersionStore.obsoleteScoresDelete(keepingBase: base, on: tx) }
     }
 
-    private func record(_ change: SelectionWriter.Change) {
-        metrics.selectionVersion.set(to: Double(change.selectionVersion))
-        metrics.selectionSize.set(to: Double(change.size))
+    private enum SwitchOutcome {
+        case switched(SelectionWriter.Change)
+        /// Rows that became ready after the rescoring began were enqueued: the switch waits for them.
+        case rowsMissed
+        case targetGone
+    }
+
+    /// Logs a change, and sets the selection gauges for the target `default` (what tov.selected and
+    /// tov.status describe, and the gauges' help text says), so a single-target daemon reports as it
+    /// always did; every target's figures are in tov.target_status.
+    private func record(_ change: SelectionWriter.Change, target: TargetSettings) {
+        if target.name == Settings.defaultTarget {
+            metrics.selectionVersion.set(to: Double(change.selectionVersion))
+            metrics.selectionSize.set(to: Double(change.size))
+        }
         if change.changed {
             logger.info("selection updated", metadata: [
-                "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
+                "target": "\(target.name)", "selection_version": "\(change.selectionVersion)", "size": "\(change.size)",
                 "entered": "\(change.entered)", "left": "\(change.left)",
             ])
         }
@@ -88,7 +162,10 @@ final class SelectionKeeper: LeaderJob, Sendable {
 }
 
 /// Re-enqueues ready rows that have no score under a live version and no job: rows a worker
-/// committed while a new version was being created, or work lost to a crash.
+/// committed while a new version was being created, or work lost to a crash. Per live version of
+/// every target, each against its own base model's U; a version belongs to one target, so the rows
+/// it enqueues are that target's work alone. It also deletes the jobs of versions dropped with
+/// their target, which no worker could score.
 final class Sweeper: LeaderJob, Sendable {
     let name = "sweeper"
     let interval: Duration
@@ -102,6 +179,10 @@ final class Sweeper: LeaderJob, Sendable {
     }
 
     func step(fence: LeaderFence, on connection: Connection) async throws -> Duration {
+        let orphaned = try await fence.transaction(on: connection) { tx in try await ModelVersionStore.jobOfGoneVersionDeleteMany(on: tx) }
+        if orphaned > 0 {
+            logger.notice("sweeper deleted the jobs of model versions dropped with their target", metadata: ["jobs": "\(orphaned)"])
+        }
         for (version, base) in try await ModelVersionStore.modelVersionLiveMany(on: connection) {
             let enqueued = try await fence.transaction(on: connection) { tx in
                 try await tx.execute(Queries.jobEnqueueMissingScores, [version, base])

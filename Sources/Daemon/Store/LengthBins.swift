@@ -12,7 +12,12 @@ import Selection
 /// moves by at most m rows, so an update touches O(bins · m) rows whatever the pool size.
 ///
 /// Deleted binned rows (a candidate deleted, say) are reported by a trigger in `tov.scores_removed`
-/// per bin; the update subtracts them from the counts and the same walk closes the gaps.
+/// per version and bin; the update subtracts its version's reports from the counts and the same walk
+/// closes the gaps. With several targets each one's complete version has its own bins and reports:
+/// an update takes only its own version's reports (and stale ones, of versions no target selects
+/// from), never another target's, whose counts would otherwise go wrong. A TRUNCATE's report (NULL
+/// version) concerns every target: the update that takes it rebins its own version and clears the
+/// other targets' stored counts, so each rebins at its next update.
 ///
 /// The random half's key, md5(seed:id), is written with the bin, so the random order is an index
 /// too. A from-scratch pass (`rebin`) runs when there are no valid counts: the first update of a
@@ -25,9 +30,9 @@ enum LengthBins {
         guard var counts, counts.count == bins else {
             return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed)
         }
-        // Deletions committed so far. Reports for other versions are stale (rows of a version are
-        // binned only while it is the selected one) and are dropped with the rest.
-        for row in try await tx.query(consumeRemoved) {
+        // Deletions committed so far, of this version (and stale reports, dropped: rows of a version
+        // are binned only while it is a target's selected one). Other targets' reports stay theirs.
+        for row in try await tx.query(consumeRemoved, [modelVersion]) {
             guard try !row.isNull("model_version") else { return try await rebin(in: tx, modelVersion: modelVersion, bins: bins, seed: seed) }
             guard Int(try row.get(Int32.self, "model_version")) == modelVersion else { continue }
             let bin = Int(try row.getOptional(Int32.self, "length_bin") ?? -1)
@@ -108,6 +113,25 @@ enum LengthBins {
         "decode(md5(\(seed) || ':' || \(id)::text), 'hex')"
     }
 
+    /// The deletion reports an update of version $1 takes: its own, stale ones (of versions that are
+    /// no target's complete version any more), and a TRUNCATE's (NULL version). A TRUNCATE's report
+    /// also clears every other target's stored bin counts (`bin_rows`, so they rebin from scratch at
+    /// their next update) in the same statement that takes it: once taken, nothing else says so.
+    static func removedReportsTaken(version: String) -> String {
+        """
+        consumed AS (
+            DELETE FROM tov.scores_removed r
+            WHERE r.model_version IS NULL OR r.model_version = \(version)
+               OR r.model_version <> ALL (ARRAY(SELECT model_version FROM tov.model_versions WHERE status = 'complete'))
+            RETURNING r.model_version, r.length_bin, r.rows
+        ), others_invalidated AS (
+            UPDATE tov.selection_state SET bin_rows = NULL
+            WHERE model_version IS DISTINCT FROM \(version) AND bin_rows IS NOT NULL
+              AND EXISTS (SELECT 1 FROM consumed WHERE model_version IS NULL)
+        )
+        """
+    }
+
     /// $1 model version, $2 bins, $3 seed. Returns the number of rows ranked by ntile, and binned.
     ///
     /// No join: one sorted pass ranks the rows and keeps only the first (tokens, id) of each bin
@@ -120,8 +144,7 @@ enum LengthBins {
     /// join there is no plan whose cost is not n log n. One statement, so the ranking, the bins
     /// written and the deletion reports dropped all see one snapshot.
     static let rebinAll = """
-        WITH consumed AS (DELETE FROM tov.scores_removed
-        ), ranked AS (
+        WITH \(removedReportsTaken(version: "$1::int")), ranked AS (
             SELECT tokens, candidate_id, ntile($2::int) OVER (ORDER BY tokens, candidate_id) - 1 AS bin, count(*) OVER () AS total
             FROM tov.scores WHERE model_version = $1::int
         ), firsts AS MATERIALIZED (
@@ -138,8 +161,9 @@ enum LengthBins {
         SELECT coalesce((SELECT total FROM firsts), 0) AS rows, (SELECT count(*) FROM binned) AS binned
         """
 
-    /// Takes the deletion reports: model version, bin and rows per report (NULL version: TRUNCATE).
-    static let consumeRemoved = "DELETE FROM tov.scores_removed RETURNING model_version, length_bin, rows"
+    /// Takes the deletion reports an update of version $1 takes (``removedReportsTaken(version:)``):
+    /// model version, bin and rows per report (NULL version: TRUNCATE).
+    static let consumeRemoved = "WITH \(removedReportsTaken(version: "$1::int")) SELECT model_version, length_bin, rows FROM consumed"
 
     /// New scores of version $1, in bin order.
     static let unbinnedRows = """

@@ -147,17 +147,39 @@ enum Queries {
         ON CONFLICT (candidate_id, model_version) DO NOTHING
         """
 
-    /// The `score_fn` in force, read with a share lock inside the transaction that writes scores: a
+    /// The global `score_fn`, read with a share lock inside the transaction that writes scores: a
     /// settings change waits for transactions already writing, and transactions after it read the
     /// new value. So every score row committed after a `score_fn` change uses the new function, and
-    /// the leader re-derives φ only once per change instead of on every tick.
+    /// the leader re-derives φ only once per change instead of on every tick. A worker runs
+    /// ``targetScoreFunctionLockMany`` after it: a target's own value wins over this one.
     static let scoreFunctionLock = "SELECT value #>> '{}' AS score_fn FROM tov.settings WHERE key = 'score_fn' FOR SHARE"
+
+    /// For each model version $1: its target's own `score_fn`, or the global one when the target sets
+    /// none (what `tov.target_setting(target_id, 'score_fn')` says), with a share lock on the targets
+    /// rows, so a change of a target's `score_fn` waits for the transactions writing its scores, as a
+    /// global change does (``scoreFunctionLock``, which must run first in the same transaction: then
+    /// the global row cannot change under this statement). The target's value is read from the
+    /// locked row itself, not through `tov.target_setting`: that function reads the statement's
+    /// snapshot, which can predate a change the lock waited for; a locked row is its latest version.
+    /// NULL where neither is stored (the documented default applies).
+    ///
+    /// The cost of the guarantee: any transaction that updated the target's row holds it until it
+    /// commits, and that includes a Z_val write (its trigger bumps tov.targets.zval_version). Batches
+    /// writing that target's scores wait for it at commit, as they wait for a settings change; a
+    /// Z_val statement is short, but a session left open after one stalls scoring until it ends.
+    static let targetScoreFunctionLockMany = """
+        SELECT m.model_version,
+               coalesce(t.settings ->> 'score_fn', (SELECT value #>> '{}' FROM tov.settings WHERE key = 'score_fn')) AS score_fn
+        FROM tov.model_versions m JOIN tov.targets t USING (target_id)
+        WHERE m.model_version = ANY ($1::int[])
+        FOR SHARE OF t
+        """
 
     /// Wakes the leader (through the listeners) to fold new scores into the selection; delivered at commit.
     static let scoresNotify = "SELECT pg_notify('tov_scores', '')"
 
     /// φ of model version $1 re-derived under `score_fn` $2 from the stored per-epoch losses (the
-    /// leader, once per `score_fn` change; see SelectionWriter.update).
+    /// leader, once per change of the `score_fn` the version's target sees; see SelectionWriter.update).
     static let scoreRecomputeForFunction = """
         UPDATE tov.scores SET score = tov.phi(base_losses, val_losses, $2)
         WHERE model_version = $1 AND score IS DISTINCT FROM tov.phi(base_losses, val_losses, $2)
@@ -168,9 +190,10 @@ enum Queries {
     /// Every setting with the database's verdict on it: the daemon uses no value its rule refuses.
     static let settingsGetAll = "SELECT key, value::text AS value, tov.setting_is_valid(key, value) AS valid FROM tov.settings"
 
-    /// Live model versions: the complete one and the one being rescored, with their base model.
+    /// Live model versions of every target: each one's complete version and the one it rescores,
+    /// with their base model and target.
     static let modelVersionLiveMany = """
-        SELECT m.model_version, m.base_version, m.zval_version, m.method, m.status::text, b.epochs
+        SELECT m.model_version, m.base_version, m.zval_version, m.method, m.status::text, b.epochs, m.target_id
         FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
         WHERE m.status IN ('complete', 'scoring')
         ORDER BY m.model_version

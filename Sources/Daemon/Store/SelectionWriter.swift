@@ -1,7 +1,12 @@
 import PQ
 import Selection
 
-/// Updates the selection in SQL and switches `tov.selected` to it in one transaction.
+/// Updates a target's selection in SQL and switches it (`tov.selections`, `tov.selected` for the
+/// target `default`) to the new set in one transaction.
+///
+/// The target is the model version's (tov.model_versions.target_id): a version belongs to one
+/// target, so `update(in:modelVersion:settings:)` needs no second name for it, and every statement
+/// on tov.selection_state, selection_items and selection_history below is restricted to it.
 ///
 /// The result is that of `Selection.select(_:settings:)`, the Swift reference: the same equal-count
 /// length bins (`ntile` over (tokens, id)), the same per-bin quotas, the same tie-breaks (score desc,
@@ -79,63 +84,77 @@ public enum SelectionWriter {
         ) ON COMMIT DELETE ROWS
         """
 
-    /// Locks the state row (one update at a time) and reads: whether the settings differ ($1); the
-    /// bin counts if they hold for model version $2, bins $3 and seed $4; and whether φ of version
-    /// $2 may have been written under another `score_fn` than $5 (the last update was for another
-    /// version or function, or there was none).
+    /// Locks the state row of model version $2's target (one update at a time; a DELETE of the
+    /// target waits for it) and reads: the target; whether the settings differ ($1); the bin counts
+    /// if they hold for model version $2, bins $3 and seed $4; and whether φ of version $2 may have
+    /// been written under another `score_fn` than $5 (the last update was for another version or
+    /// function, or there was none). No row: the version, or its target, is gone.
     static let stateLock = """
-        SELECT selection_version, model_version, settings IS DISTINCT FROM $1::jsonb AS settings_changed,
-               CASE WHEN model_version = $2::int AND (settings ->> 'bins')::int = $3::int AND settings ->> 'seed' = $4::text
-                    THEN bin_rows END AS bin_rows,
-               model_version IS DISTINCT FROM $2::int OR settings ->> 'score_fn' IS DISTINCT FROM $5::text AS rescore_phi
-        FROM tov.selection_state FOR UPDATE
+        SELECT s.target_id, s.selection_version, s.model_version, s.settings IS DISTINCT FROM $1::jsonb AS settings_changed,
+               CASE WHEN s.model_version = $2::int AND (s.settings ->> 'bins')::int = $3::int AND s.settings ->> 'seed' = $4::text
+                    THEN s.bin_rows END AS bin_rows,
+               s.model_version IS DISTINCT FROM $2::int OR s.settings ->> 'score_fn' IS DISTINCT FROM $5::text AS rescore_phi
+        FROM tov.selection_state s
+        WHERE s.target_id = (SELECT m.target_id FROM tov.model_versions m WHERE m.model_version = $2::int)
+        FOR UPDATE OF s
         """
 
+    /// $1 the target's next selection version, $2 the model version, $3 the target.
     static let removeLeaving = """
         WITH gone AS (
             DELETE FROM tov.selection_items i
-            WHERE NOT EXISTS (SELECT 1 FROM selection_next n WHERE n.candidate_id = i.candidate_id)
+            WHERE i.target_id = $3::int AND NOT EXISTS (SELECT 1 FROM selection_next n WHERE n.candidate_id = i.candidate_id)
             RETURNING i.candidate_id, i.reason
         )
-        INSERT INTO tov.selection_history (selection_version, candidate_id, change, reason, model_version)
-        SELECT $1, candidate_id, 'out', reason, $2 FROM gone
+        INSERT INTO tov.selection_history (target_id, selection_version, candidate_id, change, reason, model_version)
+        SELECT $3::int, $1, candidate_id, 'out', reason, $2 FROM gone
         """
 
+    /// $1 the target's next selection version, $2 the model version, $3 the target.
     static let insertEntering = """
         WITH added AS (
-            INSERT INTO tov.selection_items (candidate_id, score, reason, length_bin)
-            SELECT n.candidate_id, n.score, n.reason, n.length_bin FROM selection_next n
-            WHERE NOT EXISTS (SELECT 1 FROM tov.selection_items i WHERE i.candidate_id = n.candidate_id)
+            INSERT INTO tov.selection_items (target_id, candidate_id, score, reason, length_bin)
+            SELECT $3::int, n.candidate_id, n.score, n.reason, n.length_bin FROM selection_next n
+            WHERE NOT EXISTS (SELECT 1 FROM tov.selection_items i WHERE i.target_id = $3::int AND i.candidate_id = n.candidate_id)
             RETURNING candidate_id, reason
         )
-        INSERT INTO tov.selection_history (selection_version, candidate_id, change, reason, model_version)
-        SELECT $1, candidate_id, 'in', reason, $2 FROM added
+        INSERT INTO tov.selection_history (target_id, selection_version, candidate_id, change, reason, model_version)
+        SELECT $3::int, $1, candidate_id, 'in', reason, $2 FROM added
         """
 
+    /// $1 the target.
     static let updateStaying = """
         UPDATE tov.selection_items i SET score = n.score, reason = n.reason, length_bin = n.length_bin
         FROM selection_next n
-        WHERE n.candidate_id = i.candidate_id
+        WHERE i.target_id = $1::int AND n.candidate_id = i.candidate_id
           AND (i.score, i.reason, i.length_bin) IS DISTINCT FROM (n.score, n.reason, n.length_bin)
         """
 
+    /// $5 the target.
     static let stateUpdate = """
         UPDATE tov.selection_state
         SET selection_version = $1, model_version = $2, settings = $3::jsonb, bin_rows = $4::int[], computed_at = now()
+        WHERE target_id = $5::int
         """
 
     /// One selection update as the leader runs it after new scores or a settings change, inside the
-    /// caller's transaction `tx`: φ is re-derived if `score_fn` changed since the last update (that
-    /// rewrites every score row, so not on every update: workers write φ under the `score_fn` they
-    /// read with a share lock, see Queries.scoreFunctionLock); new scores are binned (LengthBins);
-    /// the selection is read through indexes and `tov.selected` changes by a diff. The selection
-    /// version goes up only when the set changed.
+    /// caller's transaction `tx`, for the target of `modelVersion` under that target's `settings`
+    /// (``TargetSettings/settings``'s `selection`): φ is re-derived if the target's `score_fn`
+    /// changed since its last update (that rewrites every score row of the version, so not on every
+    /// update: workers write φ under the `score_fn` they read with a share lock, see
+    /// Queries.scoreFunctionLock and Queries.targetScoreFunctionLockMany); new scores are binned
+    /// (LengthBins); the selection is read through indexes and the target's items change by a diff.
+    /// Its selection version goes up only when its set changed. Other targets' selections are not
+    /// touched.
     public static func update(in tx: Connection, modelVersion: Int, settings: SelectionSettings) async throws -> Change {
         let settingsJSON = settings.canonicalJSON
         let bins = max(settings.bins, 1)
         let function = settings.scoreFunction.rawValue
         let state = try await tx.query(stateLock, [settingsJSON, modelVersion, bins, String(settings.seed), function])
-        guard let row = state.first else { throw DaemonError(.database, "tov.selection_state is empty; run `tovd migrate up`") }
+        guard let row = state.first else {
+            throw DaemonError(.database, "model version \(modelVersion) has no target with a selection (tov.selection_state); the version or its target was deleted")
+        }
+        let target = Int(try row.get(Int32.self, "target_id"))
         let current = try row.get(Int64.self, "selection_version")
         let previousModel = try row.getOptional(Int32.self, "model_version").map(Int.init)
         let settingsChanged = try row.get(Bool.self, "settings_changed")
@@ -164,12 +183,12 @@ public enum SelectionWriter {
         try await tx.execute(nextTruncate)
         let size = try await tx.execute(computeNext(policy: settings.policy), [modelVersion, quotas, Int64(n), Int64(n - scoreTaken)])
         let next = current + 1
-        let left = try await tx.execute(removeLeaving, [next, modelVersion])
-        let entered = try await tx.execute(insertEntering, [next, modelVersion])
-        let updated = try await tx.execute(updateStaying)
+        let left = try await tx.execute(removeLeaving, [next, modelVersion, target])
+        let entered = try await tx.execute(insertEntering, [next, modelVersion, target])
+        let updated = try await tx.execute(updateStaying, [target])
         let changed = left + entered + updated > 0 || previousModel != modelVersion || settingsChanged
         let version = changed ? next : current
-        try await tx.execute(stateUpdate, [version, modelVersion, settingsJSON, counts])
+        try await tx.execute(stateUpdate, [version, modelVersion, settingsJSON, counts, target])
         return Change(selectionVersion: version, size: size, entered: entered, left: left, changed: changed)
     }
 }

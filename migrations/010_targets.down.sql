@@ -103,6 +103,7 @@ DROP INDEX tov.validation_by_target;
 ALTER TABLE tov.validation DROP COLUMN target;
 
 DROP TRIGGER targets_changed ON tov.targets;
+DROP TABLE tov.target_zval;
 DROP FUNCTION tov.target_setting(integer, text);
 DROP FUNCTION tov.default_target_id();
 DROP TABLE tov.targets;

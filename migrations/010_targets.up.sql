@@ -29,18 +29,26 @@ $$;
 --   INSERT INTO tov.targets (name, settings) VALUES ('drop', '{"budget": {"rows": 5000}}');
 --   UPDATE tov.targets SET enabled = false WHERE name = 'drop';   -- keeps its selection, trains nothing
 --   DELETE FROM tov.targets WHERE name = 'drop';                  -- its Z_val, versions, scores, selection
--- zval_version and zval_changed_at are the daemon's: the triggers on tov.validation keep them.
 CREATE TABLE tov.targets (
     target_id        integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name             text NOT NULL UNIQUE CONSTRAINT targets_name_valid CHECK (tov.target_name_is_valid(name)),
     enabled          boolean NOT NULL DEFAULT true,
     settings         jsonb NOT NULL DEFAULT '{}' CONSTRAINT targets_settings_valid CHECK (tov.target_settings_are_valid(settings)),
-    zval_version     bigint NOT NULL DEFAULT 0,
-    zval_changed_at  timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 -- The first row is target_id 1: the backfills below name it so.
-INSERT INTO tov.targets (name, zval_version, zval_changed_at) SELECT 'default', version, changed_at FROM tov.zval_version;
+INSERT INTO tov.targets (name) VALUES ('default');
+
+-- Each target's Z_val version, bumped by every statement that changes its rows of tov.validation.
+-- A table of its own, not columns of tov.targets: a worker locks a target's row while it writes
+-- scores under the target's score_fn, and a Z_val write (or a session left open after one) must
+-- not hold that lock.
+CREATE TABLE tov.target_zval (
+    target_id   integer PRIMARY KEY REFERENCES tov.targets ON DELETE CASCADE,
+    version     bigint NOT NULL DEFAULT 0,
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO tov.target_zval (target_id, version, changed_at) SELECT 1, version, changed_at FROM tov.zval_version;
 
 -- The target rows without one belong to, as Z_val rows without one do: 'default' (NULL once it is
 -- dropped, which a NOT NULL column then refuses). Writers of schema version 9 keep working on it.
@@ -84,7 +92,8 @@ BEGIN
         SELECT array_agg(name) INTO changed FROM tov.targets;
     END IF;
     IF changed IS NOT NULL THEN
-        UPDATE tov.targets SET zval_version = zval_version + 1, zval_changed_at = now() WHERE name = ANY (changed);
+        UPDATE tov.target_zval z SET version = z.version + 1, changed_at = now()
+        FROM tov.targets t WHERE t.target_id = z.target_id AND t.name = ANY (changed);
         PERFORM pg_notify('tov_validation', array_to_string(changed, ','));
     END IF;
     RETURN NULL;
@@ -98,7 +107,7 @@ CREATE TRIGGER validation_deleted AFTER DELETE ON tov.validation
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tov.validation_changed();
 CREATE TRIGGER validation_truncated AFTER TRUNCATE ON tov.validation
     FOR EACH STATEMENT EXECUTE FUNCTION tov.validation_changed();
--- Whoever writes Z_val (tov_writer) need not be able to update tov.targets.
+-- Whoever writes Z_val (tov_writer) need not be able to update tov.target_zval.
 ALTER FUNCTION tov.validation_changed() SECURITY DEFINER SET search_path = pg_catalog, tov;
 
 -- A target's settings changing, or a target coming or going, is a settings change to the daemon.
@@ -132,6 +141,7 @@ CREATE FUNCTION tov.target_created() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO tov.selection_state (target_id) VALUES (NEW.target_id);
+    INSERT INTO tov.target_zval (target_id) VALUES (NEW.target_id);
     RETURN NULL;
 END
 $$;
@@ -192,7 +202,7 @@ FROM tov.selections WHERE target = 'default';
 -- One row per target: its Z_val, its model versions, its selection and how fresh it is.
 CREATE VIEW tov.target_status AS
 SELECT t.name AS target, t.enabled, t.settings,
-       t.zval_version,
+       z.version AS zval_version,
        (SELECT count(*) FROM tov.validation v WHERE v.target = t.name) AS zval_rows,
        (SELECT count(*) FROM tov.validation_rejects x JOIN tov.validation v ON v.id = x.validation_id WHERE v.target = t.name) AS zval_rejected,
        cm.model_version, cm.base_version,
@@ -205,8 +215,9 @@ SELECT t.name AS target, t.enabled, t.settings,
        (SELECT max(r.finished_at) FROM tov.refreshes r JOIN tov.model_versions m USING (model_version) WHERE m.target_id = t.target_id)
            AS last_refresh_finished_at,
        -- Whether the selection is made from the current Z_val: false while a refresh is due or runs.
-       (SELECT m.zval_version = t.zval_version FROM tov.model_versions m WHERE m.model_version = cm.model_version) AS zval_current
+       (SELECT m.zval_version = z.version FROM tov.model_versions m WHERE m.model_version = cm.model_version) AS zval_current
 FROM tov.targets t
+JOIN tov.target_zval z ON z.target_id = t.target_id
 LEFT JOIN tov.model_versions cm ON cm.target_id = t.target_id AND cm.status = 'complete'
 LEFT JOIN tov.model_versions nm ON nm.target_id = t.target_id AND nm.status IN ('training', 'scoring')
 LEFT JOIN tov.selection_state s ON s.target_id = t.target_id;
@@ -214,7 +225,7 @@ LEFT JOIN tov.selection_state s ON s.target_id = t.target_id;
 -- tov.status: the columns of version 9 (same names and order), read for the target 'default'.
 CREATE OR REPLACE VIEW tov.status AS
 WITH target AS (
-    SELECT target_id, name, zval_version FROM tov.targets WHERE name = 'default'
+    SELECT t.target_id, t.name, z.version AS zval_version FROM tov.targets t JOIN tov.target_zval z USING (target_id) WHERE t.name = 'default'
 ), current_model AS (
     SELECT model_version, base_version FROM tov.model_versions WHERE status = 'complete' AND target_id = (SELECT target_id FROM target)
 ), next_model AS (
@@ -293,7 +304,7 @@ SELECT
 -- The single Z_val version of versions 1-9, kept readable as the target `default`'s.
 DROP TABLE tov.zval_version;
 CREATE VIEW tov.zval_version AS
-SELECT true AS singleton, zval_version AS version, zval_changed_at AS changed_at FROM tov.targets WHERE name = 'default';
+SELECT true AS singleton, z.version, z.changed_at FROM tov.target_zval z JOIN tov.targets t USING (target_id) WHERE t.name = 'default';
 
 -- Per-row scores under each target's complete version, with the length bin and rank in bin its
 -- selection uses. The columns of version 1, then the target: a single-target database reads it as

@@ -150,7 +150,7 @@ struct TargetCliTests {
         // Each version was trained on its target's Z_val version as it was then; drop's Z_val moved on.
         let versions = try await c.query("""
             INSERT INTO tov.model_versions (target_id, base_version, zval_version, method, status)
-            SELECT 1, max(base_version), (SELECT zval_version FROM tov.targets WHERE target_id = 1), 'A', 'complete'::tov.model_status FROM tov.base_models
+            SELECT 1, max(base_version), (SELECT version FROM tov.target_zval WHERE target_id = 1), 'A', 'complete'::tov.model_status FROM tov.base_models
             UNION ALL
             SELECT $1, max(base_version), 0, 'A', 'complete'::tov.model_status FROM tov.base_models
             RETURNING model_version

@@ -51,7 +51,7 @@ struct TargetSchemaTests {
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
             try await c.execute("INSERT INTO tov.targets (name) VALUES ('drop'), ('ropes')")
-            let version = { (name: String) in try await Self.int("SELECT zval_version FROM tov.targets WHERE name = $1", [name], on: c) }
+            let version = { (name: String) in try await Self.int("SELECT z.version FROM tov.target_zval z JOIN tov.targets t USING (target_id) WHERE t.name = $1", [name], on: c) }
             try await c.execute("INSERT INTO tov.validation (target, prompt, response) VALUES ('drop', 'q', 'a'), ('drop', 'q2', 'a2')")
             #expect(try await version("drop") == 1)
             #expect(try await version("ropes") == 0)

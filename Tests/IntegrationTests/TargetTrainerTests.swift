@@ -100,8 +100,8 @@ struct TargetTrainerTests {
             #expect(try await TovTestDatabase.count("tov.base_models", on: c) == 1)
             let versions = Array(try await c.query("""
                 SELECT m.model_version, m.target_id, t.name, m.base_version, m.zval_version, m.val_lr_ratio, m.status::text AS status,
-                       t.zval_version AS target_zval_version
-                FROM tov.model_versions m JOIN tov.targets t USING (target_id) ORDER BY m.target_id
+                       z.version AS target_zval_version
+                FROM tov.model_versions m JOIN tov.targets t USING (target_id) JOIN tov.target_zval z USING (target_id) ORDER BY m.target_id
                 """))
             try #require(versions.count == 2)
             #expect(try versions.map { try $0.get(String.self, "name") } == ["default", "drop"])

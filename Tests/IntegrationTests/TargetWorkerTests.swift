@@ -133,6 +133,30 @@ struct TargetWorkerTests {
         }
     }
 
+    /// A Z_val write left uncommitted (a user's open transaction) does not hold the target's row: a
+    /// worker locks it at once, so scoring that target goes on while the session stays open.
+    @Test func anOpenZvalWriteDoesNotHoldUpScoring() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            try await Self.threeTargetsWithCheckpoints(c)
+            let user = try await Connection.connect(conninfo)
+            defer { user.close() }
+            try await user.execute("BEGIN")
+            try await user.execute("INSERT INTO tov.validation (target, prompt, response) VALUES ('drop', 'q', 'a')")
+            let writer = try await Connection.connect(conninfo)
+            defer { writer.close() }
+            try await writer.execute("BEGIN")
+            // Fails with lock_not_available if the lock waits for the user's transaction.
+            try await writer.execute("SET LOCAL lock_timeout = '2s'")
+            try await writer.query(Queries.scoreFunctionLock)
+            let read = try await writer.query(Queries.targetScoreFunctionLockMany, [[Int32(2)]]).map { try $0.getOptional(String.self, "score_fn") }
+            #expect(read == ["abs"])
+            try await writer.execute("COMMIT")
+            try await user.execute("COMMIT")
+        }
+    }
+
     /// A target dropped while a batch scores rows for its version: the batch still commits, with
     /// the other targets' scores and the rows' readiness, and writes nothing for the gone version
     /// (its scores would violate their foreign key and fail the whole batch).

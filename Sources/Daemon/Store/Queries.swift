@@ -163,10 +163,9 @@ enum Queries {
     /// snapshot, which can predate a change the lock waited for; a locked row is its latest version.
     /// NULL where neither is stored (the documented default applies).
     ///
-    /// The cost of the guarantee: any transaction that updated the target's row holds it until it
-    /// commits, and that includes a Z_val write (its trigger bumps tov.targets.zval_version). Batches
-    /// writing that target's scores wait for it at commit, as they wait for a settings change; a
-    /// Z_val statement is short, but a session left open after one stalls scoring until it ends.
+    /// The cost of the guarantee: a transaction that changed the target's settings holds its row until
+    /// it commits, and batches writing that target's scores wait for it, as they wait for a global
+    /// settings change. A Z_val write does not touch the row (its version lives in tov.target_zval).
     static let targetScoreFunctionLockMany = """
         SELECT m.model_version,
                coalesce(t.settings ->> 'score_fn', (SELECT value #>> '{}' FROM tov.settings WHERE key = 'score_fn')) AS score_fn

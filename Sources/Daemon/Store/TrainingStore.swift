@@ -118,14 +118,14 @@ public enum TrainingStore {
 
     /// Each target's Z_val (version, seconds since it changed, rows) and its version being rescored.
     static let targetZvalMany = """
-        SELECT t.target_id, t.zval_version, extract(epoch FROM now() - t.zval_changed_at)::float8 AS age_seconds,
+        SELECT t.target_id, z.version AS zval_version, extract(epoch FROM now() - z.changed_at)::float8 AS age_seconds,
                (SELECT count(*) FROM tov.validation v WHERE v.target = t.name) AS zval_rows,
                (SELECT m.model_version FROM tov.model_versions m WHERE m.target_id = t.target_id AND m.status = 'scoring') AS scoring_version
-        FROM tov.targets t ORDER BY t.target_id
+        FROM tov.targets t JOIN tov.target_zval z USING (target_id) ORDER BY t.target_id
         """
 
     /// The Z_val version of target $1 (none when it was dropped).
-    static let targetZvalVersionGet = "SELECT zval_version FROM tov.targets WHERE target_id = $1"
+    static let targetZvalVersionGet = "SELECT version AS zval_version FROM tov.target_zval WHERE target_id = $1"
 
     /// Each target's inputs: $1 base, $2 method, and per target ($3 ids, $4 Z_val versions, $5
     /// val_lr_ratios) in the same order.

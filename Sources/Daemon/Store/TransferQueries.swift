@@ -65,10 +65,10 @@ public enum TransferQueries {
                    'model', CASE WHEN m.model_version IS NOT NULL
                                  THEN jsonb_build_object('method', m.method, 'val_lr_ratio', m.val_lr_ratio, 'zval_version', m.zval_version) END,
                    'selection', s.settings)::text AS settings,
-               tov.schema_version() AS schema_version, t.zval_version,
+               tov.schema_version() AS schema_version, z.version AS zval_version,
                (SELECT count(*) FROM tov.validation v WHERE v.target = t.name) AS zval_rows,
                to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS exported_at
-        FROM tov.targets t JOIN tov.selection_state s USING (target_id)
+        FROM tov.targets t JOIN tov.selection_state s USING (target_id) JOIN tov.target_zval z USING (target_id)
         LEFT JOIN tov.model_versions m ON m.model_version = s.model_version
         LEFT JOIN tov.base_models b ON b.base_version = m.base_version
         WHERE t.name = current_setting('tovd.export_target')

@@ -23,7 +23,7 @@ struct TrainerSnapshot: Equatable, Sendable {
         var poolRowsAtDraw: Int
     }
 
-    /// A target's Z_val: its rows of tov.validation, versioned by tov.targets.zval_version.
+    /// A target's Z_val: its rows of tov.validation, versioned by tov.target_zval.
     struct Zval: Equatable, Sendable {
         var version: Int64
         /// Seconds since the last change of the target's rows.

@@ -333,6 +333,6 @@ LEFT JOIN tov.selection_items i ON i.target_id = b.target_id AND i.candidate_id 
 GRANT SELECT ON tov.selections, tov.target_status, tov.targets TO tov_reader;
 -- What an export manifest records (which selection, model and base model, with their settings) and
 -- what `tovd export --as-of` reads back: metadata, no weights and no text.
-GRANT SELECT ON tov.selection_history, tov.selection_state, tov.model_versions, tov.base_models TO tov_reader;
+GRANT SELECT ON tov.selection_history, tov.selection_state, tov.model_versions, tov.base_models, tov.target_zval TO tov_reader;
 -- Writers name a target for their Z_val rows and may check that it exists.
 GRANT SELECT ON tov.targets TO tov_writer;

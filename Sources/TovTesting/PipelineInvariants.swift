@@ -24,9 +24,10 @@ public enum TinyPipeline {
 }
 
 /// What every fault scenario must end with, measured on the database once the daemons are idle:
-/// every committed candidate is ready or rejected exactly once, every ready row outside U has
-/// exactly one score under the complete model version, and `tov.selected` equals the from-scratch
-/// Swift `select()` on the stored scores.
+/// every committed candidate is ready or rejected exactly once, and for every target with Z_val
+/// rows, every ready row outside U has exactly one score under the target's complete model version,
+/// trained on the target's current Z_val, and its selection equals the from-scratch Swift `select()`
+/// on the stored scores under the target's settings.
 public struct PipelineFigures: Sendable, CustomStringConvertible {
     public var candidates = 0
     public var ready = 0
@@ -37,25 +38,35 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
     public var doubled = 0
     public var queued = 0
     public var uRows = 0
-    /// Ready rows outside U with a score under the complete version.
+    /// Targets with Z_val rows (each must end with a complete version and a selection).
+    public var targets = 0
+    /// Ready rows outside U with a score under their target's complete version, summed over targets.
     public var scored = 0
-    /// Ready rows outside U without a score under the complete version.
+    /// Ready rows outside U without a score under their target's complete version, summed over targets.
     public var unscored = 0
     /// Score rows of U members (must be 0: U rows are never scored).
     public var scoredInU = 0
+    /// The target `default`'s complete version (the first target's when it has none).
     public var completeVersion: Int?
-    /// The complete version was trained on the current Z_val and no other version is in progress.
+    /// Targets with Z_val rows but no complete version.
+    public var targetsWithoutVersion = 0
+    /// Every complete version was trained on its target's current Z_val and no version is in progress.
     public var versionIsCurrent = false
+    /// Every target's selection equals the reference.
     public var selectionMatchesReference = false
 
-    /// True when nothing was lost, doubled or left unscored, and the selection is the reference one.
+    public init() {}
+
+    /// True when nothing was lost, doubled or left unscored, and every selection is the reference one.
     public var isConsistent: Bool {
-        lost == 0 && doubled == 0 && queued == 0 && unscored == 0 && scoredInU == 0 && completeVersion != nil && versionIsCurrent && selectionMatchesReference
+        lost == 0 && doubled == 0 && queued == 0 && unscored == 0 && scoredInU == 0 && completeVersion != nil && targetsWithoutVersion == 0
+            && versionIsCurrent && selectionMatchesReference
     }
 
     public var description: String {
         "candidates \(candidates), ready \(ready), rejected \(rejected), lost \(lost), doubled \(doubled), queued \(queued), "
             + "U \(uRows), scored \(scored), unscored \(unscored), scored in U \(scoredInU), "
+            + (targets > 1 ? "targets \(targets)\(targetsWithoutVersion > 0 ? " (\(targetsWithoutVersion) without a version)" : ""), " : "")
             + "complete version \(completeVersion.map(String.init) ?? "none")\(versionIsCurrent ? "" : " (stale)"), selection = reference: \(selectionMatchesReference)"
     }
 
@@ -77,46 +88,65 @@ public struct PipelineFigures: Sendable, CustomStringConvertible {
         f.lost = Int(try counts.get(Int64.self, "lost"))
         f.doubled = Int(try counts.get(Int64.self, "doubled"))
         f.queued = Int(try counts.get(Int64.self, "queued"))
-        guard let version = try await c.query("SELECT model_version, base_version FROM tov.model_versions WHERE status = 'complete'").first else {
-            return f
+        // One row per target with Z_val rows: its complete version (NULL when it has none).
+        let targets = try await c.query("""
+            SELECT t.target_id, t.name, m.model_version, m.base_version,
+                   m.zval_version = z.version AS current
+            FROM tov.targets t JOIN tov.target_zval z USING (target_id)
+            LEFT JOIN tov.model_versions m ON m.target_id = t.target_id AND m.status = 'complete'
+            WHERE EXISTS (SELECT 1 FROM tov.validation v WHERE v.target = t.name)
+            ORDER BY t.name <> 'default', t.target_id
+            """)
+        f.targets = targets.count
+        let inProgress = try await TovTestDatabase.count("tov.model_versions", on: c, where: "status IN ('training', 'scoring')")
+        let settings = try await SettingsCache.load(on: c)
+        var current = inProgress == 0
+        var matches = true
+        for target in targets {
+            guard let version = try target.getOptional(Int32.self, "model_version").map(Int.init) else {
+                f.targetsWithoutVersion += 1
+                continue
+            }
+            let base = Int(try target.get(Int32.self, "base_version"))
+            if f.completeVersion == nil { f.completeVersion = version }
+            let isCurrent = try target.getOptional(Bool.self, "current") ?? false
+            current = current && isCurrent
+            let scoring = try await c.query("""
+                SELECT (SELECT count(*) FROM tov.base_subset WHERE base_version = $2) AS u_rows,
+                       (SELECT count(*) FROM tov.scores s WHERE s.model_version = $1) AS scored,
+                       (SELECT count(*) FROM tov.ready r
+                        WHERE NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.base_version = $2 AND b.candidate_id = r.candidate_id)
+                          AND NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.model_version = $1 AND s.candidate_id = r.candidate_id)) AS unscored,
+                       (SELECT count(*) FROM tov.scores s JOIN tov.base_subset b USING (candidate_id)
+                        WHERE b.base_version = $2 AND s.model_version = $1) AS scored_in_u
+                """, [version, base]).first!
+            f.uRows = Int(try scoring.get(Int64.self, "u_rows"))
+            f.scored += Int(try scoring.get(Int64.self, "scored"))
+            f.unscored += Int(try scoring.get(Int64.self, "unscored"))
+            f.scoredInU += Int(try scoring.get(Int64.self, "scored_in_u"))
+            let name = try target.get(String.self, "name")
+            let selection = settings.target(named: name)?.settings.selection ?? settings.selection
+            let compared = try await SelectionReference.compare(version: version, settings: selection, target: name, on: c)
+            matches = matches && compared.matches
         }
-        let modelVersion = Int(try version.get(Int32.self, "model_version"))
-        let base = Int(try version.get(Int32.self, "base_version"))
-        f.completeVersion = modelVersion
-        f.versionIsCurrent = try await c.query("""
-            SELECT m.zval_version = (SELECT version FROM tov.zval_version)
-                   AND NOT EXISTS (SELECT 1 FROM tov.model_versions WHERE status IN ('training', 'scoring')) AS current
-            FROM tov.model_versions m WHERE m.model_version = $1
-            """, [modelVersion]).first!.get(Bool.self, "current")
-        let scoring = try await c.query("""
-            SELECT (SELECT count(*) FROM tov.base_subset WHERE base_version = $2) AS u_rows,
-                   (SELECT count(*) FROM tov.scores s WHERE s.model_version = $1) AS scored,
-                   (SELECT count(*) FROM tov.ready r
-                    WHERE NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.base_version = $2 AND b.candidate_id = r.candidate_id)
-                      AND NOT EXISTS (SELECT 1 FROM tov.scores s WHERE s.model_version = $1 AND s.candidate_id = r.candidate_id)) AS unscored,
-                   (SELECT count(*) FROM tov.scores s JOIN tov.base_subset b USING (candidate_id) WHERE b.base_version = $2) AS scored_in_u
-            """, [modelVersion, base]).first!
-        f.uRows = Int(try scoring.get(Int64.self, "u_rows"))
-        f.scored = Int(try scoring.get(Int64.self, "scored"))
-        f.unscored = Int(try scoring.get(Int64.self, "unscored"))
-        f.scoredInU = Int(try scoring.get(Int64.self, "scored_in_u"))
-        f.selectionMatchesReference = try await selectionMatchesReference(on: c)
+        f.versionIsCurrent = current
+        f.selectionMatchesReference = matches
         return f
     }
 
-    /// `tov.selected` as (id, reason, bin) equals `select()` over the complete version's scores
-    /// (the check `tovd bench selection` and `tovd bench switch` run too).
+    /// The target `default`'s selection as (id, reason, bin) equals `select()` over its complete
+    /// version's scores (the check `tovd bench selection` and `tovd bench switch` run too).
     public static func selectionMatchesReference(on c: Connection) async throws -> Bool {
-        let settings = try await SettingsCache.load(on: c).selection
-        return try await SelectionReference.compare(version: nil, settings: settings, on: c).matches
+        let settings = try await SettingsCache.load(on: c)
+        let selection = settings.target(named: Settings.defaultTarget)?.settings.selection ?? settings.selection
+        return try await SelectionReference.compare(version: nil, settings: selection, on: c).matches
     }
 
     /// Waits until the daemons are idle and the figures are consistent; returns the last figures.
     public static func settle(on c: Connection, timeout: Duration = .seconds(120)) async throws -> PipelineFigures {
         var last = PipelineFigures()
         _ = try await TovTestDatabase.eventually(timeout: timeout) {
-            let status = try await StatusReport.load(on: c)
-            guard status.nextModelVersion == nil else { return false }
+            guard try await TovTestDatabase.count("tov.model_versions", on: c, where: "status IN ('training', 'scoring')") == 0 else { return false }
             last = try await measure(on: c)
             return last.isConsistent
         }

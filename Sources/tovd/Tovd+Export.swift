@@ -74,9 +74,9 @@ extension Tovd {
                     }
                 }
             } catch let error as PQError where error.sqlState == .insufficientPrivilege {
-                throw CLIError("a manifest and --as-of read tov.selection_state, tov.model_versions, tov.base_models and "
-                    + "tov.selection_history, which tov_reader may not (it sees tov.selections, tov.validation and tov.target_status): "
-                    + "run it as the daemon's role, or export without them")
+                throw CLIError("this role may not read what the export needs (\(error.message)): grant it tov_reader "
+                    + "(GRANT tov_reader TO <login>), which reads the selections, Z_val and, for a manifest or --as-of, "
+                    + "the selection history and model metadata; or run it as the daemon's role")
             }
             if let manifest { FileHandle.standardError.write(Data("manifest written to \(manifest)\n".utf8)) }
         }

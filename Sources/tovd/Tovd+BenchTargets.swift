@@ -28,7 +28,7 @@ extension Tovd.Bench {
                 (1 + K)·L forward passes. K separate schemas, each with its own base model, cost 2·L per \
                 row each, and on one host they share the same CPU, so their rate is the K = 1 rate \
                 divided by K (measured here, not assumed: the K = 1 phase is one schema). The table \
-                prints both and the ratio, with the (1 + K)/(2K) that the pass count predicts.
+                prints both and their ratio beside 2K/(1 + K), the speed-up the pass count predicts.
                 Build in release: swift build -c release && .build/release/tovd bench targets
                 """)
 
@@ -113,7 +113,7 @@ extension Tovd.Bench {
 
             let single = results[0].rate
             print("")
-            print("K  rows/s  row×target scores/s  base-loss rows  K schemas rows/s  one pool ÷ K schemas  (1+K)/2K predicts")
+            print("K  rows/s  row×target scores/s  base-loss rows  K schemas rows/s  one pool ÷ K schemas  2K/(1+K) predicts")
             for r in results {
                 let separate = single / Double(r.k)
                 print(String(format: "%d  %6.1f  %19.1f  %14d  %16.1f  %19.2f×  %16.2f×",

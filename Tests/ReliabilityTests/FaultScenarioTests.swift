@@ -6,7 +6,7 @@ import Testing
 import TovTesting
 
 /// The fault suite: real `tovd` processes against a real server, with the whole pipeline running
-/// (bootstrap, θ_val, scoring, selection) on a tiny surrogate. Every scenario ends with
+/// (bootstrap, θ_val, scoring, selection) on a tiny surrogate, for two targets. Every scenario ends with
 /// ``PipelineFigures/settle(on:timeout:)``: nothing lost, nothing doubled, every ready row outside U
 /// scored once under the complete version, `tov.selected` equal to the from-scratch selection.
 /// Each scenario prints one `reliability:` line with its figures (docs/reliability.md quotes them).
@@ -26,6 +26,13 @@ struct FaultScenarioTests {
         try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: uSize, budgetRows: 50, bins: 4))
         if let surrogate { try await c.execute("UPDATE tov.settings SET value = $1::jsonb WHERE key = 'surrogate'", [surrogate]) }
         try await c.execute("INSERT INTO tov.validation (prompt, response) SELECT 'writer 1 text prompt', 'writer 1 text response ' || g FROM generate_series(1, 5) g")
+        // Every scenario runs with two targets (issue 26): a second one with its own Z_val, budget and
+        // score_fn, so each fault also lands on a pool scored for two targets, and the settle checks both.
+        try await c.execute(#"INSERT INTO tov.targets (name, settings) VALUES ('second', '{"budget": {"rows": 30}, "score_fn": "abs"}')"#)
+        try await c.execute("""
+            INSERT INTO tov.validation (target, prompt, response)
+            SELECT 'second', 'writer 2 text prompt', 'writer 2 text response ' || g FROM generate_series(1, 5) g
+            """)
     }
 
     static func daemon(_ conninfo: String, _ extra: [String] = [], environment: [String: String] = [:]) throws -> TovdProcess {
@@ -218,13 +225,15 @@ struct FaultScenarioTests {
                 figures = try await PipelineFigures.settle(on: c, timeout: .seconds(180))
                 #expect(figures.isConsistent, "\(figures)\n\(daemons.last!.log.suffix(3000))")
                 // The interrupted version is failed; exactly one new one completed.
-                let versions = try await c.query("SELECT status::text FROM tov.model_versions WHERE model_version > $1 ORDER BY model_version",
-                                                 [before]).map { try $0.get(String.self, 0) }
+                let versions = try await c.query("""
+                    SELECT status::text FROM tov.model_versions WHERE model_version > $1 AND target_id = tov.default_target_id() ORDER BY model_version
+                    """, [before]).map { try $0.get(String.self, 0) }
                 #expect(versions.filter { $0 == "complete" }.count == 1, "\(versions)")
                 #expect(versions.contains("failed"), "\(versions)")
                 recoveries.append(Self.seconds(since: killedAt))
             }
-            #expect(try await TovTestDatabase.count("tov.model_versions", on: c, where: "status = 'complete'") == 1)
+            // One complete version per target.
+            #expect(try await TovTestDatabase.count("tov.model_versions", on: c, where: "status = 'complete'") == 2)
             Self.report("leader SIGKILLed during a refresh, twice", figures, "new version complete \(recoveries.joined(separator: ", ")) after the kill")
         }
     }

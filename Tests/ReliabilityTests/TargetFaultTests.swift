@@ -21,8 +21,9 @@ struct TargetFaultTests {
                                         where: "t.name = '\(target)' AND m.status IN ('training', 'scoring')") > 0
     }
 
-    /// Two daemons and two writers on two targets; meanwhile a Z_val change on one target while the
-    /// other rescores, a target added while a rebase trains, and a target dropped while it refreshes.
+    /// Two daemons and two writers on three targets (the fault suite's two and 'drop'); meanwhile a
+    /// Z_val change on one target while another rescores, a target added while a rebase trains, and a
+    /// target dropped while it refreshes.
     @Test func aZvalChangeAnAddAndADropDuringRescoringAndARebase() async throws {
         try await FaultScenarioTests.withPipeline { conninfo, c in
             try await c.execute(#"INSERT INTO tov.targets (name, settings) VALUES ('drop', '{"budget": {"rows": 30}, "score_fn": "abs"}')"#)
@@ -32,7 +33,7 @@ struct TargetFaultTests {
             let writers = BackgroundWriters(conninfo: conninfo, writers: 2, rowsPerInsert: 50, interval: .milliseconds(20), limit: 6_000)
             let start = ContinuousClock.now
             #expect(try await TovTestDatabase.eventually(timeout: .seconds(120)) {
-                try await TovTestDatabase.count("tov.target_status", on: c, where: "model_version IS NOT NULL") == 2
+                try await TovTestDatabase.count("tov.target_status", on: c, where: "model_version IS NOT NULL") == 3
             }, "\(daemons[0].log.suffix(2000))")
 
             // A Z_val change of 'drop' while 'default' rescores.
@@ -56,10 +57,10 @@ struct TargetFaultTests {
 
             await writers.finish()
             let figures = try await PipelineFigures.settle(on: c, timeout: .seconds(300))
-            #expect(figures.isConsistent && figures.targets == 3, "\(figures)\n\(daemons[0].log.suffix(3000))")
+            #expect(figures.isConsistent && figures.targets == 4, "\(figures)\n\(daemons[0].log.suffix(3000))")
             #expect(figures.candidates == writers.rowsInserted)
             #expect(try await TovTestDatabase.count("tov.model_versions", on: c, where: "target_id NOT IN (SELECT target_id FROM tov.targets)") == 0)
-            FaultScenarioTests.report("2 daemons, 2 writers, targets changed during rescoring and a rebase", figures,
+            FaultScenarioTests.report("2 daemons, 2 writers, 3 targets changed during rescoring and a rebase", figures,
                                       "moments hit: rescoring \(rescoring), rebase training \(rebasing), dropped target in flight \(doomedInFlight); "
                                         + "settled in \(FaultScenarioTests.seconds(since: start))")
             #expect(rescoring && rebasing && doomedInFlight, "a fault was not injected at its moment")
@@ -73,7 +74,8 @@ struct TargetFaultTests {
     /// reported beside the one-target figure of the same run.
     @Test func sixteenTargetsSettleWithTheQueueBounded() async throws {
         try await FaultScenarioTests.withPipeline { conninfo, c in
-            for k in 2...16 {
+            // The fault suite's two targets and fourteen more.
+            for k in 3...16 {
                 try await c.execute("INSERT INTO tov.targets (name, settings) VALUES ($1, $2::jsonb)",
                                     ["t\(k)", #"{"budget": {"rows": \#(10 + k)}}"#])
                 try await Self.zval("t\(k)", on: c)

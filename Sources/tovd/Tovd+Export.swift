@@ -28,7 +28,7 @@ extension Tovd {
                 rows, and the time. --as-of PATH writes exactly the selected rows of such a manifest again, \
                 rebuilt from tov.selection_history after the selection has moved on (score, reason and \
                 length_bin are null: the history keeps membership), and fails if the history cannot give \
-                the same ids (docs/operations.md, "Reproducible exports"). Both read tables beyond tov_reader's.
+                the same ids (docs/operations.md, "Reproducible exports"). tov_reader may run both.
                   tovd export --with-validation -o train.jsonl --manifest train.manifest.json
                   tovd export --as-of train.manifest.json -o train-again.jsonl
                 """)

@@ -7,7 +7,7 @@
 /// - Length bins: like SQL `ntile(k) OVER (ORDER BY length, id)`: rows sorted by (length, id); with
 ///   N rows the first N mod k bins hold ⌊N/k⌋+1 rows, the rest ⌊N/k⌋. Bins are numbered 0..<k.
 /// - n = budget.rowCount(eligible: N).
-/// - score_random: s = n/2 (floor). Bin b's quota is s/k, plus 1 for b < s mod k. Each bin gives its
+/// - score_random: s = ⌊n · scoreShare⌋ (n/2 by default; ``SelectionSettings/scoreRows(budget:)``). Bin b's quota is s/k, plus 1 for b < s mod k. Each bin gives its
 ///   top quota rows by (score desc, id asc). The rest of the budget, n − taken, comes from the other
 ///   rows in (randomKey asc, id asc) order. Reasons: .score, .random.
 /// - score_only: the same binned top with s = n; quotas a bin cannot fill stay unfilled.
@@ -28,7 +28,7 @@ public func select(_ rows: [ScoredRow], settings: SelectionSettings) -> Selectio
 
     switch settings.policy {
     case .scoreRandom, .scoreOnly:
-        let s = settings.policy == .scoreRandom ? n / 2 : n
+        let s = settings.scoreRows(budget: n)
         for (bin, members) in rowsByBin(rows, bins: bins, k: k).enumerated() {
             for row in members.sorted(by: byScore).prefix(binQuota(bin: bin, scoreRows: s, bins: k)) { take(row, .score) }
         }

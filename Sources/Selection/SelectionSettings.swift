@@ -1,6 +1,7 @@
 /// The selection rule in force. `SelectionSettings()` is the documented default.
 public enum Policy: String, Codable, CaseIterable, Sendable {
-    /// Half the budget by score, spread evenly over equal-count length bins; half uniformly at random.
+    /// `scoreShare` of the budget (half by default) by score, spread evenly over equal-count length
+    /// bins; the rest uniformly at random.
     case scoreRandom = "score_random"
     /// The whole budget by score, spread over length bins.
     case scoreOnly = "score_only"
@@ -19,20 +20,35 @@ public struct SelectionSettings: Equatable, Sendable {
     public var method: TrajectoryMethod
     public var bins: Int
     public var seed: Int64
+    /// score_random's share of the budget taken by score (the `score_share` setting); the rest is
+    /// drawn at random. ToV's Score+Random is ½.
+    public var scoreShare: Double
+    public static let defaultScoreShare = 0.5
 
     public init(budget: Budget = .fraction(0.05), policy: Policy = .scoreRandom, scoreFunction: ScoreFunction = .improvement,
-                method: TrajectoryMethod = .A, bins: Int = 10, seed: Int64 = 0) {
+                method: TrajectoryMethod = .A, bins: Int = 10, seed: Int64 = 0, scoreShare: Double = SelectionSettings.defaultScoreShare) {
         self.budget = budget
         self.policy = policy
         self.scoreFunction = scoreFunction
         self.method = method
         self.bins = bins
         self.seed = seed
+        self.scoreShare = scoreShare
+    }
+
+    /// How many of a budget of `n` rows the policy takes by score, spread over the length bins: for
+    /// score_random ⌊n · scoreShare⌋ (n/2 by default), for score_only all n. The one definition the
+    /// reference `select` and the daemon's SQL plan both use.
+    public func scoreRows(budget n: Int) -> Int {
+        guard policy == .scoreRandom else { return n }
+        // The ε keeps a product such as 0.29 · 100 = 28.999… from rounding down a whole row.
+        return min(n, max(0, Int((Double(n) * scoreShare + 1e-9).rounded(.down))))
     }
 
     /// Throws with a message a person can act on.
     public func validate() throws {
         guard (1...100).contains(bins) else { throw SelectionError("bins must be between 1 and 100; got \(bins)") }
+        guard scoreShare >= 0 && scoreShare <= 1 else { throw SelectionError("score_share must be in [0, 1]; got \(scoreShare)") }
         switch budget {
         case .rows(let n) where n < 0: throw SelectionError("budget rows must be ≥ 0; got \(n)")
         case .fraction(let f) where !(f > 0 && f <= 1): throw SelectionError("budget fraction must be in (0, 1]; got \(f)")

@@ -44,7 +44,7 @@ extension Tovd {
         @Option(help: "Budget as a fraction of the scored pool.") var budget = 0.05
         @Option(help: "Comma-separated proxy learning rates (every one is reported, and the tuned comparison).") var lrs = "3e-4,1e-4,3e-5"
         @Option(help: "Seeds (U sample, trajectories, selections, one random-baseline draw each, proxy data order).") var seeds = 5
-        @Option(help: "Comma-separated policies: score_random, score_only, score_only_unbinned, uncertainty, random, less (LESS-like sign feature), less_adam (LESS's Adam-preconditioned gradients), dsir, random_length_matched.")
+        @Option(help: "Comma-separated policies: score_random, score_random@S (score_random with share S of the budget by score, e.g. score_random@0.25), score_only, score_only_unbinned, uncertainty, random, less (LESS-like sign feature), less_adam (LESS's Adam-preconditioned gradients), dsir, random_length_matched.")
         var policies = EvaluationOptions.defaultPolicies.map(\.rawValue).joined(separator: ",")
         @Option(help: "L, scoring epochs.") var epochs = 2
         @Option(help: "A or B.") var method = "A"
@@ -120,7 +120,7 @@ extension Tovd {
             options.seeds = seeds
             options.policies = try policies.split(separator: ",").map {
                 guard let p = EvaluationPolicy(rawValue: String($0)) else {
-                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_only, score_only_unbinned, uncertainty, random, less, less_adam, dsir or random_length_matched")
+                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_random@S (S from 0 to 1), score_only, score_only_unbinned, uncertainty, random, less, less_adam, dsir or random_length_matched")
                 }
                 return p
             }

@@ -198,6 +198,7 @@ struct TargetSettingOptions: ParsableArguments {
     @Option(help: "Its score function: improvement, abs or relu.") var scoreFn: String?
     @Option(help: "Its θ_val learning rate as a fraction of lr (1e-6 … 10).") var valLrRatio: Double?
     @Option(help: "Seconds its Z_val must be quiet before a refresh (0 … 86400).") var zvalDebounceSeconds: Double?
+    @Option(help: "Its score_random share of the budget taken by score, the rest random (0 … 1; ToV's is 0.5).") var scoreShare: Double?
 
     /// (key, JSON text) of each setting given, in the order of `tov.target_setting_keys()`.
     var pairs: [(String, String)] {
@@ -209,6 +210,7 @@ struct TargetSettingOptions: ParsableArguments {
         if let scoreFn { pairs.append(("score_fn", quoted(scoreFn))) }
         if let valLrRatio { pairs.append(("val_lr_ratio", String(valLrRatio))) }
         if let zvalDebounceSeconds { pairs.append(("zval_debounce_seconds", String(zvalDebounceSeconds))) }
+        if let scoreShare { pairs.append(("score_share", String(scoreShare))) }
         return pairs
     }
 

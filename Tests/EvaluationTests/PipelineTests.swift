@@ -174,6 +174,27 @@ struct PipelineTests {
         #expect(try ToVEvaluation(options: fewerTheta0s).run(commandLine: "test").runs.count == 3 + 2)
     }
 
+    /// score_random with another share of the budget by score (issue 27's candidate): at ½ it is
+    /// score_random itself (same rows, so the same fine-tunes); other shares run beside it from every θ0.
+    @Test func scoreShareVariantsRunBesideScoreRandom() throws {
+        #expect(EvaluationPolicy(rawValue: "score_random@0.25") == .scoreShare(0.25))
+        #expect(EvaluationPolicy(rawValue: "score_random@1.5") == nil && EvaluationPolicy(rawValue: "score_random@x") == nil)
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.seeds = 1
+        options.learningRates = [1e-3]
+        options.policies = [.selection(.scoreRandom), .scoreShare(0.5), .scoreShare(0.25), .random]
+        let report = try ToVEvaluation(options: options).run(commandLine: "test")
+        func losses(_ policy: String) -> [Double] {
+            report.runs.filter { $0.policy == policy }.sorted { ($0.arm ?? "", $0.seed) < ($1.arm ?? "", $1.seed) }.map(\.testLoss)
+        }
+        #expect(!losses("score_random").isEmpty && losses("score_random@0.5") == losses("score_random"))
+        #expect(losses("score_random@0.25").count == 2 && losses("score_random@0.25 (bootstrap θ0)").count == 2)
+        #expect(report.analysis?.comparisons.contains { $0.policy == "score_random@0.25" && $0.baseline == "random" } == true)
+    }
+
     /// The candidate θ0s of issue 25 (items 3 and 6) added to a finished run: each selects through the
     /// same arms, its bootstrap pretraining counted in its cost, and the finished cells are kept.
     @Test func candidateTheta0sExtendAFinishedRun() throws {

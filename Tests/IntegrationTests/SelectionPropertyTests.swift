@@ -35,6 +35,7 @@ struct SelectionPropertyTests {
                     settings.bins = Int(g.next() % 12) + 1
                     settings.seed = Int64(g.next() % 5)
                     settings.scoreFunction = ScoreFunction.allCases[Int(g.next() % UInt64(ScoreFunction.allCases.count))]
+                    settings.scoreShare = [0.5, 0.25, 0.75, 0, 1, 0.29][Int(g.next() % 6)]
                 case 3:      // restart: a new session, nothing kept in memory
                     c.close()
                     c = try await Connection.connect(conninfo)

@@ -413,7 +413,7 @@ struct SettingValueGenerator {
         case "policy": return chance(0.5) ? "\"\(pick(Policy.allCases).rawValue)\"" : pick(Self.strings)
         case "score_fn": return chance(0.5) ? "\"\(pick(ScoreFunction.allCases).rawValue)\"" : pick(Self.strings)
         case "method": return chance(0.5) ? "\"\(pick(TrajectoryMethod.allCases).rawValue)\"" : pick(Self.strings)
-        case "lr", "val_lr_ratio", "zval_debounce_seconds", "rebase_growth":
+        case "lr", "val_lr_ratio", "zval_debounce_seconds", "rebase_growth", "score_share":
             return chance(0.6) ? String(Double.random(in: pick([-0.1...1.1, -1.0...12.0, 0.0...100_000.0]), using: &random)) : number()
         default: return chance(0.5) ? integer(in: pick([-3...20, 0...200, 0...2_000_000])) : number()
         }

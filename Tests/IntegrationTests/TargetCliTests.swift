@@ -51,7 +51,7 @@ struct TargetCliTests {
             #expect(run.status == 0 && run.log.contains(#"now sets {"bins": 4, "budget": {"rows": 2}}"#), "\(run.log)")
             run = try await Self.tovd(["target", "set", "drop", "--unset", "u_size"], conninfo)
             #expect(run.status != 0 && run.log.contains("u_size is global")
-                    && run.log.contains("a target may set only bins, budget, policy, score_fn, val_lr_ratio, zval_debounce_seconds"), "\(run.log)")
+                    && run.log.contains("a target may set only bins, budget, policy, score_fn, score_share, val_lr_ratio, zval_debounce_seconds"), "\(run.log)")
             run = try await Self.tovd(["target", "set", "drop", "--policy", "nonsense"], conninfo)
             #expect(run.status != 0 && run.log.contains("--policy"), "\(run.log)")
             run = try await Self.tovd(["target", "set", "nope", "--bins", "4"], conninfo)

@@ -152,6 +152,9 @@ struct TargetSchemaTests {
             defer { c.close() }
             try await c.execute("INSERT INTO tov.targets (name) VALUES ('drop')")
             try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('q', 'a')")
+            // Down to version 10 first: the migrations after it do not concern targets.
+            let above = Migrator().latestVersion - 10
+            if above > 0 { #expect(try await Migrator().down(on: c, steps: above).count == above) }
             await #expect(throws: (any Error).self) { try await Migrator().down(on: c) }
             #expect(try await Self.int("SELECT count(*) FROM tov.targets", on: c) == 2)
             try await c.execute("DELETE FROM tov.targets WHERE name = 'drop'")

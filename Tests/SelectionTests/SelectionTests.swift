@@ -20,6 +20,22 @@ struct ScoreTests {
 
 @Suite("Budget and settings")
 struct BudgetTests {
+    /// score_random takes ⌊n · score_share⌋ rows by score and the rest at random; ½ is the n/2 of
+    /// before the setting existed, 0 is all random, 1 all by score (bins still spread it).
+    @Test func scoreShareSplitsTheBudget() {
+        let rows = (0..<400).map { ScoredRow(id: Int64($0), score: Double(($0 * 37) % 101), length: 1 + ($0 * 13) % 50) }
+        for (share, byScore) in [(0.5, 50), (0.25, 25), (0.75, 75), (0.0, 0), (1.0, 100), (0.29, 29)] {
+            let settings = SelectionSettings(budget: .rows(100), bins: 5, scoreShare: share)
+            #expect(settings.scoreRows(budget: 100) == byScore)
+            let result = select(rows, settings: settings)
+            #expect(result.items.count == 100)
+            #expect(result.items.filter { $0.reason == .score }.count == byScore, "share \(share)")
+        }
+        for n in 0..<50 { #expect(SelectionSettings(budget: .rows(n)).scoreRows(budget: n) == n / 2) }
+        #expect(SelectionSettings(policy: .scoreOnly, scoreShare: 0.25).scoreRows(budget: 40) == 40)
+        #expect(throws: SelectionError.self) { try SelectionSettings(scoreShare: 1.5).validate() }
+    }
+
     @Test func rowCounts() {
         #expect(Budget.rows(10).rowCount(eligible: 5) == 5)
         #expect(Budget.rows(3).rowCount(eligible: 5) == 3)

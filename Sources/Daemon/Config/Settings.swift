@@ -48,6 +48,7 @@ public struct Settings: Equatable, Sendable {
     public static let keys = [
         "budget", "policy", "score_fn", "method", "bins", "seed", "u_size", "epochs", "lr", "val_lr_ratio",
         "pretrain_steps", "surrogate", "zval_debounce_seconds", "max_attempts", "max_text_bytes", "rebase_growth", "theta0",
+        "score_share",
     ]
 
     public init() {}
@@ -114,6 +115,10 @@ public struct Settings: Equatable, Sendable {
         case "max_text_bytes": maxTextBytes = try integer()
         case "rebase_growth": rebaseGrowth = try number()
         case "theta0": theta0 = text == "null" ? nil : try string()
+        case "score_share":
+            let share = try number()
+            guard share >= 0 && share <= 1 else { throw fail("it must be a number from 0 to 1") }
+            selection.scoreShare = share
         default: return false
         }
         return true

@@ -43,7 +43,7 @@ public struct TargetRow: Equatable, Sendable {
 
 extension Settings {
     /// The keys a target may set for itself (`tov.target_setting_keys()` in the database says the same).
-    public static let targetKeys: Set<String> = ["budget", "policy", "bins", "score_fn", "val_lr_ratio", "zval_debounce_seconds"]
+    public static let targetKeys: Set<String> = ["budget", "policy", "bins", "score_fn", "val_lr_ratio", "zval_debounce_seconds", "score_share"]
 
     /// The name of the target a database of schema version 9 or older becomes, and of the one target
     /// `tov.selected` and `tov.status` describe.

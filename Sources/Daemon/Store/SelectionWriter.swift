@@ -169,7 +169,7 @@ public enum SelectionWriter {
         try await tx.execute(workMemSet)
         let counts = try await LengthBins.update(in: tx, modelVersion: modelVersion, bins: bins, seed: settings.seed, counts: storedCounts)
         let n = settings.budget.rowCount(eligible: counts.reduce(0, +))
-        let scoreRows = settings.policy == .scoreRandom ? n / 2 : n
+        let scoreRows = settings.scoreRows(budget: n)
         let quotas = (0..<bins).map { binQuota(bin: $0, scoreRows: scoreRows, bins: bins) }
         // The score half is short where a bin holds fewer rows than its quota; the random half fills
         // the rest of the budget. Unbinned rankings fill the whole budget and have no random half.
@@ -200,6 +200,9 @@ extension SelectionSettings {
         case .rows(let n): "{\"rows\":\(n)}"
         case .fraction(let f): "{\"fraction\":\(f)}"
         }
-        return "{\"bins\":\(bins),\"budget\":\(budgetJSON),\"policy\":\"\(policy.rawValue)\",\"score_fn\":\"\(scoreFunction.rawValue)\",\"seed\":\(seed)}"
+        // score_share only when it is not the default: selections stored before the setting existed
+        // were computed at ½, and must not read as computed under other settings.
+        let share = scoreShare == SelectionSettings.defaultScoreShare ? "" : ",\"score_share\":\(scoreShare)"
+        return "{\"bins\":\(bins),\"budget\":\(budgetJSON),\"policy\":\"\(policy.rawValue)\",\"score_fn\":\"\(scoreFunction.rawValue)\",\"seed\":\(seed)\(share)}"
     }
 }

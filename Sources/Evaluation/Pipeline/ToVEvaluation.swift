@@ -11,6 +11,9 @@ import ToVPipeline
 /// (`random_length_matched`: random rows with Z_val's response lengths).
 public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case selection(Policy)
+    /// score_random with another share of the budget by score (the `score_share` setting), e.g.
+    /// `score_random@0.25` (issue 27).
+    case scoreShare(Double)
     case less
     case lessAdam
     case dsir
@@ -23,6 +26,11 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case "dsir": self = .dsir
         case "random_length_matched": self = .randomLengthMatched
         default:
+            if rawValue.hasPrefix("score_random@") {
+                guard let share = Double(rawValue.dropFirst("score_random@".count)), share >= 0, share <= 1 else { return nil }
+                self = .scoreShare(share)
+                return
+            }
             guard let p = Policy(rawValue: rawValue) else { return nil }
             self = .selection(p)
         }
@@ -31,6 +39,7 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     public var rawValue: String {
         switch self {
         case .selection(let p): return p.rawValue
+        case .scoreShare(let share): return "score_random@\(share)"
         case .less: return "less"
         case .lessAdam: return "less_adam"
         case .dsir: return "dsir"
@@ -482,6 +491,10 @@ public final class ToVEvaluation {
                     let selectionSeed = p == .random ? SeedStream.randomBaseline(seed) : SeedStream.policy(seed)
                     chosen = Selection.select(tovRows, settings: SelectionSettings(budget: .rows(n), policy: p, scoreFunction: options.scoreFunction,
                                                                                   method: options.method, bins: options.bins, seed: selectionSeed)).ids
+                case .scoreShare(let share):
+                    chosen = Selection.select(tovRows, settings: SelectionSettings(
+                        budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,
+                        bins: options.bins, seed: SeedStream.policy(seed), scoreShare: share)).ids
                 case .less, .lessAdam:
                     // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
                     chosen = Selection.select(stored.less[policy.lessFeature!.rawValue]!.rows,

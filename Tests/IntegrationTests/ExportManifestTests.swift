@@ -1,3 +1,4 @@
+import Daemon
 import Foundation
 import PQ
 import Surrogate
@@ -83,7 +84,7 @@ struct ExportManifestTests {
             let m = try #require(try JSONSerialization.jsonObject(with: Data(manifestText.utf8)) as? [String: Any])
             let expectedIDs = [ids[0], ids[2], ids[3]]
             #expect(m["target"] as? String == "drop" && m["target_id"] as? Int == drop && m["selection_version"] as? Int == 2)
-            #expect(m["model_version"] as? Int == version && m["theta0"] as? String == "bootstrap" && m["schema_version"] as? Int == 10)
+            #expect(m["model_version"] as? Int == version && m["theta0"] as? String == "bootstrap" && m["schema_version"] as? Int == Migrator().latestVersion)
             #expect(m["zval_rows"] as? Int == 2 && m["zval_version"] as? Int == 1 && m["validation_rows_written"] as? Int == 2)
             #expect((m["tovd_version"] as? String)?.isEmpty == false && (m["exported_at"] as? String)?.hasSuffix("Z") == true)
             let rows = try #require(m["rows"] as? [String: Any])

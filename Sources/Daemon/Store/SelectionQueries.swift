@@ -4,9 +4,9 @@ public enum SelectionQueries {
     /// After a switch, deletes the scores of every version that is neither live nor being trained
     /// (superseded and failed ones: the enum's other two values), which nothing reads any more.
     ///
-    /// No join with tov.model_versions: the versions to keep (at most one complete and one in
-    /// progress, by the unique indexes) are read once, and the scan of tov.scores compares each row
-    /// with those ≤ 3 values. Joining the superseded versions instead (`USING tov.model_versions m
+    /// No join with tov.model_versions: the versions to keep (per target at most one complete and
+    /// one in progress, by the unique indexes: ≤ 2K values with K targets) are read once, and the scan
+    /// of tov.scores compares each row with them. Joining the superseded versions instead (`USING tov.model_versions m
     /// WHERE m.status IN ('superseded', 'failed')`) let the planner run a nested loop that scans the
     /// scores once per superseded version ever made; `tovd bench switch` saw that delete grow from
     /// 0.15 s to 0.9 s over 22 refreshes of a 100k pool, and superseded versions accumulate forever.

@@ -28,7 +28,7 @@ extension Tovd {
                 abstract: "Add a target; it waits for its Z_val, then trains its θ_val on the current base model.",
                 discussion: """
                     A target sets only what is per target by nature: budget, policy, bins, score_fn, \
-                    val_lr_ratio, zval_debounce_seconds. What it does not set, and everything that shapes the \
+                    score_share, val_lr_ratio, zval_debounce_seconds. What it does not set, and everything that shapes the \
                     base model (surrogate, u_size, epochs, lr, pretrain_steps, seed, theta0, method, \
                     rebase_growth), is the global value of tov.settings. Values and ranges are those of \
                     tov.settings (docs/operations.md).
@@ -69,7 +69,7 @@ extension Tovd {
                 abstract: "Change a target's own settings, or give some back to the global value.",
                 discussion: """
                     Takes the flags of `tovd target add`; --unset KEY makes the target read KEY from tov.settings \
-                    again. Like a change in tov.settings, budget, policy, bins and score_fn take effect at once, \
+                    again. Like a change in tov.settings, budget, policy, bins, score_fn and score_share take effect at once, \
                     val_lr_ratio by a refresh of this target.
                       tovd target set drop --bins 20 --policy score_random
                       tovd target set drop --unset budget --unset bins

@@ -152,11 +152,16 @@ extension Tovd.Bench {
 
         /// The daemon's settings for this run, as (key, JSON value).
         func settings() -> [(key: String, value: String)] {
-            let model = surrogate == "small"
+            [("surrogate", Self.surrogateSetting(surrogate)), ("u_size", "\(uSize)"), ("pretrain_steps", "\(pretrainSteps)"),
+                    ("zval_debounce_seconds", "0"), ("budget", #"{"fraction": 0.05}"#)]
+        }
+
+        /// The `surrogate` setting for --surrogate small (the evaluation's 2 × 128) or default (the
+        /// daemon's 4 × 256), shared by the benches that run `tovd run`.
+        static func surrogateSetting(_ name: String) -> String {
+            name == "small"
                 ? #"{"layers": 2, "width": 128, "heads": 4, "context": 128, "vocab": 2048}"#
                 : #"{"layers": 4, "width": 256, "heads": 4, "context": 256, "vocab": 4096}"#
-            return [("surrogate", model), ("u_size", "\(uSize)"), ("pretrain_steps", "\(pretrainSteps)"),
-                    ("zval_debounce_seconds", "0"), ("budget", #"{"fraction": 0.05}"#)]
         }
 
         /// Pool (rows + |U|), extra rows for the latency phase, and Z_val (+ 1 row that triggers the refresh).

@@ -66,12 +66,9 @@ extension Tovd.Bench {
             let c = try await Connection.connect(conninfo, applicationName: "tovd bench")
             defer { c.close() }
             try await Migrator(logger: logger).up(on: c)
-            let model = surrogate == "small"
-                ? #"{"layers": 2, "width": 128, "heads": 4, "context": 128, "vocab": 2048}"#
-                : #"{"layers": 4, "width": 256, "heads": 4, "context": 256, "vocab": 4096}"#
             // No rebase by growth: every phase scores on the one base model.
             try await BenchQueries.settingSetMany([
-                ("surrogate", model), ("u_size", "\(uSize)"), ("pretrain_steps", "\(pretrainSteps)"),
+                ("surrogate", DaemonBench.surrogateSetting(surrogate)), ("u_size", "\(uSize)"), ("pretrain_steps", "\(pretrainSteps)"),
                 ("zval_debounce_seconds", "0"), ("budget", #"{"fraction": 0.05}"#), ("rebase_growth", "0"),
             ], on: c)
             try await DaemonBench.copy(pool, with: TransferQueries.candidatesCopyIn, on: c)

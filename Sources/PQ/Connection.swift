@@ -47,8 +47,8 @@ public final class Connection: @unchecked Sendable {
 
     /// Opens a session. `conninfo` is a keyword string (`host=... dbname=...`) or a `postgresql://` URI.
     ///
-    /// Every session gets TCP keepalives and a user timeout (``Conninfo/tcpDefaults``) unless `conninfo`
-    /// sets them. Errors never quote a password from `conninfo`, and say whether retrying can help:
+    /// Every session gets TCP keepalives and a user timeout (``Conninfo/tcpDefaults``) and JIT off
+    /// (``Conninfo/sessionDefaults``) unless `conninfo` sets them. Errors never quote a password from `conninfo`, and say whether retrying can help:
     /// ``PQError/Code/badConninfo`` and ``PQError/Code/connectionRejected`` are ``PQError/isPermanent``,
     /// ``PQError/Code/connectionFailed`` is not.
     public static func connect(_ conninfo: String, applicationName: String? = nil, logger: Logger? = nil) async throws -> Connection {
@@ -59,8 +59,9 @@ public final class Connection: @unchecked Sendable {
             connecting = try await thread.run {
             // Our defaults first and the caller's string last: with expand_dbname libpq lets later
             // keywords override earlier ones, so whatever the caller set wins.
-            var keys = Conninfo.tcpDefaults.map(\.key) + ["dbname"]
-            var values = Conninfo.tcpDefaults.map(\.value) + [conninfo]
+            let defaults = Conninfo.tcpDefaults + Conninfo.sessionDefaults
+            var keys = defaults.map(\.key) + ["dbname"]
+            var values = defaults.map(\.value) + [conninfo]
             if let applicationName {
                 keys.append("fallback_application_name")
                 values.append(applicationName)

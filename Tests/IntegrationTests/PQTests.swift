@@ -307,6 +307,19 @@ struct PQConnectionFailureTests {
         }
     }
 
+    /// JIT is off in every session (a status view compiled on every read cost the daemon's box ~20 %);
+    /// a conninfo's own `options` replace ours.
+    @Test func everySessionRunsWithoutJITUnlessTheConninfoSaysOtherwise() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            #expect(try await c.query("SHOW jit").first?.get(String.self, "jit") == "off")
+            let own = try await Connection.connect(conninfo + " options='-c jit=on'")
+            defer { own.close() }
+            #expect(try await own.query("SHOW jit").first?.get(String.self, "jit") == "on")
+        }
+    }
+
     /// A password with `%`, `@` and `:`: libpq quotes parts of a URI it cannot parse (the password,
     /// or the whole URI), and none of it may reach an error text. Wrong passwords, unknown roles and
     /// databases and unparseable strings are permanent: the retrying connect throws at once.

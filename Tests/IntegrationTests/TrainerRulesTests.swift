@@ -135,19 +135,26 @@ struct TrainerRulesTests {
     }
 
     /// A process killed from outside right after it starts must not charge the same row on every
-    /// restart: the retry with the fewest attempts goes first, however old another one is.
-    @Test func theRetryWithTheFewestAttemptsIsTakenFirst() async throws {
+    /// restart: the retry with the fewest tries alone goes first, then the fewest claims, however old
+    /// another one is.
+    @Test func theRetryWithTheFewestTriesAloneIsTakenFirst() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            let ids = try await TovTestDatabase.insertCandidates(2, on: c)
+            let ids = try await TovTestDatabase.insertCandidates(3, on: c)
+            // ids[0]: old, tried alone once; ids[1]: claimed 4 times, never alone; ids[2]: claimed twice.
             try await c.execute("""
-                UPDATE tov.jobs SET attempts = CASE WHEN candidate_id = $1 THEN 2 ELSE 1 END,
+                UPDATE tov.jobs SET attempts = CASE candidate_id WHEN $1 THEN 2 WHEN $2 THEN 4 ELSE 2 END,
+                    tried_alone = CASE WHEN candidate_id = $1 THEN 1 ELSE 0 END,
                     enqueued_at = CASE WHEN candidate_id = $1 THEN now() - interval '1 minute' ELSE now() END,
                     lease_until = now() - interval '1 second'
-                """, [ids[0]])
-            let claimed = try await c.query(Queries.jobClaimMany, [0, 60.0, "probe", "{}", 1 << 20])
-            #expect(try claimed.map { try $0.get(Int64.self, "candidate_id") } == [ids[1]])
+                """, [ids[0], ids[1]])
+            var order: [Int64] = []
+            for _ in 0..<3 {
+                let claimed = try await c.query(Queries.jobClaimMany, [0, 60.0, "probe", "{}", 1 << 20])
+                order += try claimed.map { try $0.get(Int64.self, "candidate_id") }
+            }
+            #expect(order == [ids[2], ids[1], ids[0]])
         }
     }
 

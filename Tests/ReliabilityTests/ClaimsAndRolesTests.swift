@@ -8,7 +8,7 @@ import TovTesting
 @Suite("Reliability: claims and roles", .serialized)
 struct ClaimsAndRolesTests {
     static func claim(_ c: Connection, worker: String, leaseSeconds: Double) async throws -> [(id: Int64, attempts: Int32)] {
-        try await c.query(Queries.jobClaimMany, [100, leaseSeconds, worker, "{}", 1 << 20]).map { (try $0.get(Int64.self, 0), try $0.get(Int32.self, 2)) }
+        try await c.query(Queries.jobClaimMany, [100, leaseSeconds, worker, "{}", 1 << 20]).map { (try $0.get(Int64.self, "candidate_id"), try $0.get(Int32.self, "attempts")) }
     }
 
     static func complete(_ c: Connection, _ jobs: [(id: Int64, attempts: Int32)]) async throws -> Int {
@@ -47,6 +47,9 @@ struct ClaimsAndRolesTests {
         }
     }
 
+    /// `max_attempts` bounds the tries that failed: the batch's, then each try alone. A row whose
+    /// claims were only ever killed in a batch (a kill from outside, while other rows were scored) has
+    /// had one try however many claims it had, and is scored.
     @Test func aPoisonRowIsRetriedAtMostMaxAttemptsThenRejected() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
@@ -54,25 +57,34 @@ struct ClaimsAndRolesTests {
             try await c.execute("UPDATE tov.settings SET value = '10000000' WHERE key = 'u_size'")
             try await c.execute("UPDATE tov.settings SET value = '2' WHERE key = 'max_attempts'")
             let poison = try await TovTestDatabase.insertCandidates(1, on: c, prefix: "poison")[0]
-            // Two workers crashed on it: each claimed it and never completed.
+            // Its batch crashed (claimed, never completed), then it crashed alone: a worker claimed it,
+            // counted the try alone as the worker does just before scoring, and never completed.
             for crash in 0..<2 {
-                #expect(try await Self.claim(c, worker: "crashed-\(crash)", leaseSeconds: 60).count == 1)
+                let claimed = try await Self.claim(c, worker: "crashed-\(crash)", leaseSeconds: 60)
+                #expect(claimed.count == 1)
+                if crash == 1 {
+                    #expect(try await c.query(Queries.jobTryAloneMark, [poison, Int32(0), claimed[0].attempts]).count == 1)
+                }
                 // The crashed worker's lease runs out (set in the past rather than waited for).
                 try await c.execute("UPDATE tov.jobs SET lease_until = now() - interval '1 second'")
             }
+            // Claimed five times by processes killed while they scored other rows: never tried alone.
+            let bystander = try await TovTestDatabase.insertCandidates(1, on: c, prefix: "bystander")[0]
+            try await c.execute("UPDATE tov.jobs SET attempts = 5, lease_until = now() - interval '1 second' WHERE candidate_id = $1", [bystander])
             try await TovTestDatabase.insertCandidates(20, on: c)
             let daemon = try TovdProcess(["run", "--metrics-port=-1", "--poll-interval", "0.2"], conninfo: conninfo)
             defer { daemon.terminate() }
             #expect(try await TovTestDatabase.eventually {
                 let ready = try await TovTestDatabase.count("tov.ready", on: c)
                 let queued = try await TovTestDatabase.count("tov.jobs", on: c)
-                return ready == 20 && queued == 0
+                return ready == 21 && queued == 0
             })
             let rejects = try await c.query("SELECT candidate_id, reason::text, attempts FROM tov.rejects")
             #expect(rejects.count == 1)
-            #expect(try rejects.first?.get(Int64.self, 0) == poison)
-            #expect(try rejects.first?.get(String.self, 1) == "repeated_failure")
-            #expect(try rejects.first?.get(Int32.self, 2) == 3)
+            #expect(try rejects.first?.get(Int64.self, "candidate_id") == poison)
+            #expect(try rejects.first?.get(String.self, "reason") == "repeated_failure")
+            #expect(try rejects.first?.get(Int32.self, "attempts") == 2, "two tries failed: its batch's and one alone")
+            #expect(try await TovTestDatabase.count("tov.ready", on: c, where: "candidate_id = \(bystander)") == 1)
         }
     }
 

@@ -5,7 +5,10 @@ import Foundation
 struct ClaimedJob: Sendable {
     var candidateID: Int64
     var modelVersion: Int
+    /// The claim's number: the fence every write of the claim matches.
     var attempts: Int
+    /// Tries alone that did not finish before this claim (``Queries/jobTryAloneMark``).
+    var triedAlone: Int
     var prompt: [UInt8]?
     var response: [UInt8]?
     var ageSeconds: Double
@@ -13,6 +16,10 @@ struct ClaimedJob: Sendable {
     var responseBytes: Int
 
     var key: JobKey { JobKey(candidateID: candidateID, modelVersion: modelVersion) }
+    /// A job claimed before: its batch crashed or timed out, or it was tried alone and did not finish.
+    var isRetry: Bool { attempts > 1 }
+    /// Tries that did not finish: the batch's, then each try alone.
+    var failedTries: Int { isRetry ? 1 + triedAlone : 0 }
     /// Only for rows that fit (scoring never sees a row the claim left unfetched).
     var text: RowText { RowText(id: candidateID, prompt: prompt ?? [], response: response ?? []) }
 }
@@ -30,7 +37,8 @@ struct BatchOutcome {
         init(job: ClaimedJob, reason: RejectReason, detail: String) {
             candidateID = job.candidateID
             modelVersion = job.modelVersion
-            attempts = job.attempts
+            // The tries it had: a row rejected on its first claim had one.
+            attempts = max(job.failedTries, 1)
             self.reason = reason
             self.detail = detail
         }

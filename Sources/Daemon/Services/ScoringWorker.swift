@@ -11,9 +11,10 @@ import Synchronization
 /// A batch is claimed with `FOR UPDATE SKIP LOCKED` and a lease, processed outside any transaction,
 /// and completed in one transaction that first deletes the jobs *whose attempt number still matches*:
 /// a worker whose lease expired (and whose rows another worker re-claimed) gets nothing back and so
-/// writes nothing. A claim holds at most one row on a retry, processed alone before the fresh rows,
-/// so a row that crashed the process cannot take a batch down with it again, and rows that merely
-/// shared a batch with it are not charged for its crashes.
+/// writes nothing. A claim holds at most one row on a retry, processed alone after the fresh rows and
+/// charged only for that try (`tried_alone`), so a row that crashed the process cannot take a batch
+/// down with it again, and neither rows that merely shared a batch with it nor a retried row that
+/// was waiting its turn when the process was killed are charged for it.
 ///
 /// While a batch is processed its leases are renewed every `leaseSeconds`/3 (``LeaseRenewal``), so
 /// a batch slower than its lease is not taken over; fencing is unchanged. On graceful shutdown an
@@ -109,14 +110,24 @@ public final class ScoringWorker: Service, Sendable {
             }) {
                 live = try await models.versions(on: connection)
             }
-            // The retry first, alone and committed before the fresh rows are touched: if the fresh
-            // batch crashes us, the retried row is not charged for it.
-            for job in jobs where job.attempts > 1 {
+            // The fresh rows first, then the retry alone, charged just before it is scored: a kill
+            // while the fresh rows are scored (a deploy, the OOM killer, the fault suite's SIGKILLs,
+            // which come early in a process's life, when its first batch also warms the models) says
+            // nothing about the retried row, and the row it does say something about is alone.
+            let fresh = jobs.filter { !$0.isRetry }
+            if !fresh.isEmpty {
+                try await process(fresh, live: live, settings: current, lease: lease, on: connection)
+                unfinished.removeAll { !$0.isRetry }
+            }
+            for job in jobs where job.isRetry {
+                // (A job out of tries is not tried again: `process` rejects it.)
+                if job.failedTries < current.maxAttempts {
+                    let marked = try await connection.query(Queries.jobTryAloneMark, [job.candidateID, Int32(job.modelVersion), Int32(job.attempts)])
+                    // Re-claimed by another worker after our lease ran out: it is theirs to score.
+                    guard !marked.isEmpty else { unfinished.removeAll { $0.key == job.key }; continue }
+                }
                 try await process([job], live: live, settings: current, lease: lease, on: connection)
                 unfinished.removeAll { $0.key == job.key }
-            }
-            if !unfinished.isEmpty {
-                try await process(unfinished, live: live, settings: current, lease: lease, on: connection)
             }
         } catch is WorkerStopping {
             await lease.stop()
@@ -155,6 +166,7 @@ public final class ScoringWorker: Service, Sendable {
                 candidateID: try row.get(Int64.self, "candidate_id"),
                 modelVersion: Int(try row.get(Int32.self, "model_version")),
                 attempts: Int(try row.get(Int32.self, "attempts")),
+                triedAlone: Int(try row.get(Int32.self, "tried_alone")),
                 prompt: try row.getOptional([UInt8].self, "prompt"),
                 response: try row.getOptional([UInt8].self, "response"),
                 ageSeconds: try row.get(Double.self, "age_seconds"),
@@ -168,7 +180,7 @@ public final class ScoringWorker: Service, Sendable {
     private func release(_ jobs: [ClaimedJob], on connection: Connection) async throws {
         guard !jobs.isEmpty else { return }
         let released = try await connection.execute(Queries.jobReleaseMany, [
-            jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) },
+            jobs.map(\.candidateID), jobs.map { Int32($0.modelVersion) }, jobs.map { Int32($0.attempts) }, jobs.map { Int32($0.triedAlone) },
         ])
         logger.info("stopping: claims of the unfinished batch released", metadata: ["rows": "\(released)", "worker": "\(configuration.name)"])
     }
@@ -189,9 +201,9 @@ public final class ScoringWorker: Service, Sendable {
                 continue
             }
             outcome.jobs.append(job)
-            if job.attempts > settings.maxAttempts {
+            if job.failedTries >= settings.maxAttempts {
                 outcome.rejects.append(.init(job: job, reason: .repeatedFailure,
-                    detail: "scoring did not finish after \(job.attempts - 1) attempts (crash or lease timeout); see the daemon's log for batch errors"))
+                    detail: "scoring did not finish in \(job.failedTries) tries (its batch's, then \(job.triedAlone) alone: crash or lease timeout; max_attempts \(settings.maxAttempts)); see the daemon's log for batch errors"))
                 continue
             }
             guard let prompt = job.prompt, let response = job.response else {
@@ -335,6 +347,7 @@ public final class ScoringWorker: Service, Sendable {
                 let released = outcome.released
                 try await tx.execute(Queries.jobReleaseMany, [
                     released.map(\.candidateID), released.map { Int32($0.modelVersion) }, released.map { Int32($0.attempts) },
+                    released.map { Int32($0.triedAlone) },
                 ])
             }
             var rejected = 0

@@ -11,13 +11,15 @@ enum Queries {
     /// first in, first out, new rows and rescoring alike: with new rows first, a steady stream of
     /// inserts kept a refresh's rescoring waiting without bound.
     ///
-    /// One retry per claim is what makes `max_attempts` fair: a crash charges an attempt to every row
-    /// of the batch, so the rows of a crashed batch come back one per claim and are scored alone
-    /// first; only a row that keeps crashing on its own reaches the limit. The retry taken is the one
-    /// with the fewest attempts: a process killed from outside (a deploy, the OOM killer) just after
-    /// it starts would otherwise charge the same oldest row again and again, and reject a good row
-    /// (seen in the fault suite's 20 SIGKILLs on a loaded box); a row that really crashes the scorer
-    /// still reaches the limit, once the others have had their turn.
+    /// One retry per claim is what makes `max_attempts` fair: a crash charges a claim to every row of
+    /// the batch, so the rows of a crashed batch come back one per claim, each scored alone after the
+    /// claim's fresh rows; only the tries alone count against the row (`tried_alone`, marked by
+    /// ``jobTryAloneMark`` just before), so only a row that keeps crashing on its own reaches the
+    /// limit. The retry taken is the one with the fewest tries alone, then claims: a process killed
+    /// from outside (a deploy, the OOM killer) just after it starts would otherwise charge the same
+    /// oldest row again and again and reject a good row (seen in the fault suite's 20 SIGKILLs on a
+    /// loaded box); a row that really crashes the scorer still reaches the limit, once the others
+    /// have had their turn.
     ///
     /// Sizes are checked here, against $5 (`max_text_bytes`, per field as RowValidator does):
     /// `octet_length` reads the stored length without detoasting, and a row over the limit comes back
@@ -35,7 +37,7 @@ enum Queries {
         ), retry AS (
             SELECT candidate_id, model_version FROM tov.jobs
             WHERE attempts > 0 AND (lease_until IS NULL OR lease_until < now()) AND model_version <> ALL ($4::int[])
-            ORDER BY attempts, enqueued_at, model_version, candidate_id
+            ORDER BY tried_alone, attempts, enqueued_at, model_version, candidate_id
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ), picked AS (
@@ -45,9 +47,9 @@ enum Queries {
             SET attempts = j.attempts + 1, lease_until = now() + make_interval(secs => $2::float8), worker = $3
             FROM picked p
             WHERE j.candidate_id = p.candidate_id AND j.model_version = p.model_version
-            RETURNING j.candidate_id, j.model_version, j.attempts
+            RETURNING j.candidate_id, j.model_version, j.attempts, j.tried_alone
         )
-        SELECT c.candidate_id, c.model_version, c.attempts,
+        SELECT c.candidate_id, c.model_version, c.attempts, c.tried_alone,
                CASE WHEN n.fits THEN convert_to(x.prompt, getdatabaseencoding()) END AS prompt,
                CASE WHEN n.fits THEN convert_to(x.response, getdatabaseencoding()) END AS response,
                extract(epoch FROM now() - x.created_at)::float8 AS age_seconds,
@@ -70,10 +72,20 @@ enum Queries {
         RETURNING j.candidate_id, j.model_version
         """
 
-    /// Gives claimed jobs back untouched (graceful shutdown): the attempt is not counted.
+    /// Counts a try alone on the retried job ($1 id, $2 version, $3 attempts) just before it is scored
+    /// alone; returns nothing when the claim is no longer ours (fencing). The job is deleted when the try
+    /// completes, so while it exists `tried_alone` counts the tries alone that did not finish.
+    static let jobTryAloneMark = """
+        UPDATE tov.jobs SET tried_alone = tried_alone + 1
+        WHERE candidate_id = $1 AND model_version = $2 AND attempts = $3
+        RETURNING tried_alone
+        """
+
+    /// Gives claimed jobs back untouched (graceful shutdown): neither the claim nor a try alone that
+    /// had begun is counted ($4: each job's `tried_alone` as claimed).
     static let jobReleaseMany = """
-        UPDATE tov.jobs j SET lease_until = NULL, attempts = greatest(j.attempts - 1, 0), worker = NULL
-        FROM unnest($1::bigint[], $2::int[], $3::int[]) AS f(candidate_id, model_version, attempts)
+        UPDATE tov.jobs j SET lease_until = NULL, attempts = greatest(j.attempts - 1, 0), tried_alone = f.tried_alone, worker = NULL
+        FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[]) AS f(candidate_id, model_version, attempts, tried_alone)
         WHERE j.candidate_id = f.candidate_id AND j.model_version = f.model_version AND j.attempts = f.attempts
         """
 

@@ -33,20 +33,33 @@ public struct PipelineRun {
         self.scoreFunction = scoreFunction
     }
 
+    /// One target's part of a run: its θ_val losses and the φ they give.
+    public struct TargetScores {
+        /// φ, ψ and length of every pool row outside U, in pool order.
+        public var rows: [ScoredRow]
+        /// ℓ(θ_val^l, x) per scored row (what the daemon stores per target in tov.scores).
+        public var valLosses: [[Float]]
+    }
+
     public struct Result {
         /// U's ids, ascending.
         public var u: [Int64]
         public var theta0: Theta0
-        /// φ, ψ and length of every pool row outside U, in pool order.
-        public var rows: [ScoredRow]
-        /// The per-epoch losses behind `rows` (what the daemon stores in tov.scores).
+        /// The base losses behind every target's rows, computed once (what the daemon stores in tov.base_losses).
         public var baseLosses: [BaseLossRecord]
-        public var valLosses: [[Float]]
+        /// Per target, in the order of the Z_vals given.
+        public var targets: [TargetScores]
         /// θ_bas^L.
         public var finalBase: Model
         /// Wall time of θ0's bootstrap pretraining (0 for a given θ0) and of the base trajectory.
         public var theta0Seconds: Double
         public var baseTrainingSeconds: Double
+        /// Forward passes over the scored rows: L under θ_bas, shared, and L under each target's θ_val.
+        public var scoringPasses: Int
+
+        /// The first (for ``PipelineRun/run(pool:zval:theta0:)``: the only) target's scores.
+        public var rows: [ScoredRow] { targets[0].rows }
+        public var valLosses: [[Float]] { targets[0].valLosses }
 
         /// The selection under `settings`: the daemon's policies, as ``Selection/select(_:settings:)``
         /// defines them and the daemon's SQL computes them.
@@ -55,9 +68,18 @@ public struct PipelineRun {
         }
     }
 
-    /// Runs the pipeline. Row ids must be unique within `pool`; `zval` is used in the order given (the
-    /// daemon's: `tov.validation` by id, rejected rows left out).
+    /// Runs the pipeline for one target. Row ids must be unique within `pool`; `zval` is used in the
+    /// order given (the daemon's: `tov.validation` by id, rejected rows left out).
     public func run(pool: [RowText], zval: [RowText], theta0 choice: Theta0.Choice) -> Result {
+        run(pool: pool, zvals: [zval], theta0: choice)
+    }
+
+    /// Runs the pipeline for several targets on one pool, as the daemon serves them: one U, θ0 and base
+    /// trajectory, each row's base losses once; per target its own θ_val trajectory and L passes. A
+    /// target's scores depend only on the shared part and its own Z_val, so they are the scores a run
+    /// for that target alone gives (`SharedScoringCheck` measures it on real data).
+    public func run(pool: [RowText], zvals: [[RowText]], theta0 choice: Theta0.Choice) -> Result {
+        precondition(!zvals.isEmpty, "at least one target")
         let uIDs = UDraw.draw(ids: pool.map(\.id), size: uSize, seed: settings.seed)
         let inU = Set(uIDs)
         precondition(Set(pool.map(\.id)).count == pool.count, "pool ids must be unique")
@@ -82,16 +104,17 @@ public struct PipelineRun {
 
         let tokenizer = theta0.tokenizer
         let u = Trajectory.trainingExamples(uRows, tokenizer: tokenizer)
-        let zvalExamples = Trajectory.trainingExamples(zval, tokenizer: tokenizer)
+        let zvalExamples = zvals.map { Trajectory.trainingExamples($0, tokenizer: tokenizer) }
         let scored = RowScoring.examples(scoredRows, tokenizer: tokenizer, context: theta0.model.config.context)
         let trajectory = Trajectory(settings: settings)
 
         let base = Trajectory.start(from: theta0.model)
-        var valCarried = Trajectory.start(from: theta0.model)   // Method B's own trajectory
+        // Method B's own trajectories, one per target.
+        var valCarried = zvals.map { _ in Trajectory.start(from: theta0.model) }
         var baseLosses = [BaseLossRecord](repeating: BaseLossRecord(losses: [], uncertainty: 0, tokens: 0), count: scored.count)
-        var valLosses = [[Float]](repeating: [], count: scored.count)
+        var valLosses = zvals.map { _ in [[Float]](repeating: [], count: scored.count) }
         var baseSeconds = 0.0
-        let total = 2 * settings.epochs * scored.count
+        let total = (1 + zvals.count) * settings.epochs * scored.count
         var done = 0
         func chunked<T>(_ model: Model, _ losses: ([Example], Model) -> [T]) -> [T] {
             var out: [T] = []
@@ -108,23 +131,27 @@ public struct PipelineRun {
             clock = Date()
             trajectory.trainBase(base, epoch: epoch, u: u)
             baseSeconds += Date().timeIntervalSince(clock)
-            let val = method == .A ? Trajectory.start(from: base) : valCarried
-            trajectory.trainVal(val, epoch: epoch, method: method, u: u, zval: zvalExamples)
-            if method == .B { valCarried = val }
             let b = chunked(base) { RowScoring.baseLosses($0, base: [$1], options: scoring) }
-            let v = chunked(val) { RowScoring.valLosses($0, val: [$1], options: scoring) }
             for i in scored.indices {
                 baseLosses[i].losses += b[i].losses
                 baseLosses[i].uncertainty = b[i].uncertainty
                 baseLosses[i].tokens = b[i].tokens
-                valLosses[i] += v[i]
+            }
+            for k in zvals.indices {
+                let val = method == .A ? Trajectory.start(from: base) : valCarried[k]
+                trajectory.trainVal(val, epoch: epoch, method: method, u: u, zval: zvalExamples[k])
+                if method == .B { valCarried[k] = val }
+                let v = chunked(val) { RowScoring.valLosses($0, val: [$1], options: scoring) }
+                for i in scored.indices { valLosses[k][i] += v[i] }
             }
         }
-        let rows = scoredRows.indices.map { i in
-            RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: valLosses[i], function: scoreFunction)
+        let targets = valLosses.map { val in
+            TargetScores(rows: scoredRows.indices.map { i in
+                RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: val[i], function: scoreFunction)
+            }, valLosses: val)
         }
-        return Result(u: uIDs, theta0: theta0, rows: rows, baseLosses: baseLosses, valLosses: valLosses, finalBase: base,
-                      theta0Seconds: theta0Seconds, baseTrainingSeconds: baseSeconds)
+        return Result(u: uIDs, theta0: theta0, baseLosses: baseLosses, targets: targets, finalBase: base,
+                      theta0Seconds: theta0Seconds, baseTrainingSeconds: baseSeconds, scoringPasses: total)
     }
 }
 

@@ -26,9 +26,17 @@ extension Tovd {
                   tovd data fetch bigbench-ni
                   tovd evaluate --target subtask061_ropes_answer_generation --output eval/ropes
                   tovd evaluate --render eval/ropes/report.json --format html > ropes.html
+                With --targets A,B it trains no proxy: it scores one pool for every target at once, as a \
+                daemon with several targets does (one U, θ0 and base trajectory, a θ_val per target), and for \
+                each target alone, as separate schemas would, and reports per seed whether each target's φ and \
+                selection are the same and what each way cost (shared-scoring.json in --output):
+                  tovd evaluate --theta0 bootstrap --pool 10000 --seeds 3 --output eval/two \\
+                  --targets subtask028_drop_answer_generation,subtask061_ropes_answer_generation
                 """)
 
         @Option(help: "Target subtask (a JSONL file name in --data without .jsonl).") var target: String?
+        @Option(help: "Comma-separated target subtasks to score one pool for at once and check against each alone (no proxies; see above).")
+        var targets: String?
         @Option(help: "Directory of per-subtask JSONL files.") var data = ".cache/bigbench-ni/jsonl"
         @Option(name: .shortAndLong, help: "Output directory (resumable; refused when it holds results of other settings).") var output: String?
         @Option(help: "Render an existing report.json instead of running (to stdout, in --format).") var render: String?
@@ -97,7 +105,11 @@ extension Tovd {
                 }
                 return
             }
-            guard let target, let output else { throw ValidationError("--target and --output are needed (or --render REPORT.json)") }
+            let sharedTargets = targets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            guard let target = target ?? sharedTargets.first, let output else {
+                throw ValidationError("--target (or --targets) and --output are needed (or --render REPORT.json)")
+            }
+            guard targets == nil || self.target == nil else { throw ValidationError("give --target or --targets, not both") }
             ModelBenchmark.setThreads(threads)
             var options = EvaluationOptions(dataDirectory: data, target: target, outputDirectory: output)
             options.cacheDirectory = cache
@@ -162,6 +174,16 @@ extension Tovd {
             options.lessDimensions = lessDims
 
             let bars = StageProgress()
+            if targets != nil {
+                let check = try SharedScoringCheck(options: options, otherTargets: Array(sharedTargets.dropFirst())) { stage, done, total in
+                    bars.update(stage, done, total)
+                }
+                let report = try check.run(commandLine: CommandLine.arguments.joined(separator: " "))
+                FileHandle.standardError.write(Data("\n".utf8))
+                print(SharedScoringCheck.markdown(report))
+                print("wrote \(output)/shared-scoring.json")
+                return
+            }
             let evaluation = ToVEvaluation(options: options) { stage, done, total in bars.update(stage, done, total) }
             // Ctrl-C or SIGTERM while θ0 pretrains: it saves where it is and a rerun goes on from there.
             // Anywhere else (or on a second one) the run exits at once: finished fine-tunes and scores

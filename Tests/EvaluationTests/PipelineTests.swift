@@ -305,4 +305,35 @@ struct PipelineTests {
             #expect(error is EvaluationError && "\(error)".contains("tovd data fetch bigbench-ni"), "\(error)")
         }
     }
+
+    /// Issue 26, item 6: two toy targets scored at once on one pool give each target the φ and
+    /// selection of a run for it alone, at (1 + K)/2K of the forward passes; the pool holds no row of
+    /// either target's dataset; a rerun resumes from the stored seeds and other settings are refused.
+    @Test func twoTargetsScoredAtOnceMatchEachAlone() throws {
+        let root = NSTemporaryDirectory() + "tovd-eval-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeData(to: root + "/data")
+        var options = Self.smallOptions(root: root)
+        options.scoringTheta0s = [.bootstrap]
+        let check = try SharedScoringCheck(options: options, otherTargets: ["subtask901_drop_toy_numbers"])
+        let report = try check.run(commandLine: "test")
+        #expect(report.seeds.count == 2 && report.targets == ["subtask900_ropes_toy_target", "subtask901_drop_toy_numbers"])
+        #expect(report.passRatio == 0.75, "(1 + 2)·L against 2·2·L passes per row")
+        for seed in report.seeds {
+            #expect(seed.sharedPasses * 4 == seed.alonePasses * 3)
+            for target in seed.targets {
+                #expect(target.maxAbsPhiDifference < 1e-4, "\(target)")
+                #expect(target.sameSelection, "\(target)")
+            }
+            // The pool: the qasc rows alone (ropes is the first target's dataset, drop the second's).
+            #expect(seed.scoredRows == report.poolRows - options.uSize && report.poolRows <= 150)
+        }
+        let again = try check.run(commandLine: "test")
+        #expect(again.seeds.map(\.sharedSeconds) == report.seeds.map(\.sharedSeconds), "the stored seeds are read back")
+        options.epochs = 1
+        #expect(throws: EvaluationError.self) {
+            try SharedScoringCheck(options: options, otherTargets: ["subtask901_drop_toy_numbers"]).run(commandLine: "test")
+        }
+        #expect(throws: EvaluationError.self) { try SharedScoringCheck(options: options, otherTargets: [options.target]) }
+    }
 }

@@ -90,6 +90,29 @@ struct PipelineRunTests {
         #expect(Self.run(.A, theta0: .given(other)).rows != bootstrap.rows)
     }
 
+
+    /// Several targets on one pool (what a daemon with several targets computes, issue 26): each target's
+    /// φ is a run for its Z_val alone, with the base trajectory and each row's base losses computed once.
+    @Test(arguments: [TrajectoryMethod.A, .B])
+    func severalTargetsAtOnceScoreAsEachAlone(_ method: TrajectoryMethod) {
+        let (pool, cats) = Self.rows()
+        let finance = (0..<60).map {
+            RowText(id: Int64($0), prompt: Array(String(repeating: "stock prices, ", count: 8).utf8), response: Array("fell \($0)".utf8))
+        }
+        var pipeline = PipelineRun(model: Self.config, settings: Self.settings(), uSize: 150, method: method, scoreFunction: .improvement)
+        pipeline.scoring = Self.scoring
+        let together = pipeline.run(pool: pool, zvals: [cats, finance], theta0: .bootstrap)
+        let alone = [pipeline.run(pool: pool, zval: cats, theta0: .bootstrap), pipeline.run(pool: pool, zval: finance, theta0: .bootstrap)]
+        #expect(together.targets.count == 2)
+        for (k, single) in alone.enumerated() {
+            #expect(together.targets[k].rows.map(\.id) == single.rows.map(\.id))
+            #expect(zip(together.targets[k].rows, single.rows).allSatisfy { abs($0.score - $1.score) < 1e-5 }, "target \(k)'s φ is its run alone")
+        }
+        #expect(zip(together.baseLosses, alone[1].baseLosses).allSatisfy { $0.losses == $1.losses }, "one base trajectory, whatever the targets")
+        #expect(together.targets[0].rows != together.targets[1].rows, "each target's θ_val is its own")
+        let scored = together.rows.count
+        #expect(together.scoringPasses == 3 * 2 * scored && alone[0].scoringPasses == 2 * 2 * scored, "(1 + K)·L passes per row, 2L alone")
+    }
     /// The daemon's trainer (θ0 and θ_bas^1..L stored as checkpoints, θ_val^1..L trained from the
     /// decoded ones) and its scorer (``LoadedVersion``) give the in-memory pipeline's losses, for both
     /// methods. The database part is `OnePipelineTests` (IntegrationTests).

@@ -79,6 +79,6 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "JSONL", "Surrogate", "Selection", "ToVPipeline"], exclude: ["Fixtures/natural_instructions"], swiftSettings: swift6),
         .testTarget(name: "IntegrationTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres", "Selection", "Surrogate", "ToVPipeline"], exclude: ["Fixtures"], swiftSettings: swift6),
         // The fault suite (docs/reliability.md): tovd processes killed, restarted and cut off under load.
-        .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "TovTesting", "EmbeddedPostgres"], swiftSettings: swift6),
+        .testTarget(name: "ReliabilityTests", dependencies: ["PQ", "Daemon", "Surrogate", "TovTesting", "EmbeddedPostgres"], swiftSettings: swift6),
     ]
 )

@@ -95,19 +95,16 @@ extension Tovd.Bench {
 
         /// utime + stime of the postmaster, its reaped children (cutime + cstime) and its live children.
         static func cpuSeconds(of postmaster: Int) -> Double {
-            let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
             var total = 0.0
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-                guard let pid = Int(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")") else { continue }
-                // Fields after "(comm)": state ppid ... utime(14) stime(15) cutime(16) cstime(17), 1-based from pid.
-                let fields = stat[stat.index(after: close)...].split(separator: " ")
-                guard fields.count > 15, let ppid = Int(fields[1]) else { continue }
+                // From field 3 (state): ppid (4) ... utime (14), stime (15), cutime (16), cstime (17).
+                guard let pid = Int(entry), let fields = ProcessStats.statFields(pid: pid),
+                      fields.count > 15, let ppid = Int(fields[1]) else { continue }
                 let values = fields[11...14].compactMap { Double($0) }
                 guard values.count == 4 else { continue }
                 if pid == postmaster { total += values.reduce(0, +) } else if ppid == postmaster { total += values[0] + values[1] }
             }
-            return total / ticks
+            return total / ProcessStats.ticksPerSecond
         }
 
         /// Busy and total jiffies of the whole box (/proc/stat), to show how loaded it was.

@@ -289,17 +289,10 @@ final class DaemonChild {
 
     var isRunning: Bool { process.isRunning }
 
-    /// VmHWM: the peak resident set since start or the last ``resetPeakRSS()``.
-    var peakRSSKilobytes: Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
-    }
+    /// VmHWM: the peak resident set since start or the last ``resetPeakRSS()`` (0 where unreadable).
+    var peakRSSKilobytes: Int { ProcessStats.peakResidentKilobytes(pid: process.processIdentifier) ?? 0 }
 
-    /// Resets VmHWM to the current RSS (Linux: write 5 to /proc/PID/clear_refs).
-    func resetPeakRSS() {
-        try? "5".write(toFile: "/proc/\(process.processIdentifier)/clear_refs", atomically: false, encoding: .utf8)
-    }
+    func resetPeakRSS() { ProcessStats.resetPeakResident(pid: process.processIdentifier) }
 
     func stop() {
         guard process.isRunning else { return }

@@ -76,7 +76,7 @@ extension Tovd.Bench {
             // The switch's CPU time in its server process: what a plan's growth shows, where wall
             // time also shows whatever else the (shared) machine runs.
             let backend = try await BenchQueries.backendPidGet(on: c)
-            print("load average at start: \(Self.loadAverage())")
+            print("load average at start: \(ProcessStats.loadAverage())")
             print("")
             print("refresh   statistics   scoring s   switch s   switch CPU s   delete old s   selection   jobs dead tuples")
             var switchSeconds: [Double] = [], switchCPU: [Double] = []
@@ -93,12 +93,12 @@ extension Tovd.Bench {
                 let dead = try await BenchQueries.jobDeadTupleCountGet(on: c)
 
                 if plans { try await BenchQueries.autoExplainMinDurationSet(milliseconds: 0, on: c) }
-                let started = ContinuousClock.now, cpuBefore = Self.cpuSeconds(of: backend)
+                let started = ContinuousClock.now, cpuBefore = (ProcessStats.cpuSeconds(pid: Int(backend)) ?? .nan)
                 let change = try await c.transaction { tx in
                     try await ModelVersionStore.modelVersionSwitch(to: version, on: tx)
                     return try await SelectionWriter.update(in: tx, modelVersion: version, settings: settings)
                 }
-                let seconds = (ContinuousClock.now - started).seconds, cpu = Self.cpuSeconds(of: backend) - cpuBefore
+                let seconds = (ContinuousClock.now - started).seconds, cpu = (ProcessStats.cpuSeconds(pid: Int(backend)) ?? .nan) - cpuBefore
                 let deleteStarted = ContinuousClock.now
                 try await c.execute(SelectionQueries.scoreObsoleteDeleteMany)
                 let deleteSeconds = (ContinuousClock.now - deleteStarted).seconds
@@ -113,7 +113,7 @@ extension Tovd.Bench {
             guard try await SelectionReference.compare(version: current, settings: settings, on: c).matches else {
                 throw CLIError("tov.selected differs from the reference select() after the last switch")
             }
-            print("load average at end: \(Self.loadAverage())")
+            print("load average at end: \(ProcessStats.loadAverage())")
             let wall = switchSeconds.sorted(), cpu = switchCPU.sorted()
             print(String(format: "\nswitch wall time: median %.2f s, slowest %.2f s = %.2f× the median", wall[wall.count / 2], wall.last!, wall.last! / wall[wall.count / 2]))
             print(String(format: "switch CPU time:  median %.2f s, slowest %.2f s = %.2f× the median (must be ≤ 1.5×); tov.selected equals the reference select()",
@@ -121,20 +121,6 @@ extension Tovd.Bench {
             guard cpu.last! <= 1.5 * cpu[cpu.count / 2] else {
                 throw CLIError("the slowest switch took \(String(format: "%.2f", cpu.last! / cpu[cpu.count / 2]))× the median CPU time: a plan grows faster than the pool")
             }
-        }
-
-        /// User + system CPU seconds of process `pid` so far (/proc/<pid>/stat, fields 14 and 15).
-        static func cpuSeconds(of pid: Int32) -> Double {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let end = stat.lastIndex(of: ")") else { return .nan }
-            // Fields after the command name (which may hold spaces), from field 3 on.
-            let fields = stat[stat.index(after: end)...].split(separator: " ")
-            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
-            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
-
-        static func loadAverage() -> String {
-            ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
         }
 
         /// `rows` candidates, ready and scored under version 1, with lengths from their ids (so every

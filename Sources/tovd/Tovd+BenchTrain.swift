@@ -60,7 +60,7 @@ extension Tovd.Bench {
             StandardOutput.lineBuffered()
             BLASThreads.set(threads)
             print("machine: \(CPUFeatures.summary)")
-            print("load average at start: \(Self.loadAverage())")
+            print("load average at start: \(ProcessStats.loadAverage())")
             let (texts, source) = try ScoreBench.readRows(file: file, count: uSize + zvalSize)
             print("rows: U \(uSize) + Z_val \(zvalSize) from \(source)")
             let peak = ModelBenchmark.sgemmPeak()
@@ -69,7 +69,7 @@ extension Tovd.Bench {
             for name in surrogate.split(separator: ",").map(String.init) {
                 summaries.append(try measure(name, u: Array(texts.prefix(uSize)), zval: Array(texts.suffix(zvalSize)), peak: peak))
             }
-            print("load average at end: \(Self.loadAverage())")
+            print("load average at end: \(ProcessStats.loadAverage())")
             for line in summaries { print(line) }
         }
 
@@ -127,7 +127,7 @@ extension Tovd.Bench {
                     let t = timings[w.name]!
                     return String(format: "%@ tovd %.2f s", w.name, t.tovd.last!) + (t.torch.count == round ? String(format: " torch %.2f s", t.torch.last!) : "")
                 }
-                print("round \(round)/\(repeats): " + line.joined(separator: ", ") + "; load average \(Self.loadAverage())")
+                print("round \(round)/\(repeats): " + line.joined(separator: ", ") + "; load average \(ProcessStats.loadAverage())")
                 peak = max(peak, ModelBenchmark.sgemmPeak())
             }
             print(String(format: "cblas_sgemm peak, best of the start and each round: %.1f GFLOP/s", peak))
@@ -180,10 +180,6 @@ extension Tovd.Bench {
         static func median(_ sorted: [Double]) -> Double {
             let n = sorted.count
             return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
-        }
-
-        static func loadAverage() -> String {
-            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
         }
 
         /// One round of `torch_reference.py train` on the export: per workload, the seconds and losses.

@@ -1,6 +1,7 @@
 @testable import Daemon
 import Foundation
 import PQ
+import Surrogate
 import Testing
 import TovTesting
 
@@ -95,20 +96,12 @@ struct TargetFaultTests {
             #expect(settled && figures.targets == 16, "\(figures)\n\(daemon.log.suffix(3000))")
             // At most one job per row for its validation plus one per row and rescoring version.
             #expect(mostJobs <= 600 * (1 + 16), "\(mostJobs) jobs queued at once")
-            let rss = Self.peakRSSMegabytes(daemon.pid)
+            let rss = ProcessStats.peakResidentKilobytes(pid: daemon.pid).map { Double($0) / 1024 }
             FaultScenarioTests.report("16 targets, 600 rows", figures,
                                       "most jobs queued at once \(mostJobs), peak RSS \(rss.map { String(format: "%.0f MB", $0) } ?? "?"), "
                                         + "settled in \(FaultScenarioTests.seconds(since: start))")
             daemon.terminate()
             #expect(await daemon.waitForExit() == 0)
         }
-    }
-
-    /// VmHWM of a live process, in MB.
-    static func peakRSSMegabytes(_ pid: Int32) -> Double? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
-        return kb / 1024
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Surrogate
 
 /// Wall time and peak resident memory of one phase of the evaluation (ToV scoring, LESS-like features).
 ///
@@ -10,20 +11,12 @@ final class ResourceMeter {
     let resetPeak: Bool
 
     init() {
-        resetPeak = (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
+        resetPeak = ProcessStats.resetPeakResident()
     }
 
     func finish(method: String, seed: UInt64, rows: Int, bytesStored: Int) -> EvaluationReport.Cost {
         EvaluationReport.Cost(method: method, seed: seed, rows: rows, wallSeconds: Date().timeIntervalSince(started),
-                              peakRSSBytes: Self.peakRSS(), bytesStored: bytesStored,
+                              peakRSSBytes: (ProcessStats.peakResidentKilobytes() ?? 0) * 1024, bytesStored: bytesStored,
                               note: resetPeak ? "" : "peak RSS is the process's so far (could not reset it)")
-    }
-
-    /// VmHWM of this process in bytes (0 where /proc is not there).
-    static func peakRSS() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
-        return kB * 1024
     }
 }

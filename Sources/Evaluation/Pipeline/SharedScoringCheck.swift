@@ -127,7 +127,8 @@ public struct SharedScoringCheck {
             func pipeline(_ label: String) -> PipelineRun {
                 var p = PipelineRun(model: options.surrogate, settings: settings, uSize: options.uSize, method: options.method,
                                     scoreFunction: options.scoreFunction)
-                p.progress = { [progress] stage, done, total in progress("seed \(seed): \(label) (\(stage.rawValue))", done, total) }
+                // One bar per run and stage (a parenthesis would make it a note on one bar).
+                p.progress = { [progress] stage, done, total in progress("seed \(seed): \(label): \(stage.rawValue)", done, total) }
                 return p
             }
             func timed(_ body: () -> PipelineRun.Result) -> (PipelineRun.Result, Double) {

@@ -48,9 +48,10 @@ public final class Connection: @unchecked Sendable {
     /// Opens a session. `conninfo` is a keyword string (`host=... dbname=...`) or a `postgresql://` URI.
     ///
     /// Every session gets TCP keepalives and a user timeout (``Conninfo/tcpDefaults``) and JIT off
-    /// (``Conninfo/sessionDefaults``) unless `conninfo` sets them. Errors never quote a password from `conninfo`, and say whether retrying can help:
-    /// ``PQError/Code/badConninfo`` and ``PQError/Code/connectionRejected`` are ``PQError/isPermanent``,
-    /// ``PQError/Code/connectionFailed`` is not.
+    /// (``Conninfo/sessionDefaults``) unless `conninfo` sets them. Errors never quote a password from
+    /// `conninfo`, and say whether retrying can help: ``PQError/Code/badConninfo`` and
+    /// ``PQError/Code/connectionRejected`` are ``PQError/isPermanent``, ``PQError/Code/connectionFailed``
+    /// is not.
     public static func connect(_ conninfo: String, applicationName: String? = nil, logger: Logger? = nil) async throws -> Connection {
         let secrets = try Conninfo.check(conninfo)
         let thread = ConnectionThread(name: "pq-connection")

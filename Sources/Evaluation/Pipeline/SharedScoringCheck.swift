@@ -24,6 +24,7 @@ public struct SharedScoringCheck {
         guard targets.count >= 2, Set(targets).count == targets.count else {
             throw EvaluationError("--targets needs two or more different subtasks, e.g. subtask061_ropes_answer_generation,subtask028_drop_answer_generation")
         }
+        guard options.seeds >= 1 else { throw EvaluationError("--seeds must be at least 1") }
         guard let theta0 = options.scoringTheta0s.first, theta0 == .bootstrap || theta0 == .pretrained else {
             throw EvaluationError("--targets scores from one θ0: --theta0 bootstrap (the daemon's default) or pretrained")
         }

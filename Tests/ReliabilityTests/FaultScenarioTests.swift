@@ -67,6 +67,11 @@ struct FaultScenarioTests {
             #expect(!reported.contains(nil), "/metrics unreachable on \(reported.filter { $0 == nil }.count) of \(daemons.count) daemons")
             let leasesLost = reported.compactMap { $0 }.reduce(0, +)
             #expect(leasesLost == 0)
+            // Every instance reports each target's selection, labelled by target: 50 rows of the
+            // default's budget and 30 of the second's (summed over the labels).
+            for d in daemons {
+                #expect(try await TovTestDatabase.eventually(timeout: .seconds(10)) { await d.metric("tovd_target_selection_size") == 80 })
+            }
             Self.report("3 daemons, 4 writers, 20,000 rows", figures, "leases lost \(Int(leasesLost)), settled in \(Self.seconds(since: start))")
             for d in daemons { d.terminate() }
             for d in daemons { #expect(await d.waitForExit() == 0) }

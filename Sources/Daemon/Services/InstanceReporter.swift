@@ -91,6 +91,7 @@ public final class InstanceReporter: Service, Sendable {
                     if let seconds = figures.lastRefreshSeconds { metrics.refreshSeconds.set(to: seconds) }
                     publishStatus(activity: figures.activityLine)
                 }
+                metrics.setTargets(try await StatusQueries.targetStatusGetMany(on: connection))
                 if lastCleanup == nil || now - lastCleanup! > .seconds(3600) {
                     try await connection.execute(InstanceStore.instanceForgetStaleMany)
                     lastCleanup = now

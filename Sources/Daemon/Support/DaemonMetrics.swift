@@ -20,6 +20,8 @@ public final class DaemonMetrics: Sendable {
     public let selectionSize: Gauge
     public let refreshSeconds: Gauge
     public let settingsError: Gauge
+    /// Each target's series, by target name (``setTargets(_:)``).
+    private let targets = Mutex<[String: TargetGauges]>([:])
 
     public init() {
         rowsClaimed = registry.makeCounter(name: "tovd_rows_claimed_total", help: "Jobs claimed by this instance's workers.")
@@ -39,6 +41,47 @@ public final class DaemonMetrics: Sendable {
         selectionSize = registry.makeGauge(name: "tovd_selection_size", help: "Rows in the current selection.")
         refreshSeconds = registry.makeGauge(name: "tovd_last_refresh_seconds", help: "Duration of the last θ_val refresh (training part).")
         settingsError = registry.makeGauge(name: "tovd_settings_error", help: "1 while a value in tov.settings cannot be used (tov.status.settings_error says which); the last good value is in force.")
+    }
+
+    /// One target's gauges, labelled `target="<name>"`: the unlabelled `tovd_model_version`,
+    /// `tovd_selection_version` and `tovd_selection_size` describe the target `default` alone.
+    struct TargetGauges {
+        let modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending: Gauge
+
+        init(_ registry: PrometheusCollectorRegistry, target: String) {
+            let label = [("target", target)]
+            modelVersion = registry.makeGauge(name: "tovd_target_model_version", labels: label,
+                                              help: "The target's complete model version (0 before its first).")
+            selectionVersion = registry.makeGauge(name: "tovd_target_selection_version", labels: label, help: "The target's selection version.")
+            selectionSize = registry.makeGauge(name: "tovd_target_selection_size", labels: label, help: "Rows in the target's selection.")
+            zvalCurrent = registry.makeGauge(name: "tovd_target_zval_current", labels: label,
+                                             help: "1 when the target's selection is made from its current Z_val, 0 while a refresh is due or runs.")
+            rescorePending = registry.makeGauge(name: "tovd_target_rescore_pending", labels: label,
+                                                help: "Rows the target's next model version has left to rescore (0 when none is rescoring).")
+        }
+
+        var all: [Gauge] { [modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending] }
+    }
+
+    /// Sets every target's gauges from its row of tov.target_status, and removes the series of
+    /// targets that are gone (dropped), so a dashboard does not keep showing their last values.
+    public func setTargets(_ rows: [StatusReport.Target]) {
+        targets.withLock { gauges in
+            for row in rows {
+                let g = gauges[row.name] ?? TargetGauges(registry, target: row.name)
+                gauges[row.name] = g
+                g.modelVersion.set(to: Double(row.modelVersion ?? 0))
+                g.selectionVersion.set(to: Double(row.selectionVersion))
+                g.selectionSize.set(to: Double(row.selectionSize))
+                g.zvalCurrent.set(to: row.zvalCurrent == true ? 1 : 0)
+                g.rescorePending.set(to: Double(row.rescorePending ?? 0))
+            }
+            let present = Set(rows.map(\.name))
+            for (name, g) in gauges where !present.contains(name) {
+                g.all.forEach(registry.unregisterGauge)
+                gauges[name] = nil
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

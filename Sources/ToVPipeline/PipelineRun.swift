@@ -109,8 +109,8 @@ public struct PipelineRun {
         let trajectory = Trajectory(settings: settings)
 
         let base = Trajectory.start(from: theta0.model)
-        // Method B's own trajectories, one per target.
-        var valCarried = zvals.map { _ in Trajectory.start(from: theta0.model) }
+        // Method B's own trajectories, one per target (Method A starts each epoch's θ_val from θ_bas).
+        var valCarried = method == .B ? zvals.map { _ in Trajectory.start(from: theta0.model) } : []
         var baseLosses = [BaseLossRecord](repeating: BaseLossRecord(losses: [], uncertainty: 0, tokens: 0), count: scored.count)
         var valLosses = zvals.map { _ in [[Float]](repeating: [], count: scored.count) }
         var baseSeconds = 0.0

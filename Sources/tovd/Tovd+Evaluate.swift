@@ -44,6 +44,8 @@ extension Tovd {
         @Option(help: "Cache of pretrained θ0s, keyed by everything that shapes them (shared by runs).") var cache = ".cache/tovd-eval"
         @Option(help: "Pool rows (from the other subtasks).") var pool = 20_000
         @Option(help: "Z_val rows (from the target).") var zval = 200
+        @Option(help: "Share of Z_val replaced by rows of other datasets, outside the pool and θ0's text (a noisy Z_val, e.g. 0.25).")
+        var zvalOffTarget = 0.0
         @Option(help: "Held-out target test rows.") var testRows = 1000
         @Option(help: "Rows θ0 is pretrained on (outside the pool; their repeated prompt lines are kept once).") var pretrainRows = 40_000
         @Option(help: "Share of the pool made of the target subtask's own rows, held out by context (0: transfer setting, e.g. 0.03).") var targetShare = 0.0
@@ -115,6 +117,8 @@ extension Tovd {
             options.cacheDirectory = cache
             options.poolRows = pool
             options.zvalRows = zval
+            guard zvalOffTarget >= 0 && zvalOffTarget < 1 else { throw ValidationError("--zval-off-target must be in [0, 1), e.g. 0.25") }
+            options.zvalOffTargetShare = zvalOffTarget
             options.testRows = testRows
             options.pretrainRows = pretrainRows
             guard targetShare >= 0 && targetShare < 0.5 else { throw ValidationError("--target-share must be in [0, 0.5), e.g. 0.03") }

@@ -35,4 +35,19 @@ struct RunLedgerTests {
             _ = try RunLedger(directory: dir, shaping: Self.options([.bootstrap, .pretrained]).resultShapingJSON)
         }
     }
+
+    /// An option added after results were stored (--zval-off-target) shapes them only when set: a run
+    /// recorded before it existed resumes, and one with a noisy Z_val is another run.
+    @Test func aNewOptionAtItsDefaultKeepsOldRunsResumable() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plain = Self.options([.pretrained])
+        #expect(plain.resultShapingJSON["zvalOffTargetShare"] == nil)
+        var ledger = try RunLedger(directory: dir, shaping: plain.resultShapingJSON)
+        _ = try ledger.value("run/x") { 1.0 }
+        _ = try RunLedger(directory: dir, shaping: plain.resultShapingJSON)
+        var noisy = plain
+        noisy.zvalOffTargetShare = 0.25
+        #expect(throws: EvaluationError.self) { _ = try RunLedger(directory: dir, shaping: noisy.resultShapingJSON) }
+    }
 }

@@ -111,6 +111,8 @@ public struct EvaluationOptions: Codable, Sendable {
     public var cacheDirectory = ".cache/tovd-eval"
     public var poolRows = 20_000
     public var zvalRows = 200
+    /// Share of Z_val replaced by rows of other datasets (``HeldOutSplit/Parameters/zvalOffTargetShare``).
+    public var zvalOffTargetShare = 0.0
     public var testRows = 1000
     /// Rows θ0 is pretrained on: drawn from the non-target sources, disjoint from the pool, then
     /// de-duplicated by ``PretrainingCorpus``.
@@ -179,7 +181,10 @@ public struct EvaluationOptions: Codable, Sendable {
         o.scoringTheta0s = Array(o.scoringTheta0s.prefix(1))
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let object = try! JSONSerialization.jsonObject(with: try! encoder.encode(o)) as! [String: Any]
+        var object = try! JSONSerialization.jsonObject(with: try! encoder.encode(o)) as! [String: Any]
+        // Options added since results were first stored shape them only when set: runs recorded
+        // before an option existed resume (the option was then, in effect, at its default).
+        if o.zvalOffTargetShare == 0 { object["zvalOffTargetShare"] = nil }
         return object.mapValues { value in
             let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
             return String(decoding: data, as: UTF8.self)
@@ -286,6 +291,7 @@ public final class ToVEvaluation {
         }
         var parameters = HeldOutSplit.Parameters(target: options.target, zvalRows: options.zvalRows, testRows: options.testRows,
                                                  poolRows: options.poolRows, pretrainRows: options.pretrainRows, targetShare: options.targetShare)
+        parameters.zvalOffTargetShare = options.zvalOffTargetShare
         parameters.seed = 0
         let heldOut = try HeldOutSplit(rows: rows, parameters: parameters, dataset: BigBenchNIConverter.dataset(ofSubtask:))
         let overlap = heldOut.measureOverlap(rows: rows, target: options.target, dataset: BigBenchNIConverter.dataset(ofSubtask:))
@@ -599,6 +605,9 @@ public final class ToVEvaluation {
                 return index == 0 ? "\(which) for the plain policy names" : "\(which) for \"<policy> (\(theta0.rawValue) θ0)\""
             }.joined(separator: "; ") + "; every selection goes through the same arms, proxies and LRs",
         ]
+        if split.heldOut.zvalOffTarget > 0 {
+            settings["Z_val off-target"] = "\(split.heldOut.zvalOffTarget) of \(split.zval.count) rows from other datasets (outside the pool and θ0's text): a noisy Z_val"
+        }
         if options.policies.contains(.less) { settings["LESS-like projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's Adam first-step direction at θ_bas)" }
         if options.policies.contains(.lessAdam) { settings["less_adam projection"] = "\(options.lessDimensions) dims (count sketch of every parameter's gradient at θ_bas: AdamW-preconditioned by θ_bas's optimizer state for pool rows, plain for Z_val; score = mean over Z_val rows of the cosine)" }
         if options.policies.contains(.dsir) { settings["DSIR"] = "hashed unigrams + bigrams (10,000 buckets) of prompt + response; bag-of-ngrams of Z_val vs the pool; Gumbel-top-k importance resampling over the scored rows" }

@@ -35,6 +35,9 @@ public struct HeldOutSplit: Sendable {
         public var pretrainRows: Int
         /// Share of the pool made of the target's own (held-out-by-context) rows; 0 = transfer setting.
         public var targetShare: Double
+        /// Share of Z_val replaced by rows of other datasets (a noisy Z_val, issue 27), in neither the
+        /// pool nor θ0's text; |Z_val| stays `zvalRows`.
+        public var zvalOffTargetShare = 0.0
         public var seed: UInt64 = 0
         public init(target: String, zvalRows: Int, testRows: Int, poolRows: Int, pretrainRows: Int, targetShare: Double) {
             self.target = target
@@ -58,6 +61,8 @@ public struct HeldOutSplit: Sendable {
     public var targetRowsDropped = 0
     /// Non-target rows left out of the pool or θ0's text because they contain a held-out context.
     public var contaminatedRowsSkipped = 0
+    /// Z_val rows from other datasets (``Parameters/zvalOffTargetShare``), at the end of `zval`.
+    public var zvalOffTarget = 0
 
     public init(rows: [Row], parameters p: Parameters, dataset: (String) -> String) throws {
         targetDataset = dataset(p.target)
@@ -134,6 +139,15 @@ public struct HeldOutSplit: Sendable {
             pool.shuffle(using: &random)
         }
         pretrain = takeClean(p.pretrainRows)
+        let offTarget = Int((p.zvalOffTargetShare * Double(zval.count)).rounded())
+        if offTarget > 0 {
+            let noise = takeClean(offTarget)
+            guard noise.count == offTarget else {
+                throw EvaluationError("--zval-off-target \(p.zvalOffTargetShare) needs \(offTarget) rows outside the pool and θ0's text, but only \(noise.count) are left: lower --pool or --pretrain-rows")
+            }
+            zvalOffTarget = noise.count
+            zval = Array(zval.dropLast(offTarget)) + noise
+        }
     }
 
     /// The measured overlap of the held-out parts with everything a model trains on.

@@ -76,6 +76,27 @@ import Testing
         }
     }
 
+    /// A noisy Z_val (issue 27): a quarter of it replaced by rows of other datasets that are in neither
+    /// the pool nor θ0's text; the rest is the clean split's Z_val, and test and the pool do not move.
+    @Test func aQuarterOfZvalOffTargetComesFromOutsideThePoolAndTheta0Text() throws {
+        let rows = Self.rows()
+        let clean = try Self.split()
+        var p = HeldOutSplit.Parameters(target: Self.target, zvalRows: 20, testRows: 60, poolRows: 150, pretrainRows: 150, targetShare: 0)
+        p.seed = 3
+        p.zvalOffTargetShare = 0.25
+        let noisy = try HeldOutSplit(rows: rows, parameters: p, dataset: Self.dataset)
+        #expect(noisy.zval.count == 20 && noisy.zvalOffTarget == 5)
+        #expect(noisy.zval.filter { rows[$0].source != Self.target }.count == 5)
+        #expect(Array(noisy.zval.prefix(15)) == Array(clean.zval.prefix(15)))
+        #expect(noisy.test == clean.test && noisy.pool == clean.pool && noisy.pretrain == clean.pretrain)
+        #expect(Set(noisy.zval).isDisjoint(with: noisy.pool + noisy.pretrain))
+        p.zvalOffTargetShare = 0.99
+        p.zvalRows = 20
+        // 20 more clean rows of the other dataset are not left after the pool and θ0's text here.
+        p.pretrainRows = 400
+        #expect(throws: EvaluationError.self) { try HeldOutSplit(rows: rows, parameters: p, dataset: Self.dataset) }
+    }
+
     /// The measurement is computed, not assumed: a pool that holds a sibling row and a quoting row is caught.
     @Test func theMeasurementCatchesLeaks() throws {
         let rows = Self.rows()

@@ -77,10 +77,12 @@ public struct SharedScoringCheck {
         try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
         try checkShaping()
         progress("loading data", 0, 1)
+        // The files are read once; each target splits them.
+        let corpus = try ToVEvaluation(options: options).readCorpus()
         let splits = try targets.map { target -> ToVEvaluation.Split in
             var o = options
             o.target = target
-            return try ToVEvaluation(options: o).loadSplit()
+            return try ToVEvaluation(options: o).loadSplit(from: corpus)
         }
         // Every other target's dataset and Z_val/test contexts out of the first target's pool and θ0 text.
         let others = splits.dropFirst()

@@ -250,7 +250,6 @@ public final class ToVEvaluation {
 
     // MARK: - Data
 
-    /// Reads every subtask file and holds the target out by dataset and by context (``HeldOutSplit``).
     /// The `imported` θ0, read and checked against the SHA-256 the options were made with (a file
     /// changed between a run and its resumption would mix two θ0s in one report); nil when not asked for.
     func loadImportedTheta0() throws -> Theta0? {
@@ -269,15 +268,20 @@ public final class ToVEvaluation {
         return Theta0(tokenizer: checkpoint.tokenizer, model: checkpoint.model)
     }
 
-    func loadSplit() throws -> Split {
+    /// Every subtask file of the data directory, read once: the examples and the rows the split
+    /// groups (`SharedScoringCheck` splits one corpus for several targets).
+    struct Corpus {
+        var examples: [JSONLExample]
+        var rows: [HeldOutSplit.Row]
+        var files: [String]
+    }
+
+    func readCorpus() throws -> Corpus {
         let fm = FileManager.default
         guard let listing = try? fm.contentsOfDirectory(atPath: options.dataDirectory) else {
             throw EvaluationError("cannot read the data directory \(options.dataDirectory): run `tovd data fetch bigbench-ni`, or pass --data with a directory of per-subtask JSONL files")
         }
         let files = listing.filter { $0.hasSuffix(".jsonl") && $0 != "all.jsonl" }.sorted()
-        guard files.contains(options.target + ".jsonl") else {
-            throw EvaluationError("no \(options.target).jsonl in \(options.dataDirectory); run `tovd data fetch bigbench-ni` or pick one of \(files.prefix(5).joined(separator: ", "))")
-        }
         var examples: [JSONLExample] = [], rows: [HeldOutSplit.Row] = []
         for file in files {
             let source = String(file.dropLast(".jsonl".count))
@@ -288,6 +292,20 @@ public final class ToVEvaluation {
                 examples.append(example)
                 rows.append(.init(source: source, dataset: BigBenchNIConverter.dataset(ofSubtask: source), prompt: example.prompt, response: example.response))
             }
+        }
+        return Corpus(examples: examples, rows: rows, files: files)
+    }
+
+    /// Reads every subtask file and holds the target out by dataset and by context (``HeldOutSplit``).
+    func loadSplit() throws -> Split {
+        try loadSplit(from: readCorpus())
+    }
+
+    /// The target's held-out split of a corpus already read.
+    func loadSplit(from corpus: Corpus) throws -> Split {
+        let (examples, rows) = (corpus.examples, corpus.rows)
+        guard corpus.files.contains(options.target + ".jsonl") else {
+            throw EvaluationError("no \(options.target).jsonl in \(options.dataDirectory); run `tovd data fetch bigbench-ni` or pick one of \(corpus.files.prefix(5).joined(separator: ", "))")
         }
         var parameters = HeldOutSplit.Parameters(target: options.target, zvalRows: options.zvalRows, testRows: options.testRows,
                                                  poolRows: options.poolRows, pretrainRows: options.pretrainRows, targetShare: options.targetShare)

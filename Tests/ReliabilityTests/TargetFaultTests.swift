@@ -29,7 +29,11 @@ struct TargetFaultTests {
         try await FaultScenarioTests.withPipeline { conninfo, c in
             try await c.execute(#"INSERT INTO tov.targets (name, settings) VALUES ('drop', '{"budget": {"rows": 30}, "score_fn": "abs"}')"#)
             try await Self.zval("drop", on: c)
-            let daemons = try (0..<2).map { try FaultScenarioTests.daemon(conninfo, ["--instance", "t\($0)"]) }
+            // Every training phase lasts ≥ 0.4 s: the tiny surrogate trains a base model faster than
+            // the 50 ms poll below can see it training (CI once missed the rebase's moment so).
+            let daemons = try (0..<2).map {
+                try FaultScenarioTests.daemon(conninfo, ["--instance", "t\($0)"], environment: ["TOVD_FAULT_PHASE_DELAY_MS": "400"])
+            }
             defer { daemons.forEach { $0.terminate() } }
             let writers = BackgroundWriters(conninfo: conninfo, writers: 2, rowsPerInsert: 50, interval: .milliseconds(20), limit: 6_000)
             let start = ContinuousClock.now
@@ -44,7 +48,8 @@ struct TargetFaultTests {
 
             // A target added while a rebase trains.
             try await c.execute("INSERT INTO tov.training_requests (kind) VALUES ('rebase')")
-            let rebasing = try await TovTestDatabase.eventually(timeout: .seconds(60)) {
+            // It waits for every target's rescoring to end first.
+            let rebasing = try await TovTestDatabase.eventually(timeout: .seconds(120)) {
                 try await TovTestDatabase.count("tov.base_models", on: c, where: "status = 'training'") > 0
             }
             try await c.execute("INSERT INTO tov.targets (name) VALUES ('added')")

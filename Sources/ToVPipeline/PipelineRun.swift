@@ -39,6 +39,9 @@ public struct PipelineRun {
         public var rows: [ScoredRow]
         /// ℓ(θ_val^l, x) per scored row (what the daemon stores per target in tov.scores).
         public var valLosses: [[Float]]
+        /// Whether this target's Z_val agrees with itself (``ZvalAgreement``, what `tovd status` shows):
+        /// nil when Z_val or the pool is too small for it.
+        public var agreement: ZvalAgreement?
     }
 
     public struct Result {
@@ -145,10 +148,15 @@ public struct PipelineRun {
                 for i in scored.indices { valLosses[k][i] += v[i] }
             }
         }
-        let targets = valLosses.map { val in
+        // Each target's Z_val signal on the sample the daemon draws: nudges of θ_bas^L, which `base` now is.
+        let sampleIDs = Set(ZvalAgreement.sampleIDs(ids: pool.map(\.id), uSize: uSize, seed: settings.seed))
+        let sample = scoredRows.filter { sampleIDs.contains($0.id) }
+        let targets = valLosses.indices.map { k in
             TargetScores(rows: scoredRows.indices.map { i in
-                RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: val[i], function: scoreFunction)
-            }, valLosses: val)
+                RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: valLosses[k][i], function: scoreFunction)
+            }, valLosses: valLosses[k],
+            agreement: ZvalAgreement.measure(base: base, tokenizer: tokenizer, zval: zvals[k], u: uRows, sample: sample,
+                                             trajectory: trajectory, scoring: scoring))
         }
         return Result(u: uIDs, theta0: theta0, baseLosses: baseLosses, targets: targets, finalBase: base,
                       theta0Seconds: theta0Seconds, baseTrainingSeconds: baseSeconds, scoringPasses: total)

@@ -261,11 +261,6 @@ extension Tovd.Bench {
     }
 }
 
-extension Duration {
-    /// Seconds as a Double, for printing.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}
-
 /// `tovd run` as a child process of the benchmark, with its log in a file and its RSS readable.
 final class DaemonChild {
     let process = Process()

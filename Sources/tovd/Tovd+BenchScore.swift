@@ -155,7 +155,7 @@ extension Tovd.Bench {
                 let overlaps = [Policy.scoreRandom, .scoreOnly].map { policy in
                     Self.selectionOverlap(phi, run.phi, lengths: lengths, policy: policy)
                 }
-                bf16 = (run.rowsPerSecond, try rescoring(options), Stats.spearman(phi, run.phi), overlaps[0], overlaps[1])
+                bf16 = (run.rowsPerSecond, try rescoring(options), RankCorrelation.spearman(phi, run.phi), overlaps[0], overlaps[1])
             }
 
             var torch: (first: Double, rescore: Double, maxDiff: Double, version: String)?

@@ -32,6 +32,12 @@ extension Tovd {
                 selection are the same and what each way cost (shared-scoring.json in --output):
                   tovd evaluate --theta0 bootstrap --pool 10000 --seeds 3 --output eval/two \\
                   --targets subtask028_drop_answer_generation,subtask061_ropes_answer_generation
+                With --zval-signal SIZES it trains no proxy either: it measures the Z_val signal `tovd status` shows \
+                (the agreement of Z_val's halves, docs/selection.md) for the first n rows of the target's Z_val at \
+                each size n, clean and with a share of them from other datasets, and how far each one's φ is from \
+                the largest clean Z_val's φ (zval-signal.json in --output):
+                  tovd evaluate --theta0 bootstrap --pool 10000 --seeds 5 --output eval/signal-drop \
+                  --target subtask028_drop_answer_generation --zval-signal 25,50,100,200
                 """)
 
         @Option(help: "Target subtask (a JSONL file name in --data without .jsonl).") var target: String?
@@ -46,6 +52,8 @@ extension Tovd {
         @Option(help: "Z_val rows (from the target).") var zval = 200
         @Option(help: "Share of Z_val replaced by rows of other datasets, outside the pool and θ0's text (a noisy Z_val, e.g. 0.25).")
         var zvalOffTarget = 0.0
+        @Option(help: "Comma-separated Z_val sizes, e.g. 25,50,100,200: trains no proxy, measures the daemon's Z_val signal for each size clean and with --zval-off-target of it off-target (0.25 when not given; see above).")
+        var zvalSignal: String?
         @Option(help: "Held-out target test rows.") var testRows = 1000
         @Option(help: "Rows θ0 is pretrained on (outside the pool; their repeated prompt lines are kept once).") var pretrainRows = 40_000
         @Option(help: "Share of the pool made of the target subtask's own rows, held out by context (0: transfer setting, e.g. 0.03).") var targetShare = 0.0
@@ -186,6 +194,22 @@ extension Tovd {
                 FileHandle.standardError.write(Data("\n".utf8))
                 print(SharedScoringCheck.markdown(report))
                 print("wrote \(output)/shared-scoring.json")
+                return
+            }
+            if let zvalSignal {
+                let sizes = try zvalSignal.split(separator: ",").map {
+                    guard let n = Int($0.trimmingCharacters(in: .whitespaces)), n >= 4 else {
+                        throw ValidationError("--zval-signal: \($0) is not a Z_val size of at least 4 rows; write e.g. 25,50,100,200")
+                    }
+                    return n
+                }
+                let study = try ZvalSignalStudy(options: options, sizes: sizes, offTargetShare: zvalOffTarget > 0 ? zvalOffTarget : 0.25) { stage, done, total in
+                    bars.update(stage, done, total)
+                }
+                let report = try study.run(commandLine: CommandLine.arguments.joined(separator: " "))
+                FileHandle.standardError.write(Data("\n".utf8))
+                print(ZvalSignalStudy.markdown(report))
+                print("wrote \(output)/zval-signal.json")
                 return
             }
             let evaluation = ToVEvaluation(options: options) { stage, done, total in bars.update(stage, done, total) }

@@ -330,4 +330,30 @@ struct PipelineTests {
             #expect(throws: EvaluationError.self) { try SharedScoringCheck(options: options, otherTargets: [options.target]) }
         }
     }
+
+    /// Issue 27: the Z_val signal study on toy data. Every Z_val of the study (each size clean and with
+    /// its off-target share) is a target of one pipeline run per seed on U and the signal's sample; the
+    /// largest clean one is the reference; a rerun resumes and other sizes are refused.
+    @Test func theZvalSignalStudyMeasuresEverySizeCleanAndNoisy() throws {
+        try Self.withSmallRun { options, root in
+            options.scoringTheta0s = [.bootstrap]
+            let study = try ZvalSignalStudy(options: options, sizes: [20, 8], offTargetShare: 0.25)
+            let report = try study.run(commandLine: "test")
+            #expect(report.summaries.map(\.arm.label) == ["|Z_val| 8", "|Z_val| 20", "|Z_val| 8, 2 off-target", "|Z_val| 20, 5 off-target"])
+            #expect(report.separations.count == 3 && report.seeds.count == 2)
+            for seed in report.seeds {
+                #expect(seed.results[1].phiVersusReference == 1, "the largest clean Z_val is the reference")
+                for result in seed.results {
+                    let agreement = try #require(result.agreement)
+                    #expect(agreement.halfRows == result.arm.zvalRows / 2)
+                    #expect(agreement.sampleRows == min(ZvalAgreement.sampleSize, report.poolRows - options.uSize))
+                    #expect(agreement.halves.isFinite && agreement.reliability >= 0 && agreement.reliability <= 1)
+                }
+            }
+            let again = try study.run(commandLine: "test")
+            #expect(again.seeds.map(\.seconds) == report.seeds.map(\.seconds), "the stored seeds are read back")
+            #expect(throws: EvaluationError.self) { try ZvalSignalStudy(options: options, sizes: [20, 10], offTargetShare: 0.25).run(commandLine: "test") }
+            #expect(throws: EvaluationError.self) { try ZvalSignalStudy(options: options, sizes: [2, 20], offTargetShare: 0.25) }
+        }
+    }
 }

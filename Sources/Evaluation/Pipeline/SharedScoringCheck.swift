@@ -74,8 +74,12 @@ public struct SharedScoringCheck {
     }
 
     public func run(commandLine: String) throws -> Report {
-        try FileManager.default.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
-        try checkShaping()
+        // What shapes the stored seeds: the options and the targets.
+        var shaping = options.resultShapingJSON
+        shaping["target"] = nil
+        shaping["targets"] = targets.joined(separator: ",")
+        let study = StudyDirectory<Seed>(directory: options.outputDirectory, name: "shared-scoring", optionsFile: "shared-options.json")
+        try study.claim(shaping: shaping)
         progress("loading data", 0, 1)
         // The files are read once; each target splits them.
         let corpus = try ToVEvaluation(options: options).readCorpus()
@@ -107,20 +111,12 @@ public struct SharedScoringCheck {
         let zvals = splits.map { rowTexts($0.zval) }
 
         let theta0Kind = options.scoringTheta0s[0]
-        let choice: Theta0.Choice
-        if theta0Kind == .pretrained {
-            let documents = PretrainingCorpus.rowsWithoutRepeats(clean(splits[0].pretrain).map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
-            let (tokenizer, model, _) = try Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory)
-                .model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
-            choice = .given(Theta0(tokenizer: tokenizer, model: model))
-        } else {
-            choice = .bootstrap
-        }
+        let choice = try ToVEvaluation(options: options).singleTheta0(kind: theta0Kind, pretrain: clean(splits[0].pretrain), progress: progress)
         let budget = Budget.fraction(options.budgetFraction).rowCount(eligible: pool.count - options.uSize)
 
         var seeds: [Seed] = []
         for seed in 0..<options.seeds {
-            if let stored = Self.load(directory: options.outputDirectory, seed: seed) {
+            if let stored = study.load(seed: seed) {
                 seeds.append(stored)
                 continue
             }
@@ -170,7 +166,7 @@ public struct SharedScoringCheck {
                               sharedSeconds: together.1, sharedPasses: together.0.scoringPasses,
                               aloneSeconds: apart.map(\.1).reduce(0, +), alonePasses: apart.map(\.0.scoringPasses).reduce(0, +),
                               sharedFirst: sharedFirst)
-            try Self.save(record, directory: options.outputDirectory)
+            try study.save(record, seed: seed)
             seeds.append(record)
         }
 
@@ -180,39 +176,8 @@ public struct SharedScoringCheck {
                             epochs: options.epochs, seeds: seeds,
                             wallRatio: Stats.pairedInterval(ratios, ratios.map { _ in 0 }),
                             passRatio: Double(seeds[0].sharedPasses) / Double(seeds[0].alonePasses), commandLine: commandLine)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: URL(fileURLWithPath: options.outputDirectory + "/shared-scoring.json"))
+        try study.write(report: report)
         return report
-    }
-
-    /// What shapes the stored seeds (the options and the targets), in `shared-options.json`: a rerun
-    /// with the same ones resumes from the seeds on disk; other ones are refused rather than mixed in.
-    func checkShaping() throws {
-        var shaping = options.resultShapingJSON
-        shaping["target"] = nil
-        shaping["targets"] = targets.joined(separator: ",")
-        let path = options.outputDirectory + "/shared-options.json"
-        if let data = FileManager.default.contents(atPath: path), let recorded = try? JSONDecoder().decode([String: String].self, from: data) {
-            let differing = Set(recorded.keys).union(shaping.keys).filter { recorded[$0] != shaping[$0] }.sorted()
-            guard differing.isEmpty else {
-                throw EvaluationError("\(options.outputDirectory) holds a check of other settings (\(differing.joined(separator: ", "))): use another --output, or delete it to start over")
-            }
-            return
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(shaping).write(to: URL(fileURLWithPath: path))
-    }
-
-    static func path(directory: String, seed: Int) -> String { directory + "/shared-scoring-seed\(seed).json" }
-
-    static func load(directory: String, seed: Int) -> Seed? {
-        FileManager.default.contents(atPath: path(directory: directory, seed: seed)).flatMap { try? JSONDecoder().decode(Seed.self, from: $0) }
-    }
-
-    static func save(_ seed: Seed, directory: String) throws {
-        try JSONEncoder().encode(seed).write(to: URL(fileURLWithPath: path(directory: directory, seed: seed.seed)), options: .atomic)
     }
 
     /// The report as Markdown: one line per seed and target, then the cost.

@@ -250,6 +250,21 @@ public final class ToVEvaluation {
 
     // MARK: - Data
 
+    /// The θ0 of a study that scores from one (``SharedScoringCheck``, ``ZvalSignalStudy``): the
+    /// daemon's bootstrap on U, or θ0 pretrained on `pretrain` (the split's θ0 text, cached).
+    func singleTheta0(kind: ScoringTheta0, pretrain: [Row], progress: @escaping Progress) throws -> Theta0.Choice {
+        switch kind {
+        case .bootstrap: return .bootstrap
+        case .pretrained:
+            let documents = PretrainingCorpus.rowsWithoutRepeats(pretrain.map { ($0.example.source ?? "", $0.example.prompt, $0.example.response) })
+            let (tokenizer, model, _) = try Theta0Pretraining(recipe: options.theta0, cacheDirectory: options.cacheDirectory)
+                .model(documents: documents, config: options.surrogate, tokenizer: nil, progress: progress)
+            return .given(Theta0(tokenizer: tokenizer, model: model))
+        default:
+            throw EvaluationError("this study scores from one θ0: --theta0 bootstrap (the daemon's default) or pretrained")
+        }
+    }
+
     /// The `imported` θ0, read and checked against the SHA-256 the options were made with (a file
     /// changed between a run and its resumption would mix two θ0s in one report); nil when not asked for.
     func loadImportedTheta0() throws -> Theta0? {

@@ -16,41 +16,6 @@ public enum Stats {
         return (x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1)).squareRoot()
     }
 
-    /// 1-based ranks of `x`, tied values sharing the average of the ranks they span.
-    public static func ranks(_ x: [Double]) -> [Double] {
-        let order = x.indices.sorted { x[$0] < x[$1] }
-        var r = [Double](repeating: 0, count: x.count)
-        var i = 0
-        while i < order.count {
-            var j = i
-            while j + 1 < order.count, x[order[j + 1]] == x[order[i]] { j += 1 }
-            let average = Double(i + j) / 2 + 1
-            for k in i...j { r[order[k]] = average }
-            i = j + 1
-        }
-        return r
-    }
-
-    /// Pearson correlation; nan when either side is constant or the lengths differ.
-    public static func pearson(_ a: [Double], _ b: [Double]) -> Double {
-        guard a.count == b.count, a.count >= 2 else { return .nan }
-        let ma = mean(a), mb = mean(b)
-        var sab = 0.0, saa = 0.0, sbb = 0.0
-        for i in a.indices {
-            sab += (a[i] - ma) * (b[i] - mb)
-            saa += (a[i] - ma) * (a[i] - ma)
-            sbb += (b[i] - mb) * (b[i] - mb)
-        }
-        guard saa > 0, sbb > 0 else { return .nan }
-        return sab / (saa * sbb).squareRoot()
-    }
-
-    /// Spearman rank correlation: Pearson correlation of average ranks (handles ties exactly).
-    public static func spearman(_ a: [Double], _ b: [Double]) -> Double {
-        guard a.count == b.count, !a.contains(where: \.isNaN), !b.contains(where: \.isNaN) else { return .nan }
-        return pearson(ranks(a), ranks(b))
-    }
-
     /// Median (average of the two middle values for an even count).
     public static func median(_ x: [Double]) -> Double {
         guard !x.isEmpty else { return .nan }

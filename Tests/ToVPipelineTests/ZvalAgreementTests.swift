@@ -36,8 +36,9 @@ struct ZvalAgreementTests {
         let same = (0..<40).map { Self.row($0, "the cat sat on the mat. the cat sat on the mat.", "the cat purred") }
         let result = Self.run([same, [same[0]]])
         let agreement = try #require(result.targets[0].agreement)
-        #expect(agreement.halves == 1 && agreement.agreement == 1 && agreement.reliability == 1)
-        #expect(agreement.halfRows == 20 && agreement.sampleRows == 250)
+        #expect(agreement.halves == 1 && agreement.agreement == 1)
+        // Every prompt is the same run of words: an instruction, not a context, so each row is a group.
+        #expect(agreement.groups == 40 && agreement.halfRows == 20 && agreement.sampleRows == 250)
         #expect(result.targets[1].agreement == nil)
 
         let sampleIDs = Set(ZvalAgreement.sampleIDs(ids: Self.pool.map(\.id), uSize: 150, seed: 3))
@@ -52,16 +53,41 @@ struct ZvalAgreementTests {
         #expect(direct == agreement)
     }
 
-    /// A Z_val of one task says one thing about the pool; a Z_val whose rows are each about something
-    /// else (no two alike) says a different thing in each half.
-    @Test func aCoherentZvalAgreesMoreThanAnIncoherentOne() throws {
-        let coherent = (0..<40).map { Self.row($0, String(repeating: "the cat sat on the mat \($0 % 5). ", count: 2), "the cat purred \($0 % 3)") }
-        let words = ["zebra", "quartz", "violin", "harbor", "glacier", "pepper", "lantern", "orbit", "meadow", "copper"]
-        let incoherent = (0..<40).map { i in
-            Self.row(i, "\(words[i % 10]) \(words[(i * 3 + 1) % 10]) \(words[(i * 7 + 2) % 10]) \(i)", "\(words[(i + 5) % 10]) \(i * 17)")
-        }
-        let result = Self.run([coherent, incoherent])
+    /// A Z_val of many small contexts of one task says one thing about the pool in both halves; a Z_val
+    /// of two contexts on two topics is cut between them, and its halves say opposite things.
+    @Test func aZvalOfTwoContextsAgreesLessThanOneOfManyContexts() throws {
+        let many = (0..<40).map { Self.row($0, "the cat sat on the mat \($0)", "the cat purred \($0 % 3)") }
+        let cats = String(repeating: "the cat sat on the mat and looked at the garden. ", count: 2)
+        let markets = String(repeating: "stock prices fell sharply as the markets closed. ", count: 2)
+        let two = (0..<40).map { i in Self.row(i, (i < 20 ? cats : markets) + "question \(i)", i < 20 ? "the cat purred" : "markets closed lower") }
+        let result = Self.run([many, two])
         let a = try #require(result.targets[0].agreement), b = try #require(result.targets[1].agreement)
-        #expect(a.agreement > b.agreement + 0.05 && a.halves > b.halves, "coherent \(a), incoherent \(b)")
+        #expect(a.groups == 40 && b.groups == 2)
+        #expect(a.agreement > b.agreement + 0.2, "many contexts \(a), two \(b)")
+    }
+
+    /// Rows that share a passage are one group; the instruction every row repeats links none; a row with
+    /// nothing in common is a group of its own. Passages that chain every row together make one group,
+    /// which has no halves: no agreement. (A passage that every row shares reads as an instruction: the
+    /// text alone cannot tell them apart, docs/selection.md says so.)
+    @Test func contextGroupsFollowSharedPassagesNotTheInstruction() throws {
+        let instruction = "Answer the question about the passage below using only words from the passage itself. "
+        let passages = ["The river rose through the night and by morning the old stone bridge near the mill was under water.",
+                        "In the second quarter the home team kicked three field goals and the visitors answered with a long touchdown run.",
+                        "The committee met twice in the spring and agreed to build a new library on the site of the old market hall.",
+                        "Her first novel sold slowly at first but found readers after a radio programme read its opening chapter aloud."]
+        var rows: [RowText] = []
+        for (p, passage) in passages.prefix(2).enumerated() {
+            for q in 0..<4 { rows.append(Self.row(rows.count, instruction + passage + " Question \(q) about passage \(p)?", "answer \(q)")) }
+        }
+        rows.append(Self.row(rows.count, instruction + "A short note with nothing shared.", "alone"))
+        #expect(ZvalAgreement.contextGroups(rows) == [[0, 1, 2, 3], [4, 5, 6, 7], [8]])
+        #expect(ZvalAgreement.contextGroups(Array(rows.prefix(4))).count == 4, "one passage in every row: read as the instruction")
+
+        // Row i holds passages i and i + 1 (mod 4): each passage is in half the rows, and they chain.
+        let chained = (0..<4).map { i in Self.row(i, instruction + passages[i] + " " + passages[(i + 1) % 4] + " Which came first?", "the \(i)") }
+        #expect(ZvalAgreement.contextGroups(chained) == [[0, 1, 2, 3]])
+        let agreement = try #require(Self.run([chained]).targets[0].agreement)
+        #expect(agreement.groups == 1 && agreement.agreement.isNaN && agreement.halfRows == 0)
     }
 }

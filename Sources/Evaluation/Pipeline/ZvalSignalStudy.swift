@@ -64,12 +64,13 @@ public struct ZvalSignalStudy {
     public struct Report: Codable, Sendable {
         public struct Summary: Codable, Sendable {
             public var arm: Arm
-            /// Over seeds: the signal (agreement beyond the control), the halves' raw correlation, the
-            /// reliability, and φ's agreement with the reference Z_val's φ.
+            /// Over seeds: the signal (agreement beyond the control), the halves' raw correlation, and
+            /// φ's agreement with the reference Z_val's φ.
             public var agreement: Interval
             public var halves: Interval
-            public var reliability: Interval
             public var phiVersusReference: Interval
+            /// Z_val's context groups (the same for every seed: the split's Z_val is fixed).
+            public var groups: Int
         }
         /// A pair the signal should tell apart: first − second per seed.
         public struct Separation: Codable, Sendable {
@@ -175,7 +176,8 @@ public struct ZvalSignalStudy {
                 return Stats.pairedInterval(x, x.map { _ in 0 })
             }
             return Report.Summary(arm: arm, agreement: interval { $0.agreement?.agreement }, halves: interval { $0.agreement?.halves },
-                                  reliability: interval { $0.agreement?.reliability }, phiVersusReference: interval { $0.phiVersusReference })
+                                  phiVersusReference: interval { $0.phiVersusReference },
+                                  groups: seeds.first?.results.first { $0.arm == arm }?.agreement?.groups ?? 0)
         }
     }
 
@@ -198,10 +200,10 @@ public struct ZvalSignalStudy {
                      "",
                      "Pool \(report.poolRows) rows (|U| \(report.uSize), signal sample \(report.sampleRows) rows), surrogate \(report.surrogate), L = \(report.epochs), θ0 \(report.theta0), \(report.seeds.count) seeds; noisy Z_vals have \(Int(report.offTargetShare * 100)) % of their rows from other datasets. Means over seeds with 95 % t intervals.",
                      "",
-                     "| Z_val | agreement (the signal) | halves, raw | reliability | φ vs the largest clean Z_val's φ |",
+                     "| Z_val | context groups | agreement (the signal) | halves, raw | φ vs the largest clean Z_val's φ |",
                      "|---|---|---|---|---|"]
         for s in report.summaries {
-            lines.append("| \(s.arm.label) | \(interval(s.agreement)) | \(interval(s.halves)) | \(interval(s.reliability)) | \(interval(s.phiVersusReference)) |")
+            lines.append("| \(s.arm.label) | \(s.groups) | \(interval(s.agreement)) | \(interval(s.halves)) | \(interval(s.phiVersusReference)) |")
         }
         lines += ["", "| pair | agreement difference | seeds where the first is lower |", "|---|---|---|"]
         for p in report.separations {

@@ -1,4 +1,5 @@
 import Foundation
+import ToVPipeline
 
 /// The shared contexts of a row (its passage, background, situation or story), normalised so that the same
 /// text written with other spacing, case or punctuation gives the same key.
@@ -22,7 +23,7 @@ public enum ContextKey {
         var out: [String] = []
         var word: [UInt8] = []
         for b in text.utf8 {
-            if let c = wordByte(b) {
+            if let c = TextWords.wordByte(b) {
                 word.append(c)
             } else if !word.isEmpty {
                 out.append(String(decoding: word, as: UTF8.self))
@@ -34,32 +35,7 @@ public enum ContextKey {
     }
 
     /// 64-bit FNV-1a of each of ``words(_:)`` without building the strings.
-    public static func wordHashes(_ text: String) -> [UInt64] {
-        var out: [UInt64] = []
-        var h: UInt64 = fnvOffset, inWord = false
-        for b in text.utf8 {
-            if let c = wordByte(b) {
-                h = (h ^ UInt64(c)) &* fnvPrime
-                inWord = true
-            } else if inWord {
-                out.append(h)
-                h = fnvOffset
-                inWord = false
-            }
-        }
-        if inWord { out.append(h) }
-        return out
-    }
-
-    static let fnvOffset: UInt64 = 0xcbf2_9ce4_8422_2325, fnvPrime: UInt64 = 0x100_0000_01b3
-
-    @inline(__always) static func wordByte(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x41...0x5a: return b + 0x20
-        case 0x61...0x7a, 0x30...0x39, 0x80...: return b
-        default: return nil
-        }
-    }
+    public static func wordHashes(_ text: String) -> [UInt64] { TextWords.hashes(text.utf8) }
 
     /// The normalised form of a context: its words joined by single spaces.
     public static func normalize(_ text: String) -> String { words(text).joined(separator: " ") }

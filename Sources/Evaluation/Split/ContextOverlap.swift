@@ -1,4 +1,5 @@
 import Foundation
+import ToVPipeline
 
 /// Finds which of a set of contexts occur, word for word (``ContextKey/words(_:)``), inside other texts:
 /// the measured overlap the report prints, and the filter that keeps held-out contexts out of the pool and
@@ -25,9 +26,7 @@ public struct ContextOverlap: Sendable {
         self.anchors = anchors
     }
 
-    static func anchor(_ words: ArraySlice<UInt64>) -> UInt64 {
-        words.reduce(0x9e37_79b9_7f4a_7c15) { ($0 ^ $1) &* 0x100_0000_01b3 &+ 0x632b_e59b }
-    }
+    static func anchor(_ words: ArraySlice<UInt64>) -> UInt64 { TextWords.run(words) }
 
     /// Indices of the contexts that occur in `text`.
     public func contained(in text: String) -> Set<Int> {

@@ -139,7 +139,8 @@ public struct TovDaemon: Sendable {
             let stopping = StopFlag()
             let jobs: [(any LeaderJob, WakeupSignal)] = [
                 (Trainer(instance: configuration.instance, settings: settings, workers: workerWakeup,
-                         metrics: metrics, stopping: stopping, clock: clock, faults: configuration.faults, logger: logger), trainerWakeup),
+                         metrics: metrics, stopping: stopping, clock: clock, faults: configuration.faults, scoringPrecision: precision,
+                         logger: logger), trainerWakeup),
                 (SelectionKeeper(settings: settings, workers: workerWakeup, metrics: metrics, minimumGap: .milliseconds(200),
                                  clock: clock, logger: logger), keeperWakeup),
                 (Sweeper(interval: .seconds(30), workers: workerWakeup, logger: logger), WakeupSignal()),

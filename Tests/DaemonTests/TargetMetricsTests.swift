@@ -13,7 +13,7 @@ struct TargetMetricsTests {
     @Test func eachTargetHasItsSeriesAndADroppedOneLosesThem() {
         let metrics = DaemonMetrics()
         metrics.setTargets([
-            .init(name: "default", modelVersion: 3, selectionVersion: 7, selectionSize: 50, zvalCurrent: true),
+            .init(name: "default", modelVersion: 3, selectionVersion: 7, selectionSize: 50, zvalCurrent: true, zvalAgreement: 0.25, zvalSignal: "low"),
             .init(name: "drop", modelVersion: 4, nextModelVersion: 6, nextModelStatus: "scoring", rescorePending: 120,
                   selectionVersion: 2, selectionSize: 30, zvalCurrent: false),
         ])
@@ -25,6 +25,11 @@ struct TargetMetricsTests {
         ])
         #expect(Self.lines(metrics, "tovd_target_zval_current{") == [
             #"tovd_target_zval_current{target="default"} 1.0"#, #"tovd_target_zval_current{target="drop"} 0.0"#,
+        ])
+        // No signal measured yet is NaN (written "nan", which Prometheus parses), not 0: an alert on a
+        // low agreement must not fire for it.
+        #expect(Self.lines(metrics, "tovd_target_zval_agreement{") == [
+            #"tovd_target_zval_agreement{target="default"} 0.25"#, #"tovd_target_zval_agreement{target="drop"} nan"#,
         ])
         #expect(Self.lines(metrics, "tovd_target_model_version{target=\"drop\"}") == [#"tovd_target_model_version{target="drop"} 4.0"#])
 

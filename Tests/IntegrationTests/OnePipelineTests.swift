@@ -20,13 +20,23 @@ struct OnePipelineTests {
             defer { c.close() }
             // A seed other than the default, so a seed used differently on either side shows. Rows fill
             // the 32-token context, so U (150 rows) and Z_val (140) each span two training batches of
-            // 4,096 tokens and every epoch's data order changes the weights, not just the rounding.
+            // 4,096 tokens and every epoch's data order changes the weights, not just the rounding. 115 rows
+            // of each topic leave 80 outside U: enough for the Z_val signal's sample (64 at least).
             try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 150, budgetRows: 10, bins: 2)
                 + "UPDATE tov.settings SET value = '7' WHERE key = 'seed';")
             let cats = String(repeating: "the cat sat on the mat and looked at the garden. ", count: 3)
             let markets = String(repeating: "stock prices fell sharply as the markets closed. ", count: 3)
-            try await TovTestDatabase.insertCandidates(100, on: c, prefix: cats, source: "cats")
-            try await TovTestDatabase.insertCandidates(100, on: c, prefix: markets, source: "finance")
+            // Responses of different words and lengths: the Z_val signal ranks the rows outside U by how
+            // much each nudge lowers their loss, which needs rows that differ in more than a number.
+            for (prefix, source) in [(cats, "cats"), (markets, "finance")] {
+                try await c.execute("""
+                    INSERT INTO tov.candidates (prompt, response, source)
+                    SELECT $1 || ' prompt ' || g,
+                           (ARRAY['purred', 'slept', 'rose', 'jumped', 'fell', 'hid', 'sat', 'closed'])[1 + g % 8] || ' '
+                               || repeat(chr(97 + g % 26) || ' ', 1 + g % 5) || g, $2
+                    FROM generate_series(1, 115) g
+                    """, [prefix, source])
+            }
             try await c.execute("""
                 INSERT INTO tov.validation (prompt, response)
                 SELECT repeat('the cat sat on the mat, ', 6), 'on the mat ' || g FROM generate_series(1, 140) g
@@ -60,6 +70,9 @@ struct OnePipelineTests {
                                                            try row.get([Float].self, 3), Int(try row.get(Int32.self, 4)))
             }
             let daemonSelected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
+            let signal = try #require(try await c.query("""
+                SELECT zval_agreement, zval_halves, zval_agreement_rows FROM tov.model_versions WHERE status = 'complete'
+                """).first)
 
             // The evaluation's scoring on the same rows and settings.
             let pool = try await c.query("""
@@ -76,9 +89,9 @@ struct OnePipelineTests {
             pipeline.scoring = Model.ScoringOptions(precision: .fp32)
             let evaluation = pipeline.run(pool: pool, zval: zval, theta0: .bootstrap)
 
-            #expect(pool.count == 200 && config.trajectory.seed == 7)
+            #expect(pool.count == 230 && config.trajectory.seed == 7)
             #expect(evaluation.u == daemonU, "U")
-            #expect(evaluation.rows.count == daemonScores.count && evaluation.rows.count == 200 - 150)
+            #expect(evaluation.rows.count == daemonScores.count && evaluation.rows.count == 230 - 150)
             var worst = 0.0
             for (i, row) in evaluation.rows.enumerated() {
                 guard let theirs = daemonScores[row.id] else {
@@ -93,6 +106,14 @@ struct OnePipelineTests {
             }
             #expect(evaluation.rows.contains { abs($0.score) > 1e-3 }, "φ is not trivially zero (largest difference \(worst))")
             #expect(evaluation.select(settings.selection).ids == daemonSelected, "the selection")
+            // The Z_val signal: the same halves, control and sample (80 rows outside U), the same number.
+            let agreement = try #require(evaluation.targets[0].agreement)
+            let daemonRows = Int(try signal.get(Int32.self, "zval_agreement_rows"))
+            let daemonAgreement = try signal.get(Double.self, "zval_agreement"), daemonHalves = try signal.get(Double.self, "zval_halves")
+            #expect(agreement.sampleRows == 80 && daemonRows == 80)
+            #expect(abs(agreement.agreement - daemonAgreement) < 1e-3, "daemon \(daemonAgreement), evaluation \(agreement)")
+            #expect(abs(agreement.halves - daemonHalves) < 1e-3)
+            #expect(daemonHalves < 0.999, "the halves rank the sample alike but not identically (\(daemonHalves)): a number that can differ")
             daemon.terminate()
             #expect(await daemon.waitForExit() == 0)
         }

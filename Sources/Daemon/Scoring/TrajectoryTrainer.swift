@@ -122,6 +122,23 @@ struct TrajectoryTrainer: Sendable {
     }
 }
 
+extension TrajectoryTrainer {
+    /// The Z_val signal of a version (``ZvalAgreement``): Z_val's halves nudge θ_bas^L (`lastBase`, as
+    /// stored) and score `sample` in the workers' `precision`, the pipeline's code off the cooperative pool. Nil when Z_val or the
+    /// sample is too small for a number.
+    func zvalAgreement(lastBase: [UInt8], zval: [RowText], u: [RowText], sample: [RowText],
+                       precision: ScoringPrecision) async throws -> ZvalAgreement? {
+        let trajectory = self.trajectory
+        let result = try await runOffPool(name: "tovd-zval-agreement") { () -> ZvalAgreement? in
+            let base = try SurrogateCheckpoint.decode(lastBase)
+            return ZvalAgreement.measure(base: base.model, tokenizer: base.tokenizer, zval: zval, u: u, sample: sample,
+                                         trajectory: trajectory, scoring: Model.ScoringOptions(precision: precision))
+        }
+        try checkStop()
+        return result
+    }
+}
+
 extension SurrogateCheckpoint {
     /// A checkpoint decoded from stored bytes, with the bytes (an imported θ0 is stored again as is).
     struct Stored: @unchecked Sendable {

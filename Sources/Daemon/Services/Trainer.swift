@@ -4,6 +4,7 @@ import PQ
 import Selection
 import Surrogate
 import Synchronization
+import ToVPipeline
 
 /// The leader's trainer: decides what model to train next and trains it, one job at a time, in its
 /// own task. Three kinds of work, each ending in a model version that workers rescore and the
@@ -39,10 +40,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     let clock: DaemonClock
     /// Test-only stalls (``Faults/trainDelay``, ``Faults/phaseDelay``); `.none` in production.
     let faults: Faults
+    /// The arithmetic of this instance's scoring pass (`--scoring-precision`, resolved), which the
+    /// Z_val signal's forward passes use too.
+    let scoringPrecision: ScoringPrecision
 
     init(instance: String, settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, stopping: StopFlag,
-         clock: DaemonClock, faults: Faults, logger: Logger) {
+         clock: DaemonClock, faults: Faults, scoringPrecision: ScoringPrecision = .preferred, logger: Logger) {
         self.clock = clock
+        self.scoringPrecision = scoringPrecision
         self.faults = faults
         self.instance = instance
         self.settings = settings
@@ -234,7 +239,8 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "target": "\(target.name)", "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
             "method": "\(method.rawValue)", "val_lr_ratio": "\(settings.valLearningRateRatio)", "reason": "\(reason)",
         ])
-        let u = method == .B ? try await TrainingStore.baseSubsetTexts(base, on: connection) : []
+        // U: Method B's θ_val trains on it, and the Z_val signal's control nudges with it.
+        let u = try await TrainingStore.baseSubsetTexts(base, on: connection)
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
@@ -260,10 +266,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             report(problem: error.message)
             throw error
         }
+        try await activity.set("measuring Z_val agreement", reason: reason, detail: named(nil), done: nil, total: nil, unit: nil)
+        let agreement = try await zvalAgreement(target: target.name, modelVersion: modelVersion, base: base, seed: config.seed,
+                                                lastBase: baseCheckpoints.last!, zval: zval, u: u, trainer: trainer, on: connection)
         let trainedSeconds = (clock.now - started).seconds
         metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await fence.transaction(on: connection) { tx -> Int in
             try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
+            try await TrainingStore.modelVersionAgreementSet(modelVersion, agreement, on: tx)
             return try await TrainingStore.modelVersionStartScoring(modelVersion, base: base, refresh: refreshID, on: tx)
         }
         try await activity.set("rescoring", reason: reason, detail: named("model version \(modelVersion)"), done: 0, total: enqueued, unit: "rows")
@@ -272,6 +282,29 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         ])
         workers.signal()
         return .zero
+    }
+
+    /// The Z_val signal of a new version (docs/selection.md), measured on a sample of the ready rows
+    /// outside U. It only informs: a failure to measure it is logged and shown as none, and the
+    /// version goes on to rescoring either way.
+    private func zvalAgreement(target: String, modelVersion: Int, base: Int, seed: Int64, lastBase: [UInt8], zval: [RowText], u: [RowText],
+                               trainer: TrajectoryTrainer, on connection: Connection) async throws -> ZvalAgreement? {
+        let sample = try await TrainingStore.agreementSampleTexts(base: base, seed: seed, limit: ZvalAgreement.sampleSize, on: connection)
+        do {
+            let agreement = try await trainer.zvalAgreement(lastBase: lastBase, zval: zval, u: u, sample: sample, precision: scoringPrecision)
+            logger.info("Z_val agreement measured", metadata: [
+                "target": "\(target)", "model_version": "\(modelVersion)",
+                "agreement": "\(agreement.map { String(format: "%.3f", $0.agreement) } ?? "none (Z_val or the pool too small)")",
+                "sample_rows": "\(sample.count)", "zval_rows": "\(zval.count)",
+            ])
+            return agreement
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            logger.warning("the Z_val agreement could not be measured; the version is rescored without it",
+                           metadata: ["target": "\(target)", "model_version": "\(modelVersion)", "error": "\(error)"])
+            return nil
+        }
     }
 
     /// The Z_val rows of target `target` checked like candidates (same validator, same

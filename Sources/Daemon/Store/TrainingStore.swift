@@ -1,6 +1,7 @@
 import Foundation
 import PQ
 import Surrogate
+import ToVPipeline
 
 /// The trainer's statements: base models, model versions, their checkpoints, operator requests and
 /// the Z_val it trains on. Named noun+verb(+Many) after what they do, values bound as `$n`, rows read
@@ -322,6 +323,36 @@ public enum TrainingStore {
     static let baseSubsetTextMany = """
         SELECT c.prompt, c.response, c.source FROM tov.base_subset b JOIN tov.candidates c ON c.id = b.candidate_id
         WHERE b.base_version = $1 ORDER BY b.candidate_id
+        """
+
+    /// The Z_val signal's sample (``ZvalAgreement/sampleIDs``): the first `limit` ready rows outside U
+    /// of base model `base` in U's own rank order, a uniform sample of the rows the version scores.
+    static func agreementSampleTexts(base: Int, seed: Int64, limit: Int, on connection: Connection) async throws -> [RowText] {
+        var texts: [RowText] = []
+        for row in try await connection.query(agreementSampleTextMany, [base, seed, limit]) {
+            texts.append(RowText(id: Int64(texts.count), prompt: Array(try row.get(String.self, "prompt").utf8),
+                                 response: Array(try row.get(String.self, "response").utf8)))
+        }
+        return texts
+    }
+
+    static let agreementSampleTextMany = """
+        SELECT c.prompt, c.response FROM tov.ready r JOIN tov.candidates c ON c.id = r.candidate_id
+        WHERE NOT EXISTS (SELECT 1 FROM tov.base_subset b WHERE b.base_version = $1 AND b.candidate_id = r.candidate_id)
+        ORDER BY md5($2::text || ':u:' || r.candidate_id::text) COLLATE "C", r.candidate_id
+        LIMIT $3
+        """
+
+    /// Records version `version`'s Z_val signal (NULLs when there is none to show).
+    static func modelVersionAgreementSet(_ version: Int, _ agreement: ZvalAgreement?, on tx: Connection) async throws {
+        func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
+        try await tx.execute(modelVersionAgreementUpdate, [version, finite(agreement?.agreement), finite(agreement?.halves),
+                                                           agreement.map { Int32($0.sampleRows) }, agreement.map { Int32($0.groups) }])
+    }
+
+    static let modelVersionAgreementUpdate = """
+        UPDATE tov.model_versions SET zval_agreement = $2::float8, zval_halves = $3::float8, zval_agreement_rows = $4, zval_groups = $5
+        WHERE model_version = $1
         """
 
     static func baseModelConfig(_ base: Int, on connection: Connection) async throws -> BaseModelConfig {

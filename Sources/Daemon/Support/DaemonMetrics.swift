@@ -46,7 +46,7 @@ public final class DaemonMetrics: Sendable {
     /// One target's gauges, labelled `target="<name>"`: the unlabelled `tovd_model_version`,
     /// `tovd_selection_version` and `tovd_selection_size` describe the target `default` alone.
     struct TargetGauges {
-        let modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending: Gauge
+        let modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending, zvalAgreement: Gauge
 
         init(_ registry: PrometheusCollectorRegistry, target: String) {
             let label = [("target", target)]
@@ -58,9 +58,11 @@ public final class DaemonMetrics: Sendable {
                                              help: "1 when the target's selection is made from its current Z_val, 0 while a refresh is due or runs.")
             rescorePending = registry.makeGauge(name: "tovd_target_rescore_pending", labels: label,
                                                 help: "Rows the target's next model version has left to rescore (0 when none is rescoring).")
+            zvalAgreement = registry.makeGauge(name: "tovd_target_zval_agreement", labels: label,
+                                               help: "The Z_val signal of the target's live version: how much Z_val's halves agree (tov.target_status.zval_agreement; NaN before one is measured).")
         }
 
-        var all: [Gauge] { [modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending] }
+        var all: [Gauge] { [modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending, zvalAgreement] }
     }
 
     /// Sets every target's gauges from its row of tov.target_status, and removes the series of
@@ -75,6 +77,7 @@ public final class DaemonMetrics: Sendable {
                 g.selectionSize.set(to: Double(row.selectionSize))
                 g.zvalCurrent.set(to: row.zvalCurrent == true ? 1 : 0)
                 g.rescorePending.set(to: Double(row.rescorePending ?? 0))
+                g.zvalAgreement.set(to: row.zvalAgreement ?? .nan)
             }
             let present = Set(rows.map(\.name))
             for (name, g) in gauges where !present.contains(name) {

@@ -61,4 +61,27 @@ import Testing
                 "\(lines)")
         #expect(lines.contains { $0.hasPrefix("  default  model 1;") && $0.contains("from the current Z_val") }, "\(lines)")
     }
+
+    /// The Z_val signal: a line of its own with what to do when it is low, a clause in a target's
+    /// line, keys in the JSON (null before one is measured), nothing in the text before then.
+    @Test func zvalSignal() throws {
+        var r = Self.report(state: "running", activity: nil)
+        #expect(!r.humanReadable.contains("signal"))
+        var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
+        #expect(json.keys.contains("zval_agreement") && json["zval_signal"] is NSNull)
+
+        r.zvalAgreement = 0.214
+        r.zvalSignal = "low"
+        let lines = r.humanReadable.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("signal      Z_val's halves agree 0.21 (low: the selection ranks rows mostly by Z_val's own noise; add target rows") },
+                "\(lines)")
+        json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
+        #expect(json["zval_agreement"] as? Double == 0.214 && json["zval_signal"] as? String == "low")
+
+        r.targets = [StatusReport.Target(name: "default"), StatusReport.Target(name: "drop", zvalVersion: 2, zvalRows: 200, modelVersion: 3,
+                                                                               zvalAgreement: 0.9, zvalSignal: "good")]
+        #expect(r.humanReadable.contains("Z_val version 2, 200 rows, halves agree 0.90 (good); selection"), "\(r.humanReadable)")
+        r.zvalAgreement = nil
+        #expect(r.humanReadable.contains("signal      Z_val's halves: one context, none to compare (low: "), "\(r.humanReadable)")
+    }
 }

@@ -1,4 +1,6 @@
 -- Reverses 013: the views of version 12 (010's, verbatim, with their grants), then the columns.
+DROP VIEW tov.zval_unhelped;
+DROP TABLE tov.validation_signal;
 DROP VIEW tov.status;
 DROP VIEW tov.target_status;
 DROP FUNCTION tov.zval_signal(float8, integer);
@@ -106,5 +108,7 @@ GRANT SELECT ON tov.status, tov.target_status TO tov_reader;
 ALTER TABLE tov.model_versions
     DROP COLUMN zval_agreement,
     DROP COLUMN zval_halves,
+    DROP COLUMN zval_transfer,
+    DROP COLUMN zval_helped_share,
     DROP COLUMN zval_agreement_rows,
     DROP COLUMN zval_groups;

@@ -8,8 +8,20 @@
 ALTER TABLE tov.model_versions
     ADD COLUMN zval_agreement float8,
     ADD COLUMN zval_halves float8,
+    ADD COLUMN zval_transfer float8,
+    ADD COLUMN zval_helped_share float8,
     ADD COLUMN zval_agreement_rows integer,
     ADD COLUMN zval_groups integer;
+
+-- Per Z_val row of a version: how much the other half's nudge lowers its loss beyond the control's
+-- (the row's held-out gain). A row the rest of Z_val does not help (gain <= 0) is often a row of
+-- another task: tov.zval_unhelped lists them for each target's live version.
+CREATE TABLE tov.validation_signal (
+    model_version  integer NOT NULL REFERENCES tov.model_versions ON DELETE CASCADE,
+    validation_id  bigint NOT NULL,
+    held_out_gain  float8 NOT NULL,
+    PRIMARY KEY (model_version, validation_id)
+);
 
 -- The verdict `tovd status` prints, from thresholds measured on the dev targets (docs/evaluation.md,
 -- "The Z_val signal"); one definition, read by both status views.
@@ -127,3 +139,13 @@ SELECT
     -- Schema version 13: the Z_val signal of the live selection's model version (docs/selection.md).
     (SELECT m.zval_agreement FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_agreement,
     (SELECT tov.zval_signal(m.zval_agreement, m.zval_groups) FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_signal;
+
+-- The Z_val rows the rest of Z_val does not help, under each target's live version, least helped first.
+CREATE VIEW tov.zval_unhelped AS
+SELECT t.name AS target, v.id AS validation_id, s.held_out_gain, v.prompt, v.response, s.model_version
+FROM tov.validation_signal s
+JOIN tov.model_versions m ON m.model_version = s.model_version AND m.status = 'complete'
+JOIN tov.targets t ON t.target_id = m.target_id
+JOIN tov.validation v ON v.id = s.validation_id
+WHERE s.held_out_gain <= 0;
+GRANT SELECT ON tov.zval_unhelped TO tov_reader;

@@ -23,6 +23,17 @@ public struct ZvalAgreement: Codable, Sendable, Equatable {
     /// The halves' Spearman correlation with the control's drops partialled out: the signal. NaN
     /// when Z_val is a single context (it has no halves) or the control explains every ranking.
     public var agreement: Double
+    /// How much of what a half's nudge teaches its own rows it also teaches the other half's rows:
+    /// mean held-out drop ÷ mean own drop over Z_val's rows, each beyond the control's drop on that row.
+    /// Near 1: the halves teach one task; near 0: each half teaches only itself (few contexts, noise).
+    public var transfer: Double
+    /// The share of Z_val's rows whose loss the other half's nudge lowers more than the control's:
+    /// the rows the rest of Z_val agrees with (an off-target row is not among them).
+    public var helpedShare: Double
+    /// Per Z_val row, in the order given: its held-out drop beyond the control's (the other half's
+    /// nudge lowers its loss by this much more than the control's does); ≤ 0 for a row the rest of
+    /// Z_val does not help. Empty when Z_val has no halves. Not encoded (the daemon stores it per row).
+    public var rowGains: [Double] = []
     /// Rows scored; Z_val's context groups; rows in the smaller half.
     public var sampleRows: Int
     public var groups: Int
@@ -36,10 +47,21 @@ public struct ZvalAgreement: Codable, Sendable, Equatable {
     public static let shingleWords = 8
     /// A run that most rows have is the instruction or a template, not a context.
     public static let templateShare = 0.5
+    /// A run that this many rows have is boilerplate, not a passage asked about (and the pairs of rows
+    /// it would count grow with its square).
+    public static let maximumSharing = 64
+    /// Rows share a context when this share of the shorter one's linking runs is in both.
+    public static let linkOverlap = 0.5
 
-    public init(halves: Double, agreement: Double, sampleRows: Int, groups: Int, halfRows: Int) {
+    enum CodingKeys: String, CodingKey {
+        case halves, agreement, transfer, helpedShare, sampleRows, groups, halfRows
+    }
+
+    public init(halves: Double, agreement: Double, transfer: Double, helpedShare: Double, sampleRows: Int, groups: Int, halfRows: Int) {
         self.halves = halves
         self.agreement = agreement
+        self.transfer = transfer
+        self.helpedShare = helpedShare
         self.sampleRows = sampleRows
         self.groups = groups
         self.halfRows = halfRows
@@ -54,29 +76,45 @@ public struct ZvalAgreement: Codable, Sendable, Equatable {
         let groups = contextGroups(zval)
         let seed = UInt64(bitPattern: trajectory.settings.seed)
         guard let (halfA, halfB) = halves(groups, seed: seed &+ 0x5A) else {
-            return ZvalAgreement(halves: .nan, agreement: .nan, sampleRows: sample.count, groups: 1, halfRows: 0)
+            return ZvalAgreement(halves: .nan, agreement: .nan, transfer: .nan, helpedShare: .nan, sampleRows: sample.count, groups: 1, halfRows: 0)
         }
         var controlRandom = SplitMix64(seed: seed &+ 0xC0)
         let control = Array(u.indices).shuffled(using: &controlRandom).prefix((halfA.count + halfB.count) / 2).map { u[$0] }
 
-        let examples = RowScoring.examples(sample, tokenizer: tokenizer, context: base.config.context)
-        let before = base.losses(examples, options: scoring).map { Double($0.meanNLL) }
-        func drops(_ rows: [RowText]) -> [Double]? {
+        // Each nudge's loss drops on the sample and on Z_val's own rows.
+        let sampleExamples = RowScoring.examples(sample, tokenizer: tokenizer, context: base.config.context)
+        let zvalExamples = RowScoring.examples(zval, tokenizer: tokenizer, context: base.config.context)
+        func losses(_ model: Model, _ examples: [Example]) -> [Double] { model.losses(examples, options: scoring).map { Double($0.meanNLL) } }
+        let sampleBefore = losses(base, sampleExamples), zvalBefore = losses(base, zvalExamples)
+        func drops(_ rows: [RowText]) -> (sample: [Double], zval: [Double])? {
             let model = Trajectory.start(from: base)
             trajectory.trainVal(model, epoch: trajectory.settings.epochs, method: .A, u: [],
                                 zval: Trajectory.trainingExamples(rows, tokenizer: tokenizer))
             if trajectory.shouldStop?() == true { return nil }
-            return zip(before, model.losses(examples, options: scoring)).map { $0 - Double($1.meanNLL) }
+            return (zip(sampleBefore, losses(model, sampleExamples)).map { $0 - $1 }, zip(zvalBefore, losses(model, zvalExamples)).map { $0 - $1 })
         }
         guard let a = drops(halfA.map { zval[$0] }), let b = drops(halfB.map { zval[$0] }), let c = drops(control) else { return nil }
-        return ZvalAgreement(halves: RankCorrelation.spearman(a, b), agreement: RankCorrelation.partialSpearman(a, b, given: c),
-                             sampleRows: sample.count, groups: groups.count, halfRows: min(halfA.count, halfB.count))
+
+        // Each Z_val row under the other half's nudge (held out) and its own half's, beyond the control's.
+        var heldOut = [Double](repeating: 0, count: zval.count), own = heldOut
+        for i in halfA { heldOut[i] = b.zval[i] - c.zval[i]; own[i] = a.zval[i] - c.zval[i] }
+        for i in halfB { heldOut[i] = a.zval[i] - c.zval[i]; own[i] = b.zval[i] - c.zval[i] }
+        let ownMean = own.reduce(0, +) / Double(own.count)
+        var result = ZvalAgreement(halves: RankCorrelation.spearman(a.sample, b.sample),
+                                   agreement: RankCorrelation.partialSpearman(a.sample, b.sample, given: c.sample),
+                                   transfer: ownMean > 0 ? heldOut.reduce(0, +) / Double(heldOut.count) / ownMean : .nan,
+                                   helpedShare: Double(heldOut.filter { $0 > 0 }.count) / Double(heldOut.count),
+                                   sampleRows: sample.count, groups: groups.count, halfRows: min(halfA.count, halfB.count))
+        result.rowGains = heldOut
+        return result
     }
 
-    /// Z_val's rows (indices) grouped by shared context: two rows whose prompts share a run of
-    /// ``shingleWords`` words are in one group, unless more than ``templateShare`` of all rows have that
-    /// run (the instruction every row repeats). Several questions about one passage are one group; rows
-    /// with nothing in common are a group each. Linear in Z_val's words.
+    /// Z_val's rows (indices) grouped by shared context: two rows are linked when most of the shorter
+    /// prompt's ``shingleWords``-word runs occur in the other (at least ``linkOverlap`` of them), not
+    /// counting runs that more than ``templateShare`` of all rows have (the instruction every row
+    /// repeats) or more than ``maximumSharing`` rows have (boilerplate); groups are the linked rows'
+    /// connected sets. Several questions about one passage are one group; two passages that share a
+    /// phrase are not; rows with nothing in common are a group each.
     public static func contextGroups(_ rows: [RowText]) -> [[Int]] {
         let shingles = rows.map { row -> Set<UInt64> in
             let words = TextWords.hashes(row.prompt)
@@ -87,16 +125,25 @@ public struct ZvalAgreement: Codable, Sendable, Equatable {
         for (i, set) in shingles.enumerated() {
             for s in set { rowsWith[s, default: []].append(i) }
         }
+        let ceiling = min(Double(rows.count) * templateShare, Double(maximumSharing))
+        // Per row, its runs that can link it (shared, and not the template).
+        var linking = [Int](repeating: 0, count: rows.count)
+        var shared: [Int: Int] = [:]   // i · n + j (i < j) → runs both have
+        for sharing in rowsWith.values where sharing.count >= 2 && Double(sharing.count) <= ceiling {
+            for i in sharing { linking[i] += 1 }
+            for x in sharing.indices {
+                for y in sharing.indices where y > x { shared[sharing[x] * rows.count + sharing[y], default: 0] += 1 }
+            }
+        }
         var parent = Array(rows.indices)
         func root(_ i: Int) -> Int {
             var i = i
             while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
             return i
         }
-        let templateRows = Double(rows.count) * templateShare
-        for sharing in rowsWith.values where sharing.count >= 2 && Double(sharing.count) <= templateRows {
-            let first = root(sharing[0])
-            for j in sharing.dropFirst() { parent[root(j)] = first }
+        for (pair, count) in shared {
+            let (i, j) = (pair / rows.count, pair % rows.count)
+            if Double(count) >= linkOverlap * Double(min(linking[i], linking[j])) { parent[root(j)] = root(i) }
         }
         var groups: [Int: [Int]] = [:]
         for i in rows.indices { groups[root(i), default: []].append(i) }

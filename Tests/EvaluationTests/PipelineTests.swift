@@ -340,7 +340,7 @@ struct PipelineTests {
             let study = try ZvalSignalStudy(options: options, sizes: [20, 8], offTargetShare: 0.25)
             let report = try study.run(commandLine: "test")
             #expect(report.summaries.map(\.arm.label) == ["|Z_val| 8", "|Z_val| 20", "|Z_val| 8, 2 off-target", "|Z_val| 20, 5 off-target"])
-            #expect(report.separations.count == 3 && report.seeds.count == 2)
+            #expect(report.separations.count == 3 * 3 && report.seeds.count == 2)
             for seed in report.seeds {
                 #expect(seed.results[1].phiVersusReference == 1, "the largest clean Z_val is the reference")
                 for result in seed.results {
@@ -348,6 +348,7 @@ struct PipelineTests {
                     #expect(agreement.groups >= 2 && agreement.halfRows >= 1 && agreement.halfRows <= result.arm.zvalRows / 2)
                     #expect(agreement.sampleRows == min(ZvalAgreement.sampleSize, report.poolRows - options.uSize))
                     #expect(agreement.halves.isFinite && abs(agreement.agreement) <= 1)
+                    #expect(result.targetRowsUnhelped != nil && (result.offTargetRowsUnhelped != nil) == (result.arm.offTargetRows > 0))
                 }
             }
             let again = try study.run(commandLine: "test")

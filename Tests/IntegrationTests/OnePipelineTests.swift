@@ -71,7 +71,7 @@ struct OnePipelineTests {
             }
             let daemonSelected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
             let signal = try #require(try await c.query("""
-                SELECT zval_agreement, zval_halves, zval_agreement_rows FROM tov.model_versions WHERE status = 'complete'
+                SELECT zval_agreement, zval_halves, zval_transfer, zval_helped_share, zval_agreement_rows FROM tov.model_versions WHERE status = 'complete'
                 """).first)
 
             // The evaluation's scoring on the same rows and settings.
@@ -113,6 +113,20 @@ struct OnePipelineTests {
             #expect(agreement.sampleRows == 80 && daemonRows == 80)
             #expect(abs(agreement.agreement - daemonAgreement) < 1e-3, "daemon \(daemonAgreement), evaluation \(agreement)")
             #expect(abs(agreement.halves - daemonHalves) < 1e-3)
+            #expect(abs(agreement.transfer - (try signal.get(Double.self, "zval_transfer"))) < 1e-3)
+            #expect(abs(agreement.helpedShare - (try signal.get(Double.self, "zval_helped_share"))) < 1e-9)
+            // Each Z_val row's held-out gain, stored by tov.validation id.
+            let gains = try await c.query("""
+                SELECT s.validation_id, s.held_out_gain FROM tov.validation_signal s
+                JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
+                """).map { (try $0.get(Int64.self, "validation_id"), try $0.get(Double.self, "held_out_gain")) }
+            let daemonGains = Dictionary(uniqueKeysWithValues: gains)
+            #expect(daemonGains.count == zval.count)
+            for (row, gain) in zip(zval, agreement.rowGains) {
+                #expect(abs((daemonGains[row.id] ?? .nan) - gain) < 1e-4, "Z_val row \(row.id)")
+            }
+            let unhelped = try await c.query("SELECT count(*) FROM tov.zval_unhelped WHERE target = 'default'").first!.get(Int64.self, 0)
+            #expect(Int(unhelped) == agreement.rowGains.filter { $0 <= 0 }.count)
             #expect(daemonHalves < 0.999, "the halves rank the sample alike but not identically (\(daemonHalves)): a number that can differ")
             daemon.terminate()
             #expect(await daemon.waitForExit() == 0)

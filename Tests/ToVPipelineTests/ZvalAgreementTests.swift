@@ -54,7 +54,8 @@ struct ZvalAgreementTests {
     }
 
     /// A Z_val of many small contexts of one task says one thing about the pool in both halves; a Z_val
-    /// of two contexts on two topics is cut between them, and its halves say opposite things.
+    /// of two contexts on two topics is cut between them, and its halves say opposite things about the
+    /// pool and do not help each other's rows.
     @Test func aZvalOfTwoContextsAgreesLessThanOneOfManyContexts() throws {
         let many = (0..<40).map { Self.row($0, "the cat sat on the mat \($0)", "the cat purred \($0 % 3)") }
         let cats = String(repeating: "the cat sat on the mat and looked at the garden. ", count: 2)
@@ -64,6 +65,10 @@ struct ZvalAgreementTests {
         let a = try #require(result.targets[0].agreement), b = try #require(result.targets[1].agreement)
         #expect(a.groups == 40 && b.groups == 2)
         #expect(a.agreement > b.agreement + 0.2, "many contexts \(a), two \(b)")
+        // What one half teaches its rows carries to the other half's rows of the same task, and not across
+        // topics: there the other half's nudge helps a row less than a nudge on U does.
+        #expect(a.transfer > 0.5 && b.transfer < 0, "many contexts \(a), two \(b)")
+        #expect(a.helpedShare > b.helpedShare + 0.5, "many contexts \(a), two \(b)")
     }
 
     /// Rows that share a passage are one group; the instruction every row repeats links none; a row with
@@ -89,5 +94,20 @@ struct ZvalAgreementTests {
         #expect(ZvalAgreement.contextGroups(chained) == [[0, 1, 2, 3]])
         let agreement = try #require(Self.run([chained]).targets[0].agreement)
         #expect(agreement.groups == 1 && agreement.agreement.isNaN && agreement.halfRows == 0)
+    }
+
+    /// A Z_val with a block of another task's rows in it (six questions about one market report): the
+    /// block is one context, so it sits in one half, and the other half (cats only) does not help it.
+    /// Those rows are the ones with no held-out gain (what tov.zval_unhelped lists).
+    @Test func theRowsTheRestOfZvalDoesNotHelpAreTheStrays() throws {
+        let cats = (0..<30).map { Self.row($0, "the cat sat on the mat \($0)", "the cat purred \($0 % 3)") }
+        let report = String(repeating: "stock prices fell sharply as the markets closed lower on friday. ", count: 2)
+        let strays = (30..<36).map { Self.row($0, report + "question \($0)", "markets closed lower \($0 % 5)") }
+        let agreement = try #require(Self.run([cats + strays]).targets[0].agreement)
+        #expect(agreement.groups == 31 && agreement.rowGains.count == 36)
+        let unhelped = Set(agreement.rowGains.indices.filter { agreement.rowGains[$0] <= 0 })
+        #expect(unhelped.isSuperset(of: 30..<36), "unhelped: \(unhelped.sorted()), gains \(agreement.rowGains)")
+        #expect(unhelped.intersection(0..<30).count <= 3, "cat rows unhelped: \(unhelped.sorted())")
+        #expect(abs(agreement.helpedShare - Double(36 - unhelped.count) / 36) < 1e-12)
     }
 }

@@ -273,7 +273,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await fence.transaction(on: connection) { tx -> Int in
             try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
-            try await TrainingStore.modelVersionAgreementSet(modelVersion, agreement, on: tx)
+            try await TrainingStore.modelVersionAgreementSet(modelVersion, agreement, zval: zval, on: tx)
             return try await TrainingStore.modelVersionStartScoring(modelVersion, base: base, refresh: refreshID, on: tx)
         }
         try await activity.set("rescoring", reason: reason, detail: named("model version \(modelVersion)"), done: 0, total: enqueued, unit: "rows")
@@ -310,7 +310,8 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     /// The Z_val rows of target `target` checked like candidates (same validator, same
     /// `max_text_bytes`): a bad row is recorded in tov.validation_rejects, logged, and left out of
     /// training. The target's rejects are rewritten at each of its refreshes, so a raised limit takes
-    /// a row back; other targets' rejects stay until their own refresh.
+    /// a row back; other targets' rejects stay until their own refresh. Each row keeps its tov.validation
+    /// id (the Z_val signal records a gain per row).
     func validatedZval(target: String, settings: Settings, fence: LeaderFence, on connection: Connection) async throws -> [RowText] {
         let validator = RowValidator(maxTextBytes: settings.maxTextBytes)
         var good: [RowText] = []
@@ -322,7 +323,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
                 continue
             }
             switch validator.check(prompt: prompt, response: response) {
-            case .ready: good.append(RowText(id: Int64(good.count), prompt: prompt, response: response))
+            case .ready: good.append(RowText(id: row.id, prompt: prompt, response: response))
             case .reject(let reason, let detail): rejected.append((row.id, reason.rawValue, detail))
             }
         }

@@ -343,15 +343,25 @@ public enum TrainingStore {
         LIMIT $3
         """
 
-    /// Records version `version`'s Z_val signal (NULLs when there is none to show).
-    static func modelVersionAgreementSet(_ version: Int, _ agreement: ZvalAgreement?, on tx: Connection) async throws {
-        func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
-        try await tx.execute(modelVersionAgreementUpdate, [version, finite(agreement?.agreement), finite(agreement?.halves),
+    /// Records version `version`'s Z_val signal (NULLs when there is none to show) and each Z_val row's
+    /// held-out gain; `zval` are the rows measured, their ids tov.validation's.
+    static func modelVersionAgreementSet(_ version: Int, _ agreement: ZvalAgreement?, zval: [RowText], on tx: Connection) async throws {
+        func finite(_ value: (ZvalAgreement) -> Double) -> Double? { agreement.map(value).flatMap { $0.isFinite ? $0 : nil } }
+        try await tx.execute(modelVersionAgreementUpdate, [version, finite(\.agreement), finite(\.halves), finite(\.transfer), finite(\.helpedShare),
                                                            agreement.map { Int32($0.sampleRows) }, agreement.map { Int32($0.groups) }])
+        guard let gains = agreement?.rowGains, gains.count == zval.count else { return }
+        let finiteRows = zip(zval, gains).filter { $0.1.isFinite }
+        try await tx.execute(validationSignalInsertMany, [version, finiteRows.map(\.0.id), finiteRows.map(\.1)])
     }
 
+    static let validationSignalInsertMany = """
+        INSERT INTO tov.validation_signal (model_version, validation_id, held_out_gain)
+        SELECT $1, unnest($2::bigint[]), unnest($3::float8[])
+        """
+
     static let modelVersionAgreementUpdate = """
-        UPDATE tov.model_versions SET zval_agreement = $2::float8, zval_halves = $3::float8, zval_agreement_rows = $4, zval_groups = $5
+        UPDATE tov.model_versions SET zval_agreement = $2::float8, zval_halves = $3::float8, zval_transfer = $4::float8,
+            zval_helped_share = $5::float8, zval_agreement_rows = $6, zval_groups = $7
         WHERE model_version = $1
         """
 

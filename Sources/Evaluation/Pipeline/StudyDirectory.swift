@@ -28,11 +28,13 @@ struct StudyDirectory<Record: Codable> {
     func seedPath(_ seed: Int) -> String { directory + "/\(name)-seed\(seed).json" }
 
     func load(seed: Int) -> Record? {
-        FileManager.default.contents(atPath: seedPath(seed)).flatMap { try? JSONDecoder().decode(Record.self, from: $0) }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return FileManager.default.contents(atPath: seedPath(seed)).flatMap { try? decoder.decode(Record.self, from: $0) }
     }
 
     func save(_ record: Record, seed: Int) throws {
-        try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: seedPath(seed)), options: .atomic)
+        try Self.encoder(pretty: false).encode(record).write(to: URL(fileURLWithPath: seedPath(seed)), options: .atomic)
     }
 
     /// Writes the report as `<name>.json`, the one committed format.
@@ -40,9 +42,14 @@ struct StudyDirectory<Record: Codable> {
         try Self.prettyJSON(report).write(to: URL(fileURLWithPath: directory + "/\(name).json"))
     }
 
-    static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
+    static func prettyJSON<T: Encodable>(_ value: T) throws -> Data { try encoder(pretty: true).encode(value) }
+
+    /// NaN (a statistic of a degenerate case, an interval of no values) is written "nan", as the
+    /// evaluation report writes it.
+    static func encoder(pretty: Bool) -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(value)
+        if pretty { encoder.outputFormatting = [.prettyPrinted, .sortedKeys] }
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
     }
 }

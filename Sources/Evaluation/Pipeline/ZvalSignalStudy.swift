@@ -55,6 +55,10 @@ public struct ZvalSignalStudy {
             public var agreement: ZvalAgreement?
             /// Spearman correlation of this Z_val's φ with the largest clean Z_val's φ on the sample.
             public var phiVersusReference: Double
+            /// Shares of the target's own Z_val rows and of the off-target ones (nil without any) that the
+            /// rest of Z_val does not help (held-out gain ≤ 0: what tov.zval_unhelped lists).
+            public var targetRowsUnhelped: Double?
+            public var offTargetRowsUnhelped: Double?
         }
         public var seed: Int
         public var results: [Result]
@@ -68,16 +72,22 @@ public struct ZvalSignalStudy {
             /// φ's agreement with the reference Z_val's φ.
             public var agreement: Interval
             public var halves: Interval
+            public var transfer: Interval
+            public var helpedShare: Interval
             public var phiVersusReference: Interval
+            public var targetRowsUnhelped: Interval
+            public var offTargetRowsUnhelped: Interval
             /// Z_val's context groups (the same for every seed: the split's Z_val is fixed).
             public var groups: Int
         }
         /// A pair the signal should tell apart: first − second per seed.
         public struct Separation: Codable, Sendable {
+            /// agreement, transfer or helped share.
+            public var statistic: String
             public var first: Arm
             public var second: Arm
             public var difference: Interval
-            /// Seeds where the first arm's agreement is below the second's.
+            /// Seeds where the first arm's statistic is below the second's.
             public var seedsOrdered: Int
         }
         public var target: String
@@ -149,8 +159,15 @@ public struct ZvalSignalStudy {
             let result = pipeline.run(pool: poolTexts.filter { kept.contains($0.id) }, zvals: zvals, theta0: choice)
             let referencePhi = result.targets[reference].rows.map(\.score)
             let record = Seed(seed: seed, results: zip(arms, result.targets).map { arm, target in
-                Seed.Result(arm: arm, agreement: target.agreement,
-                            phiVersusReference: RankCorrelation.spearman(target.rows.map(\.score), referencePhi))
+                // The off-target rows are the last of each Z_val.
+                let gains = target.agreement?.rowGains ?? []
+                func unhelped(_ part: ArraySlice<Double>) -> Double? {
+                    part.isEmpty ? nil : Double(part.filter { $0 <= 0 }.count) / Double(part.count)
+                }
+                let onTarget = arm.zvalRows - arm.offTargetRows
+                return Seed.Result(arm: arm, agreement: target.agreement,
+                                   phiVersusReference: RankCorrelation.spearman(target.rows.map(\.score), referencePhi),
+                                   targetRowsUnhelped: unhelped(gains.prefix(onTarget)), offTargetRowsUnhelped: unhelped(gains.dropFirst(onTarget)))
             }, seconds: (ContinuousClock.now - started).seconds)
             try study.save(record, seed: seed)
             seeds.append(record)
@@ -176,20 +193,26 @@ public struct ZvalSignalStudy {
                 return Stats.pairedInterval(x, x.map { _ in 0 })
             }
             return Report.Summary(arm: arm, agreement: interval { $0.agreement?.agreement }, halves: interval { $0.agreement?.halves },
+                                  transfer: interval { $0.agreement?.transfer }, helpedShare: interval { $0.agreement?.helpedShare },
                                   phiVersusReference: interval { $0.phiVersusReference },
+                                  targetRowsUnhelped: interval { $0.targetRowsUnhelped }, offTargetRowsUnhelped: interval { $0.offTargetRowsUnhelped },
                                   groups: seeds.first?.results.first { $0.arm == arm }?.agreement?.groups ?? 0)
         }
     }
 
-    /// The smallest clean Z_val against the largest, and each size's noisy Z_val against its clean one.
+    /// For each statistic, the smallest clean Z_val against the largest, and each size's noisy Z_val
+    /// against its clean one.
     func separations(_ seeds: [Seed]) -> [Report.Separation] {
         let clean = sizes.map { Arm(zvalRows: $0, offTargetRows: 0) }
         var pairs = [(clean.first!, clean.last!)]
         pairs += arms.filter { $0.offTargetRows > 0 }.map { ($0, Arm(zvalRows: $0.zvalRows, offTargetRows: 0)) }
-        return pairs.map { first, second in
-            let a = values(seeds, first) { $0.agreement?.agreement }, b = values(seeds, second) { $0.agreement?.agreement }
-            return Report.Separation(first: first, second: second, difference: Stats.pairedInterval(a, b),
-                                     seedsOrdered: zip(a, b).filter { $0 < $1 }.count)
+        let statistics: [(String, (ZvalAgreement) -> Double)] = [("agreement", \.agreement), ("transfer", \.transfer), ("helped share", \.helpedShare)]
+        return statistics.flatMap { name, statistic in
+            pairs.map { first, second in
+                let a = values(seeds, first) { $0.agreement.map(statistic) }, b = values(seeds, second) { $0.agreement.map(statistic) }
+                return Report.Separation(statistic: name, first: first, second: second, difference: Stats.pairedInterval(a, b),
+                                         seedsOrdered: zip(a, b).filter { $0 < $1 }.count)
+            }
         }
     }
 
@@ -200,14 +223,14 @@ public struct ZvalSignalStudy {
                      "",
                      "Pool \(report.poolRows) rows (|U| \(report.uSize), signal sample \(report.sampleRows) rows), surrogate \(report.surrogate), L = \(report.epochs), θ0 \(report.theta0), \(report.seeds.count) seeds; noisy Z_vals have \(Int(report.offTargetShare * 100)) % of their rows from other datasets. Means over seeds with 95 % t intervals.",
                      "",
-                     "| Z_val | context groups | agreement (the signal) | halves, raw | φ vs the largest clean Z_val's φ |",
-                     "|---|---|---|---|---|"]
+                     "| Z_val | context groups | halves' agreement on the pool | raw | transfer between halves | Z_val rows the other half helps | target rows unhelped | off-target rows unhelped | φ vs the largest clean Z_val's φ |",
+                     "|---|---|---|---|---|---|---|---|---|"]
         for s in report.summaries {
-            lines.append("| \(s.arm.label) | \(s.groups) | \(interval(s.agreement)) | \(interval(s.halves)) | \(interval(s.phiVersusReference)) |")
+            lines.append("| \(s.arm.label) | \(s.groups) | \(interval(s.agreement)) | \(interval(s.halves)) | \(interval(s.transfer)) | \(interval(s.helpedShare)) | \(interval(s.targetRowsUnhelped)) | \(s.arm.offTargetRows > 0 ? interval(s.offTargetRowsUnhelped) : "–") | \(interval(s.phiVersusReference)) |")
         }
-        lines += ["", "| pair | agreement difference | seeds where the first is lower |", "|---|---|---|"]
+        lines += ["", "| statistic | pair | difference | seeds where the first is lower |", "|---|---|---|---|"]
         for p in report.separations {
-            lines.append("| \(p.first.label) − \(p.second.label) | \(interval(p.difference)) | \(p.seedsOrdered) of \(p.difference.n) |")
+            lines.append("| \(p.statistic) | \(p.first.label) − \(p.second.label) | \(interval(p.difference)) | \(p.seedsOrdered) of \(p.difference.n) |")
         }
         return lines.joined(separator: "\n")
     }

@@ -15,8 +15,12 @@ import Surrogate
 /// lowers some rows more than others whatever its rows teach: the control's drops are that part. The
 /// agreement is the Spearman correlation of the halves' drops with the control's partialled out.
 ///
+/// The same nudges give each Z_val row's held-out gain: how much the other half's nudge lowers its loss
+/// beyond the control's. A row of another task gains nothing from the rest of Z_val.
+///
 /// Its cost is three nudges of about |Z_val| / 2 rows and four forward passes over the sample (512
-/// rows): small beside a refresh, which trains θ_val L times on Z_val and rescores every row L times.
+/// rows) and Z_val: small beside a refresh, which trains θ_val L times on Z_val and rescores every
+/// row L times.
 public struct ZvalAgreement: Codable, Sendable, Equatable {
     /// Spearman correlation of the two halves' drops, the part any nudge makes included.
     public var halves: Double

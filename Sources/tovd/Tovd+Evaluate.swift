@@ -120,6 +120,7 @@ extension Tovd {
                 throw ValidationError("--target (or --targets) and --output are needed (or --render REPORT.json)")
             }
             guard targets == nil || self.target == nil else { throw ValidationError("give --target or --targets, not both") }
+            guard targets == nil || zvalSignal == nil else { throw ValidationError("--targets and --zval-signal are two studies: run one at a time") }
             ModelBenchmark.setThreads(threads)
             var options = EvaluationOptions(dataDirectory: data, target: target, outputDirectory: output)
             options.cacheDirectory = cache

@@ -3,7 +3,7 @@ DROP VIEW tov.zval_unhelped;
 DROP TABLE tov.validation_signal;
 DROP VIEW tov.status;
 DROP VIEW tov.target_status;
-DROP FUNCTION tov.zval_signal(float8, integer);
+DROP FUNCTION tov.zval_signal(float8, float8, integer);
 CREATE VIEW tov.target_status AS
 SELECT t.name AS target, t.enabled, t.settings,
        z.version AS zval_version,

@@ -23,13 +23,17 @@ CREATE TABLE tov.validation_signal (
     PRIMARY KEY (model_version, validation_id)
 );
 
--- The verdict `tovd status` prints, from thresholds measured on the dev targets (docs/evaluation.md,
--- "The Z_val signal"); one definition, read by both status views.
-CREATE FUNCTION tov.zval_signal(agreement float8, groups integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+-- The verdict `tovd status` prints, one definition read by both status views. The thresholds were
+-- chosen on the Z_val study of the three dev targets (docs/evaluation.md, "The Z_val signal"; not
+-- validated on other targets): there, no clean Z_val of 100 or 200 rows was low and every Z_val of
+-- 200 rows with a quarter off-target was fair or low on two of the three (4 of 5 seeds on the third).
+-- A Z_val of one context has no halves: low.
+CREATE FUNCTION tov.zval_signal(transfer float8, helped_share float8, groups integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN groups = 1 THEN 'low'
-                WHEN agreement IS NULL THEN NULL
-                WHEN agreement < 0.5 THEN 'low'
-                WHEN agreement < 0.8 THEN 'fair'
+                WHEN transfer IS NULL OR helped_share IS NULL THEN NULL
+                WHEN transfer < 0.5 OR helped_share < 0.7 THEN 'low'
+                WHEN transfer < 0.7 OR helped_share < 0.85 THEN 'fair'
                 ELSE 'good' END
 $$;
 
@@ -51,8 +55,8 @@ SELECT t.name AS target, t.enabled, t.settings,
        -- Whether the selection is made from the current Z_val: false while a refresh is due or runs.
        (SELECT m.zval_version = z.version FROM tov.model_versions m WHERE m.model_version = cm.model_version) AS zval_current,
        -- Schema version 13: the live selection's Z_val signal (NULL before one is measured).
-       cm.zval_agreement,
-       tov.zval_signal(cm.zval_agreement, cm.zval_groups) AS zval_signal
+       cm.zval_agreement, cm.zval_transfer, cm.zval_helped_share,
+       tov.zval_signal(cm.zval_transfer, cm.zval_helped_share, cm.zval_groups) AS zval_signal
 FROM tov.targets t
 JOIN tov.target_zval z ON z.target_id = t.target_id
 LEFT JOIN tov.model_versions cm ON cm.target_id = t.target_id AND cm.status = 'complete'
@@ -138,7 +142,10 @@ SELECT
     (SELECT count(*) FROM tov.targets) AS targets,
     -- Schema version 13: the Z_val signal of the live selection's model version (docs/selection.md).
     (SELECT m.zval_agreement FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_agreement,
-    (SELECT tov.zval_signal(m.zval_agreement, m.zval_groups) FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_signal;
+    (SELECT m.zval_transfer FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_transfer,
+    (SELECT m.zval_helped_share FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_helped_share,
+    (SELECT tov.zval_signal(m.zval_transfer, m.zval_helped_share, m.zval_groups)
+     FROM current_model c JOIN tov.model_versions m USING (model_version)) AS zval_signal;
 
 -- The Z_val rows the rest of Z_val does not help, under each target's live version, least helped first.
 CREATE VIEW tov.zval_unhelped AS
@@ -147,5 +154,6 @@ FROM tov.validation_signal s
 JOIN tov.model_versions m ON m.model_version = s.model_version AND m.status = 'complete'
 JOIN tov.targets t ON t.target_id = m.target_id
 JOIN tov.validation v ON v.id = s.validation_id
-WHERE s.held_out_gain <= 0;
+WHERE s.held_out_gain <= 0
+ORDER BY t.name, s.held_out_gain, v.id;
 GRANT SELECT ON tov.zval_unhelped TO tov_reader;

@@ -13,20 +13,20 @@ extension Tovd {
                   tovd status --watch    # refreshed every 2 s with a progress bar; Ctrl-C to stop
                   tovd status --json     # one object: pool_rows, pending, waiting_for_model, model_version,
                                          # daemon_state, activity {name, done, total, unit, rate_per_second,
-                                         # eta_seconds}, settings_error, theta0, zval_agreement,
-                                         # zval_signal, workers [...],
+                                         # eta_seconds}, settings_error, theta0, zval_signal
+                                         # {verdict, agreement, transfer, helped_share}, workers [...],
                                          # targets [{name, enabled, settings, zval_rows, zval_version,
                                          # model_version, next_model_version, next_model_status,
                                          # rescore_pending, selection_size, selection_version,
-                                         # zval_current, zval_agreement, zval_signal,
+                                         # zval_current, zval_signal,
                                          # last_refresh_finished_at, ...}], ...
                 The model, Z_val and selection lines (and keys) describe the target `default`, as tov.status \
                 does; with several targets a line per target follows (tov.target_status), and "targets" has \
                 every one in --json either way.
-                "zval_signal" says whether the live version's Z_val agrees with itself: "good", "fair" or \
-                "low" (too few contexts, or rows of another task: SELECT * FROM tov.zval_unhelped lists the \
-                Z_val rows the rest of Z_val does not help); "zval_agreement" is the number behind it \
-                (docs/selection.md, "Is Z_val enough?").
+                "zval_signal" says whether the live version's Z_val agrees with itself: its verdict is \
+                "good", "fair" or "low" (too few contexts, or rows of another task: SELECT * FROM \
+                tov.zval_unhelped lists the Z_val rows the rest of Z_val does not help), with the numbers \
+                behind it (docs/selection.md, "Is Z_val enough?").
                 "daemon_state" is "running" (an instance holds the leader lease), "no leader" (instances \
                 run, none holds the lease; one that can lead takes over within seconds), "no instance can \
                 lead" (every running instance has --no-leader: rows are scored, nothing trains and the \

@@ -13,7 +13,8 @@ struct TargetMetricsTests {
     @Test func eachTargetHasItsSeriesAndADroppedOneLosesThem() {
         let metrics = DaemonMetrics()
         metrics.setTargets([
-            .init(name: "default", modelVersion: 3, selectionVersion: 7, selectionSize: 50, zvalCurrent: true, zvalAgreement: 0.25, zvalSignal: "low"),
+            .init(name: "default", modelVersion: 3, selectionVersion: 7, selectionSize: 50, zvalCurrent: true,
+                  zvalSignal: ZvalSignal(verdict: "low", agreement: 0.25, transfer: 0.5, helpedShare: 0.75)),
             .init(name: "drop", modelVersion: 4, nextModelVersion: 6, nextModelStatus: "scoring", rescorePending: 120,
                   selectionVersion: 2, selectionSize: 30, zvalCurrent: false),
         ])
@@ -31,6 +32,8 @@ struct TargetMetricsTests {
         #expect(Self.lines(metrics, "tovd_target_zval_agreement{") == [
             #"tovd_target_zval_agreement{target="default"} 0.25"#, #"tovd_target_zval_agreement{target="drop"} nan"#,
         ])
+        #expect(Self.lines(metrics, "tovd_target_zval_helped_share{target=\"default\"}") == [#"tovd_target_zval_helped_share{target="default"} 0.75"#])
+        #expect(Self.lines(metrics, "tovd_target_zval_transfer{target=\"default\"}") == [#"tovd_target_zval_transfer{target="default"} 0.5"#])
         #expect(Self.lines(metrics, "tovd_target_model_version{target=\"drop\"}") == [#"tovd_target_model_version{target="drop"} 4.0"#])
 
         // drop is dropped, default's selection moves on.

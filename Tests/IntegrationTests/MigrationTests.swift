@@ -86,6 +86,24 @@ struct MigrationTests {
         }
     }
 
+    /// The Z_val signal's verdict (tov.zval_signal), one definition for both status views: each band's
+    /// edge, a Z_val of one context, and nothing measured.
+    @Test func theZvalSignalsVerdict() async throws {
+        try await TovTestDatabase.withMigrated { conninfo in
+            let connection = try await Connection.connect(conninfo)
+            defer { connection.close() }
+            let cases: [(Double?, Double?, Int32?, String?)] = [
+                (0.9, 0.95, 30, "good"), (0.7, 0.85, 30, "good"), (0.69, 0.95, 30, "fair"), (0.9, 0.84, 30, "fair"),
+                (0.49, 0.95, 30, "low"), (0.9, 0.69, 30, "low"), (nil, nil, 1, "low"), (nil, nil, nil, nil), (0.9, nil, 12, nil),
+            ]
+            for (transfer, helped, groups, expected) in cases {
+                let verdict = try await connection.query("SELECT tov.zval_signal($1::float8, $2::float8, $3::int) AS v", [transfer, helped, groups])
+                    .first!.getOptional(String.self, "v")
+                #expect(verdict == expected, "transfer \(String(describing: transfer)), helped \(String(describing: helped)), groups \(String(describing: groups))")
+            }
+        }
+    }
+
     @Test func settingsAreCheckedByTheDatabase() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let connection = try await Connection.connect(conninfo)

@@ -30,10 +30,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
     /// The θ0 the live selection's base model started from: an imported θ0's name (`tovd base import`),
     /// "bootstrap", or nil before the first complete model version.
     public var theta0: String?
-    /// The live version's Z_val signal (docs/selection.md): the agreement of Z_val's halves, and the
-    /// verdict tov.zval_signal gives it ("good", "fair", "low"); nil before one is measured.
-    public var zvalAgreement: Double?
-    public var zvalSignal: String?
+    /// The live version's Z_val signal (docs/selection.md); nil before one is measured.
+    public var zvalSignal: ZvalSignal?
     public var leaderHeartbeatAgeSeconds: Double?
     /// Running instances that may become the leader (not started with `--no-leader`); nil when the
     /// role reading status may not see it (tov_reader).
@@ -123,16 +121,15 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// Whether the complete version was trained on the target's current Z_val (false while a
         /// refresh is due or runs; nil before the first version).
         public var zvalCurrent: Bool?
-        /// The live version's Z_val signal, as ``StatusReport/zvalAgreement`` for the target `default`.
-        public var zvalAgreement: Double?
-        public var zvalSignal: String?
+        /// The live version's Z_val signal, as ``StatusReport/zvalSignal`` for the target `default`.
+        public var zvalSignal: ZvalSignal?
 
         public init(name: String, enabled: Bool = true, settings: [String: String] = [:], zvalVersion: Int64 = 0, zvalRows: Int64 = 0,
                     zvalRejected: Int64 = 0, modelVersion: Int? = nil, baseVersion: Int? = nil, nextModelVersion: Int? = nil,
                     nextModelStatus: String? = nil, nextModelReason: String? = nil, rescorePending: Int64? = nil,
                     rescoreTotal: Int64? = nil, selectionVersion: Int64 = 0, selectionSize: Int64 = 0,
                     selectionComputedAt: String? = nil, lastRefreshFinishedAt: String? = nil, zvalCurrent: Bool? = nil,
-                    zvalAgreement: Double? = nil, zvalSignal: String? = nil) {
+                    zvalSignal: ZvalSignal? = nil) {
             self.name = name
             self.enabled = enabled
             self.settings = settings
@@ -151,7 +148,6 @@ public struct StatusReport: Codable, Sendable, Equatable {
             self.selectionComputedAt = selectionComputedAt
             self.lastRefreshFinishedAt = lastRefreshFinishedAt
             self.zvalCurrent = zvalCurrent
-            self.zvalAgreement = zvalAgreement
             self.zvalSignal = zvalSignal
         }
 
@@ -161,7 +157,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
             case nextModelStatus = "next_model_status", nextModelReason = "next_model_reason", rescorePending = "rescore_pending"
             case rescoreTotal = "rescore_total", selectionVersion = "selection_version", selectionSize = "selection_size"
             case selectionComputedAt = "selection_computed_at", lastRefreshFinishedAt = "last_refresh_finished_at"
-            case zvalCurrent = "zval_current", zvalAgreement = "zval_agreement", zvalSignal = "zval_signal"
+            case zvalCurrent = "zval_current", zvalSignal = "zval_signal"
         }
 
         /// Absent values as `null`, as for the report itself.
@@ -185,7 +181,6 @@ public struct StatusReport: Codable, Sendable, Equatable {
             try c.encode(selectionComputedAt, forKey: .selectionComputedAt)
             try c.encode(lastRefreshFinishedAt, forKey: .lastRefreshFinishedAt)
             try c.encode(zvalCurrent, forKey: .zvalCurrent)
-            try c.encode(zvalAgreement, forKey: .zvalAgreement)
             try c.encode(zvalSignal, forKey: .zvalSignal)
         }
 
@@ -205,7 +200,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
             }
             parts.append(model)
             parts.append("Z_val version \(zvalVersion), \(zvalRows) rows" + (zvalRejected > 0 ? " (\(zvalRejected) left out)" : "")
-                         + (StatusReport.signalText(zvalAgreement, zvalSignal, advice: false).map { ", \($0)" } ?? ""))
+                         + (zvalSignal.map { ", \($0.text(advice: false))" } ?? ""))
             var selection = "selection \(selectionSize) rows (version \(selectionVersion))"
             switch zvalCurrent {
             case true?: selection += ", from the current Z_val"
@@ -227,7 +222,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         case waitingForModel = "waiting_for_model", daemonState = "daemon_state", activity, settingsError = "settings_error"
         case zvalRejected = "zval_rejected", leaderHeartbeatAgeSeconds = "leader_heartbeat_age_seconds"
         case leaderCapableInstances = "leader_capable_instances", workers, theta0, targets
-        case zvalAgreement = "zval_agreement", zvalSignal = "zval_signal"
+        case zvalSignal = "zval_signal"
     }
 
     /// Encodes absent values as `null` so scripts always find every key.
@@ -260,24 +255,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         try c.encode(workers, forKey: .workers)
         try c.encode(theta0, forKey: .theta0)
         try c.encode(targets, forKey: .targets)
-        try c.encode(zvalAgreement, forKey: .zvalAgreement)
         try c.encode(zvalSignal, forKey: .zvalSignal)
-    }
-
-    /// "halves agree 0.41 (low: ...)": the signal in words; with `advice`, what to do about a low or
-    /// fair one. Nil when no signal was measured.
-    static func signalText(_ agreement: Double?, _ signal: String?, advice: Bool) -> String? {
-        guard let signal else { return nil }
-        // No agreement with a verdict: Z_val is one context, which has no halves to compare.
-        var text = agreement.map { String(format: "halves agree %.2f (%@", $0, signal) } ?? "halves: one context, none to compare (\(signal)"
-        if advice {
-            switch signal {
-            case "low": text += ": the selection ranks rows mostly by Z_val's own noise; add target rows to tov.validation, or remove rows of other tasks from it"
-            case "fair": text += ": more target rows in tov.validation would make the selection steadier"
-            default: break
-            }
-        }
-        return text + ")"
     }
 
     public static func load(on connection: Connection) async throws -> StatusReport {
@@ -332,7 +310,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         if let settingsError { lines.append("settings    cannot use: \(settingsError) (the last good values stay in force)") }
         lines.append("pool        \(poolRows) rows: \(scored) scored, \(waitingForModel) waiting to be scored, \(pending) being validated, \(rejected) rejected, \(baseSubsetRows) in the base subset U")
         lines.append("Z_val       version \(zvalVersion), \(zvalRows) rows" + (zvalRejected > 0 ? ", \(zvalRejected) left out (see tov.validation_rejects)" : ""))
-        if let signal = Self.signalText(zvalAgreement, zvalSignal, advice: true) { lines.append("signal      Z_val's " + signal) }
+        if let zvalSignal { lines.append("signal      Z_val's " + zvalSignal.text(advice: true)) }
         if let modelVersion {
             lines.append("model       version \(modelVersion) (complete), from θ0 \(theta0.map { $0 == "bootstrap" ? "bootstrap (pretrained on U)" : "\"\($0)\" (imported)" } ?? "?")")
         } else {

@@ -29,7 +29,8 @@ public enum StatusQueries {
                    extract(epoch FROM oldest_unscored_age)::float8 AS oldest_unscored_age_seconds, leader,
                    waiting_for_model, daemon_state, activity, activity_reason, activity_detail, activity_done,
                    activity_total, activity_unit, activity_rate, activity_eta_seconds,
-                   leader_heartbeat_age_seconds, settings_error, zval_rejected, theta0, zval_agreement, zval_signal
+                   leader_heartbeat_age_seconds, settings_error, zval_rejected, theta0, zval_agreement, zval_transfer,
+                   zval_helped_share, zval_signal
             FROM tov.status
             """)
         guard let r = rows.first else { throw DaemonError(.database, "tov.status returned no row; run `tovd migrate up`") }
@@ -64,8 +65,7 @@ public enum StatusQueries {
         report.settingsError = try r.getOptional(String.self, "settings_error")
         report.zvalRejected = try r.get(Int64.self, "zval_rejected")
         report.theta0 = try r.getOptional(String.self, "theta0")
-        report.zvalAgreement = try r.getOptional(Double.self, "zval_agreement")
-        report.zvalSignal = try r.getOptional(String.self, "zval_signal")
+        report.zvalSignal = try ZvalSignal(row: r)
         return report
     }
 
@@ -89,7 +89,8 @@ public enum StatusQueries {
             SELECT s.target, s.enabled, s.zval_version, s.zval_rows, s.zval_rejected, s.model_version, s.base_version,
                    s.next_model_version, s.next_model_status, s.next_model_reason, s.rescore_pending, s.rescore_total,
                    s.selection_version, s.selection_size, s.selection_computed_at::text AS selection_computed_at,
-                   s.last_refresh_finished_at::text AS last_refresh_finished_at, s.zval_current, s.zval_agreement, s.zval_signal,
+                   s.last_refresh_finished_at::text AS last_refresh_finished_at, s.zval_current, s.zval_agreement, s.zval_transfer,
+                   s.zval_helped_share, s.zval_signal,
                    (SELECT coalesce(jsonb_object_agg(e.key, e.value::text), '{}')::text FROM jsonb_each(s.settings) e) AS settings
             FROM tov.target_status s JOIN tov.targets t ON t.name = s.target
             ORDER BY t.target_id
@@ -111,7 +112,7 @@ public enum StatusQueries {
                 selectionComputedAt: try r.getOptional(String.self, "selection_computed_at"),
                 lastRefreshFinishedAt: try r.getOptional(String.self, "last_refresh_finished_at"),
                 zvalCurrent: try r.getOptional(Bool.self, "zval_current"),
-                zvalAgreement: try r.getOptional(Double.self, "zval_agreement"), zvalSignal: try r.getOptional(String.self, "zval_signal"))
+                zvalSignal: try ZvalSignal(row: r))
         }
     }
 

@@ -46,7 +46,8 @@ public final class DaemonMetrics: Sendable {
     /// One target's gauges, labelled `target="<name>"`: the unlabelled `tovd_model_version`,
     /// `tovd_selection_version` and `tovd_selection_size` describe the target `default` alone.
     struct TargetGauges {
-        let modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending, zvalAgreement: Gauge
+        let modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending: Gauge
+        let zvalAgreement, zvalTransfer, zvalHelpedShare: Gauge
 
         init(_ registry: PrometheusCollectorRegistry, target: String) {
             let label = [("target", target)]
@@ -58,11 +59,19 @@ public final class DaemonMetrics: Sendable {
                                              help: "1 when the target's selection is made from its current Z_val, 0 while a refresh is due or runs.")
             rescorePending = registry.makeGauge(name: "tovd_target_rescore_pending", labels: label,
                                                 help: "Rows the target's next model version has left to rescore (0 when none is rescoring).")
+            // The Z_val signal (docs/selection.md); NaN before one is measured, so an alert on a low
+            // value does not fire for none.
             zvalAgreement = registry.makeGauge(name: "tovd_target_zval_agreement", labels: label,
-                                               help: "The Z_val signal of the target's live version: how much Z_val's halves agree (tov.target_status.zval_agreement; NaN before one is measured).")
+                                               help: "How alike Z_val's halves rank the pool under the target's live version (tov.target_status.zval_agreement).")
+            zvalTransfer = registry.makeGauge(name: "tovd_target_zval_transfer", labels: label,
+                                              help: "How much of what one half of Z_val teaches holds for the other half's rows (tov.target_status.zval_transfer).")
+            zvalHelpedShare = registry.makeGauge(name: "tovd_target_zval_helped_share", labels: label,
+                                                 help: "Share of Z_val's rows the other half helps (tov.target_status.zval_helped_share; tov.zval_unhelped lists the others).")
         }
 
-        var all: [Gauge] { [modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending, zvalAgreement] }
+        var all: [Gauge] {
+            [modelVersion, selectionVersion, selectionSize, zvalCurrent, rescorePending, zvalAgreement, zvalTransfer, zvalHelpedShare]
+        }
     }
 
     /// Sets every target's gauges from its row of tov.target_status, and removes the series of
@@ -77,7 +86,9 @@ public final class DaemonMetrics: Sendable {
                 g.selectionSize.set(to: Double(row.selectionSize))
                 g.zvalCurrent.set(to: row.zvalCurrent == true ? 1 : 0)
                 g.rescorePending.set(to: Double(row.rescorePending ?? 0))
-                g.zvalAgreement.set(to: row.zvalAgreement ?? .nan)
+                g.zvalAgreement.set(to: row.zvalSignal?.agreement ?? .nan)
+                g.zvalTransfer.set(to: row.zvalSignal?.transfer ?? .nan)
+                g.zvalHelpedShare.set(to: row.zvalSignal?.helpedShare ?? .nan)
             }
             let present = Set(rows.map(\.name))
             for (name, g) in gauges where !present.contains(name) {

@@ -62,26 +62,28 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("  default  model 1;") && $0.contains("from the current Z_val") }, "\(lines)")
     }
 
-    /// The Z_val signal: a line of its own with what to do when it is low, a clause in a target's
-    /// line, keys in the JSON (null before one is measured), nothing in the text before then.
+    /// The Z_val signal: a line of its own with what to do when it is fair or low, a clause in a target's
+    /// line, an object in the JSON (null before one is measured), nothing in the text before then.
     @Test func zvalSignal() throws {
         var r = Self.report(state: "running", activity: nil)
         #expect(!r.humanReadable.contains("signal"))
         var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
-        #expect(json.keys.contains("zval_agreement") && json["zval_signal"] is NSNull)
+        #expect(json["zval_signal"] is NSNull)
 
-        r.zvalAgreement = 0.214
-        r.zvalSignal = "low"
+        r.zvalSignal = ZvalSignal(verdict: "low", agreement: 0.214, transfer: 0.31, helpedShare: 0.655)
         let lines = r.humanReadable.split(separator: "\n").map(String.init)
-        #expect(lines.contains { $0.hasPrefix("signal      Z_val's halves agree 0.21 (low: the selection ranks rows mostly by Z_val's own noise; add target rows") },
+        #expect(lines.contains { $0.hasPrefix("signal      Z_val's halves agree 0.21 on the pool, carry 0.31 of what they teach to each other, help 66 % of its rows (low: the selection follows") },
                 "\(lines)")
         json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(r)) as? [String: Any])
-        #expect(json["zval_agreement"] as? Double == 0.214 && json["zval_signal"] as? String == "low")
+        let signal = try #require(json["zval_signal"] as? [String: Any])
+        #expect(signal["verdict"] as? String == "low" && signal["agreement"] as? Double == 0.214 && signal["helped_share"] as? Double == 0.655)
 
-        r.targets = [StatusReport.Target(name: "default"), StatusReport.Target(name: "drop", zvalVersion: 2, zvalRows: 200, modelVersion: 3,
-                                                                               zvalAgreement: 0.9, zvalSignal: "good")]
-        #expect(r.humanReadable.contains("Z_val version 2, 200 rows, halves agree 0.90 (good); selection"), "\(r.humanReadable)")
-        r.zvalAgreement = nil
-        #expect(r.humanReadable.contains("signal      Z_val's halves: one context, none to compare (low: "), "\(r.humanReadable)")
+        r.targets = [StatusReport.Target(name: "default"),
+                     StatusReport.Target(name: "drop", zvalVersion: 2, zvalRows: 200, modelVersion: 3,
+                                         zvalSignal: ZvalSignal(verdict: "good", agreement: 0.9, transfer: 0.93, helpedShare: 1))]
+        #expect(r.humanReadable.contains("Z_val version 2, 200 rows, halves agree 0.90 on the pool, carry 0.93 of what they teach to each other, help 100 % of its rows (good); selection"),
+                "\(r.humanReadable)")
+        r.zvalSignal = ZvalSignal(verdict: "low")
+        #expect(r.humanReadable.contains("signal      Z_val's one context, no halves to compare (low: "), "\(r.humanReadable)")
     }
 }

@@ -25,8 +25,8 @@ CREATE TABLE tov.validation_signal (
 
 -- The verdict `tovd status` prints, one definition read by both status views. The thresholds were
 -- chosen on the Z_val study of the three dev targets (docs/evaluation.md, "The Z_val signal"; not
--- validated on other targets): there, no clean Z_val of 100 or 200 rows was low and every Z_val of
--- 200 rows with a quarter off-target was fair or low on two of the three (4 of 5 seeds on the third).
+-- validated on other targets): there, no clean Z_val of 100 or 200 rows was low, and a Z_val of 200
+-- rows with a quarter off-target was fair or low in 14 of 15 seeds.
 -- A Z_val of one context has no halves: low.
 CREATE FUNCTION tov.zval_signal(transfer float8, helped_share float8, groups integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$

@@ -292,11 +292,17 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         let sample = try await TrainingStore.agreementSampleTexts(base: base, seed: seed, limit: ZvalAgreement.sampleSize, on: connection)
         do {
             let agreement = try await trainer.zvalAgreement(lastBase: lastBase, zval: zval, u: u, sample: sample, precision: scoringPrecision)
-            logger.info("Z_val agreement measured", metadata: [
-                "target": "\(target)", "model_version": "\(modelVersion)",
-                "agreement": "\(agreement.map { String(format: "%.3f", $0.agreement) } ?? "none (Z_val or the pool too small)")",
-                "sample_rows": "\(sample.count)", "zval_rows": "\(zval.count)",
-            ])
+            var metadata: Logger.Metadata = ["target": "\(target)", "model_version": "\(modelVersion)",
+                                             "sample_rows": "\(sample.count)", "zval_rows": "\(zval.count)"]
+            if let agreement {
+                metadata["agreement"] = "\(String(format: "%.3f", agreement.agreement))"
+                metadata["transfer"] = "\(String(format: "%.3f", agreement.transfer))"
+                metadata["helped_share"] = "\(String(format: "%.3f", agreement.helpedShare))"
+                metadata["contexts"] = "\(agreement.groups)"
+            } else {
+                metadata["agreement"] = "none (Z_val or the pool outside U too small)"
+            }
+            logger.info("Z_val agreement measured", metadata: metadata)
             return agreement
         } catch let error as CancellationError {
             throw error

@@ -103,12 +103,8 @@ public struct SharedScoringCheck {
         guard pool.count > options.uSize else {
             throw EvaluationError("the shared pool has \(pool.count) rows, not more than |U| = \(options.uSize): raise --pool or lower --u-size")
         }
-        func rowTexts(_ rows: [ToVEvaluation.Row]) -> [RowText] {
-            rows.enumerated().map { RowText(id: Int64($0.offset), prompt: Array($0.element.example.prompt.utf8),
-                                            response: Array($0.element.example.response.utf8), source: $0.element.example.source) }
-        }
-        let poolTexts = rowTexts(pool)
-        let zvals = splits.map { rowTexts($0.zval) }
+        let poolTexts = ToVEvaluation.rowTexts(pool)
+        let zvals = splits.map { ToVEvaluation.rowTexts($0.zval) }
 
         let theta0Kind = options.scoringTheta0s[0]
         let choice = try ToVEvaluation(options: options).singleTheta0(kind: theta0Kind, pretrain: clean(splits[0].pretrain), progress: progress)

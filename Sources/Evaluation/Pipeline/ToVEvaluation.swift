@@ -250,6 +250,13 @@ public final class ToVEvaluation {
 
     // MARK: - Data
 
+    /// Rows as the pipeline takes them: ids are their indices in `rows` (the pool's, or Z_val's), so
+    /// U's draw and the selection hash them.
+    static func rowTexts(_ rows: [Row]) -> [RowText] {
+        rows.enumerated().map { RowText(id: Int64($0.offset), prompt: Array($0.element.example.prompt.utf8),
+                                        response: Array($0.element.example.response.utf8), source: $0.element.example.source) }
+    }
+
     /// The θ0 of a study that scores from one (``SharedScoringCheck``, ``ZvalSignalStudy``): the
     /// daemon's bootstrap on U, or θ0 pretrained on `pretrain` (the split's θ0 text, cached).
     func singleTheta0(kind: ScoringTheta0, pretrain: [Row], progress: @escaping Progress) throws -> Theta0.Choice {
@@ -387,12 +394,7 @@ public final class ToVEvaluation {
             rows.map { tokenizer.example(prompt: Array($0.example.prompt.utf8), response: Array($0.example.response.utf8)) }
         }
         let poolExamples = examples(split.pool), zvalExamples = examples(split.zval), testExamples = examples(split.test)
-        // The pipeline's rows: ids are pool (and Z_val) indices, so U's draw and the selection hash them.
-        func rowTexts(_ rows: [Row]) -> [RowText] {
-            rows.enumerated().map { RowText(id: Int64($0.offset), prompt: Array($0.element.example.prompt.utf8),
-                                            response: Array($0.element.example.response.utf8), source: $0.element.example.source) }
-        }
-        let poolTexts = rowTexts(split.pool), zvalTexts = rowTexts(split.zval)
+        let poolTexts = Self.rowTexts(split.pool), zvalTexts = Self.rowTexts(split.zval)
         let pretrainedTheta0 = Theta0(tokenizer: tokenizer, model: theta0)
         guard let primaryTheta0 = options.scoringTheta0s.first, Set(options.scoringTheta0s).count == options.scoringTheta0s.count else {
             throw EvaluationError("name each θ0 of --theta0 once (\(ScoringTheta0.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -128,14 +128,10 @@ public struct ZvalSignalStudy {
         precondition(noisy.pool.map(\.example.prompt) == split.pool.map(\.example.prompt), "the noise is drawn after the pool")
         let noise = Array(noisy.zval.suffix(noisy.heldOut.zvalOffTarget))
 
-        func rowTexts(_ rows: [ToVEvaluation.Row], from first: Int = 0) -> [RowText] {
-            rows.enumerated().map { RowText(id: Int64(first + $0.offset), prompt: Array($0.element.example.prompt.utf8),
-                                            response: Array($0.element.example.response.utf8), source: $0.element.example.source) }
-        }
         let zvals = arms.map { arm in
-            rowTexts(Array(split.zval.prefix(arm.zvalRows - arm.offTargetRows)) + Array(noise.prefix(arm.offTargetRows)))
+            ToVEvaluation.rowTexts(Array(split.zval.prefix(arm.zvalRows - arm.offTargetRows)) + Array(noise.prefix(arm.offTargetRows)))
         }
-        let poolTexts = rowTexts(split.pool)
+        let poolTexts = ToVEvaluation.rowTexts(split.pool)
         let theta0Kind = options.scoringTheta0s[0]
         let choice = try evaluation.singleTheta0(kind: theta0Kind, pretrain: split.pretrain, progress: progress)
         let reference = arms.firstIndex(of: Arm(zvalRows: sizes.last!, offTargetRows: 0))!

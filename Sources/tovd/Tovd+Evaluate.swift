@@ -33,7 +33,8 @@ extension Tovd {
                   tovd evaluate --theta0 bootstrap --pool 10000 --seeds 3 --output eval/two \\
                   --targets subtask028_drop_answer_generation,subtask061_ropes_answer_generation
                 With --zval-signal SIZES it trains no proxy either: it measures the Z_val signal `tovd status` shows \
-                (the agreement of Z_val's halves, docs/selection.md) for the first n rows of the target's Z_val at \
+                (how Z_val's halves agree on the pool, help each other's rows, and the verdict; docs/selection.md) \
+                for the first n rows of the target's Z_val at \
                 each size n, clean and with a share of them from other datasets, and how far each one's φ is from \
                 the largest clean Z_val's φ (zval-signal.json in --output):
                   tovd evaluate --theta0 bootstrap --pool 10000 --seeds 5 --output eval/signal-drop \

@@ -21,10 +21,10 @@ struct ZvalAgreementTests {
         RowText(id: Int64(id), prompt: Array(prompt.utf8), response: Array(response.utf8))
     }
 
+    static let settings = TrajectorySettings(epochs: 2, learningRate: 0.01, valLearningRateRatio: 0.1, pretrainSteps: 5, seed: 3)
+
     static func run(_ zvals: [[RowText]]) -> PipelineRun.Result {
-        var pipeline = PipelineRun(model: config, settings: TrajectorySettings(epochs: 2, learningRate: 0.01, valLearningRateRatio: 0.1,
-                                                                                pretrainSteps: 5, seed: 3),
-                                   uSize: 150, method: .A, scoreFunction: .improvement)
+        var pipeline = PipelineRun(model: config, settings: settings, uSize: 150, method: .A, scoreFunction: .improvement)
         pipeline.scoring = Model.ScoringOptions(precision: .fp32)
         return pipeline.run(pool: pool, zvals: zvals, theta0: .bootstrap)
     }
@@ -41,14 +41,13 @@ struct ZvalAgreementTests {
         #expect(agreement.groups == 40 && agreement.halfRows == 20 && agreement.sampleRows == 250)
         #expect(result.targets[1].agreement == nil)
 
-        let sampleIDs = Set(ZvalAgreement.sampleIDs(ids: Self.pool.map(\.id), uSize: 150, seed: 3))
+        let sampleIDs = Set(ZvalAgreement.sampleIDs(ids: Self.pool.map(\.id), uSize: 150, seed: Self.settings.seed))
         let inU = Set(result.u)
         #expect(sampleIDs.count == 250 && sampleIDs.isDisjoint(with: inU))
         let u = Self.pool.filter { inU.contains($0.id) }.sorted { $0.id < $1.id }
         let direct = ZvalAgreement.measure(base: result.finalBase, tokenizer: result.theta0.tokenizer, zval: same, u: u,
                                            sample: Self.pool.filter { sampleIDs.contains($0.id) },
-                                           trajectory: Trajectory(settings: TrajectorySettings(epochs: 2, learningRate: 0.01, valLearningRateRatio: 0.1,
-                                                                                               pretrainSteps: 5, seed: 3)),
+                                           trajectory: Trajectory(settings: Self.settings),
                                            scoring: Model.ScoringOptions(precision: .fp32))
         #expect(direct == agreement)
     }

@@ -19,10 +19,14 @@ public struct PipelineRun {
     /// (stage, done, total): bootstrap pretraining in steps, scoring in rows (chunks of 256: one
     /// epoch's pass over a large pool takes minutes).
     public var progress: ((_ stage: Stage, _ done: Int, _ total: Int) -> Void)?
+    /// Also score every row by cross-fitted ToV with each of these numbers of folds (``CrossFittedToV``),
+    /// from the same θ_bas^L; empty: plain ToV only.
+    public var crossFitFolds: [Int] = []
 
     public enum Stage: String, Sendable {
         case pretraining = "bootstrap θ0"
         case scoring = "ToV scoring"
+        case crossFitting = "cross-fitted ToV scoring"
     }
 
     public init(model: ModelConfig, settings: TrajectorySettings, uSize: Int, method: TrajectoryMethod, scoreFunction: ScoreFunction) {
@@ -42,6 +46,10 @@ public struct PipelineRun {
         /// Whether this target's Z_val agrees with itself (``ZvalAgreement``, what `tovd status` shows):
         /// nil when Z_val or the pool is too small for it.
         public var agreement: ZvalAgreement?
+        /// By number of folds, the rows of ``rows`` scored by cross-fitted ToV (φ over folds; ψ and length
+        /// under the last fold's model), for each of ``PipelineRun/crossFitFolds`` when Z_val has two
+        /// contexts or more.
+        public var crossFitted: [Int: [ScoredRow]] = [:]
     }
 
     public struct Result {
@@ -54,9 +62,11 @@ public struct PipelineRun {
         public var targets: [TargetScores]
         /// θ_bas^L.
         public var finalBase: Model
-        /// Wall time of θ0's bootstrap pretraining (0 for a given θ0) and of the base trajectory.
+        /// Wall time of θ0's bootstrap pretraining (0 for a given θ0), of the base trajectory, and of
+        /// cross-fitted ToV's folds (training and passes, every target).
         public var theta0Seconds: Double
         public var baseTrainingSeconds: Double
+        public var crossFitSeconds: Double
         /// Forward passes over the scored rows: L under θ_bas, shared, and L under each target's θ_val.
         public var scoringPasses: Int
 
@@ -151,15 +161,28 @@ public struct PipelineRun {
         // Each target's Z_val signal on the sample the daemon draws: nudges of θ_bas^L, which `base` now is.
         let sampleIDs = Set(ZvalAgreement.sampleIDs(ids: pool.map(\.id), uSize: uSize, seed: settings.seed))
         let sample = scoredRows.filter { sampleIDs.contains($0.id) }
-        let targets = valLosses.indices.map { k in
+        var targets = valLosses.indices.map { k in
             TargetScores(rows: scoredRows.indices.map { i in
                 RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: valLosses[k][i], function: scoreFunction)
             }, valLosses: valLosses[k],
             agreement: ZvalAgreement.measure(base: base, tokenizer: tokenizer, zval: zvals[k], u: uRows, sample: sample,
                                              trajectory: trajectory, scoring: scoring))
         }
+        clock = Date()
+        for k in zvals.indices {
+            for folds in crossFitFolds {
+                guard let fitted = CrossFittedToV.losses(base: base, tokenizer: tokenizer, zval: zvals[k], scored: scored, folds: folds,
+                                                         trajectory: trajectory, scoring: scoring,
+                                                         progress: { done, total in self.progress?(.crossFitting, done, total) }) else { continue }
+                targets[k].crossFitted[folds] = scoredRows.indices.map { i in
+                    RowScoring.scoredRow(id: scoredRows[i].id, base: fitted.base[i], val: fitted.val[i], function: scoreFunction)
+                }
+            }
+        }
+        let crossFitSeconds = Date().timeIntervalSince(clock)
         return Result(u: uIDs, theta0: theta0, baseLosses: baseLosses, targets: targets, finalBase: base,
-                      theta0Seconds: theta0Seconds, baseTrainingSeconds: baseSeconds, scoringPasses: total)
+                      theta0Seconds: theta0Seconds, baseTrainingSeconds: baseSeconds, crossFitSeconds: crossFitSeconds,
+                      scoringPasses: total)
     }
 }
 

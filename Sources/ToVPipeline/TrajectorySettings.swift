@@ -46,6 +46,12 @@ public struct TrajectorySettings: Sendable, Equatable {
         Self.onePass(lr: valLearningRate, seed: UInt64(bitPattern: seed) &+ UInt64(1000 + epoch), stop: stop)
     }
 
+    /// Cross-fitted ToV's pass of θ_bas^L over Z_val without fold `fold` (``CrossFittedToV``): constant
+    /// η, as the user's own training on Z_val; order seeded by seed + 2000 + fold.
+    public func crossFitPass(_ fold: Int, stop: (@Sendable () -> Bool)? = nil) -> TrainingOptions {
+        Self.onePass(lr: learningRate, seed: UInt64(bitPattern: seed) &+ UInt64(2000 + fold), stop: stop)
+    }
+
     /// One pass at a constant learning rate: trajectories are sequences of single epochs.
     static func onePass(lr: Double, seed: UInt64, stop: (@Sendable () -> Bool)?) -> TrainingOptions {
         var options = TrainingOptions()

@@ -154,16 +154,25 @@ public struct ZvalAgreement: Codable, Sendable, Equatable {
         return groups.values.sorted { $0[0] < $1[0] }
     }
 
-    /// Two halves of whole groups, as even in rows as the groups allow: groups in a seeded order, each
-    /// to the half with fewer rows. Nil for a single group.
+    /// Two halves of whole groups (``folds(_:count:seed:)`` with two). Nil for a single group.
     static func halves(_ groups: [[Int]], seed: UInt64) -> (a: [Int], b: [Int])? {
-        guard groups.count >= 2 else { return nil }
+        guard let two = folds(groups, count: 2, seed: seed) else { return nil }
+        return (two[0], two[1])
+    }
+
+    /// Row indices in up to `count` folds of whole context groups, as even in rows as the groups allow:
+    /// groups in a seeded order, each to the fold with fewest rows (the first of equals); each fold
+    /// sorted. Fewer folds when there are fewer groups; nil for a single group (nothing to hold out).
+    public static func folds(_ groups: [[Int]], count: Int, seed: UInt64) -> [[Int]]? {
+        let k = min(count, groups.count)
+        guard k >= 2 else { return nil }
         var random = SplitMix64(seed: seed)
-        var a: [Int] = [], b: [Int] = []
+        var folds = [[Int]](repeating: [], count: k)
         for group in groups.shuffled(using: &random) {
-            if a.count <= b.count { a += group } else { b += group }
+            let smallest = folds.indices.min { folds[$0].count != folds[$1].count ? folds[$0].count < folds[$1].count : $0 < $1 }!
+            folds[smallest] += group
         }
-        return (a.sorted(), b.sorted())
+        return folds.map { $0.sorted() }
     }
 
     /// The sample's ids among `ids` (the pool): the first ``sampleSize`` outside U in U's own rank order

@@ -197,6 +197,37 @@ struct PipelineTests {
         }
     }
 
+    /// Issue 27's candidates added to a finished run: cross-fitted ToV is scored for the seed (the finished
+    /// cells kept), from every θ0, with its cost; score_dsir takes score_random's score half and fills the
+    /// rest by DSIR, so it shares exactly that half with score_random.
+    @Test func crossFittedAndScoreDSIRCandidatesExtendAFinishedRun() throws {
+        #expect(EvaluationPolicy(rawValue: "crossfit") == .crossFitted(2) && EvaluationPolicy(rawValue: "crossfit@4") == .crossFitted(4))
+        #expect(EvaluationPolicy.crossFitted(2).rawValue == "crossfit" && EvaluationPolicy.crossFitted(4).rawValue == "crossfit@4")
+        #expect(EvaluationPolicy(rawValue: "crossfit@1") == nil && EvaluationPolicy(rawValue: "score_dsir") == .scoreDSIR)
+        try Self.withSmallRun { options, root in
+            options.seeds = 1
+            options.learningRates = [1e-3]
+            options.policies = [.selection(.scoreRandom), .random]
+            let first = try ToVEvaluation(options: options).run(commandLine: "test")
+            options.policies = [.selection(.scoreRandom), .random, .crossFitted(2), .crossFitted(3), .scoreDSIR]
+            let extended = try ToVEvaluation(options: options).run(commandLine: "test")
+            for label in ["crossfit", "crossfit@3", "score_dsir", "crossfit (bootstrap θ0)", "score_dsir (bootstrap θ0)"] {
+                #expect(extended.runs.filter { $0.policy == label }.count == 2, "\(label)")
+            }
+            for run in first.runs {
+                #expect(extended.runs.contains { $0.policy == run.policy && $0.arm == run.arm && $0.seed == run.seed && abs($0.testLoss - run.testLoss) < 1e-9 })
+            }
+            let costs = Dictionary(extended.costs!.map { ($0.method, $0.flopsPerRow!) }, uniquingKeysWith: { a, _ in a })
+            #expect(costs["ToV cross-fitted, 3 folds"]! > costs["ToV cross-fitted, 2 folds"]!)
+            #expect(costs["ToV cross-fitted, 2 folds (bootstrap θ0)"]! > costs["ToV cross-fitted, 2 folds"]!, "the bootstrap's pretraining counts")
+
+            let stored = try #require(ToVEvaluation.SeedScores.load(directory: options.outputDirectory, seed: 0))
+            #expect(Set(stored.crossFitted.keys) == ["pretrained@2", "pretrained@3", "bootstrap@2", "bootstrap@3"])
+            #expect(stored.crossFitted["pretrained@2"]!.rows.map(\.id) == stored.tov.map(\.id))
+            #expect(stored.crossFitted["pretrained@2"]!.rows.map(\.score) != stored.tov.map(\.score))
+        }
+    }
+
     /// The candidate θ0s of issue 25 (items 3 and 6) added to a finished run: each selects through the
     /// same arms, its bootstrap pretraining counted in its cost, and the finished cells are kept.
     @Test func candidateTheta0sExtendAFinishedRun() throws {

@@ -28,6 +28,17 @@ enum CostModel {
                 // L forward passes per row are new (the daemon rescans the pool on each refresh as well).
                 c.secondTargetFlopsPerRow = Double(L) * forward + valTraining / rows
                 c.reuse = "θ_bas and its stored losses (same U, θ0); a new target trains L θ_val models on its Z_val and runs L forward passes per row"
+            // "ToV cross-fitted, K folds" (and " (<θ0> θ0)" after it for the other θ0s).
+            case let method where method.hasPrefix("ToV cross-fitted, "):
+                let folds = Double(method.dropFirst("ToV cross-fitted, ".count).prefix { $0.isNumber }) ?? 2
+                // Per row: a forward pass under each fold's fitted model and its nudged one; θ_bas as plain
+                // ToV's, and per fold a pass over the other folds at η and one over the fold at ε.
+                let foldTraining = folds * Double(zvalRows) * step
+                // A bootstrap θ0's tokens are keyed "ToV (<θ0> θ0)"; this method's name ends in the same " (<θ0> θ0)".
+                let theta0Tokens = bootstrapPretrainTokens.first { method.hasSuffix($0.key.dropFirst("ToV".count)) }?.value ?? 0
+                c.flopsPerRow = 2 * folds * forward + (basTraining + foldTraining + 6 * n * theta0Tokens) / rows
+                c.secondTargetFlopsPerRow = 2 * folds * forward + foldTraining / rows
+                c.reuse = "θ_bas (same U, θ0); a new target trains its folds' models on its Z_val and runs 2 forward passes per fold and row"
             case "LESS (Adam)":
                 // One forward + backward per row, the Adam preconditioning (~4 FLOPs/parameter), the count
                 // sketch (one add per parameter), then the dot product (2d) with

@@ -8,12 +8,19 @@ import ToVPipeline
 /// family (evaluation only): the gradient-similarity baselines scored by ``LessScorer`` and selected top-n
 /// per length bin (`less`: the sign feature, "LESS-like"; `less_adam`: LESS's Adam-preconditioned
 /// gradients), ``DSIR`` (`dsir`: hashed n-gram importance resampling) and ``LengthMatchedRandom``
-/// (`random_length_matched`: random rows with Z_val's response lengths).
+/// (`random_length_matched`: random rows with Z_val's response lengths). Issue 27's candidates:
+/// `crossfit` and `score_dsir`.
 public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case selection(Policy)
     /// score_random with another share of the budget by score (the `score_share` setting), e.g.
     /// `score_random@0.25` (issue 27).
     case scoreShare(Double)
+    /// score_random from cross-fitted ToV's φ (``ToVPipeline/CrossFittedToV``) with this many folds:
+    /// `crossfit` (2 folds, plain ToV's passes per row), `crossfit@4`.
+    case crossFitted(Int)
+    /// score_random's score half from ToV's φ, the rest by DSIR's importance resampling of the other
+    /// rows instead of uniformly: ToV's picks within Z_val's look-alikes by n-grams.
+    case scoreDSIR
     case less
     case lessAdam
     case dsir
@@ -25,7 +32,14 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case "less_adam": self = .lessAdam
         case "dsir": self = .dsir
         case "random_length_matched": self = .randomLengthMatched
+        case "crossfit": self = .crossFitted(CrossFittedToV.defaultFolds)
+        case "score_dsir": self = .scoreDSIR
         default:
+            if rawValue.hasPrefix("crossfit@") {
+                guard let folds = Int(rawValue.dropFirst("crossfit@".count)), (2...16).contains(folds) else { return nil }
+                self = .crossFitted(folds)
+                return
+            }
             if rawValue.hasPrefix("score_random@") {
                 guard let share = Double(rawValue.dropFirst("score_random@".count)), share >= 0, share <= 1 else { return nil }
                 self = .scoreShare(share)
@@ -40,11 +54,18 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         switch self {
         case .selection(let p): return p.rawValue
         case .scoreShare(let share): return "score_random@\(share)"
+        case .crossFitted(let folds): return folds == CrossFittedToV.defaultFolds ? "crossfit" : "crossfit@\(folds)"
+        case .scoreDSIR: return "score_dsir"
         case .less: return "less"
         case .lessAdam: return "less_adam"
         case .dsir: return "dsir"
         case .randomLengthMatched: return "random_length_matched"
         }
+    }
+
+    /// The folds of a cross-fitted policy; nil for the others.
+    var crossFitFolds: Int? {
+        if case .crossFitted(let folds) = self { folds } else { nil }
     }
 
     /// The gradient feature a LESS policy scores with; nil for the others.
@@ -468,7 +489,7 @@ public final class ToVEvaluation {
         // DSIR needs no model: its log importance weights are fitted once per pool and target.
         let dsirWeights: [Double]?
         var dsirCost: EvaluationReport.Cost?
-        if options.policies.contains(.dsir) {
+        if options.policies.contains(.dsir) || options.policies.contains(.scoreDSIR) {
             let meter = ResourceMeter()
             func text(_ row: Row) -> String { row.example.prompt + "\n" + row.example.response }
             let dsir = DSIR(target: split.zval.map(text), pool: split.pool.map(text))
@@ -495,23 +516,32 @@ public final class ToVEvaluation {
             }
         var selections: [[(label: String, ids: [Int64])]] = []
         let features = options.policies.compactMap(\.lessFeature)
+        let crossFitFolds = Set(options.policies.compactMap(\.crossFitFolds)).sorted()
         for seed in 0..<options.seeds {
-            // A LESS feature the stored seed lacks is added to it: ToV is trained again for θ_bas, but its
-            // stored rows (those finished fine-tunes selected from) are kept.
+            // A LESS feature or cross-fitted ToV the stored seed lacks is added to it: ToV is trained again
+            // for θ_bas, but its stored rows (those finished fine-tunes selected from) are kept.
             var scored = SeedScores.load(directory: options.outputDirectory, seed: seed)
-            if scored == nil || features.contains(where: { scored?.less[$0.rawValue] == nil }) {
-                let tov = scores(seed: UInt64(seed), theta0: primaryTheta0, from: choice(primaryTheta0), pool: poolTexts, zval: zvalTexts)
+            func missingFolds(_ theta0: ScoringTheta0) -> [Int] {
+                crossFitFolds.filter { scored?.crossFitted[SeedScores.crossFitKey(theta0, folds: $0)] == nil }
+            }
+            if scored == nil || features.contains(where: { scored?.less[$0.rawValue] == nil }) || !missingFolds(primaryTheta0).isEmpty {
+                let folds = missingFolds(primaryTheta0)
+                let tov = scores(seed: UInt64(seed), theta0: primaryTheta0, from: choice(primaryTheta0), pool: poolTexts, zval: zvalTexts,
+                                 crossFitFolds: folds)
                 var computed = scored ?? SeedScores(tov: tov.rows, tovCost: tov.cost)
                 for feature in features where computed.less[feature.rawValue] == nil {
                     computed.less[feature.rawValue] = lessScores(seed: UInt64(seed), feature: feature, base: tov.base, basSeconds: tov.basSeconds,
                                                                  rows: computed.tov, pool: poolExamples, zval: zvalExamples)
                 }
+                for (folds, fitted) in tov.crossFitted { computed.crossFitted[SeedScores.crossFitKey(primaryTheta0, folds: folds)] = fitted }
                 try computed.save(directory: options.outputDirectory, seed: seed)
                 scored = computed
             }
-            for other in options.scoringTheta0s.dropFirst() where scored!.byTheta0[other.rawValue] == nil {
-                let tov = scores(seed: UInt64(seed), theta0: other, from: choice(other), pool: poolTexts, zval: zvalTexts)
-                scored!.byTheta0[other.rawValue] = SeedScores.Less(rows: tov.rows, cost: tov.cost)
+            for other in options.scoringTheta0s.dropFirst() where scored!.byTheta0[other.rawValue] == nil || !missingFolds(other).isEmpty {
+                let tov = scores(seed: UInt64(seed), theta0: other, from: choice(other), pool: poolTexts, zval: zvalTexts,
+                                 crossFitFolds: missingFolds(other))
+                if scored!.byTheta0[other.rawValue] == nil { scored!.byTheta0[other.rawValue] = SeedScores.Less(rows: tov.rows, cost: tov.cost) }
+                for (folds, fitted) in tov.crossFitted { scored!.crossFitted[SeedScores.crossFitKey(other, folds: folds)] = fitted }
                 try scored!.save(directory: options.outputDirectory, seed: seed)
             }
             let stored = scored!
@@ -519,6 +549,9 @@ public final class ToVEvaluation {
             let rows = stored.tov
             for feature in features { costs.append(stored.less[feature.rawValue]!.cost) }
             for other in options.scoringTheta0s.dropFirst() { costs.append(stored.byTheta0[other.rawValue]!.cost) }
+            for theta0 in options.scoringTheta0s {
+                for folds in crossFitFolds { costs.append(stored.crossFitted[SeedScores.crossFitKey(theta0, folds: folds)]!.cost) }
+            }
             if seed == 0 { histogramScores = rows.map(\.score) }
             var perSelector: [(label: String, ids: [Int64])] = []
             for (label, policy, scoringTheta0) in selectors {
@@ -536,6 +569,19 @@ public final class ToVEvaluation {
                     chosen = Selection.select(tovRows, settings: SelectionSettings(
                         budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,
                         bins: options.bins, seed: SeedStream.policy(seed), scoreShare: share)).ids
+                case .crossFitted(let folds):
+                    chosen = Selection.select(stored.crossFitted[SeedScores.crossFitKey(scoringTheta0, folds: folds)]!.rows, settings: SelectionSettings(
+                        budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,
+                        bins: options.bins, seed: SeedStream.policy(seed))).ids
+                case .scoreDSIR:
+                    // ToV's score half as score_random takes it; the rest of the budget by DSIR among the other rows.
+                    let scoreHalf = Selection.select(tovRows, settings: SelectionSettings(
+                        budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,
+                        bins: options.bins, seed: SeedStream.policy(seed))).items.filter { $0.reason == .score }.map(\.id)
+                    let taken = Set(scoreHalf)
+                    let others = tovRows.filter { !taken.contains($0.id) }
+                    chosen = scoreHalf + DSIR.resample(logWeights: others.map { dsirWeights![Int($0.id)] }, n: n - scoreHalf.count,
+                                                       seed: UInt64(bitPattern: SeedStream.dsir(seed))).map { others[$0].id }
                 case .less, .lessAdam:
                     // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
                     chosen = Selection.select(stored.less[policy.lessFeature!.rawValue]!.rows,
@@ -683,6 +729,8 @@ public final class ToVEvaluation {
         var base: Model
         var basSeconds: Double
         var cost: EvaluationReport.Cost
+        /// Cross-fitted ToV's scores and cost by number of folds, when asked for.
+        var crossFitted: [Int: SeedScores.Less] = [:]
     }
 
     /// The pipeline's settings for scoring seed `seed`: the seed is the daemon's `seed` setting, so U's
@@ -708,23 +756,42 @@ public final class ToVEvaluation {
 
     /// φ, ψ and length for every pool row outside U (row ids are pool indices), by the daemon's own
     /// pipeline (ToVPipeline's ``PipelineRun``) from the chosen θ0.
-    func scores(seed: UInt64, theta0: ScoringTheta0, from choice: Theta0.Choice, pool: [RowText], zval: [RowText]) -> ToVScores {
+    func scores(seed: UInt64, theta0: ScoringTheta0, from choice: Theta0.Choice, pool: [RowText], zval: [RowText],
+                crossFitFolds: [Int] = []) -> ToVScores {
         let meter = ResourceMeter()
         var pipeline = PipelineRun(model: options.surrogate, settings: trajectorySettings(seed: seed), uSize: options.uSize,
                                    method: options.method, scoreFunction: options.scoreFunction)
+        pipeline.crossFitFolds = crossFitFolds
         let named = theta0 == .pretrained ? "" : " (\(theta0.rawValue) θ0)"
         pipeline.progress = { [progress] stage, done, total in
             switch stage {
             case .pretraining: progress("seed \(seed): \(theta0.rawValue) θ0 (pretraining)", done, total)
             case .scoring: progress("seed \(seed): ToV scoring\(named)", done, total)
+            case .crossFitting: progress("seed \(seed): cross-fitted ToV scoring\(named)", done, total)
             }
         }
         let result = pipeline.run(pool: pool, zval: zval, theta0: choice)
         // What ToV keeps per scored row: L base losses, L θ_val losses and ψ, as Float32.
         let stored = result.rows.count * (2 * options.epochs + 1) * MemoryLayout<Float>.size
         var cost = meter.finish(method: "ToV\(named)", seed: seed, rows: result.rows.count, bytesStored: stored)
+        cost.wallSeconds -= result.crossFitSeconds
         if choice.isBootstrap { cost.note = "includes θ0's bootstrap pretraining (\(String(format: "%.1f", result.theta0Seconds)) s)" }
-        return ToVScores(rows: result.rows, base: result.finalBase, basSeconds: result.baseTrainingSeconds, cost: cost)
+        // Cross-fitted ToV's cost: θ0 and θ_bas as plain ToV's (shared), plus its folds.
+        var crossFitted: [Int: SeedScores.Less] = [:]
+        for folds in crossFitFolds {
+            var foldCost = cost
+            foldCost.method = "ToV cross-fitted, \(folds) folds\(named)"
+            foldCost.wallSeconds = result.theta0Seconds + result.baseTrainingSeconds + result.crossFitSeconds / Double(crossFitFolds.count)
+            foldCost.bytesStored = result.rows.count * (2 * folds + 1) * MemoryLayout<Float>.size
+            guard let rows = result.targets[0].crossFitted[folds] else {
+                foldCost.note = "Z_val is a single context: nothing to hold out, plain ToV's scores"
+                crossFitted[folds] = SeedScores.Less(rows: result.rows, cost: foldCost)
+                continue
+            }
+            foldCost.note = "θ0\(choice.isBootstrap ? " (bootstrap)" : "") and θ_bas as plain ToV's, then \(folds) folds: a pass over Z_val at η and a nudge at ε each, 2 forward passes per row"
+            crossFitted[folds] = SeedScores.Less(rows: rows, cost: foldCost)
+        }
+        return ToVScores(rows: result.rows, base: result.finalBase, basSeconds: result.baseTrainingSeconds, cost: cost, crossFitted: crossFitted)
     }
 
     /// One seed's ToV scores and, for each LESS feature the run's policies use, its scores, with the
@@ -741,6 +808,10 @@ public final class ToVEvaluation {
         var less: [String: Less] = [:]
         /// ToV's scores from each θ0 after the run's first (``ScoringTheta0`` raw value).
         var byTheta0: [String: Less] = [:]
+        /// Cross-fitted ToV's scores by ``crossFitKey(_:folds:)``.
+        var crossFitted: [String: Less] = [:]
+
+        static func crossFitKey(_ theta0: ScoringTheta0, folds: Int) -> String { "\(theta0.rawValue)@\(folds)" }
 
         init(tov: [ScoredRow], tovCost: EvaluationReport.Cost) {
             self.tov = tov
@@ -748,7 +819,7 @@ public final class ToVEvaluation {
         }
 
         enum CodingKeys: String, CodingKey {
-            case tov, tovCost, lessByFeature, tovByTheta0
+            case tov, tovCost, lessByFeature, tovByTheta0, crossFitted
             /// Files written before `less_adam` held the sign feature's scores under these two keys.
             case less, lessCost
         }
@@ -764,6 +835,7 @@ public final class ToVEvaluation {
                 less = [LessScorer.Feature.sign.rawValue: Less(rows: rows, cost: cost)]
             }
             byTheta0 = try c.decodeIfPresent([String: Less].self, forKey: .tovByTheta0) ?? [:]
+            crossFitted = try c.decodeIfPresent([String: Less].self, forKey: .crossFitted) ?? [:]
         }
 
         func encode(to encoder: Encoder) throws {
@@ -772,6 +844,7 @@ public final class ToVEvaluation {
             try c.encode(tovCost, forKey: .tovCost)
             try c.encode(less, forKey: .lessByFeature)
             try c.encode(byTheta0, forKey: .tovByTheta0)
+            try c.encode(crossFitted, forKey: .crossFitted)
         }
 
         static func path(directory: String, seed: Int) -> String { directory + "/scores-seed\(seed).json" }

@@ -10,6 +10,9 @@
 /// - score_random: s = ⌊n · scoreShare⌋ (n/2 by default; ``SelectionSettings/scoreRows(budget:)``). Bin b's quota is s/k, plus 1 for b < s mod k. Each bin gives its
 ///   top quota rows by (score desc, id asc). The rest of the budget, n − taken, comes from the other
 ///   rows in (randomKey asc, id asc) order. Reasons: .score, .random.
+/// - score_dsir: score_random's score half; the rest of the budget from the other rows in
+///   (``NgramImportance/resamplingKey(logWeight:id:seed:)`` desc, id asc) order: importance
+///   resampling by the rows' n-gram weights. Reasons: .score, .importance.
 /// - score_only: the same binned top with s = n; quotas a bin cannot fill stay unfilled.
 /// - score_only_unbinned: top n by (score desc, id asc).
 /// - random: first n by (randomKey, id).
@@ -27,14 +30,18 @@ public func select(_ rows: [ScoredRow], settings: SelectionSettings) -> Selectio
     func byScore(_ a: ScoredRow, _ b: ScoredRow) -> Bool { a.score != b.score ? a.score > b.score : a.id < b.id }
 
     switch settings.policy {
-    case .scoreRandom, .scoreOnly:
+    case .scoreRandom, .scoreOnly, .scoreDSIR:
         let s = settings.scoreRows(budget: n)
         for (bin, members) in rowsByBin(rows, bins: bins, k: k).enumerated() {
             for row in members.sorted(by: byScore).prefix(binQuota(bin: bin, scoreRows: s, bins: k)) { take(row, .score) }
         }
+        let remaining = rows.filter { chosen[$0.id] == nil }
+        let rest = max(n - chosen.count, 0)
         if settings.policy == .scoreRandom {
-            let remaining = rows.filter { chosen[$0.id] == nil }
-            for row in randomOrder(remaining, seed: settings.seed).prefix(max(n - chosen.count, 0)) { take(row, .random) }
+            for row in randomOrder(remaining, seed: settings.seed).prefix(rest) { take(row, .random) }
+        } else if settings.policy == .scoreDSIR {
+            let keyed = remaining.map { (key: NgramImportance.resamplingKey(logWeight: $0.importance, id: $0.id, seed: settings.seed), row: $0) }
+            for (_, row) in keyed.sorted(by: { $0.key != $1.key ? $0.key > $1.key : $0.row.id < $1.row.id }).prefix(rest) { take(row, .importance) }
         }
     case .scoreOnlyUnbinned:
         for row in rows.sorted(by: byScore).prefix(n) { take(row, .score) }
@@ -81,7 +88,7 @@ func randomOrder(_ rows: [ScoredRow], seed: Int64) -> [ScoredRow] {
 }
 
 public struct SelectedItem: Equatable, Sendable {
-    public enum Reason: String, Sendable { case score, random }
+    public enum Reason: String, Sendable { case score, random, importance }
     public var id: Int64
     public var reason: Reason
     public var lengthBin: Int

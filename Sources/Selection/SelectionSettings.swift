@@ -3,6 +3,11 @@ public enum Policy: String, Codable, CaseIterable, Sendable {
     /// `scoreShare` of the budget (half by default) by score, spread evenly over equal-count length
     /// bins; the rest uniformly at random.
     case scoreRandom = "score_random"
+    /// score_random with the rest of the budget drawn by n-gram importance (``NgramImportance``: rows
+    /// whose words look like Z_val's more than like the pool's) instead of uniformly: issue 27's
+    /// candidate, which finds the target's own rows in a pool where the surrogate's short context
+    /// cannot see the instruction that marks them.
+    case scoreDSIR = "score_dsir"
     /// The whole budget by score, spread over length bins.
     case scoreOnly = "score_only"
     /// The whole budget by score, no bins (the ablation that shows why bins matter).
@@ -20,8 +25,8 @@ public struct SelectionSettings: Equatable, Sendable {
     public var method: TrajectoryMethod
     public var bins: Int
     public var seed: Int64
-    /// score_random's share of the budget taken by score (the `score_share` setting); the rest is
-    /// drawn at random. ToV's Score+Random is ½.
+    /// score_random's (and score_dsir's) share of the budget taken by score (the `score_share`
+    /// setting); the rest is drawn at random (by importance). ToV's Score+Random is ½.
     public var scoreShare: Double
     public static let defaultScoreShare = 0.5
 
@@ -37,10 +42,10 @@ public struct SelectionSettings: Equatable, Sendable {
     }
 
     /// How many of a budget of `n` rows the policy takes by score, spread over the length bins: for
-    /// score_random ⌊n · scoreShare⌋ (n/2 by default), for score_only all n. The one definition the
-    /// reference `select` and the daemon's SQL plan both use.
+    /// score_random and score_dsir ⌊n · scoreShare⌋ (n/2 by default), for score_only all n. The one
+    /// definition the reference `select` and the daemon's SQL plan both use.
     public func scoreRows(budget n: Int) -> Int {
-        guard policy == .scoreRandom else { return n }
+        guard policy == .scoreRandom || policy == .scoreDSIR else { return n }
         // The ε keeps a product such as 0.29 · 100 = 28.999… from rounding down a whole row.
         return min(n, max(0, Int((Double(n) * scoreShare + 1e-9).rounded(.down))))
     }
@@ -66,11 +71,25 @@ public struct ScoredRow: Equatable, Sendable, Codable {
     public var uncertainty: Double
     /// Number of response tokens φ averages over: the length the bins are made of.
     public var length: Int
+    /// The row's n-gram log importance weight for the target (``NgramImportance``), which score_dsir
+    /// draws by; 0 where nothing computed it.
+    public var importance: Double
 
-    public init(id: Int64, score: Double, uncertainty: Double = 0, length: Int) {
+    public init(id: Int64, score: Double, uncertainty: Double = 0, length: Int, importance: Double = 0) {
         self.id = id
         self.score = score
         self.uncertainty = uncertainty
         self.length = length
+        self.importance = importance
+    }
+
+    enum CodingKeys: String, CodingKey { case id, score, uncertainty, length, importance }
+
+    /// Rows stored before the importance weight existed read as 0.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(Int64.self, forKey: .id), score: try c.decode(Double.self, forKey: .score),
+                  uncertainty: try c.decode(Double.self, forKey: .uncertainty), length: try c.decode(Int.self, forKey: .length),
+                  importance: try c.decodeIfPresent(Double.self, forKey: .importance) ?? 0)
     }
 }

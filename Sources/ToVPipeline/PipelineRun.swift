@@ -39,7 +39,8 @@ public struct PipelineRun {
 
     /// One target's part of a run: its θ_val losses and the φ they give.
     public struct TargetScores {
-        /// φ, ψ and length of every pool row outside U, in pool order.
+        /// φ, ψ, length and n-gram importance (Z_val's words against U's) of every pool row outside U,
+        /// in pool order.
         public var rows: [ScoredRow]
         /// ℓ(θ_val^l, x) per scored row (what the daemon stores per target in tov.scores).
         public var valLosses: [[Float]]
@@ -162,8 +163,11 @@ public struct PipelineRun {
         let sampleIDs = Set(ZvalAgreement.sampleIDs(ids: pool.map(\.id), uSize: uSize, seed: settings.seed))
         let sample = scoredRows.filter { sampleIDs.contains($0.id) }
         var targets = valLosses.indices.map { k in
-            TargetScores(rows: scoredRows.indices.map { i in
-                RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: valLosses[k][i], function: scoreFunction)
+            let importance = NgramImportance(zval: zvals[k], u: uRows)
+            return TargetScores(rows: scoredRows.indices.map { i in
+                var row = RowScoring.scoredRow(id: scoredRows[i].id, base: baseLosses[i], val: valLosses[k][i], function: scoreFunction)
+                row.importance = importance.logWeight(scoredRows[i])
+                return row
             }, valLosses: valLosses[k],
             agreement: ZvalAgreement.measure(base: base, tokenizer: tokenizer, zval: zvals[k], u: uRows, sample: sample,
                                              trajectory: trajectory, scoring: scoring))

@@ -193,7 +193,7 @@ extension Tovd {
 struct TargetSettingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Its budget, as tov.settings writes it: '{\"rows\": N}' or '{\"fraction\": F}'.", valueName: "json"))
     var budget: String?
-    @Option(help: "Its policy: score_random, score_only, score_only_unbinned, random or uncertainty.") var policy: String?
+    @Option(help: "Its policy: score_random, score_dsir (the rest of the budget by n-gram importance instead of at random), score_only, score_only_unbinned, random or uncertainty.") var policy: String?
     @Option(help: "Its number of length bins (1 … 100).") var bins: Int?
     @Option(help: "Its score function: improvement, abs or relu.") var scoreFn: String?
     @Option(help: "Its θ_val learning rate as a fraction of lr (1e-6 … 10).") var valLrRatio: Double?

@@ -203,13 +203,13 @@ struct PipelineTests {
     @Test func crossFittedAndScoreDSIRCandidatesExtendAFinishedRun() throws {
         #expect(EvaluationPolicy(rawValue: "crossfit") == .crossFitted(2) && EvaluationPolicy(rawValue: "crossfit@4") == .crossFitted(4))
         #expect(EvaluationPolicy.crossFitted(2).rawValue == "crossfit" && EvaluationPolicy.crossFitted(4).rawValue == "crossfit@4")
-        #expect(EvaluationPolicy(rawValue: "crossfit@1") == nil && EvaluationPolicy(rawValue: "score_dsir") == .scoreDSIR)
+        #expect(EvaluationPolicy(rawValue: "crossfit@1") == nil && EvaluationPolicy(rawValue: "score_dsir") == .selection(.scoreDSIR))
         try Self.withSmallRun { options, root in
             options.seeds = 1
             options.learningRates = [1e-3]
             options.policies = [.selection(.scoreRandom), .random]
             let first = try ToVEvaluation(options: options).run(commandLine: "test")
-            options.policies = [.selection(.scoreRandom), .random, .crossFitted(2), .crossFitted(3), .scoreDSIR]
+            options.policies = [.selection(.scoreRandom), .random, .crossFitted(2), .crossFitted(3), .selection(.scoreDSIR)]
             let extended = try ToVEvaluation(options: options).run(commandLine: "test")
             for label in ["crossfit", "crossfit@3", "score_dsir", "crossfit (bootstrap θ0)", "score_dsir (bootstrap θ0)"] {
                 #expect(extended.runs.filter { $0.policy == label }.count == 2, "\(label)")

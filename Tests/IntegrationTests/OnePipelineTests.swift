@@ -61,13 +61,14 @@ struct OnePipelineTests {
             let config = try BaseModelConfig(json: try base.get(String.self, 1))
             let daemonU = try await c.query("SELECT candidate_id FROM tov.base_subset WHERE base_version = $1 ORDER BY candidate_id", [baseVersion])
                 .map { try $0.get(Int64.self, 0) }
-            var daemonScores: [Int64: (score: Double, base: [Float], val: [Float], tokens: Int)] = [:]
+            var daemonScores: [Int64: (score: Double, base: [Float], val: [Float], tokens: Int, importance: Double)] = [:]
             for row in try await c.query("""
-                SELECT s.candidate_id, s.score, s.base_losses, s.val_losses, s.tokens FROM tov.scores s
+                SELECT s.candidate_id, s.score, s.base_losses, s.val_losses, s.tokens, s.importance FROM tov.scores s
                 JOIN tov.model_versions m USING (model_version) WHERE m.status = 'complete'
                 """) {
                 daemonScores[try row.get(Int64.self, 0)] = (try row.get(Double.self, 1), try row.get([Float].self, 2),
-                                                           try row.get([Float].self, 3), Int(try row.get(Int32.self, 4)))
+                                                           try row.get([Float].self, 3), Int(try row.get(Int32.self, 4)),
+                                                           try row.get(Double.self, "importance"))
             }
             let daemonSelected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
             let signal = try #require(try await c.query("""
@@ -103,7 +104,9 @@ struct OnePipelineTests {
                 #expect(zip(evaluation.baseLosses[i].losses, theirs.base).allSatisfy { abs($0 - $1) < 1e-4 }, "θ_bas losses of row \(row.id)")
                 #expect(zip(evaluation.valLosses[i], theirs.val).allSatisfy { abs($0 - $1) < 1e-4 }, "θ_val losses of row \(row.id)")
                 #expect(row.length == theirs.tokens)
+                #expect(row.importance == theirs.importance, "n-gram weight of row \(row.id)")
             }
+            #expect(Set(evaluation.rows.map(\.importance)).count > 2, "the weights differ between rows")
             #expect(evaluation.rows.contains { abs($0.score) > 1e-3 }, "φ is not trivially zero (largest difference \(worst))")
             #expect(evaluation.select(settings.selection).ids == daemonSelected, "the selection")
             // The Z_val signal: the same halves, control and sample (80 rows outside U), the same number.
@@ -128,6 +131,21 @@ struct OnePipelineTests {
             let unhelped = try await c.query("SELECT count(*) FROM tov.zval_unhelped WHERE target = 'default'").first!.get(Int64.self, 0)
             #expect(Int(unhelped) == agreement.rowGains.filter { $0 <= 0 }.count)
             #expect(daemonHalves < 0.999, "the halves rank the sample alike but not identically (\(daemonHalves)): a number that can differ")
+
+            // score_dsir, set while the daemon runs: the same selection as the pipeline's rows give it.
+            try await c.simpleQuery("UPDATE tov.settings SET value = '\"score_dsir\"' WHERE key = 'policy'")
+            var dsirSettings = settings.selection
+            dsirSettings.policy = .scoreDSIR
+            let expected = evaluation.select(dsirSettings)
+            #expect(expected.items.contains { $0.reason == .importance })
+            let switched = try await TovTestDatabase.eventually(timeout: .seconds(60)) {
+                try await c.query("SELECT count(*) FROM tov.selected WHERE reason = 'importance'").first!.get(Int64.self, 0) > 0
+            }
+            try #require(switched, "\(daemon.log.suffix(2000))")
+            let dsirSelected = try await c.query("SELECT id, reason FROM tov.selected ORDER BY id").map {
+                "\(try $0.get(Int64.self, "id"))/\(try $0.get(String.self, "reason"))"
+            }
+            #expect(dsirSelected == expected.items.map { "\($0.id)/\($0.reason.rawValue)" }, "the score_dsir selection")
             daemon.terminate()
             #expect(await daemon.waitForExit() == 0)
         }

@@ -53,7 +53,7 @@ struct SelectionPropertyTests {
     /// The incremental path proper: fixed settings, so the bins are never rebuilt from scratch,
     /// only moved at their boundaries, over many small batches (fewer rows than bins at first) and
     /// a few deletes.
-    @Test(arguments: [Policy.scoreRandom, .scoreOnly, .uncertainty])
+    @Test(arguments: [Policy.scoreRandom, .scoreOnly, .uncertainty, .scoreDSIR])
     func manyBatchesUnderFixedSettings(policy: Policy) async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
@@ -80,10 +80,12 @@ struct SelectionPropertyTests {
         let ids = try await TovTestDatabase.insertCandidates(count, on: c, prefix: "s\(step)")
         for id in ids {
             let score = Double(Int(g.next() % 7)) / 4 - 0.5
+            // score_dsir's weights: sums of float8 log ratios, often far apart, sometimes tied.
+            let importance = g.next() % 4 == 0 ? 0 : Double(Int64(g.next() % 4000) - 2000) / 37
             try await c.execute("""
-                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-                VALUES ($1, 1, tov.phi(ARRAY[$2::real], '{0}', $5), 1, 1, ARRAY[$2::real], '{0}', $3, $4)
-                """, [id, Float(score), Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1), function.rawValue])
+                INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens, importance)
+                VALUES ($1, 1, tov.phi(ARRAY[$2::real], '{0}', $5), 1, 1, ARRAY[$2::real], '{0}', $3, $4, $6)
+                """, [id, Float(score), Float(g.next() % 100) / -10, Int32(g.next() % 12 + 1), function.rawValue, importance])
         }
     }
 
@@ -98,9 +100,10 @@ struct SelectionPropertyTests {
     /// `tov.selected` equals the reference `select()` on the stored scores, and
     /// `tov.selection_history` replays to it.
     static func expectReferenceSelection(on c: Connection, settings: SelectionSettings, step: Int) async throws {
-        let rows = try await c.query("SELECT candidate_id, score, uncertainty, tokens FROM tov.scores WHERE model_version = 1").map {
-            ScoredRow(id: try $0.get(Int64.self, 0), score: try $0.get(Double.self, 1),
-                      uncertainty: Double(try $0.get(Float.self, 2)), length: Int(try $0.get(Int32.self, 3)))
+        let rows = try await c.query("SELECT candidate_id, score, uncertainty, tokens, importance FROM tov.scores WHERE model_version = 1").map {
+            ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
+                      uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")),
+                      importance: try $0.get(Double.self, "importance"))
         }
         let expected = select(rows, settings: settings).items.map { "\($0.id)/\($0.reason.rawValue)/\($0.lengthBin)" }
         let actual = try await c.query("SELECT id, reason, length_bin FROM tov.selected ORDER BY id").map {

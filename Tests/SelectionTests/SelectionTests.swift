@@ -142,12 +142,40 @@ struct SelectTests {
             let want = budget.rowCount(eligible: pool.count)
             #expect(Set(result.ids).count == result.items.count)
             if policy != .scoreOnly { #expect(result.items.count == want) } else { #expect(result.items.count <= want) }
-            if policy == .scoreRandom || policy == .scoreOnly {
-                let s = policy == .scoreRandom ? want / 2 : want
+            if policy == .scoreRandom || policy == .scoreOnly || policy == .scoreDSIR {
+                let s = policy == .scoreOnly ? want : want / 2
                 let perBin = Dictionary(grouping: result.items.filter { $0.reason == .score }, by: \.lengthBin)
                 for (bin, items) in perBin { #expect(items.count <= binQuota(bin: bin, scoreRows: s, bins: bins)) }
             }
         }
+    }
+
+    /// score_dsir takes score_random's score half, then the rows with far larger n-gram weights
+    /// first (the Gumbel noise moves a key by a few units, not by 100), each with reason importance;
+    /// among equal weights the noise alone orders them, reproducibly.
+    @Test func scoreDSIRDrawsTheRestByImportance() {
+        var pool = rows(300)
+        for i in pool.indices where i % 10 == 0 { pool[i].importance = 100 }
+        let settings = SelectionSettings(budget: .rows(60), policy: .scoreDSIR, seed: 4)
+        let result = select(pool, settings: settings)
+        let plain = select(pool, settings: SelectionSettings(budget: .rows(60), policy: .scoreRandom, seed: 4))
+        #expect(Set(result.items.filter { $0.reason == .score }.map(\.id)) == Set(plain.items.filter { $0.reason == .score }.map(\.id)))
+        let heavy = Set(pool.filter { $0.importance == 100 }.map(\.id))
+        let drawn = result.items.filter { $0.reason == .importance }
+        #expect(drawn.count == 30)
+        #expect(heavy.subtracting(result.items.filter { $0.reason == .score }.map(\.id)).isSubset(of: Set(drawn.map(\.id))))
+        #expect(select(pool, settings: settings) == result)
+        let otherSeed = select(pool, settings: SelectionSettings(budget: .rows(60), policy: .scoreDSIR, seed: 5))
+        #expect(otherSeed.ids != result.ids, "the light rows' order follows the seed's noise")
+    }
+
+    /// The stored form of an n-gram model weighs rows exactly as the fitted one; other bytes are refused.
+    @Test func ngramModelsRoundTripThroughTheirBytes() throws {
+        let model = NgramImportance(target: ["the passage says 4", "the answer is 7"], pool: ["plants need water", "the sky is blue"], buckets: 64)
+        let stored = try #require(NgramImportance(bytes: model.bytes))
+        #expect(stored == model && stored.logWeight("the answer is blue") == model.logWeight("the answer is blue"))
+        #expect(model.bytes.count == 64 * 8)
+        #expect(NgramImportance(bytes: []) == nil && NgramImportance(bytes: [1, 2, 3]) == nil)
     }
 
     @Test func addingARowThatLosesEverywhereChangesNothing() {

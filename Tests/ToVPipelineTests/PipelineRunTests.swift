@@ -143,7 +143,8 @@ struct PipelineRunTests {
         }
         let version = try LoadedVersion(modelVersion: 1, baseVersion: 1,
                                         base: try [1, 2].map { try SurrogateCheckpoint.decode(stored["base/\($0)"]) },
-                                        val: try [1, 2].map { try SurrogateCheckpoint.decode(stored["val/\($0)"]) })
+                                        val: try [1, 2].map { try SurrogateCheckpoint.decode(stored["val/\($0)"]) },
+                                        importanceModel: NgramImportance(bytes: NgramImportance(zval: zval, u: u).bytes))
         let scored = pool.filter { !inU.contains($0.id) }
         let base = try version.baseLosses(scored, options: Self.scoring)
         let val = try version.valLosses(scored, options: Self.scoring)
@@ -153,6 +154,10 @@ struct PipelineRunTests {
         #expect(base.count == expected.baseLosses.count && val.count == expected.valLosses.count)
         #expect(zip(base, expected.baseLosses).allSatisfy { close($0.losses, $1.losses) && $0.tokens == $1.tokens }, "θ_bas losses")
         #expect(zip(val, expected.valLosses).allSatisfy { close($0, $1) }, "θ_val losses")
+        // score_dsir's weights: the trainer's model of Z_val and U, stored and read back, weighs each
+        // row as the pipeline does.
+        #expect(zip(scored, expected.rows).allSatisfy { version.importance($0) == $1.importance }, "importance weights")
+        #expect(expected.rows.contains { $0.importance != 0 })
     }
 }
 

@@ -45,7 +45,8 @@ struct BatchOutcome {
         var key: JobKey { JobKey(candidateID: candidateID, modelVersion: modelVersion) }
     }
     struct BaseLoss { var candidateID: Int64, baseVersion: Int, record: BaseLossRecord }
-    struct Score { var candidateID: Int64, modelVersion: Int, base: BaseLossRecord, valLosses: [Float] }
+    /// `importance`: the row's n-gram log weight under the version's model (score_dsir's), 0 without one.
+    struct Score { var candidateID: Int64, modelVersion: Int, base: BaseLossRecord, valLosses: [Float], importance: Double }
     struct Unscorable { var candidateID: Int64, modelVersion: Int, detail: String }
 
     /// The jobs this batch completes.

@@ -1,4 +1,5 @@
 import Foundation
+import Selection
 import Surrogate
 import ToVPipeline
 
@@ -13,20 +14,26 @@ public final class LoadedVersion: @unchecked Sendable {
     public let tokenizer: Tokenizer
     let base: [Model]
     let val: [Model]
+    /// The target's n-gram model of this version (score_dsir's weights); nil for a version made
+    /// before the schema kept one, whose rows then weigh 0.
+    let importanceModel: NgramImportance?
     /// The rows of the last call and their tokens: a worker calls `baseLosses` and then `valLosses`
     /// on the same batch, and tokenizing once serves all 2L checkpoints.
     private var lastRows: [RowText] = []
     private var lastExamples: [Example] = []
 
-    convenience init(modelVersion: Int, baseVersion: Int, base: [SurrogateCheckpoint], val: [SurrogateCheckpoint]) throws {
+    convenience init(modelVersion: Int, baseVersion: Int, base: [SurrogateCheckpoint], val: [SurrogateCheckpoint],
+                     importanceModel: NgramImportance?) throws {
         guard let tokenizer = base.first?.tokenizer else {
             throw DaemonError(.checkpoint, "model version \(modelVersion) has no θ_bas checkpoint")
         }
-        try self.init(modelVersion: modelVersion, baseVersion: baseVersion, tokenizer: tokenizer, base: base.map(\.model), val: val.map(\.model))
+        try self.init(modelVersion: modelVersion, baseVersion: baseVersion, tokenizer: tokenizer, base: base.map(\.model), val: val.map(\.model),
+                      importanceModel: importanceModel)
     }
 
     /// For benchmarks: models already in memory.
-    public init(modelVersion: Int, baseVersion: Int, tokenizer: Tokenizer, base: [Model], val: [Model]) throws {
+    public init(modelVersion: Int, baseVersion: Int, tokenizer: Tokenizer, base: [Model], val: [Model],
+                importanceModel: NgramImportance? = nil) throws {
         guard base.count == val.count, !base.isEmpty else {
             throw DaemonError(.checkpoint, "model version \(modelVersion) needs as many θ_val as θ_bas checkpoints (got \(base.count) and \(val.count))")
         }
@@ -35,6 +42,12 @@ public final class LoadedVersion: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.base = base
         self.val = val
+        self.importanceModel = importanceModel
+    }
+
+    /// The row's n-gram log importance weight for this version's target (0 without a model).
+    func importance(_ row: RowText) -> Double {
+        importanceModel?.logWeight(row) ?? 0
     }
 
     public var epochs: Int { base.count }

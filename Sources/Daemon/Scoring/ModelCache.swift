@@ -116,9 +116,10 @@ public final class ModelCache: @unchecked Sendable {
             checkpointIDs.append(id)
             val.append(checkpoint)
         }
+        let importance = try await ModelVersionStore.importanceModelGet(version, on: connection)
         let entry: LoadedVersion
         do {
-            entry = try LoadedVersion(modelVersion: version, baseVersion: base, base: bases[base]!, val: val)
+            entry = try LoadedVersion(modelVersion: version, baseVersion: base, base: bases[base]!, val: val, importanceModel: importance)
         } catch {
             throw CheckpointLoadError(checkpointID: nil, message: "model version \(version) does not load: \(error)")
         }

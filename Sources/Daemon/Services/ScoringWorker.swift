@@ -250,7 +250,7 @@ public final class ScoringWorker: Service, Sendable {
                     continue
                 }
                 outcome.scores.append(.init(candidateID: job.candidateID, modelVersion: version.modelVersion,
-                                            base: record, valLosses: val[index]))
+                                            base: record, valLosses: val[index], importance: version.importance(texts[index])))
             }
         }
         // The score_fn each version's target had when the settings were read: used only where the
@@ -405,7 +405,7 @@ public final class ScoringWorker: Service, Sendable {
                     group.flatMap(\.base.losses), group.flatMap(\.valLosses), key.function,
                     group.map { $0.base.losses.reduce(0, +) / Float($0.base.losses.count) },
                     group.map { $0.valLosses.reduce(0, +) / Float($0.valLosses.count) },
-                    group.map(\.base.uncertainty), key.epochs, group.map { Int32($0.base.tokens) },
+                    group.map(\.base.uncertainty), key.epochs, group.map { Int32($0.base.tokens) }, group.map(\.importance),
                 ])
             }
             var unscorableRows = 0

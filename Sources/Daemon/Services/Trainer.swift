@@ -269,11 +269,14 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         try await activity.set("measuring Z_val agreement", reason: reason, detail: named(nil), done: nil, total: nil, unit: nil)
         let agreement = try await zvalAgreement(target: target.name, modelVersion: modelVersion, base: base, seed: config.seed,
                                                 lastBase: baseCheckpoints.last!, zval: zval, u: u, trainer: trainer, on: connection)
+        // score_dsir's weights for this version: Z_val's n-grams against U's (a few seconds of hashing).
+        let importance = NgramImportance(zval: zval, u: u)
         let trainedSeconds = (clock.now - started).seconds
         metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await fence.transaction(on: connection) { tx -> Int in
             try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
             try await TrainingStore.modelVersionAgreementSet(modelVersion, agreement, zval: zval, on: tx)
+            try await TrainingStore.modelVersionImportanceSet(modelVersion, importance, on: tx)
             return try await TrainingStore.modelVersionStartScoring(modelVersion, base: base, refresh: refreshID, on: tx)
         }
         try await activity.set("rescoring", reason: reason, detail: named("model version \(modelVersion)"), done: 0, total: enqueued, unit: "rows")

@@ -52,9 +52,8 @@ public struct Explanation: Sendable {
         let n = settings.selection.budget.rowCount(eligible: eligible)
         add("length bin \(bin) of \(k) (\(binSize) rows), rank \(rank) by score in its bin; budget \(n) of \(eligible) eligible rows")
         let scoreRows: Int? = switch settings.selection.policy {
-        case .scoreRandom: n / 2
-        case .scoreOnly: n
-        default: nil
+        case .scoreRandom, .scoreOnly, .scoreDSIR: settings.selection.scoreRows(budget: n)
+        case .scoreOnlyUnbinned, .uncertainty, .random: nil
         }
         if let s = scoreRows {
             let quota = s / k + (bin < s % k ? 1 : 0)
@@ -62,8 +61,13 @@ public struct Explanation: Sendable {
             add(rank <= quota ? "rank \(rank) ≤ \(quota): in by score" : "rank \(rank) > \(quota): not in by score")
         }
         if let reason = row.selectedReason {
-            add(reason == "random" ? "in: drawn into the random half (seeded hash of the id, policy \(settings.selection.policy.rawValue))"
-                                   : "in: selected by score (policy \(settings.selection.policy.rawValue))")
+            let policy = settings.selection.policy.rawValue
+            let line = switch reason {
+            case "random": "in: drawn into the random half (seeded hash of the id, policy \(policy))"
+            case "importance": "in: drawn by n-gram importance (its words against Z_val's and U's, seeded Gumbel noise; policy \(policy))"
+            default: "in: selected by score (policy \(policy))"
+            }
+            add(line)
         } else {
             add("out: not in the current selection (policy \(settings.selection.policy.rawValue))")
         }

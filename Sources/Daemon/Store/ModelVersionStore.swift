@@ -1,4 +1,5 @@
 import PQ
+import Selection
 
 /// The selection keeper's and the sweeper's statements: which versions are live, the switch to a
 /// rescored version, and what a target's selection was last computed under.
@@ -113,6 +114,16 @@ public enum ModelVersionStore {
         """
 
     static let jobForVersionsDeleteMany = "DELETE FROM tov.jobs WHERE model_version = ANY ($1::int[])"
+
+    /// The n-gram model of `version`'s target (tov.model_versions.importance_model, score_dsir's
+    /// weights); nil for a version made before the schema kept one, or bytes that do not decode
+    /// (the version's rows then weigh 0, which the policy draws uniformly, rather than not scoring).
+    static func importanceModelGet(_ version: Int, on connection: Connection) async throws -> NgramImportance? {
+        let row = try await connection.query(importanceModelGetOne, [version]).first
+        return try row?.getOptional([UInt8].self, "importance_model").flatMap(NgramImportance.init(bytes:))
+    }
+
+    static let importanceModelGetOne = "SELECT importance_model FROM tov.model_versions WHERE model_version = $1::int"
 
     /// The live versions of every target (each one's complete version, and the one it rescores)
     /// with their base models.

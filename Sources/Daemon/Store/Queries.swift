@@ -148,12 +148,13 @@ enum Queries {
 
     /// One batch of scores: $1 ids, $2 model versions, $3/$4 the base/val losses flattened in row
     /// order (L = $9 per row), $5 score_fn, $6/$7 mean base/val losses, $8 uncertainties, $9 L,
-    /// $10 tokens. φ is computed by `tov.phi`, the same function the settings recompute uses.
+    /// $10 tokens, $11 n-gram importance weights. φ is computed by `tov.phi`, the same function the
+    /// settings recompute uses.
     static let scoreInsertMany = """
-        INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens)
-        SELECT t.id, t.version, tov.phi(l.base, l.val, $5), t.base_mean, t.val_mean, l.base, l.val, t.uncertainty, t.tokens
-        FROM unnest($1::bigint[], $2::int[], $6::real[], $7::real[], $8::real[], $10::int[])
-             WITH ORDINALITY AS t(id, version, base_mean, val_mean, uncertainty, tokens, i)
+        INSERT INTO tov.scores (candidate_id, model_version, score, base_loss, val_loss, base_losses, val_losses, uncertainty, tokens, importance)
+        SELECT t.id, t.version, tov.phi(l.base, l.val, $5), t.base_mean, t.val_mean, l.base, l.val, t.uncertainty, t.tokens, t.importance
+        FROM unnest($1::bigint[], $2::int[], $6::real[], $7::real[], $8::real[], $10::int[], $11::float8[])
+             WITH ORDINALITY AS t(id, version, base_mean, val_mean, uncertainty, tokens, importance, i)
         CROSS JOIN LATERAL (SELECT ($3::real[])[(t.i - 1) * $9::int + 1 : t.i * $9::int] AS base,
                                    ($4::real[])[(t.i - 1) * $9::int + 1 : t.i * $9::int] AS val) l
         ON CONFLICT (candidate_id, model_version) DO NOTHING

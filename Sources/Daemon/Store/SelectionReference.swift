@@ -39,13 +39,14 @@ public enum SelectionReference {
     /// The scores of `version` (nil: the complete version of `target`) as the reference reads them.
     static func scoreMany(version: Int?, target: String, on connection: Connection) async throws -> [ScoredRow] {
         try await connection.query("""
-            SELECT candidate_id, score, uncertainty, tokens FROM tov.scores
+            SELECT candidate_id, score, uncertainty, tokens, importance FROM tov.scores
             WHERE model_version = coalesce($1::int, (
                 SELECT m.model_version FROM tov.model_versions m JOIN tov.targets t USING (target_id)
                 WHERE m.status = 'complete' AND t.name = $2))
             """, [version, target]).map {
             ScoredRow(id: try $0.get(Int64.self, "candidate_id"), score: try $0.get(Double.self, "score"),
-                      uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")))
+                      uncertainty: Double(try $0.get(Float.self, "uncertainty")), length: Int(try $0.get(Int32.self, "tokens")),
+                      importance: try $0.get(Double.self, "importance"))
         }
     }
 

@@ -31,7 +31,8 @@ public enum SelectionWriter {
     ///
     /// Binned policies take each bin's top `quota` rows by (score desc, id) from the
     /// (model_version, length_bin, score desc, id) index; the random half reads the
-    /// (model_version, random_key, id) index in order, skipping rows the score half took (a hashed
+    /// (model_version, random_key, id) index in order (score_dsir's importance part the
+    /// (model_version, importance_key desc, id) one), skipping rows the score half took (a hashed
     /// NOT IN keeps the index order; an anti-join would sort the pool), and stops after $4 rows, a
     /// constant, so the planner knows it stops early. The unbinned rankings are one top-n scan. The
     /// SQL varies only by the policy's fixed text, never by user values.
@@ -39,7 +40,7 @@ public enum SelectionWriter {
         let columns = "s.candidate_id, s.score, 'score'::text AS reason, s.length_bin"
         let binned = "s.model_version = $1::int AND s.length_bin IS NOT NULL"
         let scorePart = switch policy {
-        case .scoreRandom, .scoreOnly: """
+        case .scoreRandom, .scoreOnly, .scoreDSIR: """
             SELECT \(columns)
                 FROM unnest($2::int[]) WITH ORDINALITY AS q(quota, bin)
                 CROSS JOIN LATERAL (
@@ -54,7 +55,12 @@ public enum SelectionWriter {
         case .random:
             "SELECT \(columns) FROM tov.scores s WHERE false"
         }
-        let randomHalf = policy == .scoreRandom || policy == .random
+        let randomHalf = policy == .scoreRandom || policy == .random || policy == .scoreDSIR
+        // score_dsir's second part is importance resampling: the scores_by_importance_key order
+        // (tov.importance_key, the Gumbel-top-k key) where the random half reads random_key's.
+        let (reason, order) = policy == .scoreDSIR
+            ? ("importance", "tov.importance_key(s.importance, s.random_key) DESC, s.candidate_id")
+            : ("random", "s.random_key, s.candidate_id")
         // `params` only names every parameter with its type: a policy's SQL may leave some unused,
         // and Postgres refuses a parameter whose type it cannot infer.
         return """
@@ -63,11 +69,11 @@ public enum SelectionWriter {
             ), score_part AS (
                 \(scorePart)
             ), random_part AS (
-                SELECT s.candidate_id, s.score, 'random'::text AS reason, s.length_bin
+                SELECT s.candidate_id, s.score, '\(reason)'::text AS reason, s.length_bin
                 FROM tov.scores s
                 WHERE \(randomHalf) AND \(binned)
                   AND s.candidate_id NOT IN (SELECT p.candidate_id FROM score_part p)
-                ORDER BY s.random_key, s.candidate_id
+                ORDER BY \(order)
                 LIMIT $4::bigint
             )
             SELECT * FROM score_part UNION ALL SELECT * FROM random_part
@@ -174,7 +180,7 @@ public enum SelectionWriter {
         // The score half is short where a bin holds fewer rows than its quota; the random half fills
         // the rest of the budget. Unbinned rankings fill the whole budget and have no random half.
         let scoreTaken: Int = switch settings.policy {
-        case .scoreRandom, .scoreOnly: zip(quotas, counts).map { min($0, $1) }.reduce(0, +)
+        case .scoreRandom, .scoreOnly, .scoreDSIR: zip(quotas, counts).map { min($0, $1) }.reduce(0, +)
         case .scoreOnlyUnbinned, .uncertainty: n
         case .random: 0
         }

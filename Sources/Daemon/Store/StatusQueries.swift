@@ -222,7 +222,7 @@ public enum StatusQueries {
         public var rankInBin: Int
         public var binSize: Int
         public var eligible: Int
-        /// "score" or "random" when the row is in the selection.
+        /// "score", "random" or "importance" when the row is in the selection.
         public var selectedReason: String?
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import PQ
+import Selection
 import Surrogate
 import ToVPipeline
 
@@ -353,6 +354,14 @@ public enum TrainingStore {
         let finiteRows = zip(zval, gains).filter { $0.1.isFinite }
         try await tx.execute(validationSignalInsertMany, [version, finiteRows.map(\.0.id), finiteRows.map(\.1)])
     }
+
+    /// Version $1's n-gram model (score_dsir's weights: Z_val's words against U's), which the workers
+    /// weigh its rows by; written before the version's rows are enqueued for rescoring.
+    static func modelVersionImportanceSet(_ version: Int, _ model: NgramImportance, on tx: Connection) async throws {
+        try await tx.execute(modelVersionImportanceUpdate, [version, model.bytes])
+    }
+
+    static let modelVersionImportanceUpdate = "UPDATE tov.model_versions SET importance_model = $2::bytea WHERE model_version = $1::int"
 
     static let validationSignalInsertMany = """
         INSERT INTO tov.validation_signal (model_version, validation_id, held_out_gain)

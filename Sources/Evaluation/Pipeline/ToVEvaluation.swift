@@ -9,7 +9,7 @@ import ToVPipeline
 /// per length bin (`less`: the sign feature, "LESS-like"; `less_adam`: LESS's Adam-preconditioned
 /// gradients), ``DSIR`` (`dsir`: hashed n-gram importance resampling) and ``LengthMatchedRandom``
 /// (`random_length_matched`: random rows with Z_val's response lengths). Issue 27's candidates:
-/// `crossfit` and `score_dsir`.
+/// `crossfit` here, and the daemon's `score_dsir`.
 public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case selection(Policy)
     /// score_random with another share of the budget by score (the `score_share` setting), e.g.
@@ -18,9 +18,6 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     /// score_random from cross-fitted ToV's φ (``ToVPipeline/CrossFittedToV``) with this many folds:
     /// `crossfit` (2 folds, plain ToV's passes per row), `crossfit@4`.
     case crossFitted(Int)
-    /// score_random's score half from ToV's φ, the rest by DSIR's importance resampling of the other
-    /// rows instead of uniformly: ToV's picks within Z_val's look-alikes by n-grams.
-    case scoreDSIR
     case less
     case lessAdam
     case dsir
@@ -33,7 +30,6 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case "dsir": self = .dsir
         case "random_length_matched": self = .randomLengthMatched
         case "crossfit": self = .crossFitted(CrossFittedToV.defaultFolds)
-        case "score_dsir": self = .scoreDSIR
         default:
             if rawValue.hasPrefix("crossfit@") {
                 guard let folds = Int(rawValue.dropFirst("crossfit@".count)), (2...16).contains(folds) else { return nil }
@@ -55,7 +51,6 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case .selection(let p): return p.rawValue
         case .scoreShare(let share): return "score_random@\(share)"
         case .crossFitted(let folds): return folds == CrossFittedToV.defaultFolds ? "crossfit" : "crossfit@\(folds)"
-        case .scoreDSIR: return "score_dsir"
         case .less: return "less"
         case .lessAdam: return "less_adam"
         case .dsir: return "dsir"
@@ -489,7 +484,7 @@ public final class ToVEvaluation {
         // DSIR needs no model: its log importance weights are fitted once per pool and target.
         let dsirWeights: [Double]?
         var dsirCost: EvaluationReport.Cost?
-        if options.policies.contains(.dsir) || options.policies.contains(.scoreDSIR) {
+        if options.policies.contains(.dsir) {
             let meter = ResourceMeter()
             func text(_ row: Row) -> String { row.example.prompt + "\n" + row.example.response }
             let dsir = DSIR(target: split.zval.map(text), pool: split.pool.map(text))
@@ -554,6 +549,11 @@ public final class ToVEvaluation {
             }
             if seed == 0 { histogramScores = rows.map(\.score) }
             var perSelector: [(label: String, ids: [Int64])] = []
+            // score_dsir's weights: Z_val's n-grams against U's, U being this seed's draw (the pipeline's).
+            let importance = options.policies.contains(.selection(.scoreDSIR)) ? {
+                let uIDs = Set(UDraw.draw(ids: poolTexts.map(\.id), size: options.uSize, seed: Int64(seed)))
+                return NgramImportance(zval: zvalTexts, u: poolTexts.filter { uIDs.contains($0.id) })
+            }() : nil
             for (label, policy, scoringTheta0) in selectors {
                 // The ToV policies select from their θ0's scores; the scored rows (outside U) are the same
                 // for every θ0, as U's draw hashes only the seed and the ids.
@@ -563,7 +563,13 @@ public final class ToVEvaluation {
                 switch policy {
                 case .selection(let p):
                     let selectionSeed = p == .random ? SeedStream.randomBaseline(seed) : SeedStream.policy(seed)
-                    chosen = Selection.select(tovRows, settings: SelectionSettings(budget: .rows(n), policy: p, scoreFunction: options.scoreFunction,
+                    // score_dsir's weights as the pipeline computes them (scores stored before it did lack them).
+                    let weighed = p != .scoreDSIR ? tovRows : tovRows.map { row -> ScoredRow in
+                        var row = row
+                        row.importance = importance!.logWeight(poolTexts[Int(row.id)])
+                        return row
+                    }
+                    chosen = Selection.select(weighed, settings: SelectionSettings(budget: .rows(n), policy: p, scoreFunction: options.scoreFunction,
                                                                                   method: options.method, bins: options.bins, seed: selectionSeed)).ids
                 case .scoreShare(let share):
                     chosen = Selection.select(tovRows, settings: SelectionSettings(
@@ -573,15 +579,6 @@ public final class ToVEvaluation {
                     chosen = Selection.select(stored.crossFitted[SeedScores.crossFitKey(scoringTheta0, folds: folds)]!.rows, settings: SelectionSettings(
                         budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,
                         bins: options.bins, seed: SeedStream.policy(seed))).ids
-                case .scoreDSIR:
-                    // ToV's score half as score_random takes it; the rest of the budget by DSIR among the other rows.
-                    let scoreHalf = Selection.select(tovRows, settings: SelectionSettings(
-                        budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,
-                        bins: options.bins, seed: SeedStream.policy(seed))).items.filter { $0.reason == .score }.map(\.id)
-                    let taken = Set(scoreHalf)
-                    let others = tovRows.filter { !taken.contains($0.id) }
-                    chosen = scoreHalf + DSIR.resample(logWeights: others.map { dsirWeights![Int($0.id)] }, n: n - scoreHalf.count,
-                                                       seed: UInt64(bitPattern: SeedStream.dsir(seed))).map { others[$0].id }
                 case .less, .lessAdam:
                     // LESS ranks by gradient similarity; top-n within the same length bins as score_only.
                     chosen = Selection.select(stored.less[policy.lessFeature!.rawValue]!.rows,

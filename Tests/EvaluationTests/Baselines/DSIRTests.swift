@@ -1,19 +1,20 @@
 import Foundation
+import Selection
 import Testing
 @testable import Evaluation
 
 @Suite struct DSIRTests {
     /// NLTK's WordPunctTokenizer splits `\w+|[^\w\s]+`; DSIR lower-cases first.
     @Test func tokensFollowWordPunct() {
-        #expect(DSIR.tokens("Hello, World!! It's 3.5 km.").map(String.init) == ["hello", ",", "world", "!!", "it", "'", "s", "3", ".", "5", "km", "."])
-        #expect(DSIR.tokens("  ").isEmpty)
+        #expect(NgramImportance.tokens("Hello, World!! It's 3.5 km.").map(String.init) == ["hello", ",", "world", "!!", "it", "'", "s", "3", ".", "5", "km", "."])
+        #expect(NgramImportance.tokens("  ").isEmpty)
     }
 
     @Test func featuresAreUnigramsAndBigrams() {
-        let f = DSIR.features("a b c", buckets: 10_000)
+        let f = NgramImportance.features("a b c", buckets: 10_000)
         #expect(f.count == 3 + 2)
-        #expect(f[0] == DSIR.bucket("a", 10_000) && f[3] == DSIR.bucket("a b", 10_000))
-        #expect(DSIR.features("", buckets: 10).isEmpty)
+        #expect(f[0] == NgramImportance.bucket("a", 10_000) && f[3] == NgramImportance.bucket("a b", 10_000))
+        #expect(NgramImportance.features("", buckets: 10).isEmpty)
     }
 
     /// The log weight is Σ count · (log p_target − log p_pool): rows like the target's weigh more, and a
@@ -26,7 +27,7 @@ import Testing
         // One bucket each: target all "x", pool half "x" half "y" → log(1) − log(0.5) per "x".
         let tiny = DSIR(target: ["x", "x"], pool: ["x", "y"], buckets: 1_000)
         #expect(abs(tiny.logWeight("x") - (log(1 + 1e-8) - log(0.5 + 1e-8))) < 1e-9)
-        #expect(abs(tiny.logWeight("x x") - (2 * tiny.logWeight("x") + tiny.logRatio[DSIR.bucket("x x", 1_000)])) < 1e-9)
+        #expect(abs(tiny.logWeight("x x") - (2 * tiny.logWeight("x") + tiny.importance.logRatio[NgramImportance.bucket("x x", 1_000)])) < 1e-9)
     }
 
     /// Gumbel-top-k draws without replacement with probability ∝ weight: n distinct rows, reproducible,

@@ -103,3 +103,11 @@ BEGIN
     END CASE;
 END
 $$;
+
+-- score_dsir is the default policy from this version on (docs/evaluation.md, "Issue 27's candidates":
+-- with Z_val it beat score_random on all three dev targets). A database that has made no model version
+-- yet, a new one included, starts with it; one that has keeps the policy it selects with, whether
+-- set or the old default (`UPDATE tov.settings SET value = '"score_dsir"' WHERE key = 'policy'`
+-- switches it, live).
+UPDATE tov.settings SET value = '"score_dsir"'
+WHERE key = 'policy' AND value = '"score_random"' AND NOT EXISTS (SELECT FROM tov.model_versions);

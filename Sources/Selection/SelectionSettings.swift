@@ -29,8 +29,11 @@ public struct SelectionSettings: Equatable, Sendable {
     /// setting); the rest is drawn at random (by importance). ToV's Score+Random is ½.
     public var scoreShare: Double
     public static let defaultScoreShare = 0.5
+    /// score_dsir since schema 14: it beat score_random with Z_val on all three dev targets (issue 27,
+    /// docs/evaluation.md "Issue 27's candidates"); `tov.settings` of a new database starts with it.
+    public static let defaultPolicy = Policy.scoreDSIR
 
-    public init(budget: Budget = .fraction(0.05), policy: Policy = .scoreRandom, scoreFunction: ScoreFunction = .improvement,
+    public init(budget: Budget = .fraction(0.05), policy: Policy = SelectionSettings.defaultPolicy, scoreFunction: ScoreFunction = .improvement,
                 method: TrajectoryMethod = .A, bins: Int = 10, seed: Int64 = 0, scoreShare: Double = SelectionSettings.defaultScoreShare) {
         self.budget = budget
         self.policy = policy

@@ -317,6 +317,16 @@ struct PipelineTests {
             #expect(target.count == 22)                      // 0.1 / 0.9 × 200, rounded
             #expect(split.pool.count == 222)
             #expect(split.zval.count == 20 && split.test.count == 40)
+            // The oracle selects the pool's target rows outside U, and nothing else.
+            options.targetShare = 0.1
+            options.seeds = 1
+            options.learningRates = [1e-3]
+            options.policies = [.oracle, .random]
+            options.scoringTheta0s = [.pretrained]
+            let report = try ToVEvaluation(options: options).run(commandLine: "test")
+            let oracle = try #require(report.enrichment.first { $0.policy == "oracle" })
+            #expect(oracle.selection > 0 && oracle.targetInSelection == oracle.selection && oracle.selection <= oracle.targetInPool)
+            #expect(report.runs.filter { $0.policy == "oracle" }.count == 2)
             options.targetShare = 0.45
             #expect(throws: EvaluationError.self) { try ToVEvaluation(options: options).loadSplit() }
         }

@@ -168,7 +168,8 @@ struct LeaderLeaseTests {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 20, bins: 2))
+            try await c.simpleQuery(TinyPipeline.settingsSQL(uSize: 16, budgetRows: 20, bins: 2)
+                + "UPDATE tov.settings SET value = '\"score_random\"' WHERE key = 'policy';")
             try await TovTestDatabase.insertCandidates(80, on: c, prefix: "a row for the return test", source: "ret")
             try await c.execute("INSERT INTO tov.validation (prompt, response) VALUES ('a row', 'for the return test')")
             let randomRows = { try await TovTestDatabase.count("tov.selected", on: c, where: "reason = 'random'") }

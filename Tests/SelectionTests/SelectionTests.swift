@@ -106,7 +106,7 @@ struct SelectTests {
             ScoredRow(id: 5, score: 0.2, length: 10), ScoredRow(id: 6, score: 0.8, length: 10),
             ScoredRow(id: 7, score: 0.3, length: 11), ScoredRow(id: 8, score: 0.8, length: 11),
         ]
-        let result = select(r, settings: SelectionSettings(budget: .rows(4), bins: 2, seed: 0))
+        let result = select(r, settings: SelectionSettings(budget: .rows(4), policy: .scoreRandom, bins: 2, seed: 0))
         let scored = result.items.filter { $0.reason == .score }.map(\.id)
         #expect(scored == [1, 6])   // bin 0 top: id 1 (0.9); bin 1 top: ids 6 and 8 tie at 0.8 → lower id
         #expect(result.items.count == 4)

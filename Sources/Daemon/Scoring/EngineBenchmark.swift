@@ -115,7 +115,7 @@ public enum CapacityBenchmark {
             let function = try await tx.query(Queries.scoreFunctionLock).first.map { try $0.get(String.self, "score_fn") } ?? "improvement"
             try await tx.execute(Queries.scoreInsertMany, [
                 ids, ids.map { _ in Int32(modelVersion) }, base, val, function, means(base), means(val),
-                ids.map { _ in Float(-2) }, epochs, tokens,
+                ids.map { _ in Float(-2) }, epochs, tokens, ids.map { _ in 0.0 },
             ])
             try await tx.query(Queries.scoresNotify)
         }

@@ -22,6 +22,9 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case lessAdam
     case dsir
     case randomLengthMatched
+    /// Not a selection anyone can make: the pool's rows of the target's own dataset (outside U, at most
+    /// the budget, in the random baseline's order), the oracle issue 27's goal measures the gap to.
+    case oracle
 
     public init?(rawValue: String) {
         switch rawValue {
@@ -29,6 +32,7 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case "less_adam": self = .lessAdam
         case "dsir": self = .dsir
         case "random_length_matched": self = .randomLengthMatched
+        case "oracle": self = .oracle
         case "crossfit": self = .crossFitted(CrossFittedToV.defaultFolds)
         default:
             if rawValue.hasPrefix("crossfit@") {
@@ -55,6 +59,7 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case .lessAdam: return "less_adam"
         case .dsir: return "dsir"
         case .randomLengthMatched: return "random_length_matched"
+        case .oracle: return "oracle"
         }
     }
 
@@ -587,6 +592,10 @@ public final class ToVEvaluation {
                 case .dsir:
                     chosen = DSIR.resample(logWeights: rows.map { dsirWeights![Int($0.id)] }, n: n, seed: UInt64(bitPattern: SeedStream.dsir(seed)))
                         .map { rows[$0].id }
+                case .oracle:
+                    let own = rows.filter { split.pool[Int($0.id)].dataset == targetDataset }
+                    chosen = Selection.select(own, settings: SelectionSettings(budget: .rows(min(n, own.count)), policy: .random,
+                                                                              seed: SeedStream.randomBaseline(seed))).ids
                 case .randomLengthMatched:
                     chosen = LengthMatchedRandom.select(poolLengths: rows.map(\.length), targetLengths: zvalResponseLengths, n: n, bins: options.bins,
                                                         seed: UInt64(bitPattern: SeedStream.lengthMatched(seed))).map { rows[$0].id }

@@ -43,7 +43,7 @@ extension EvaluationPolicy {
         switch self {
         case .selection(let p): p != .random
         case .scoreShare, .crossFitted: true
-        case .less, .lessAdam, .dsir, .randomLengthMatched: false
+        case .less, .lessAdam, .dsir, .randomLengthMatched, .oracle: false
         }
     }
 }

@@ -26,11 +26,6 @@ public struct NgramImportance: Sendable, Equatable {
         logRatio = zip(t, p).map { log($0 + 1e-8) - log($1 + 1e-8) }
     }
 
-    /// A model stored before (``logRatio`` of a fitted one).
-    public init(logRatio: [Double]) {
-        self.logRatio = logRatio
-    }
-
     /// The model as stored (tov.model_versions.importance_model): the log ratios as float8,
     /// little-endian, so a stored model weighs rows exactly as the one fitted.
     public var bytes: [UInt8] {

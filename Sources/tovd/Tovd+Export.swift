@@ -84,11 +84,15 @@ extension Tovd {
         /// The manifest of the export about to be written, read in its snapshot.
         func describe(on tx: Connection) async throws -> ExportManifest {
             let r = try await tx.query(TransferQueries.manifestGet).first!
-            var score: Int64 = 0, random: Int64 = 0
+            var score: Int64 = 0, random: Int64 = 0, importance: Int64 = 0
             var ids: [Int64] = []
             for row in try await tx.query(TransferQueries.selectionIdsGet) {
                 ids.append(try row.get(Int64.self, "id"))
-                if try row.get(String.self, "reason") == "random" { random += 1 } else { score += 1 }
+                switch try row.get(String.self, "reason") {
+                case "random": random += 1
+                case "importance": importance += 1
+                default: score += 1
+                }
             }
             let settingsText = try r.get(String.self, "settings")
             let settings: JSONValue
@@ -102,7 +106,7 @@ extension Tovd {
                 baseVersion: try r.getOptional(Int32.self, "base_version").map(Int64.init),
                 theta0: try r.getOptional(String.self, "theta0"), settings: settings,
                 tovdVersion: Tovd.version, tovdSHA256: ExportManifest.executableSHA256(),
-                schemaVersion: Int64(try r.get(Int32.self, "schema_version")), ids: ids, scoreRows: score, randomRows: random,
+                schemaVersion: Int64(try r.get(Int32.self, "schema_version")), ids: ids, scoreRows: score, randomRows: random, importanceRows: importance,
                 zvalVersion: try r.get(Int64.self, "zval_version"), zvalRows: try r.get(Int64.self, "zval_rows"),
                 validationRowsWritten: nil, exportedAt: try r.get(String.self, "exported_at"))
         }

@@ -68,7 +68,8 @@ struct ExportManifestTests {
                 """, [drop]).first!.get(Int32.self, "model_version"))
             // Versions 1 and 2 of drop's selection; default's selection is other rows.
             try await Self.select([(ids[0], "score"), (ids[1], "score"), (ids[2], "random")], version: 1, target: drop, modelVersion: version, on: c)
-            try await Self.select([(ids[0], "score"), (ids[2], "random"), (ids[3], "score")], version: 2, target: drop, modelVersion: version, on: c)
+            // (ids[3] drawn by importance, as score_dsir's second part does.)
+            try await Self.select([(ids[0], "score"), (ids[2], "random"), (ids[3], "importance")], version: 2, target: drop, modelVersion: version, on: c)
             try await Self.select([(ids[7], "score")], version: 1, target: 1, modelVersion: nil, on: c)
 
             let output = Self.temporary("export") + ".jsonl", manifest = Self.temporary("manifest") + ".json"
@@ -89,7 +90,7 @@ struct ExportManifestTests {
             #expect((m["tovd_version"] as? String)?.isEmpty == false && (m["exported_at"] as? String)?.hasSuffix("Z") == true)
             let rows = try #require(m["rows"] as? [String: Any])
             #expect((rows["ids"] as? [Int])?.map(Int64.init) == expectedIDs)
-            #expect(rows["count"] as? Int == 3 && rows["score"] as? Int == 2 && rows["random"] as? Int == 1)
+            #expect(rows["count"] as? Int == 3 && rows["score"] as? Int == 1 && rows["random"] as? Int == 1 && rows["importance"] as? Int == 1)
             #expect(rows["ids_sha256"] as? String == SHA256.hexDigest(of: Data(expectedIDs.map { "\($0)\n" }.joined().utf8)))
             // The settings as recorded (base model, version, selection) and their hash over the canonical
             // form, which is the `settings` value exactly as the compact, key-sorted file holds it.

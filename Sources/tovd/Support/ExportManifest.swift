@@ -27,10 +27,12 @@ struct ExportManifest: Equatable {
     /// SHA-256 of the tovd executable that wrote the export: identifies the build even between versions.
     var tovdSHA256: String?
     var schemaVersion: Int64
-    /// The selected ids, ascending, and how many were selected by score and drawn at random.
+    /// The selected ids, ascending, and how many were selected by score, drawn at random and drawn by
+    /// n-gram importance (score_dsir).
     var ids: [Int64]
     var scoreRows: Int64
     var randomRows: Int64
+    var importanceRows: Int64
     var zvalVersion: Int64
     var zvalRows: Int64
     /// Z_val rows written after the selected ones (`--with-validation`), nil when not exported.
@@ -72,6 +74,7 @@ struct ExportManifest: Equatable {
                 "count": .int(Int64(ids.count)),
                 "score": .int(scoreRows),
                 "random": .int(randomRows),
+                "importance": .int(importanceRows),
                 "ids": .array(ids.map(JSONValue.int)),
                 "ids_sha256": .string(Self.idsSHA256(ids)),
             ]),

@@ -198,7 +198,7 @@ struct TargetSettingOptions: ParsableArguments {
     @Option(help: "Its score function: improvement, abs or relu.") var scoreFn: String?
     @Option(help: "Its θ_val learning rate as a fraction of lr (1e-6 … 10).") var valLrRatio: Double?
     @Option(help: "Seconds its Z_val must be quiet before a refresh (0 … 86400).") var zvalDebounceSeconds: Double?
-    @Option(help: "Its score_random share of the budget taken by score, the rest random (0 … 1; ToV's is 0.5).") var scoreShare: Double?
+    @Option(help: "Its share of the budget taken by score under score_dsir or score_random, the rest by importance or at random (0 … 1; ToV's is 0.5).") var scoreShare: Double?
 
     /// (key, JSON text) of each setting given, in the order of `tov.target_setting_keys()`.
     var pairs: [(String, String)] {

@@ -31,20 +31,11 @@ public enum CrossFittedToV {
         let settings = trajectory.settings
         guard let folds = ZvalAgreement.folds(ZvalAgreement.contextGroups(zval), count: count, seed: UInt64(bitPattern: settings.seed) &+ 0xCF) else { return nil }
         let examples = Trajectory.trainingExamples(zval, tokenizer: tokenizer)
-        var baseLosses = [BaseLossRecord](repeating: BaseLossRecord(losses: [], uncertainty: 0, tokens: 0), count: scored.count)
+        var baseLosses = [BaseLossRecord](repeating: .empty, count: scored.count)
         var valLosses = [[Float]](repeating: [], count: scored.count)
         let total = 2 * folds.count * scored.count
         var done = 0
-        func chunked<T>(_ compute: ([Example]) -> [T]) -> [T] {
-            var out: [T] = []
-            out.reserveCapacity(scored.count)
-            for start in stride(from: 0, to: scored.count, by: 256) {
-                out += compute(Array(scored[start..<min(start + 256, scored.count)]))
-                done += min(256, scored.count - start)
-                progress?(done, total)
-            }
-            return out
-        }
+        let report = progress.map { progress in { (done: Int) in progress(done, total) } }
         for (k, fold) in folds.enumerated() {
             let held = Set(fold)
             let fitted = Trajectory.start(from: base)
@@ -53,12 +44,10 @@ public enum CrossFittedToV {
             let nudged = Trajectory.start(from: fitted)
             trajectory.trainVal(nudged, epoch: settings.epochs, method: .A, u: [], zval: fold.map { examples[$0] })
             if trajectory.shouldStop?() == true { return nil }
-            let b = chunked { RowScoring.baseLosses($0, base: [fitted], options: scoring) }
-            let v = chunked { RowScoring.valLosses($0, val: [nudged], options: scoring) }
+            let b = RowScoring.inChunks(scored, done: &done, report: report) { RowScoring.baseLosses($0, base: [fitted], options: scoring) }
+            let v = RowScoring.inChunks(scored, done: &done, report: report) { RowScoring.valLosses($0, val: [nudged], options: scoring) }
             for i in scored.indices {
-                baseLosses[i].losses += b[i].losses
-                baseLosses[i].uncertainty = b[i].uncertainty
-                baseLosses[i].tokens = b[i].tokens
+                baseLosses[i].append(b[i])
                 valLosses[i] += v[i]
             }
         }

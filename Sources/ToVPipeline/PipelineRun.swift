@@ -16,8 +16,8 @@ public struct PipelineRun {
     public var scoreFunction: ScoreFunction
     /// The daemon's default arithmetic (bf16 where the CPU has it), so an evaluation measures what ships.
     public var scoring = Model.ScoringOptions(precision: .preferred)
-    /// (stage, done, total): bootstrap pretraining in steps, scoring in rows (chunks of 256: one
-    /// epoch's pass over a large pool takes minutes).
+    /// (stage, done, total): bootstrap pretraining in steps, scoring in rows (per chunk of
+    /// ``RowScoring/chunkRows``).
     public var progress: ((_ stage: Stage, _ done: Int, _ total: Int) -> Void)?
     /// Also score every row by cross-fitted ToV with each of these numbers of folds (``CrossFittedToV``),
     /// from the same θ_bas^L; empty: plain ToV only.
@@ -125,37 +125,24 @@ public struct PipelineRun {
         let base = Trajectory.start(from: theta0.model)
         // Method B's own trajectories, one per target (Method A starts each epoch's θ_val from θ_bas).
         var valCarried = method == .B ? zvals.map { _ in Trajectory.start(from: theta0.model) } : []
-        var baseLosses = [BaseLossRecord](repeating: BaseLossRecord(losses: [], uncertainty: 0, tokens: 0), count: scored.count)
+        var baseLosses = [BaseLossRecord](repeating: .empty, count: scored.count)
         var valLosses = zvals.map { _ in [[Float]](repeating: [], count: scored.count) }
         var baseSeconds = 0.0
         let total = (1 + zvals.count) * settings.epochs * scored.count
         var done = 0
-        func chunked<T>(_ model: Model, _ losses: ([Example], Model) -> [T]) -> [T] {
-            var out: [T] = []
-            out.reserveCapacity(scored.count)
-            for start in stride(from: 0, to: scored.count, by: 256) {
-                out += losses(Array(scored[start..<min(start + 256, scored.count)]), model)
-                done += min(256, scored.count - start)
-                progress?(.scoring, done, total)
-            }
-            return out
-        }
+        let report = { (done: Int) -> Void in self.progress?(.scoring, done, total) }
         for epoch in 1...settings.epochs {
             progress?(.scoring, done, total)
             clock = Date()
             trajectory.trainBase(base, epoch: epoch, u: u)
             baseSeconds += Date().timeIntervalSince(clock)
-            let b = chunked(base) { RowScoring.baseLosses($0, base: [$1], options: scoring) }
-            for i in scored.indices {
-                baseLosses[i].losses += b[i].losses
-                baseLosses[i].uncertainty = b[i].uncertainty
-                baseLosses[i].tokens = b[i].tokens
-            }
+            let b = RowScoring.inChunks(scored, done: &done, report: report) { RowScoring.baseLosses($0, base: [base], options: scoring) }
+            for i in scored.indices { baseLosses[i].append(b[i]) }
             for k in zvals.indices {
                 let val = method == .A ? Trajectory.start(from: base) : valCarried[k]
                 trajectory.trainVal(val, epoch: epoch, method: method, u: u, zval: zvalExamples[k])
                 if method == .B { valCarried[k] = val }
-                let v = chunked(val) { RowScoring.valLosses($0, val: [$1], options: scoring) }
+                let v = RowScoring.inChunks(scored, done: &done, report: report) { RowScoring.valLosses($0, val: [val], options: scoring) }
                 for i in scored.indices { valLosses[k][i] += v[i] }
             }
         }

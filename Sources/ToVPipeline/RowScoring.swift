@@ -11,6 +11,25 @@ public enum RowScoring {
         rows.map { tokenizer.example(prompt: $0.prompt, response: $0.response, context: context) }
     }
 
+    /// Rows per chunk of a long pass: a pass over a large pool takes minutes, and progress is
+    /// reported after each chunk.
+    public static let chunkRows = 256
+
+    /// `compute` over `examples` in chunks of ``chunkRows``, in order; `done` goes up by each
+    /// chunk's rows and `report` hears the new count after each.
+    public static func inChunks<T>(_ examples: [Example], done: inout Int, report: ((Int) -> Void)?,
+                                   _ compute: ([Example]) -> [T]) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(examples.count)
+        for start in stride(from: 0, to: examples.count, by: chunkRows) {
+            let end = min(start + chunkRows, examples.count)
+            out += compute(Array(examples[start..<end]))
+            done += end - start
+            report?(done)
+        }
+        return out
+    }
+
     /// ℓ(θ_bas^l, x) for l = 1...L, ψ and the response tokens under θ_bas^L.
     public static func baseLosses(_ examples: [Example], base: [Model], options: Model.ScoringOptions = .init()) -> [BaseLossRecord] {
         let perEpoch = base.map { $0.losses(examples, options: options) }

@@ -28,4 +28,14 @@ public struct BaseLossRecord: Sendable, Equatable {
         self.uncertainty = uncertainty
         self.tokens = tokens
     }
+
+    /// Nothing measured yet: the start of a record built one pass at a time.
+    public static let empty = BaseLossRecord(losses: [], uncertainty: 0, tokens: 0)
+
+    /// Adds the next pass's losses; ψ and the tokens are the latest pass's.
+    public mutating func append(_ next: BaseLossRecord) {
+        losses += next.losses
+        uncertainty = next.uncertainty
+        tokens = next.tokens
+    }
 }

@@ -14,10 +14,13 @@
 ///   (``NgramImportance/resamplingKey(logWeight:id:seed:)`` desc, id asc) order: importance
 ///   resampling by the rows' n-gram weights. Reasons: .score, .importance.
 /// - score_only: the same binned top with s = n; quotas a bin cannot fill stay unfilled.
+/// - With a ``ClusterQuota`` (evaluation only so far), each bin's top comes from the rows that rank
+///   within their cluster's cap in the bin; places left open go to the rest of the budget (score_only
+///   has none: they stay open).
 /// - score_only_unbinned: top n by (score desc, id asc).
 /// - random: first n by (randomKey, id).
 /// - uncertainty: top n by (ψ desc, id asc).
-public func select(_ rows: [ScoredRow], settings: SelectionSettings) -> SelectionResult {
+public func select(_ rows: [ScoredRow], settings: SelectionSettings, clusterQuota: ClusterQuota? = nil) -> SelectionResult {
     let k = max(settings.bins, 1)
     let n = settings.budget.rowCount(eligible: rows.count)
     let bins = lengthBins(rows, bins: k)
@@ -33,7 +36,10 @@ public func select(_ rows: [ScoredRow], settings: SelectionSettings) -> Selectio
     case .scoreRandom, .scoreOnly, .scoreDSIR:
         let s = settings.scoreRows(budget: n)
         for (bin, members) in rowsByBin(rows, bins: bins, k: k).enumerated() {
-            for row in members.sorted(by: byScore).prefix(binQuota(bin: bin, scoreRows: s, bins: k)) { take(row, .score) }
+            let quota = binQuota(bin: bin, scoreRows: s, bins: k)
+            let ranked = members.sorted(by: byScore)
+            let competing = clusterQuota.map { $0.competing(ranked, cap: $0.cap(binQuota: quota)) } ?? ranked
+            for row in competing.prefix(quota) { take(row, .score) }
         }
         let remaining = rows.filter { chosen[$0.id] == nil }
         let rest = max(n - chosen.count, 0)

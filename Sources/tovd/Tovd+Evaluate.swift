@@ -63,7 +63,7 @@ extension Tovd {
         @Option(help: "Budget as a fraction of the scored pool.") var budget = 0.05
         @Option(help: "Comma-separated proxy learning rates (every one is reported, and the tuned comparison).") var lrs = "3e-4,1e-4,3e-5"
         @Option(help: "Seeds (U sample, trajectories, selections, one random-baseline draw each, proxy data order).") var seeds = 5
-        @Option(help: "Comma-separated policies: score_random, score_random@S (score_random with share S of the budget by score, e.g. score_random@0.25), score_only, score_only_unbinned, uncertainty, random, less (LESS-like sign feature), less_adam (LESS's Adam-preconditioned gradients), dsir, random_length_matched; issue 27's candidates: crossfit, crossfit@K (score_random from cross-fitted ToV with K folds: each fold's rows nudge θ_bas after a pass over the other folds; 2 folds cost plain ToV's passes per row), and the daemon's score_dsir (ToV's score half, the rest by n-gram importance, Z_val's words against U's, instead of at random); oracle (the pool's rows of the target's dataset: the gap a selection could close).")
+        @Option(help: "Comma-separated policies: score_random, score_random@S (score_random with share S of the budget by score, e.g. score_random@0.25), score_only, score_only_unbinned, uncertainty, random, less (LESS-like sign feature), less_adam (LESS's Adam-preconditioned gradients), dsir, random_length_matched; issue 27's candidates: crossfit, crossfit@K (score_random from cross-fitted ToV with K folds: each fold's rows nudge θ_bas after a pass over the other folds; 2 folds cost plain ToV's passes per row), the daemon's score_dsir (ToV's score half, the rest by n-gram importance, Z_val's words against U's, instead of at random), and score_random+diverse, score_dsir+diverse, score_only+diverse (the score half with a quota per cluster of similar text, MinHash of word 5-grams: one cluster takes at most a tenth of a length bin's places); oracle (the pool's rows of the target's dataset: the gap a selection could close).")
         var policies = EvaluationOptions.defaultPolicies.map(\.rawValue).joined(separator: ",")
         @Option(help: "L, scoring epochs.") var epochs = 2
         @Option(help: "A or B.") var method = "A"
@@ -146,7 +146,7 @@ extension Tovd {
             options.seeds = seeds
             options.policies = try policies.split(separator: ",").map {
                 guard let p = EvaluationPolicy(rawValue: String($0)) else {
-                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_random@S (S from 0 to 1), score_only, score_only_unbinned, uncertainty, random, less, less_adam, dsir, random_length_matched, crossfit, crossfit@K (K from 2 to 16), score_dsir or oracle")
+                    throw ValidationError("--policies: unknown policy \($0); use score_random, score_random@S (S from 0 to 1), score_only, score_only_unbinned, uncertainty, random, less, less_adam, dsir, random_length_matched, crossfit, crossfit@K (K from 2 to 16), score_dsir, score_random+diverse, score_dsir+diverse, score_only+diverse or oracle")
                 }
                 return p
             }

@@ -198,20 +198,23 @@ struct PipelineTests {
     }
 
     /// Issue 27's candidates added to a finished run: cross-fitted ToV is scored for the seed (the finished
-    /// cells kept), from every θ0, with its cost; score_dsir takes score_random's score half and fills the
-    /// rest by DSIR, so it shares exactly that half with score_random.
+    /// cells kept), from every θ0, with its cost; score_dsir and the `+diverse` variants select from the
+    /// stored scores.
     @Test func crossFittedAndScoreDSIRCandidatesExtendAFinishedRun() throws {
         #expect(EvaluationPolicy(rawValue: "crossfit") == .crossFitted(2) && EvaluationPolicy(rawValue: "crossfit@4") == .crossFitted(4))
         #expect(EvaluationPolicy.crossFitted(2).rawValue == "crossfit" && EvaluationPolicy.crossFitted(4).rawValue == "crossfit@4")
         #expect(EvaluationPolicy(rawValue: "crossfit@1") == nil && EvaluationPolicy(rawValue: "score_dsir") == .selection(.scoreDSIR))
+        #expect(EvaluationPolicy(rawValue: "score_dsir+diverse") == .diverse(.scoreDSIR) && EvaluationPolicy.diverse(.scoreOnly).rawValue == "score_only+diverse")
+        #expect(EvaluationPolicy(rawValue: "random+diverse") == nil && EvaluationPolicy(rawValue: "uncertainty+diverse") == nil)
         try Self.withSmallRun { options, root in
             options.seeds = 1
             options.learningRates = [1e-3]
             options.policies = [.selection(.scoreRandom), .random]
             let first = try ToVEvaluation(options: options).run(commandLine: "test")
-            options.policies = [.selection(.scoreRandom), .random, .crossFitted(2), .crossFitted(3), .selection(.scoreDSIR)]
+            options.policies = [.selection(.scoreRandom), .random, .crossFitted(2), .crossFitted(3), .selection(.scoreDSIR), .diverse(.scoreDSIR)]
             let extended = try ToVEvaluation(options: options).run(commandLine: "test")
-            for label in ["crossfit", "crossfit@3", "score_dsir", "crossfit (bootstrap θ0)", "score_dsir (bootstrap θ0)"] {
+            for label in ["crossfit", "crossfit@3", "score_dsir", "crossfit (bootstrap θ0)", "score_dsir (bootstrap θ0)", "score_dsir+diverse",
+                          "score_dsir+diverse (bootstrap θ0)"] {
                 #expect(extended.runs.filter { $0.policy == label }.count == 2, "\(label)")
             }
             for run in first.runs {

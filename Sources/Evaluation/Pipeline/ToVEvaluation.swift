@@ -9,7 +9,7 @@ import ToVPipeline
 /// per length bin (`less`: the sign feature, "LESS-like"; `less_adam`: LESS's Adam-preconditioned
 /// gradients), ``DSIR`` (`dsir`: hashed n-gram importance resampling) and ``LengthMatchedRandom``
 /// (`random_length_matched`: random rows with Z_val's response lengths). Issue 27's candidates:
-/// `crossfit` here, and the daemon's `score_dsir`.
+/// `crossfit` and `<policy>+diverse` here, and the daemon's `score_dsir`.
 public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     case selection(Policy)
     /// score_random with another share of the budget by score (the `score_share` setting), e.g.
@@ -18,6 +18,9 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
     /// score_random from cross-fitted ToV's φ (``ToVPipeline/CrossFittedToV``) with this many folds:
     /// `crossfit` (2 folds, plain ToV's passes per row), `crossfit@4`.
     case crossFitted(Int)
+    /// score_random, score_dsir or score_only with a ``ClusterQuota`` in the score half:
+    /// `score_dsir+diverse` (issue 27's diversity candidate).
+    case diverse(Policy)
     case less
     case lessAdam
     case dsir
@@ -40,6 +43,11 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
                 self = .crossFitted(folds)
                 return
             }
+            if rawValue.hasSuffix(Self.diverseSuffix) {
+                guard let p = Policy(rawValue: String(rawValue.dropLast(Self.diverseSuffix.count))), Self.diversePolicies.contains(p) else { return nil }
+                self = .diverse(p)
+                return
+            }
             if rawValue.hasPrefix("score_random@") {
                 guard let share = Double(rawValue.dropFirst("score_random@".count)), share >= 0, share <= 1 else { return nil }
                 self = .scoreShare(share)
@@ -55,6 +63,7 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case .selection(let p): return p.rawValue
         case .scoreShare(let share): return "score_random@\(share)"
         case .crossFitted(let folds): return folds == CrossFittedToV.defaultFolds ? "crossfit" : "crossfit@\(folds)"
+        case .diverse(let p): return p.rawValue + Self.diverseSuffix
         case .less: return "less"
         case .lessAdam: return "less_adam"
         case .dsir: return "dsir"
@@ -62,6 +71,10 @@ public enum EvaluationPolicy: Hashable, Codable, Sendable, RawRepresentable {
         case .oracle: return "oracle"
         }
     }
+
+    static let diverseSuffix = "+diverse"
+    /// The policies with a score half a ``ClusterQuota`` can spread.
+    static let diversePolicies: [Policy] = [.scoreRandom, .scoreDSIR, .scoreOnly]
 
     /// The folds of a cross-fitted policy; nil for the others.
     var crossFitFolds: Int? {
@@ -555,10 +568,21 @@ public final class ToVEvaluation {
             if seed == 0 { histogramScores = rows.map(\.score) }
             var perSelector: [(label: String, ids: [Int64])] = []
             // score_dsir's weights: Z_val's n-grams against U's, U being this seed's draw (the pipeline's).
-            let importance = options.policies.contains(.selection(.scoreDSIR)) ? {
+            let importance = options.policies.contains(where: { $0 == .selection(.scoreDSIR) || $0 == .diverse(.scoreDSIR) }) ? {
                 let uIDs = Set(UDraw.draw(ids: poolTexts.map(\.id), size: options.uSize, seed: Int64(seed)))
                 return NgramImportance(zval: zvalTexts, u: poolTexts.filter { uIDs.contains($0.id) })
             }() : nil
+            let clusters = options.policies.contains(where: { if case .diverse = $0 { true } else { false } })
+                ? ClusterQuota(clusterOf: Dictionary(uniqueKeysWithValues: rows.map { ($0.id, ClusterQuota.cluster(poolTexts[Int($0.id)])) }))
+                : nil
+            func weighed(_ tovRows: [ScoredRow], for p: Policy) -> [ScoredRow] {
+                // score_dsir's weights as the pipeline computes them (scores stored before it did lack them).
+                p != .scoreDSIR ? tovRows : tovRows.map { row -> ScoredRow in
+                    var row = row
+                    row.importance = importance!.logWeight(poolTexts[Int(row.id)])
+                    return row
+                }
+            }
             for (label, policy, scoringTheta0) in selectors {
                 // The ToV policies select from their θ0's scores; the scored rows (outside U) are the same
                 // for every θ0, as U's draw hashes only the seed and the ids.
@@ -568,14 +592,14 @@ public final class ToVEvaluation {
                 switch policy {
                 case .selection(let p):
                     let selectionSeed = p == .random ? SeedStream.randomBaseline(seed) : SeedStream.policy(seed)
-                    // score_dsir's weights as the pipeline computes them (scores stored before it did lack them).
-                    let weighed = p != .scoreDSIR ? tovRows : tovRows.map { row -> ScoredRow in
-                        var row = row
-                        row.importance = importance!.logWeight(poolTexts[Int(row.id)])
-                        return row
-                    }
-                    chosen = Selection.select(weighed, settings: SelectionSettings(budget: .rows(n), policy: p, scoreFunction: options.scoreFunction,
-                                                                                  method: options.method, bins: options.bins, seed: selectionSeed)).ids
+                    chosen = Selection.select(weighed(tovRows, for: p), settings: SelectionSettings(
+                        budget: .rows(n), policy: p, scoreFunction: options.scoreFunction, method: options.method, bins: options.bins,
+                        seed: selectionSeed)).ids
+                case .diverse(let p):
+                    // The plain policy's seed, so the two differ only by the quota.
+                    chosen = Selection.select(weighed(tovRows, for: p), settings: SelectionSettings(
+                        budget: .rows(n), policy: p, scoreFunction: options.scoreFunction, method: options.method, bins: options.bins,
+                        seed: SeedStream.policy(seed)), clusterQuota: clusters!).ids
                 case .scoreShare(let share):
                     chosen = Selection.select(tovRows, settings: SelectionSettings(
                         budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,

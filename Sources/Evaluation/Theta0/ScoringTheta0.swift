@@ -42,7 +42,7 @@ extension EvaluationPolicy {
     var readsToVScores: Bool {
         switch self {
         case .selection(let p): p != .random
-        case .scoreShare, .crossFitted: true
+        case .scoreShare, .crossFitted, .diverse: true
         case .less, .lessAdam, .dsir, .randomLengthMatched, .oracle: false
         }
     }

@@ -102,6 +102,7 @@ extension Tovd.Bench {
                 let deleteStarted = ContinuousClock.now
                 try await c.execute(SelectionQueries.scoreObsoleteDeleteMany)
                 let deleteSeconds = (ContinuousClock.now - deleteStarted).seconds
+                try await c.simpleQuery(SelectionQueries.jobTableVacuum)
                 switchSeconds.append(seconds)
                 switchCPU.append(cpu)
                 current = version

@@ -104,7 +104,7 @@ final class SelectionKeeper: LeaderJob, Sendable {
 
     /// Switches `target` to the version it is rescoring: marks it complete, supersedes the target's
     /// old one and recomputes the target's selection, all in one transaction; then deletes the
-    /// scores no version reads any more. Does nothing but enqueue them when rows became ready
+    /// scores no version reads any more and vacuums the queue (``SelectionQueries/jobTableVacuum``). Does nothing but enqueue them when rows became ready
     /// meanwhile, and nothing at all when the target is gone.
     func switchTo(version: Int, base: Int, target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws {
         let outcome = try await fence.transaction(on: connection) { tx -> SwitchOutcome in
@@ -135,6 +135,13 @@ final class SelectionKeeper: LeaderJob, Sendable {
         ])
         // Only superseded and failed versions' scores go: every target's complete and rescoring versions keep theirs.
         try await fence.transaction(on: connection) { tx in try await ModelVersionStore.obsoleteScoresDelete(keepingBase: base, on: tx) }
+        // Housekeeping: the switch is done whatever becomes of it, so only a failure that ends the step
+        // (a lost connection, cancellation) goes up.
+        do {
+            try await connection.simpleQuery(SelectionQueries.jobTableVacuum)
+        } catch let error where !Self.endsTheStep(error) {
+            logger.warning("could not vacuum tov.jobs after a switch; autovacuum will", metadata: ["error": "\(error)"])
+        }
     }
 
     private enum SwitchOutcome {

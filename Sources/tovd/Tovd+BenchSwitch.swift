@@ -23,7 +23,9 @@ extension Tovd.Bench {
                 batch deletes its jobs and inserts its scores in one transaction, as a worker \
                 commits), and the switch runs as the selection keeper runs it: one transaction marks \
                 the version complete and recomputes the selection under it (re-binning every row), \
-                then the superseded version's scores are deleted. Between refreshes the tables are \
+                then the superseded version's scores are deleted and tov.jobs is vacuumed (the \
+                jobs dead tuples column, counted before the switch, shows what that bounds). \
+                Between refreshes the tables are \
                 analyzed as autovacuum would, in turn: VACUUM ANALYZE right after the old scores are \
                 deleted (so at the next switch the statistics know nothing of the new version), \
                 ANALYZE after the new scores (fresh), and none. Prints each switch's time; the \
@@ -78,7 +80,7 @@ extension Tovd.Bench {
             let backend = try await BenchQueries.backendPidGet(on: c)
             print("load average at start: \(ProcessStats.loadAverage())")
             print("")
-            print("refresh   statistics   scoring s   switch s   switch CPU s   delete old s   selection   jobs dead tuples")
+            print("refresh   statistics   scoring s   switch s   switch CPU s   delete old s   vacuum jobs s   selection   jobs dead tuples")
             var switchSeconds: [Double] = [], switchCPU: [Double] = []
             var current = 1
             for refresh in 1...refreshes {
@@ -102,12 +104,14 @@ extension Tovd.Bench {
                 let deleteStarted = ContinuousClock.now
                 try await c.execute(SelectionQueries.scoreObsoleteDeleteMany)
                 let deleteSeconds = (ContinuousClock.now - deleteStarted).seconds
+                let vacuumStarted = ContinuousClock.now
                 try await c.simpleQuery(SelectionQueries.jobTableVacuum)
+                let vacuumSeconds = (ContinuousClock.now - vacuumStarted).seconds
                 switchSeconds.append(seconds)
                 switchCPU.append(cpu)
                 current = version
-                print(String(format: "%7d   %-10@   %9.1f   %8.2f   %12.2f   %12.2f   %9d   %16d", refresh, statistics.rawValue as NSString,
-                             scoringSeconds, seconds, cpu, deleteSeconds, change.size, dead))
+                print(String(format: "%7d   %-10@   %9.1f   %8.2f   %12.2f   %12.2f   %13.2f   %9d   %16d", refresh, statistics.rawValue as NSString,
+                             scoringSeconds, seconds, cpu, deleteSeconds, vacuumSeconds, change.size, dead))
             }
             if plans { print("\nplans: \(cluster.logFile)") }
 

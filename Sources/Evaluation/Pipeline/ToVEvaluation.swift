@@ -630,13 +630,19 @@ public final class ToVEvaluation {
                 }
                 perSelector.append((label, chosen))
                 if seed == 0 {
+                    let sizes: [Int]? = clusters.map { quota in
+                        let grouped: [UInt64: [Int64]] = Dictionary(grouping: chosen) { quota.clusterOf[$0] ?? 0 }
+                        return grouped.values.map(\.count)
+                    }
+                    let largest: Int? = sizes.map { $0.max() ?? 0 }
                     enrichment.append(.init(policy: label,
                                             targetInSelection: chosen.filter { split.pool[Int($0)].dataset == targetDataset }.count,
                                             selection: chosen.count,
                                             targetInPool: rows.filter { split.pool[Int($0.id)].dataset == targetDataset }.count,
                                             pool: rows.count,
                                             subtaskInSelection: chosen.filter { split.pool[Int($0)].isTarget }.count,
-                                            subtaskInPool: rows.filter { split.pool[Int($0.id)].isTarget }.count))
+                                            subtaskInPool: rows.filter { split.pool[Int($0.id)].isTarget }.count,
+                                            clusters: sizes?.count, largestCluster: largest))
                     if lengths.isEmpty {
                         lengths.append(.init(name: "pool", lengths: rows.map { Double($0.length) }, edges: Self.lengthEdges))
                         lengths.append(.init(name: "Z_val", lengths: zvalResponseLengths.map(Double.init), edges: Self.lengthEdges))

@@ -123,9 +123,13 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
         public var pool: Int
         public var subtaskInSelection: Int?
         public var subtaskInPool: Int?
+        /// How many text clusters (``Selection/ClusterQuota``) the selection's rows fall in, and the
+        /// rows of its largest one: what the `+diverse` policies change; nil in runs without them.
+        public var clusters: Int?
+        public var largestCluster: Int?
 
         public init(policy: String, targetInSelection: Int, selection: Int, targetInPool: Int, pool: Int,
-                    subtaskInSelection: Int? = nil, subtaskInPool: Int? = nil) {
+                    subtaskInSelection: Int? = nil, subtaskInPool: Int? = nil, clusters: Int? = nil, largestCluster: Int? = nil) {
             self.policy = policy
             self.targetInSelection = targetInSelection
             self.selection = selection
@@ -133,6 +137,8 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
             self.pool = pool
             self.subtaskInSelection = subtaskInSelection
             self.subtaskInPool = subtaskInPool
+            self.clusters = clusters
+            self.largestCluster = largestCluster
         }
 
         /// (subtask share of the selection) / (its share of the pool); nil when the pool has none.

@@ -150,12 +150,15 @@ public enum HTMLReport {
         if !report.enrichment.isEmpty {
             body.append("<h2>Target-source enrichment</h2>")
             let subtask = report.enrichment.contains { $0.subtaskRatio != nil }
+            let clustered = report.enrichment.contains { $0.clusters != nil }
             body.append(table(["policy", "target-source rows selected", "selected", "selection share", "pool share", "ratio"]
-                                + (subtask ? ["target-subtask rows selected", "subtask ratio"] : []),
+                                + (subtask ? ["target-subtask rows selected", "subtask ratio"] : [])
+                                + (clustered ? ["text clusters", "largest cluster"] : []),
                               report.enrichment.map { x in
                                   [x.policy, "\(x.targetInSelection)", "\(x.selection)", Fmt.percent(x.selectionShare, 2),
                                    Fmt.percent(x.poolShare, 2), Fmt.num(x.ratio, 2) + "×"]
                                       + (subtask ? ["\(x.subtaskInSelection ?? 0) of \(x.subtaskInPool ?? 0)", Fmt.num(x.subtaskRatio ?? .nan, 2) + "×"] : [])
+                          + (clustered ? ["\(x.clusters ?? 0)", "\(x.largestCluster ?? 0)"] : [])
                               }))
         }
 

@@ -113,12 +113,15 @@ public enum MarkdownReport {
                        + "holds rows of the target subtask itself, the same for those (scoring seed 0, first draw).")
             out.append("")
             let subtask = report.enrichment.contains { $0.subtaskRatio != nil }
+            let clustered = report.enrichment.contains { $0.clusters != nil }
             table(["policy", "target-source rows selected", "selected", "selection share", "pool share", "ratio"]
-                    + (subtask ? ["target-subtask rows selected", "subtask ratio"] : []),
+                    + (subtask ? ["target-subtask rows selected", "subtask ratio"] : [])
+                    + (clustered ? ["text clusters", "largest cluster"] : []),
                   report.enrichment.map { e in
                       [e.policy, "\(e.targetInSelection)", "\(e.selection)", Fmt.percent(e.selectionShare, 2),
                        Fmt.percent(e.poolShare, 2), Fmt.num(e.ratio, 2) + "×"]
                           + (subtask ? ["\(e.subtaskInSelection ?? 0) of \(e.subtaskInPool ?? 0)", Fmt.num(e.subtaskRatio ?? .nan, 2) + "×"] : [])
+                          + (clustered ? ["\(e.clusters ?? 0)", "\(e.largestCluster ?? 0)"] : [])
                   })
         }
 

@@ -1,6 +1,5 @@
 @testable import Daemon
 import Foundation
-import Logging
 import PQ
 import Testing
 import TovTesting
@@ -61,13 +60,8 @@ struct QueueAutovacuumTests {
             let before = try await jobStatistics()
             #expect(before.vacuums == 0)
 
-            let manual = ManualClock()
-            let clock = DaemonClock(manual)
-            let keeper = SelectionKeeper(settings: SettingsCache(clock: clock), workers: WakeupSignal(), metrics: DaemonMetrics(),
-                                         minimumGap: .milliseconds(200), clock: clock, logger: Logger(label: "test"))
-            let leadership = Leadership(instance: "keeper", clock: clock)
-            let epoch = try #require(try await LeaderStore.leaseAcquire(holder: leadership.holder, instance: "keeper", seconds: 60, on: c))
-            let step = Task { try await keeper.step(fence: LeaderFence(epoch: epoch, leadership: leadership), on: c) }
+            let (manual, keeper, fence) = try await ServiceClockTests.leadingKeeper(minimumGap: .milliseconds(200), on: c)
+            let step = Task { try await keeper.step(fence: fence, on: c) }
             #expect(await manual.waitForSleepers(1))
             manual.advance(by: .milliseconds(200))
             _ = try await step.value

@@ -64,14 +64,8 @@ struct ServiceClockTests {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
-            let manual = ManualClock()
-            let clock = DaemonClock(manual)
-            let keeper = SelectionKeeper(settings: SettingsCache(clock: clock), workers: WakeupSignal(), metrics: DaemonMetrics(),
-                                         minimumGap: .milliseconds(200), clock: clock, logger: Logger(label: "test"))
             // Nothing to switch in an empty pool: the step decides (and writes, under the lease), then paces.
-            let leadership = Leadership(instance: "keeper", clock: clock)
-            let epoch = try #require(try await LeaderStore.leaseAcquire(holder: leadership.holder, instance: "keeper", seconds: 60, on: c))
-            let fence = LeaderFence(epoch: epoch, leadership: leadership)
+            let (manual, keeper, fence) = try await Self.leadingKeeper(minimumGap: .milliseconds(200), on: c)
             let step = Task { try await keeper.step(fence: fence, on: c) }
             #expect(await manual.waitForSleepers(1), "the step did not wait for its gap")
             manual.advance(by: .milliseconds(199))
@@ -79,6 +73,17 @@ struct ServiceClockTests {
             manual.advance(by: .milliseconds(1))
             #expect(try await step.value == .seconds(1))
         }
+    }
+
+    /// A selection keeper on a manual clock, holding the lease (taken on `c`) its steps write under.
+    static func leadingKeeper(minimumGap: Duration, on c: Connection) async throws -> (ManualClock, SelectionKeeper, LeaderFence) {
+        let manual = ManualClock()
+        let clock = DaemonClock(manual)
+        let keeper = SelectionKeeper(settings: SettingsCache(clock: clock), workers: WakeupSignal(), metrics: DaemonMetrics(),
+                                     minimumGap: minimumGap, clock: clock, logger: Logger(label: "test"))
+        let leadership = Leadership(instance: "keeper", clock: clock)
+        let epoch = try #require(try await LeaderStore.leaseAcquire(holder: leadership.holder, instance: "keeper", seconds: 60, on: c))
+        return (manual, keeper, LeaderFence(epoch: epoch, leadership: leadership))
     }
 
     /// A version whose checkpoints do not load is tried again only after its retry delay on the

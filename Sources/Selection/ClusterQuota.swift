@@ -1,8 +1,9 @@
-/// Diversity inside the score half (issue 27's candidate; `tovd evaluate`'s `<policy>+diverse`, not yet
-/// a daemon policy): rows fall into clusters of similar text, and in each length bin one cluster may take
-/// at most ``cap(binQuota:)`` of the bin's places by score, so neither near-duplicates (one passage under
-/// several questions) nor one template (a subtask's shared instruction) can fill the score half. ToV's
-/// own device for the same risk is the random half; this one keeps the score half's places for scores.
+/// Diversity inside the score half (issue 27's candidate, `tovd evaluate`'s `<policy>+diverse`; not a
+/// daemon policy, as it did not win: docs/evaluation.md, "Diversity in the score half"). Rows fall into
+/// clusters of similar text, and in each length bin one cluster may take at most ``cap(binQuota:)`` of
+/// the bin's places by score, so neither near-duplicates (one passage under several questions) nor one
+/// template (a subtask's shared instruction) can fill the score half. ToV's own device for the same
+/// risk is the random half; this one keeps the score half's places for scores.
 ///
 /// The rule, exact so that SQL could compute it (`row_number() OVER (PARTITION BY bin, cluster ORDER BY
 /// score DESC, id)`): a row competes for its bin's quota only if it ranks ≤ cap inside its (bin,

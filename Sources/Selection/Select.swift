@@ -14,7 +14,7 @@
 ///   (``NgramImportance/resamplingKey(logWeight:id:seed:)`` desc, id asc) order: importance
 ///   resampling by the rows' n-gram weights. Reasons: .score, .importance.
 /// - score_only: the same binned top with s = n; quotas a bin cannot fill stay unfilled.
-/// - With a ``ClusterQuota`` (evaluation only so far), each bin's top comes from the rows that rank
+/// - With a ``ClusterQuota`` (`tovd evaluate` only), each bin's top comes from the rows that rank
 ///   within their cluster's cap in the bin; places left open go to the rest of the budget (score_only
 ///   has none: they stay open).
 /// - score_only_unbinned: top n by (score desc, id asc).

@@ -104,8 +104,9 @@ final class SelectionKeeper: LeaderJob, Sendable {
 
     /// Switches `target` to the version it is rescoring: marks it complete, supersedes the target's
     /// old one and recomputes the target's selection, all in one transaction; then deletes the
-    /// scores no version reads any more and vacuums the queue (``SelectionQueries/jobTableVacuum``). Does nothing but enqueue them when rows became ready
-    /// meanwhile, and nothing at all when the target is gone.
+    /// scores no version reads any more and vacuums the queue (``SelectionQueries/jobTableVacuum``).
+    /// Does nothing but enqueue them when rows became ready meanwhile, and nothing at all when the
+    /// target is gone.
     func switchTo(version: Int, base: Int, target: TargetSettings, fence: LeaderFence, on connection: Connection) async throws {
         let outcome = try await fence.transaction(on: connection) { tx -> SwitchOutcome in
             // Held to the end: a target dropped meanwhile takes its versions along, and there is nothing to switch.

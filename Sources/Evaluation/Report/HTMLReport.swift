@@ -158,7 +158,7 @@ public enum HTMLReport {
                                   [x.policy, "\(x.targetInSelection)", "\(x.selection)", Fmt.percent(x.selectionShare, 2),
                                    Fmt.percent(x.poolShare, 2), Fmt.num(x.ratio, 2) + "×"]
                                       + (subtask ? ["\(x.subtaskInSelection ?? 0) of \(x.subtaskInPool ?? 0)", Fmt.num(x.subtaskRatio ?? .nan, 2) + "×"] : [])
-                          + (clustered ? ["\(x.clusters ?? 0)", "\(x.largestCluster ?? 0)"] : [])
+                                      + (clustered ? ["\(x.clusters ?? 0)", "\(x.largestCluster ?? 0)"] : [])
                               }))
         }
 

@@ -252,10 +252,6 @@ struct PipelineTests {
             for run in first.runs {
                 #expect(extended.runs.contains { $0.policy == run.policy && $0.arm == run.arm && $0.seed == run.seed && abs($0.testLoss - run.testLoss) < 1e-9 })
             }
-            // The text clusters each selection spans are reported once a +diverse policy computed them.
-            #expect(first.enrichment.allSatisfy { $0.clusters == nil })
-            let diverse = try #require(extended.enrichment.first { $0.policy == "score_dsir+diverse" })
-            #expect((diverse.clusters ?? 0) > 0 && (diverse.largestCluster ?? 0) >= 1 && diverse.largestCluster! <= diverse.selection)
             #expect(!stages.contains { $0.contains("ToV scoring") && !$0.contains("θ0)") }, "the first θ0's scores are read back: \(stages)")
             let costs = Dictionary(extended.costs!.map { ($0.method, $0.flopsPerRow!) }, uniquingKeysWith: { a, _ in a })
             #expect(costs["ToV (bootstrap-4x θ0)"]! > costs["ToV (bootstrap-pool θ0)"]!)

@@ -3,6 +3,7 @@ import Daemon
 import Foundation
 import JSONL
 import PQ
+import Selection
 
 extension Tovd {
     struct Export: AsyncParsableCommand {
@@ -88,10 +89,11 @@ extension Tovd {
             var ids: [Int64] = []
             for row in try await tx.query(TransferQueries.selectionIdsGet) {
                 ids.append(try row.get(Int64.self, "id"))
-                switch try row.get(String.self, "reason") {
-                case "random": random += 1
-                case "importance": importance += 1
-                default: score += 1
+                // The schema admits only these reasons; an unknown one would count as score.
+                switch SelectedItem.Reason(rawValue: try row.get(String.self, "reason")) {
+                case .random: random += 1
+                case .importance: importance += 1
+                case .score, nil: score += 1
                 }
             }
             let settingsText = try r.get(String.self, "settings")

@@ -567,19 +567,21 @@ public final class ToVEvaluation {
             }
             if seed == 0 { histogramScores = rows.map(\.score) }
             var perSelector: [(label: String, ids: [Int64])] = []
-            // score_dsir's weights: Z_val's n-grams against U's, U being this seed's draw (the pipeline's).
-            let importance = options.policies.contains(where: { $0 == .selection(.scoreDSIR) || $0 == .diverse(.scoreDSIR) }) ? {
+            // score_dsir's weights as the pipeline computes them (scores stored before it did lack them):
+            // Z_val's n-grams against U's, U being this seed's draw. Once per seed for every score_dsir
+            // selection, as every θ0 scores the same rows.
+            let importanceOf: [Int64: Double]? = options.policies.contains(where: { $0 == .selection(.scoreDSIR) || $0 == .diverse(.scoreDSIR) }) ? {
                 let uIDs = Set(UDraw.draw(ids: poolTexts.map(\.id), size: options.uSize, seed: Int64(seed)))
-                return NgramImportance(zval: zvalTexts, u: poolTexts.filter { uIDs.contains($0.id) })
+                let model = NgramImportance(zval: zvalTexts, u: poolTexts.filter { uIDs.contains($0.id) })
+                return Dictionary(uniqueKeysWithValues: rows.map { ($0.id, model.logWeight(poolTexts[Int($0.id)])) })
             }() : nil
             let clusters = options.policies.contains(where: { if case .diverse = $0 { true } else { false } })
                 ? ClusterQuota(clusterOf: Dictionary(uniqueKeysWithValues: rows.map { ($0.id, ClusterQuota.cluster(poolTexts[Int($0.id)])) }))
                 : nil
             func weighed(_ tovRows: [ScoredRow], for p: Policy) -> [ScoredRow] {
-                // score_dsir's weights as the pipeline computes them (scores stored before it did lack them).
                 p != .scoreDSIR ? tovRows : tovRows.map { row -> ScoredRow in
                     var row = row
-                    row.importance = importance!.logWeight(poolTexts[Int(row.id)])
+                    row.importance = importanceOf![row.id]!
                     return row
                 }
             }
@@ -590,16 +592,13 @@ public final class ToVEvaluation {
                 let meter = ResourceMeter()
                 let chosen: [Int64]
                 switch policy {
-                case .selection(let p):
-                    let selectionSeed = p == .random ? SeedStream.randomBaseline(seed) : SeedStream.policy(seed)
+                case .selection(let p), .diverse(let p):
+                    // A +diverse policy takes its plain policy's seed, so the two differ only by the quota.
+                    let selectionSeed = policy == .random ? SeedStream.randomBaseline(seed) : SeedStream.policy(seed)
+                    let quota = policy == .selection(p) ? nil : clusters!
                     chosen = Selection.select(weighed(tovRows, for: p), settings: SelectionSettings(
                         budget: .rows(n), policy: p, scoreFunction: options.scoreFunction, method: options.method, bins: options.bins,
-                        seed: selectionSeed)).ids
-                case .diverse(let p):
-                    // The plain policy's seed, so the two differ only by the quota.
-                    chosen = Selection.select(weighed(tovRows, for: p), settings: SelectionSettings(
-                        budget: .rows(n), policy: p, scoreFunction: options.scoreFunction, method: options.method, bins: options.bins,
-                        seed: SeedStream.policy(seed)), clusterQuota: clusters!).ids
+                        seed: selectionSeed), clusterQuota: quota).ids
                 case .scoreShare(let share):
                     chosen = Selection.select(tovRows, settings: SelectionSettings(
                         budget: .rows(n), policy: .scoreRandom, scoreFunction: options.scoreFunction, method: options.method,

@@ -45,6 +45,24 @@ void tov_bf16_pack(uint16_t *packed, const float *W, int OC, int C) {
         }
 }
 
+void tov_bf16_pack_transposed(uint16_t *packed, const float *A, int OC, int C) {
+    // B = Aᵀ with A (C, OC) row-major: B[o][k] = A[k][o]. A panel's 64 columns are 64 consecutive floats
+    // of rows k and k + 1 of A, so every read is contiguous (training packs each step's weights this way).
+    const int pairs = round_up(C, 2) / 2, panels = round_up(OC, TOV_BF16_PANEL) / TOV_BF16_PANEL;
+    for (int p = 0; p < panels; p++)
+        for (int kp = 0; kp < pairs; kp++) {
+            uint16_t *dst = packed + ((size_t)p * pairs + kp) * 2 * TOV_BF16_PANEL;
+            for (int t = 0; t < 2; t++) {
+                const int k = 2 * kp + t;
+                const float *row = A + (size_t)k * OC + (size_t)p * TOV_BF16_PANEL;
+                for (int j = 0; j < TOV_BF16_PANEL; j++) {
+                    const int o = p * TOV_BF16_PANEL + j;
+                    dst[2 * j + t] = (o < OC && k < C) ? tov_bf16_from_float(row[j]) : 0;
+                }
+            }
+        }
+}
+
 void tov_bf16_gemm_reference(float *out, const float *inp, int N, int C, const uint16_t *packed, int OC, int accumulate) {
     const int pairs = round_up(C, 2) / 2;
     for (int n = 0; n < N; n++)

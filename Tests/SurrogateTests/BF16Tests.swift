@@ -3,10 +3,10 @@ import Foundation
 import Testing
 @testable import Surrogate
 
-/// The opt-in bf16 scoring path: rounding, the packed layout (the portable reference, on every CPU),
-/// the AVX-512 BF16 kernel against that reference and the scoring pass in bf16 against fp32 (on CPUs
-/// that have it: `tovd bench score` says "not available" elsewhere, and the daemon stays on fp32).
-@Suite("bf16 scoring path")
+/// The bf16 paths: rounding, the packed layouts (the portable reference, on every CPU), the AVX-512
+/// BF16 kernel against that reference, and the scoring pass and opt-in training in bf16 against fp32
+/// (on CPUs that have it: `tovd bench score` says "not available" elsewhere, and the daemon stays on fp32).
+@Suite("bf16 paths")
 struct BF16Tests {
     static let available = ScoringPrecision.isAvailable(.bf16)
 
@@ -73,6 +73,60 @@ struct BF16Tests {
                 #expect(worst < 1e-4, "\(N)×\(C)×\(OC) accumulate \(accumulate): max |Δ| \(worst)")
             }
         }
+    }
+
+    /// The input-gradient GEMM's weight operand: Aᵀ packed straight from A must be the packing of an
+    /// explicitly transposed copy, padding included.
+    @Test func transposedPackingIsThePackingOfTheTranspose() {
+        for (_, C, OC) in Self.shapes {
+            let a = Self.random(C * OC, seed: 6)   // A (C, OC): B = Aᵀ is (OC, C)
+            var transposed = [Float](repeating: 0, count: OC * C)
+            for k in 0..<C { for o in 0..<OC { transposed[o * C + k] = a[k * OC + o] } }
+            var direct = [UInt16](repeating: 0xFFFF, count: tov_bf16_packed_count(Int32(OC), Int32(C)))
+            direct.withUnsafeMutableBufferPointer { tov_bf16_pack_transposed($0.baseAddress!, a, Int32(OC), Int32(C)) }
+            #expect(direct == Self.packed(transposed, OC: OC, C: C), "\(OC)×\(C)")
+        }
+    }
+
+    /// bf16 training (forward and input-gradient GEMMs in bf16, weight gradients in fp32): the loss and
+    /// every tensor's gradient near fp32's on one batch, with the last layer's tail trimming and two
+    /// streams; and a few steps train the model as fp32 steps do. Fails when a GEMM reads the wrong
+    /// packed weight (a transposed one in the forward, another layer's) or bf16 silently runs fp32.
+    @Test(.enabled(if: BF16Tests.available, "needs AVX-512 BF16"))
+    func trainingInBF16StaysCloseToFP32() throws {
+        let config = ModelConfig(layers: 3, width: 64, heads: 4, context: 80, vocabSize: 300)
+        let model = Model(config: config, seed: 9)
+        model.params = model.params.map { $0 * 4 }
+        let batch = ScoringPassTests.examples(config, count: 40, seed: 12)
+        let fp32Loss = model.forwardBackward(batch, streams: 2)
+        let fp32 = model.grads
+        let bf16Loss = model.forwardBackward(batch, streams: 2, precision: .bf16)
+        let bf16 = model.grads
+        #expect(fp32Loss != bf16Loss, "bf16 ran in fp32")
+        #expect(abs(fp32Loss - bf16Loss) < 0.01 * fp32Loss, "loss \(fp32Loss) vs \(bf16Loss)")
+        for tensor in model.layout.tensors {
+            let range = tensor.offset..<(tensor.offset + tensor.count)
+            var dot = 0.0, a2 = 0.0, b2 = 0.0
+            for i in range { dot += Double(fp32[i] * bf16[i]); a2 += Double(fp32[i] * fp32[i]); b2 += Double(bf16[i] * bf16[i]) }
+            let cosine = dot / max((a2 * b2).squareRoot(), 1e-30)
+            #expect(cosine > 0.99, "\(tensor.name): cosine with the fp32 gradient \(cosine)")
+            #expect(abs(b2.squareRoot() / max(a2.squareRoot(), 1e-30) - 1) < 0.02, "\(tensor.name): norm ratio \((b2 / a2).squareRoot())")
+        }
+
+        var options = TrainingOptions()
+        options.learningRate = 1e-3
+        options.epochs = 3
+        options.streams = 2
+        let trained = [TrainingPrecision.fp32, .bf16].map { precision -> [Float] in
+            let copy = model.copy()
+            options.precision = precision
+            copy.train(on: batch, options: options, progress: nil)
+            return copy.losses(batch, options: .init(streams: 1)).map(\.meanNLL)
+        }
+        let before = model.losses(batch, options: .init(streams: 1)).map(\.meanNLL).reduce(0, +)
+        let after = trained.map { $0.reduce(0, +) }
+        #expect(after[0] < before && after[1] < before, "training lowered the loss: before \(before), fp32 \(after[0]), bf16 \(after[1])")
+        #expect(abs(after[1] - after[0]) < 0.01 * after[0], "after 3 epochs: fp32 \(after[0]), bf16 \(after[1])")
     }
 
     @Test(.enabled(if: BF16Tests.available, "needs AVX-512 BF16"))

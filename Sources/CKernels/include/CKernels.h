@@ -22,6 +22,10 @@ size_t tov_bf16_scratch_count(int C);
 /// Packs W (OC, C) into `packed` (tov_bf16_packed_count elements), zero-padded. Portable.
 void tov_bf16_pack(uint16_t *packed, const float *W, int OC, int C);
 
+/// Packs Aᵀ, A (C, OC) row-major, as tov_bf16_pack packs an (OC, C) matrix: the weight operand of an
+/// input-gradient GEMM, dinp (N, C) = dout (N, OC) · W (OC, C), is Wᵀ. Portable.
+void tov_bf16_pack_transposed(uint16_t *packed, const float *A, int OC, int C);
+
 /// The AVX-512 BF16 kernel. Call only where the CPU has avx512_bf16 (checked by the caller at run time;
 /// the rest of the binary is built for the baseline ISA). `scratch`: tov_bf16_scratch_count(C) elements.
 void tov_bf16_gemm_avx512(float *out, const float *inp, int N, int C, const uint16_t *packed, int OC,

@@ -32,10 +32,8 @@ final class ScoringBuffers {
     var batch = PackedBatch([], context: 1)
     var x = 0, h = 0, qkv = 0, y = 0, f = 0, att = 0
     var xm = 0, hm = 0, qm = 0, ym = 0, fm = 0, logits = 0
-    /// The bf16 kernel's input block (bf16 precision only): a raw allocation, so the pass can hold
-    /// it beside `storage` without nesting another buffer-pointer closure.
-    private(set) var bf16Scratch: UnsafeMutablePointer<UInt16>?
-    private var bf16ScratchCount = 0
+    /// The bf16 kernel's input block (bf16 precision only).
+    let bf16Scratch = BF16Scratch()
 
     static let queryBlock = 32
 
@@ -48,15 +46,6 @@ final class ScoringBuffers {
         if storage.count < offset { storage = [Float](repeating: 0, count: offset) }
     }
 
-    func prepareBF16(C: Int) {
-        let count = tov_bf16_scratch_count(Int32(4 * C))
-        guard bf16ScratchCount < count else { return }
-        bf16Scratch?.deallocate()
-        bf16Scratch = .allocate(capacity: count)
-        bf16ScratchCount = count
-    }
-
-    deinit { bf16Scratch?.deallocate() }
 }
 
 /// OpenBLAS's thread count is process-wide. Scoring streams each want a single-threaded BLAS, while
@@ -130,7 +119,7 @@ extension Model {
         let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
         let N = batch.N, M = batch.M
         buffers.prepare(N: N, M: M, C: C, V: V, maxT: config.context)
-        if bf16 != nil { buffers.prepareBF16(C: C) }
+        let scratch = bf16 == nil ? nil : buffers.bf16Scratch.reserve(channels: 4 * C)
         out.nll.removeAll(keepingCapacity: true)
         out.prob.removeAll(keepingCapacity: true)
         guard M > 0 else { return }
@@ -139,7 +128,6 @@ extension Model {
         params.withUnsafeBufferPointer { pp in
             let p = ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: C)
             buffers.storage.withUnsafeMutableBufferPointer { sp in
-                let scratch = buffers.bf16Scratch
                 // One linear layer: the fp32 weight through BLAS, or its packed copy at `packed` in bf16.
                 func linear(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                             _ packed: Int, _ bias: UnsafePointer<Float>?, _ N: Int, _ C: Int, _ OC: Int, accumulate: Bool = false) {

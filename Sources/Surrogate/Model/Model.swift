@@ -221,6 +221,9 @@ public final class Model {
         /// A second training stream's gradient arena (the first stream writes the model's own).
         var grads: [Float] = []
 
+        /// The bf16 kernel's input block of this stream (bf16 training only).
+        let bf16Scratch = BF16Scratch()
+
         /// The scoring pass's buffers, one per stream (Model+Scoring.swift).
         var scoring: [ScoringBuffers] = []
     }
@@ -228,6 +231,8 @@ public final class Model {
     private(set) var activations = Activations()
     /// Activations of the training streams after the first (which uses `activations`).
     private var trainingStreams: [Activations] = []
+    /// Each step's weights packed for bf16 training (``TrainingPrecision/bf16``), allocated on first use.
+    private var trainingBF16: BF16TrainingWeights?
 
     /// Makes this model use `other`'s forward buffers from now on. Models that only ever run one at
     /// a time (a worker's θ_bas^1..L and θ_val^1..L) then hold one set of activations between them
@@ -240,8 +245,9 @@ public final class Model {
     // MARK: Forward
 
     /// Runs the network on `batch` and leaves softmax probabilities of each target row in
-    /// `activations.probs` (M, V). Returns per-target NLL.
-    func forward(_ batch: PackedBatch, keep: Bool, into buffers: Activations? = nil) -> [Float] {
+    /// `activations.probs` (M, V). Returns per-target NLL. With `bf16` (training only) the linear layers
+    /// take bf16 operands from this step's packed weights.
+    func forward(_ batch: PackedBatch, keep: Bool, into buffers: Activations? = nil, bf16: BF16TrainingWeights? = nil) -> [Float] {
         let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
         let N = batch.N, M = batch.M
         let act = buffers ?? activations
@@ -258,9 +264,19 @@ public final class Model {
         }
         let K = act.K
         var nll = [Float](repeating: 0, count: M)
+        let scratch = bf16 == nil ? nil : act.bf16Scratch.reserve(channels: max(4 * C, V))
         // Read-only access: training streams run this concurrently on one model.
         params.withUnsafeBufferPointer { pp in
             let p = ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: C)
+            // One linear layer: the fp32 weight through BLAS, or this step's bf16 copy of it at `packed`.
+            func linear(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                        _ packed: Int?, _ bias: UnsafePointer<Float>?, _ N: Int, _ C: Int, _ OC: Int) {
+                if let bf16, let packed {
+                    bf16Linear(out, inp, bf16.storage + packed, bias, N, C, OC, accumulate: false, scratch: scratch!)
+                } else {
+                    matmulForward(out, inp, weight, bias, N, C, OC)
+                }
+            }
             act.storage.withUnsafeMutableBufferPointer { sp in
                 let s = sp.baseAddress!
                 batch.tokens.withUnsafeBufferPointer { tokens in
@@ -275,7 +291,7 @@ public final class Model {
                     let tail = trim && l == L - 1
                     let n = tail ? K : N
                     tov_layernorm_forward_stats(s + a.ln1, s + a.ln1Mean, s + a.ln1Rstd, residual, p.ln1w(l), p.ln1b(l), Int32(N), Int32(C))
-                    matmulForward(s + a.qkv, s + a.ln1, p.qkvw(l), p.qkvb(l), N, C, 3 * C)
+                    linear(s + a.qkv, s + a.ln1, p.qkvw(l), bf16?.qkv[l].w, p.qkvb(l), N, C, 3 * C)
                     var attOffset = a.att
                     for (e, (start, T)) in zip(batch.starts, batch.lengths).enumerated() {
                         if tail {
@@ -286,7 +302,7 @@ public final class Model {
                         }
                         attOffset += NH * T * T
                     }
-                    matmulForward(s + a.attproj, s + a.atty, p.attprojw(l), p.attprojb(l), n, C, C)
+                    linear(s + a.attproj, s + a.atty, p.attprojw(l), bf16?.attproj[l].w, p.attprojb(l), n, C, C)
                     if tail {
                         // residual2 = residualIn + attproj on the tail rows (contiguous per sequence)
                         for (e, start) in batch.starts.enumerated() {
@@ -298,9 +314,9 @@ public final class Model {
                         tov_add(s + a.residual2, residual, s + a.attproj, N * C)
                     }
                     tov_layernorm_forward_stats(s + a.ln2, s + a.ln2Mean, s + a.ln2Rstd, s + a.residual2, p.ln2w(l), p.ln2b(l), Int32(n), Int32(C))
-                    matmulForward(s + a.fch, s + a.ln2, p.fcw(l), p.fcb(l), n, C, 4 * C)
+                    linear(s + a.fch, s + a.ln2, p.fcw(l), bf16?.fc[l].w, p.fcb(l), n, C, 4 * C)
                     tov_gelu_forward(s + a.fchGelu, s + a.fch, n * 4 * C)
-                    matmulForward(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), p.fcprojb(l), n, 4 * C, C)
+                    linear(s + a.fcproj, s + a.fchGelu, p.fcprojw(l), bf16?.fcproj[l].w, p.fcprojb(l), n, 4 * C, C)
                     tov_add(s + a.residual3, s + a.residual2, s + a.fcproj, n * C)
                     residual = UnsafePointer(s + a.residual3)
                 }
@@ -310,7 +326,7 @@ public final class Model {
                 for (m, row) in act.finalRows.enumerated() {
                     (s + act.gathered + m * C).update(from: s + act.lnf + row * C, count: C)
                 }
-                matmulForward(s + act.probs, s + act.gathered, p.wte, nil, M, C, V)
+                linear(s + act.probs, s + act.gathered, p.wte, bf16?.lmHead.w, nil, M, C, V)
                 for m in 0..<M {
                     let row = s + act.probs + m * V
                     tov_softmax_inplace(row, Int32(V))
@@ -397,9 +413,19 @@ public final class Model {
     /// its own gradient arena, and the arenas are summed (in a fixed order, so a seed still gives the
     /// same weights on one machine): the GEMMs of one slice are small enough that OpenBLAS's threads
     /// spend much of a step waiting on each other, and the elementwise ops run on both cores for free.
+    /// `precision` .bf16 packs this step's weights once for every stream, where the CPU runs bf16.
     @discardableResult
-    func forwardBackward(_ examples: [Example], streams: Int = 1) -> Float {
+    func forwardBackward(_ examples: [Example], streams: Int = 1, precision: TrainingPrecision = .fp32) -> Float {
         if grads.count != layout.count { grads = [Float](repeating: 0, count: layout.count) }
+        var bf16: BF16TrainingWeights?
+        if precision == .bf16, ScoringPrecision.isAvailable(.bf16) {
+            let packed = trainingBF16 ?? BF16TrainingWeights(config)
+            params.withUnsafeBufferPointer { pp in
+                packed.pack(ParameterViews(base: UnsafeMutablePointer(mutating: pp.baseAddress!), layout: layout, C: config.width))
+            }
+            trainingBF16 = packed
+            bf16 = packed
+        }
         let E = Float(max(examples.count, 1))
         let lengths = examples.map { min($0.prompt.count + $0.response.count + 2, config.context) }
         let bounds = Self.sliceBounds(tokenLengths: lengths, streams: streams)
@@ -407,7 +433,7 @@ public final class Model {
         if slices <= 1 {
             let batch = PackedBatch(examples, context: config.context)
             return grads.withUnsafeMutableBufferPointer { g in
-                passForwardBackward(batch, examples: E, act: activations, grads: g.baseAddress!)
+                passForwardBackward(batch, examples: E, act: activations, grads: g.baseAddress!, bf16: bf16)
             }
         }
         while trainingStreams.count < slices - 1 { trainingStreams.append(Activations()) }
@@ -418,9 +444,9 @@ public final class Model {
         grads.withUnsafeMutableBufferPointer { first in
             let first = first.baseAddress!
             func run(_ k: Int) -> Float {
-                if k == 0 { return passForwardBackward(batches[0], examples: E, act: buffers[0], grads: first) }
+                if k == 0 { return passForwardBackward(batches[0], examples: E, act: buffers[0], grads: first, bf16: bf16) }
                 return buffers[k].grads.withUnsafeMutableBufferPointer { g in
-                    passForwardBackward(batches[k], examples: E, act: buffers[k], grads: g.baseAddress!)
+                    passForwardBackward(batches[k], examples: E, act: buffers[k], grads: g.baseAddress!, bf16: bf16)
                 }
             }
             losses.withUnsafeMutableBufferPointer { out in
@@ -442,9 +468,15 @@ public final class Model {
     /// One stream's forward and backward: `batch` (part of a batch of `E` examples) through `act`,
     /// gradients written into `gradients` (the arena, zeroed here). Returns this part's share of the loss.
     private func passForwardBackward(_ batch: PackedBatch, examples E: Float, act: Activations,
-                                     grads gradients: UnsafeMutablePointer<Float>) -> Float {
+                                     grads gradients: UnsafeMutablePointer<Float>, bf16: BF16TrainingWeights?) -> Float {
         let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
-        let nll = forward(batch, keep: true, into: act)
+        let nll = forward(batch, keep: true, into: act, bf16: bf16)
+        let scratch = act.bf16Scratch.pointer
+        // The input-gradient GEMM's bf16 operands for the weight whose transpose is packed at `wt`.
+        func transposed(_ wt: Int?) -> (transposed: UnsafePointer<UInt16>, scratch: UnsafeMutablePointer<UInt16>)? {
+            guard let bf16, let wt, let scratch else { return nil }
+            return (UnsafePointer(bf16.storage + wt), scratch)
+        }
         let N = batch.N, M = batch.M
         var loss: Float = 0
         for m in 0..<M { loss += nll[m] / (Float(batch.targetCounts[batch.targetExample[m]]) * E) }
@@ -472,7 +504,8 @@ public final class Model {
                 for v in 0..<V { row[v] *= scale }
                 row[Int(batch.targetTokens[m])] -= scale
             }
-            matmulBackward(dgathered, g.wte, nil, dlogits, s + act.gathered, p.wte, M, C, V, accumulate: false)
+            matmulBackward(dgathered, g.wte, nil, dlogits, s + act.gathered, p.wte, M, C, V, accumulate: false,
+                           bf16: transposed(bf16?.lmHead.wt))
             // in the forward pass this was: gathered[m] = lnf[finalRows[m]] (a tail row in training)
             let finalN = L > 0 ? K : N
             dlnBuffer.update(repeating: 0, count: finalN * C)
@@ -493,16 +526,19 @@ public final class Model {
                 let n = tail ? K : N, dr = tail ? dtail : dres
                 // residual3 = residual2 + fcproj: dr already holds dresidual3, which is also dfcproj
                 // fcproj = fchGelu · fcprojwᵀ + fcprojb
-                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dr, s + a.fchGelu, p.fcprojw(l), n, 4 * C, C, accumulate: false)
+                matmulBackward(d1, g.fcprojw(l), g.fcprojb(l), dr, s + a.fchGelu, p.fcprojw(l), n, 4 * C, C, accumulate: false,
+                               bf16: transposed(bf16?.fcproj[l].wt))
                 // fchGelu = gelu(fch)
                 tov_gelu_backward(d2, s + a.fch, d1, n * 4 * C)
                 // fch = ln2 · fcwᵀ + fcb
-                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), n, C, 4 * C, accumulate: false)
+                matmulBackward(dlnBuffer, g.fcw(l), g.fcb(l), d2, s + a.ln2, p.fcw(l), n, C, 4 * C, accumulate: false,
+                               bf16: transposed(bf16?.fc[l].wt))
                 // ln2 = layerNorm(residual2): accumulate into dr, which becomes dresidual2
                 tov_layernorm_backward(dr, g.ln2w(l), g.ln2b(l), dlnBuffer, s + a.residual2, p.ln2w(l), s + a.ln2Mean, s + a.ln2Rstd, Int32(n), Int32(C))
                 // residual2 = residualIn + attproj: dattproj = dresidual2
                 // attproj = atty · attprojwᵀ + attprojb
-                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dr, s + a.atty, p.attprojw(l), n, C, C, accumulate: false)
+                matmulBackward(d1, g.attprojw(l), g.attprojb(l), dr, s + a.atty, p.attprojw(l), n, C, C, accumulate: false,
+                               bf16: transposed(bf16?.attproj[l].wt))
                 // atty = attention(qkv), per sequence (each writes its own rows of dqkv)
                 var attOffset = a.att
                 for (e, (start, T)) in zip(batch.starts, batch.lengths).enumerated() {
@@ -515,7 +551,8 @@ public final class Model {
                     attOffset += NH * T * T
                 }
                 // qkv = ln1 · qkvwᵀ + qkvb
-                matmulBackward(dlnBuffer, g.qkvw(l), g.qkvb(l), d2, s + a.ln1, p.qkvw(l), N, C, 3 * C, accumulate: false)
+                matmulBackward(dlnBuffer, g.qkvw(l), g.qkvb(l), d2, s + a.ln1, p.qkvw(l), N, C, 3 * C, accumulate: false,
+                               bf16: transposed(bf16?.qkv[l].wt))
                 if tail {
                     // residual2 = residualIn + attproj on the tail rows: dresidualIn is dresidual2 there, 0 elsewhere
                     dres.update(repeating: 0, count: N * C)

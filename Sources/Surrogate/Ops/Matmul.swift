@@ -26,12 +26,19 @@ func matmulAccumulate(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<F
 
 /// Accumulates the gradients of `out = inp · Wᵀ + bias` into dweight (OC, C), dbias (OC), and into dinp
 /// (N, C), or overwrites dinp with `accumulate: false` (no zeroing pass over the buffer first).
+/// With `bf16` (Wᵀ packed by ``BF16TrainingWeights``, and the kernel's input scratch for rows of OC)
+/// the input gradient takes bf16 operands; the weight gradient is fp32 either way.
 func matmulBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
                     _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                    _ N: Int, _ C: Int, _ OC: Int, accumulate: Bool = true) {
+                    _ N: Int, _ C: Int, _ OC: Int, accumulate: Bool = true,
+                    bf16: (transposed: UnsafePointer<UInt16>, scratch: UnsafeMutablePointer<UInt16>)? = nil) {
     // dinp (+)= dout · W
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
-                1, dout, Int32(OC), weight, Int32(C), accumulate ? 1 : 0, dinp, Int32(C))
+    if let bf16 {
+        tov_bf16_gemm_avx512(dinp, dout, Int32(N), Int32(OC), bf16.transposed, Int32(C), accumulate ? 1 : 0, bf16.scratch)
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(C), Int32(OC),
+                    1, dout, Int32(OC), weight, Int32(C), accumulate ? 1 : 0, dinp, Int32(C))
+    }
     // dW += doutᵀ · inp
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(C), Int32(N),
                 1, dout, Int32(OC), inp, Int32(C), 1, dweight, Int32(C))

@@ -28,6 +28,8 @@ public struct TrainingOptions: Sendable {
     /// Slices of each batch trained concurrently, each with single-threaded BLAS, their gradients
     /// summed (Model.forwardBackward): by default as many as OpenBLAS threads, as the scoring streams.
     public var streams = BLASThreads.configured
+    /// The linear layers' arithmetic (fp32 unless asked; ``TrainingPrecision``).
+    public var precision: TrainingPrecision = .fp32
     public init() {}
 }
 
@@ -104,7 +106,7 @@ extension Model {
     /// `options`' weight decay and clipping. Returns the batch loss (`tovd bench train` times this).
     @discardableResult
     public func step(on batch: [Example], learningRate: Float, options: TrainingOptions) -> Float {
-        let loss = forwardBackward(batch, streams: options.streams)
+        let loss = forwardBackward(batch, streams: options.streams, precision: options.precision)
         adamWUpdate(learningRate: learningRate, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
         return loss
     }

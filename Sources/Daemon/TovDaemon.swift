@@ -35,6 +35,9 @@ public struct TovDaemon: Sendable {
         /// The scoring pass's linear layers (``PrecisionChoice``). A per-host choice: hosts of one
         /// database may differ (docs/performance.md).
         public var scoringPrecision = PrecisionChoice.auto
+        /// θ0's bootstrap and the trajectories' linear layers on this host: fp32 unless asked
+        /// (``TrainingPrecision``; bf16 leaves PyTorch's golden tolerance, docs/performance.md).
+        public var trainingPrecision = TrainingPrecision.fp32
         /// nil disables the endpoint; 0 picks a free port (printed in the log).
         public var metricsPort: Int? = Defaults.metricsPort
         /// Test-only fault hooks (`tovd run` reads them from `TOVD_FAULT_*`); none in production.
@@ -110,11 +113,16 @@ public struct TovDaemon: Sendable {
                 health: health, clock: clock, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
         }
         let (precision, precisionWarning) = configuration.scoringPrecision.resolve(bf16Available: ScoringPrecision.isAvailable(.bf16))
+        var trainingPrecision = configuration.trainingPrecision
+        if trainingPrecision == .bf16, !ScoringPrecision.isAvailable(.bf16) {
+            logger.warning("bf16 training needs AVX-512 BF16, which this CPU does not report (/proc/cpuinfo avx512_bf16): training in fp32",
+                           metadata: ["cpu": "\(CPUFeatures.modelName)"])
+            trainingPrecision = .fp32
+        }
         if let precisionWarning {
             logger.warning("\(precisionWarning)", metadata: ["cpu": "\(CPUFeatures.modelName)"])
-        } else {
-            logger.notice("scoring in \(precision.rawValue) (\(configuration.scoringPrecision.rawValue); training stays fp32)")
         }
+        logger.notice("scoring in \(precision.rawValue) (--scoring-precision \(configuration.scoringPrecision.rawValue)), training in \(trainingPrecision.rawValue)")
         for index in 0..<configuration.workers {
             var worker = ScoringWorker.Configuration(conninfo: configuration.conninfo, name: "\(configuration.instance)/\(index)")
             worker.batchSize = configuration.batchSize
@@ -140,7 +148,7 @@ public struct TovDaemon: Sendable {
             let jobs: [(any LeaderJob, WakeupSignal)] = [
                 (Trainer(instance: configuration.instance, settings: settings, workers: workerWakeup,
                          metrics: metrics, stopping: stopping, clock: clock, faults: configuration.faults, scoringPrecision: precision,
-                         logger: logger), trainerWakeup),
+                         trainingPrecision: trainingPrecision, logger: logger), trainerWakeup),
                 (SelectionKeeper(settings: settings, workers: workerWakeup, metrics: metrics, minimumGap: .milliseconds(200),
                                  clock: clock, logger: logger), keeperWakeup),
                 (Sweeper(interval: .seconds(30), workers: workerWakeup, logger: logger), WakeupSignal()),

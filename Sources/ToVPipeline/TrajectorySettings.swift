@@ -14,6 +14,9 @@ public struct TrajectorySettings: Sendable, Equatable {
     public var pretrainSteps: Int
     /// Seeds θ0's initialisation and pretraining, U's draw and every epoch's data order.
     public var seed: Int64
+    /// The arithmetic of θ0's bootstrap pretraining and of every trajectory pass. The daemon and
+    /// `tovd evaluate` train in fp32; `tovd bench train --pipeline-pool` measures what bf16 changes.
+    public var trainingPrecision: TrainingPrecision = .fp32
 
     public init(epochs: Int, learningRate: Double, valLearningRateRatio: Double, pretrainSteps: Int, seed: Int64) {
         self.epochs = epochs
@@ -32,29 +35,31 @@ public struct TrajectorySettings: Sendable, Equatable {
 
     /// θ0's bootstrap pretraining on U: peak LR 3η, warmup + cosine over `pretrainSteps`.
     public var bootstrapPretraining: BootstrapPretraining {
-        BootstrapPretraining(steps: pretrainSteps, learningRate: Float(learningRate * 3), seed: UInt64(bitPattern: seed))
+        BootstrapPretraining(steps: pretrainSteps, learningRate: Float(learningRate * 3), seed: UInt64(bitPattern: seed),
+                             precision: trainingPrecision)
     }
 
     /// Epoch `epoch` (1...L) of θ_bas on U, and of Method B's θ_val on U: one pass at constant η, the
     /// data order seeded by seed + epoch (so Method B's θ_val sees U in θ_bas's order).
     public func baseEpoch(_ epoch: Int, stop: (@Sendable () -> Bool)? = nil) -> TrainingOptions {
-        Self.onePass(lr: learningRate, seed: UInt64(bitPattern: seed) &+ UInt64(epoch), stop: stop)
+        onePass(lr: learningRate, seed: UInt64(bitPattern: seed) &+ UInt64(epoch), stop: stop)
     }
 
     /// The pass of θ_val^epoch on Z_val: constant ε, order seeded by seed + 1000 + epoch.
     public func valPass(_ epoch: Int, stop: (@Sendable () -> Bool)? = nil) -> TrainingOptions {
-        Self.onePass(lr: valLearningRate, seed: UInt64(bitPattern: seed) &+ UInt64(1000 + epoch), stop: stop)
+        onePass(lr: valLearningRate, seed: UInt64(bitPattern: seed) &+ UInt64(1000 + epoch), stop: stop)
     }
 
     /// Cross-fitted ToV's pass of θ_bas^L over Z_val without fold `fold` (``CrossFittedToV``): constant
     /// η, as the user's own training on Z_val; order seeded by seed + 2000 + fold.
     public func crossFitPass(_ fold: Int, stop: (@Sendable () -> Bool)? = nil) -> TrainingOptions {
-        Self.onePass(lr: learningRate, seed: UInt64(bitPattern: seed) &+ UInt64(2000 + fold), stop: stop)
+        onePass(lr: learningRate, seed: UInt64(bitPattern: seed) &+ UInt64(2000 + fold), stop: stop)
     }
 
     /// One pass at a constant learning rate: trajectories are sequences of single epochs.
-    static func onePass(lr: Double, seed: UInt64, stop: (@Sendable () -> Bool)?) -> TrainingOptions {
+    func onePass(lr: Double, seed: UInt64, stop: (@Sendable () -> Bool)?) -> TrainingOptions {
         var options = TrainingOptions()
+        options.precision = trainingPrecision
         options.shouldStop = stop
         options.epochs = 1
         options.learningRate = Float(lr)

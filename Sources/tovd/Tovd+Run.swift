@@ -30,7 +30,9 @@ extension Tovd {
         @Option(help: "Address of /metrics and /healthz [$TOVD_METRICS_HOST, \(D.metricsHost)].") var metricsHost: String?
         @Option(help: "Port of /metrics and /healthz; 0 picks a free one, --metrics-port=-1 disables [$TOVD_METRICS_PORT, \(D.metricsPort)].") var metricsPort: Int?
         @Option(help: ArgumentHelp("auto, fp32 or bf16: the scoring pass's arithmetic on this host [$TOVD_SCORING_PRECISION, auto].",
-            discussion: "auto is bf16 where the CPU has AVX-512 BF16 and fp32 elsewhere. bf16 runs the linear layers in bf16 with fp32 sums, about 1.3–2× the rows/s; φ moves slightly but ranks the same (`tovd bench score` prints its rank agreement with fp32 and the selection overlap on real rows), and `tovd evaluate` scores the same way. fp32 pins the old arithmetic; bf16 on a CPU without it warns and scores in fp32. Training is always fp32.")) var scoringPrecision: String?
+            discussion: "auto is bf16 where the CPU has AVX-512 BF16 and fp32 elsewhere. bf16 runs the linear layers in bf16 with fp32 sums, about 1.3–2× the rows/s; φ moves slightly but ranks the same (`tovd bench score` prints its rank agreement with fp32 and the selection overlap on real rows), and `tovd evaluate` scores the same way. fp32 pins the old arithmetic; bf16 on a CPU without it warns and scores in fp32. Training has its own --training-precision.")) var scoringPrecision: String?
+        @Option(help: ArgumentHelp("fp32 or bf16: θ0's bootstrap and the trajectories' arithmetic on this host [$TOVD_TRAINING_PRECISION, fp32].",
+            discussion: "bf16 runs the forward and input-gradient GEMMs of training in bf16 with fp32 sums (weights, weight gradients and the optimizer stay fp32): about 1.2–1.4× the training tokens/s where the CPU has AVX-512 BF16. Its losses leave PyTorch's golden tolerance, so it is opt-in; `tovd bench train --precision fp32,bf16 --pipeline-pool N` prints the speed and how far φ and the selection move on your rows. bf16 on a CPU without it warns and trains in fp32.")) var trainingPrecision: String?
         @Option(help: "Name of this instance in logs and tov.status [$TOVD_INSTANCE, host:pid].") var instance: String?
         @Option(help: "trace, debug, info, notice, warning or error [$TOVD_LOG_LEVEL, info].") var logLevel: String?
 
@@ -54,6 +56,9 @@ extension Tovd {
             guard PrecisionChoice(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "auto")) != nil else {
                 throw ValidationError("--scoring-precision must be auto, fp32 or bf16")
             }
+            guard TrainingPrecision(rawValue: try setting(trainingPrecision, "TOVD_TRAINING_PRECISION", "fp32")) != nil else {
+                throw ValidationError("--training-precision must be fp32 or bf16")
+            }
             guard Logger.Level(rawValue: try setting(logLevel, "TOVD_LOG_LEVEL", "info")) != nil else {
                 throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
             }
@@ -71,6 +76,7 @@ extension Tovd {
             config.pollInterval = .milliseconds(Int(try setting(pollInterval, "TOVD_POLL_INTERVAL", D.pollSeconds) * 1000))
             config.leaderLeaseSeconds = try setting(leaderLeaseSeconds, "TOVD_LEADER_LEASE_SECONDS", D.leaderLeaseSeconds)
             config.scoringPrecision = PrecisionChoice(rawValue: try setting(scoringPrecision, "TOVD_SCORING_PRECISION", "auto")) ?? .auto
+            config.trainingPrecision = TrainingPrecision(rawValue: try setting(trainingPrecision, "TOVD_TRAINING_PRECISION", "fp32")) ?? .fp32
             config.listen = !noListen
             config.leader = !noLeader
             config.metricsHost = try setting(metricsHost, "TOVD_METRICS_HOST", D.metricsHost)

@@ -32,22 +32,24 @@ struct ScoringTests {
         }
     }
 
-    /// `--scoring-precision bf16`: scores every row where the CPU has AVX-512 BF16 and says so; elsewhere
-    /// it warns and scores in fp32. Either way the pipeline completes and the selection is exact.
-    @Test func bf16ScoringPrecisionRunsThePipeline() async throws {
+    /// `--scoring-precision bf16 --training-precision bf16`: trains and scores in bf16 where the CPU has
+    /// AVX-512 BF16 and says so; elsewhere it warns and runs fp32. Either way the pipeline completes and
+    /// the selection is exact.
+    @Test func bf16PrecisionsRunThePipeline() async throws {
         try await TovTestDatabase.withMigrated { conninfo in
             let c = try await Connection.connect(conninfo)
             defer { c.close() }
             try await Self.twoTopicPool(c)
             let daemon = try TovdProcess(["run", "--metrics-port", "0", "--poll-interval", "0.2", "--batch-size", "16",
-                                          "--scoring-precision", "bf16"], conninfo: conninfo)
+                                          "--scoring-precision", "bf16", "--training-precision", "bf16"], conninfo: conninfo)
             defer { daemon.terminate() }
             let ready = try await Self.scoredAndSelected(c)
             #expect(ready, "\(daemon.log.suffix(3000))")
             #expect(try await TovTestDatabase.count("tov.scores", on: c, where: "score = score AND abs(score) < 'Infinity'") == 80 - 16)
             #expect(try await Self.selectionAgreesWithReference(c))
-            let said = ScoringPrecision.isAvailable(.bf16) ? "scoring in bf16" : "bf16 scoring needs AVX-512 BF16"
-            #expect(daemon.log.contains(said), "\(daemon.log.suffix(2000))")
+            let said = ScoringPrecision.isAvailable(.bf16) ? ["scoring in bf16", "training in bf16"]
+                : ["bf16 scoring needs AVX-512 BF16", "bf16 training needs AVX-512 BF16"]
+            for line in said { #expect(daemon.log.contains(line), "\(daemon.log.suffix(2000))") }
         }
     }
 

@@ -118,6 +118,22 @@ struct PipelineRunTests {
     /// methods. The database part is `OnePipelineTests` (IntegrationTests).
     @Test(arguments: [TrajectoryMethod.A, .B])
     func theDaemonsTrainerAndScorerAgreeWithThePipeline(_ method: TrajectoryMethod) async throws {
+        try await trainerAgreesWithThePipeline(method: method, precision: .fp32)
+    }
+
+    /// `tovd run --training-precision bf16` reaches θ0's bootstrap and both trajectories: the trainer
+    /// gives the bf16 pipeline's losses, which are not the fp32 pipeline's.
+    @Test(.enabled(if: ScoringPrecision.isAvailable(.bf16), "needs AVX-512 BF16"))
+    func theDaemonsTrainerTrainsInItsHostsPrecision() async throws {
+        let bf16 = try await trainerAgreesWithThePipeline(method: .A, precision: .bf16)
+        let fp32 = try await trainerAgreesWithThePipeline(method: .A, precision: .fp32)
+        #expect(zip(bf16, fp32).contains { $0.losses != $1.losses }, "bf16 trained as fp32")
+    }
+
+    /// The trainer's checkpoints scored by ``LoadedVersion`` against the in-memory pipeline with the same
+    /// training precision; returns the θ_bas losses.
+    @discardableResult
+    func trainerAgreesWithThePipeline(method: TrajectoryMethod, precision: TrainingPrecision) async throws -> [BaseLossRecord] {
         let (pool, zval) = Self.rows()
         var settings = Settings()
         settings.surrogate = .init()
@@ -127,7 +143,9 @@ struct PipelineRunTests {
         let config = BaseModelConfig(settings: settings)
         #expect(config.trajectory == Self.settings())
 
-        var pipeline = PipelineRun(model: Self.config, settings: config.trajectory, uSize: 150, method: method, scoreFunction: .improvement)
+        var trajectory = config.trajectory
+        trajectory.trainingPrecision = precision
+        var pipeline = PipelineRun(model: Self.config, settings: trajectory, uSize: 150, method: method, scoreFunction: .improvement)
         pipeline.scoring = Self.scoring
         let expected = pipeline.run(pool: pool, zval: zval, theta0: .bootstrap)
         let inU = Set(expected.u)
@@ -136,7 +154,7 @@ struct PipelineRunTests {
             RowText(id: Int64($0.offset), prompt: $0.element.prompt, response: $0.element.response, source: $0.element.source)
         }
         let stored = Checkpoints()
-        let trainer = TrajectoryTrainer(config: config, logger: Logger(label: "test"))
+        let trainer = TrajectoryTrainer(config: config, logger: Logger(label: "test"), precision: precision)
         try await trainer.trainBase(u: u) { kind, epoch, bytes in stored.add("\(kind)/\(epoch)", bytes) }
         try await trainer.trainVal(theta0: stored["theta0/0"], base: [stored["base/1"], stored["base/2"]], zval: zval, u: u, method: method) {
             epoch, bytes in stored.add("val/\(epoch)", bytes)
@@ -158,6 +176,7 @@ struct PipelineRunTests {
         // row as the pipeline does.
         #expect(zip(scored, expected.rows).allSatisfy { version.importance($0) == $1.importance }, "importance weights")
         #expect(expected.rows.contains { $0.importance != 0 })
+        return base
     }
 }
 

@@ -13,6 +13,9 @@ import Synchronization
 struct TrajectoryTrainer: Sendable {
     let config: BaseModelConfig
     let logger: Logger
+    /// This host's training arithmetic (`tovd run --training-precision`, resolved): not part of the
+    /// base model's settings, like the scoring precision.
+    var precision: TrainingPrecision = .fp32
     /// Set on shutdown or lost leadership: training stops at the next step and the trainer throws
     /// CancellationError.
     var shouldStop: @Sendable () -> Bool = { false }
@@ -37,10 +40,17 @@ struct TrajectoryTrainer: Sendable {
         }
     }
 
+    /// The pipeline's settings for this base model, trained in this host's precision.
+    var settings: TrajectorySettings {
+        var settings = config.trajectory
+        settings.trainingPrecision = precision
+        return settings
+    }
+
     /// The pipeline's trajectory under this base model's settings, wired to stop and loss tracking.
     var trajectory: Trajectory {
         let lastLoss = self.lastLoss
-        return Trajectory(settings: config.trajectory, shouldStop: shouldStop) { lastLoss.set($0.loss) }
+        return Trajectory(settings: settings, shouldStop: shouldStop) { lastLoss.set($0.loss) }
     }
 
     /// θ0 and θ_bas^1..L. `u` is U in candidate id order. θ0 is `imported` (its own tokenizer, stored
@@ -49,6 +59,7 @@ struct TrajectoryTrainer: Sendable {
     func trainBase(u: [RowText], imported: SurrogateCheckpoint.Stored? = nil,
                    store: @escaping @Sendable (_ kind: String, _ epoch: Int, _ checkpoint: [UInt8]) async throws -> Void) async throws {
         let config = self.config
+        let settings = self.settings
         let modelConfig = try self.modelConfig()
         let logger = self.logger
         let shouldStop = self.shouldStop
@@ -58,7 +69,7 @@ struct TrajectoryTrainer: Sendable {
             try await store("theta0", 0, imported.bytes)
         } else {
             theta0 = try await runOffPool(name: "tovd-pretrain") { () -> Lent<Theta0> in
-                Lent(Theta0.bootstrap(u: u, config: modelConfig, settings: config.trajectory, shouldStop: shouldStop) { progress in
+                Lent(Theta0.bootstrap(u: u, config: modelConfig, settings: settings, shouldStop: shouldStop) { progress in
                     self.lastLoss.set(progress.loss)
                     self.progress(.pretraining, progress.step, progress.totalSteps)
                     if progress.step % 50 == 0 {

@@ -43,11 +43,15 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     /// The arithmetic of this instance's scoring pass (`--scoring-precision`, resolved), which the
     /// Z_val signal's forward passes use too.
     let scoringPrecision: ScoringPrecision
+    /// The arithmetic of θ0's bootstrap and the trajectories on this instance (`--training-precision`, resolved).
+    let trainingPrecision: TrainingPrecision
 
     init(instance: String, settings: SettingsCache, workers: WakeupSignal, metrics: DaemonMetrics, stopping: StopFlag,
-         clock: DaemonClock, faults: Faults, scoringPrecision: ScoringPrecision = .preferred, logger: Logger) {
+         clock: DaemonClock, faults: Faults, scoringPrecision: ScoringPrecision = .preferred,
+         trainingPrecision: TrainingPrecision = .fp32, logger: Logger) {
         self.clock = clock
         self.scoringPrecision = scoringPrecision
+        self.trainingPrecision = trainingPrecision
         self.faults = faults
         self.instance = instance
         self.settings = settings
@@ -126,7 +130,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             report(problem: error.message)
             return
         }
-        var trainer = TrajectoryTrainer(config: config, logger: logger)
+        var trainer = TrajectoryTrainer(config: config, logger: logger, precision: trainingPrecision)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
         // On the training thread, which cannot await a clock: the phase delay is wall time.
@@ -241,7 +245,8 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         ])
         // U: Method B's θ_val trains on it, and the Z_val signal's control nudges with it.
         let u = try await TrainingStore.baseSubsetTexts(base, on: connection)
-        var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger)
+        var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger,
+                                        precision: trainingPrecision)
         trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
         let progress = ProgressBox()
         // On the training thread, which cannot await a clock: the phase delay is wall time.

@@ -10,12 +10,16 @@ public struct BootstrapPretraining: Sendable {
     /// Peak learning rate of the warmup + cosine schedule.
     public var learningRate: Float
     public var seed: UInt64
+    /// The linear layers' arithmetic (``TrainingPrecision``; fp32 unless `tovd bench train` asks).
+    public var precision: TrainingPrecision = .fp32
 
-    public init(corpus: PretrainingCorpus.Kind = .deduplicated, steps: Int, learningRate: Float, seed: UInt64) {
+    public init(corpus: PretrainingCorpus.Kind = .deduplicated, steps: Int, learningRate: Float, seed: UInt64,
+                precision: TrainingPrecision = .fp32) {
         self.corpus = corpus
         self.steps = steps
         self.learningRate = learningRate
         self.seed = seed
+        self.precision = precision
     }
 
     /// The daemon's tokenizer for a base model: learned on U's rows as they are (prompt, newline,
@@ -53,6 +57,7 @@ public struct BootstrapPretraining: Sendable {
         options.schedule = .warmupCosine
         options.warmupSteps = max(1, steps / 10)
         options.seed = seed
+        options.precision = precision
         return options
     }
 }

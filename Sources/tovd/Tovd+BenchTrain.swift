@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Selection
 import Surrogate
 import ToVPipeline
 
@@ -25,7 +26,12 @@ extension Tovd.Bench {
                 of the per-round ratios are printed, with the FLOP limit: the cblas_sgemm peak (the best of \
                 a measurement at the start and one after each round) ÷ a standard implementation's training FLOPs (3× the forward: every layer at every \
                 position, causal attention, LM head at the targets). The last line per surrogate is one \
-                JSON object. Build in release:
+                JSON object. --precision fp32,bf16 times tovd's opt-in bf16 training too (where the CPU has \
+                AVX-512 BF16), side by side in each round, with its step losses against PyTorch's and fp32's; \
+                with --pipeline-pool N it also runs the daemon's whole ToV pipeline (bootstrap θ0 on |U| = N/2 \
+                of the first N rows, L epochs, Method A, the rest scored in fp32 against Z_val) once per \
+                precision, and prints its wall time and how far bf16's φ and 5 % Score+Random selection are \
+                from fp32's. Build in release:
                   swift build -c release && .build/release/tovd bench train --surrogate small,default
                 """)
 
@@ -41,6 +47,12 @@ extension Tovd.Bench {
         @Option(help: "Threads for OpenBLAS and PyTorch.") var threads = 2
         @Option(help: "Where the weights and batches for PyTorch are written.") var exportDirectory = "/tmp/tovd-bench-train"
         @Flag(help: "Skip the PyTorch comparison.") var noTorch = false
+        @Option(help: "Comma-separated training precisions timed for tovd: fp32, bf16 (bf16 needs AVX-512 BF16).")
+        var precision = "fp32"
+
+        @Option(help: "Rows of the ToV pipeline run per --precision (0: none; at most --u-size).") var pipelinePool = 0
+
+        var precisions: [TrainingPrecision] { precision.split(separator: ",").compactMap { TrainingPrecision(rawValue: String($0)) } }
 
         static let workloadNames = ["pretrain", "base", "val"]
 
@@ -50,6 +62,15 @@ extension Tovd.Bench {
             }
             for name in workloads.split(separator: ",") where !Self.workloadNames.contains(String(name)) {
                 throw ValidationError("--workloads takes pretrain, base and/or val, comma-separated (got \(name))")
+            }
+            for name in precision.split(separator: ",") where TrainingPrecision(rawValue: String(name)) == nil {
+                throw ValidationError("--precision takes fp32 and/or bf16, comma-separated (got \(name))")
+            }
+            if precisions.contains(.bf16), !ScoringPrecision.isAvailable(.bf16) {
+                throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 (/proc/cpuinfo: avx512_bf16); this one trains in fp32 only")
+            }
+            guard pipelinePool == 0 || (pipelinePool >= 4 && pipelinePool <= uSize) else {
+                throw ValidationError("--pipeline-pool takes 0 (no pipeline run) or 4 to --u-size (\(uSize)) rows")
             }
             guard steps >= 1, repeats >= 1, uSize >= 1, zvalSize >= 1, threads >= 1 else {
                 throw ValidationError("--steps, --repeats, --u-size, --zval-size and --threads must be positive")
@@ -68,15 +89,18 @@ extension Tovd.Bench {
             var summaries: [String] = []
             for name in surrogate.split(separator: ",").map(String.init) {
                 summaries.append(try measure(name, u: Array(texts.prefix(uSize)), zval: Array(texts.suffix(zvalSize)), peak: peak))
+                if pipelinePool > 0 {
+                    summaries.append(try comparePipelines(name, rows: Array(texts.prefix(pipelinePool)), zval: Array(texts.suffix(zvalSize))))
+                }
             }
             print("load average at end: \(ProcessStats.loadAverage())")
             for line in summaries { print(line) }
         }
 
         struct Timing {
-            var tovd: [Double] = []    // seconds per round
+            var tovd: [TrainingPrecision: [Double]] = [:]    // seconds per round
             var torch: [Double] = []
-            var tovdLosses: [Float] = []
+            var tovdLosses: [TrainingPrecision: [Float]] = [:]
             var torchLosses: [Double] = []
         }
 
@@ -112,9 +136,13 @@ extension Tovd.Bench {
             var torchVersion: String?
             for round in 1...repeats {
                 for workload in chosen {
-                    let (seconds, losses) = try TrainBenchmark.time(config, parameters: parameters, workload)
-                    timings[workload.name, default: Timing()].tovd.append(seconds)
-                    timings[workload.name]!.tovdLosses = losses
+                    for precision in precisions {
+                        var timed = workload
+                        timed.options.precision = precision
+                        let (seconds, losses) = try TrainBenchmark.time(config, parameters: parameters, timed)
+                        timings[workload.name, default: Timing()].tovd[precision, default: []].append(seconds)
+                        timings[workload.name]!.tovdLosses[precision] = losses
+                    }
                 }
                 if !noTorch, let results = runTorch(directory: directory, workloads: chosen.map(\.name)) {
                     for result in results {
@@ -125,7 +153,8 @@ extension Tovd.Bench {
                 }
                 let line = chosen.map { w in
                     let t = timings[w.name]!
-                    return String(format: "%@ tovd %.2f s", w.name, t.tovd.last!) + (t.torch.count == round ? String(format: " torch %.2f s", t.torch.last!) : "")
+                    let ours = precisions.map { String(format: "%@ %.2f s", Self.engine($0), t.tovd[$0]!.last!) }.joined(separator: " ")
+                    return "\(w.name) \(ours)" + (t.torch.count == round ? String(format: " torch %.2f s", t.torch.last!) : "")
                 }
                 print("round \(round)/\(repeats): " + line.joined(separator: ", ") + "; load average \(ProcessStats.loadAverage())")
                 peak = max(peak, ModelBenchmark.sgemmPeak())
@@ -150,23 +179,42 @@ extension Tovd.Bench {
                                  median * Double(stepCount) / Double(tokens), 100 * median / limit))
                     return median
                 }
-                let ours = row("tovd", t.tovd)
                 var entry: [String: Any] = ["steps": stepCount, "tokens_per_step": Double(tokens) / Double(stepCount),
-                                            "tovd_tokens_per_s": ours, "flop_limit_tokens_per_s": limit, "tovd_limit_fraction": ours / limit]
-                if !t.torch.isEmpty {
-                    let theirs = row("PyTorch", t.torch)
-                    let ratios = zip(t.tovd, t.torch).map { $0.1 / $0.0 }
-                    let lossDiff = zip(t.tovdLosses, t.torchLosses).map { abs(Double($0.0) - $0.1) }
-                    print(String(format: "%-9@ ratio tovd / PyTorch: %.2f× (median of %d rounds; %.2f–%.2f); FLOP limit %.0f tokens/s; |Δloss| step 1 %.1e, max over %d steps %.1e",
-                                 workload.name as NSString, Self.median(ratios.sorted()), ratios.count, ratios.min()!, ratios.max()!, limit,
+                                            "flop_limit_tokens_per_s": limit]
+                // fp32 keeps the keys it always had; bf16's carry a prefix.
+                func key(_ precision: TrainingPrecision, _ name: String) -> String { precision == .fp32 ? name : "bf16_" + name }
+                for precision in precisions {
+                    let ours = row(Self.engine(precision), t.tovd[precision]!)
+                    entry[key(precision, "tovd_tokens_per_s")] = ours
+                    entry[key(precision, "tovd_limit_fraction")] = ours / limit
+                }
+                let theirs = t.torch.isEmpty ? nil : row("PyTorch", t.torch)
+                for precision in precisions {
+                    let seconds = t.tovd[precision]!, losses = t.tovdLosses[precision]!
+                    guard let theirs else {
+                        print(String(format: "%-9@ FLOP limit %.0f tokens/s", workload.name as NSString, limit))
+                        break
+                    }
+                    let ratios = zip(seconds, t.torch).map { $0.1 / $0.0 }
+                    let lossDiff = zip(losses, t.torchLosses).map { abs(Double($0.0) - $0.1) }
+                    print(String(format: "%-9@ ratio %@ / PyTorch: %.2f× (median of %d rounds; %.2f–%.2f); FLOP limit %.0f tokens/s; |Δloss| step 1 %.1e, max over %d steps %.1e",
+                                 workload.name as NSString, Self.engine(precision) as NSString, Self.median(ratios.sorted()), ratios.count, ratios.min()!, ratios.max()!, limit,
                                  lossDiff.first ?? .nan, lossDiff.count, lossDiff.max() ?? .nan))
                     entry["torch_tokens_per_s"] = theirs
-                    entry["ratio"] = Self.median(ratios.sorted())
-                    entry["ratio_min"] = ratios.min()!
-                    entry["ratio_max"] = ratios.max()!
-                    entry["max_abs_loss_diff"] = lossDiff.max() ?? Double.nan
-                } else {
-                    print(String(format: "%-9@ FLOP limit %.0f tokens/s", workload.name as NSString, limit))
+                    entry[key(precision, "ratio")] = Self.median(ratios.sorted())
+                    entry[key(precision, "ratio_min")] = ratios.min()!
+                    entry[key(precision, "ratio_max")] = ratios.max()!
+                    entry[key(precision, "max_abs_loss_diff")] = lossDiff.max() ?? Double.nan
+                }
+                if let fp32 = t.tovd[.fp32], let bf16 = t.tovd[.bf16] {
+                    // Same-round ratios, as against PyTorch; the loss gap is what bf16 does to the training itself.
+                    let speedups = zip(bf16, fp32).map { $0.1 / $0.0 }
+                    let lossDiff = zip(t.tovdLosses[.bf16]!, t.tovdLosses[.fp32]!).map { abs(Double($0.0) - Double($0.1)) }
+                    print(String(format: "%-9@ bf16 / fp32: %.2f× (median of %d rounds; %.2f–%.2f); |Δloss| bf16 vs fp32 step 1 %.1e, max over %d steps %.1e",
+                                 workload.name as NSString, Self.median(speedups.sorted()), speedups.count, speedups.min()!, speedups.max()!,
+                                 lossDiff.first ?? .nan, lossDiff.count, lossDiff.max() ?? .nan))
+                    entry["bf16_vs_fp32"] = Self.median(speedups.sorted())
+                    entry["bf16_vs_fp32_max_abs_loss_diff"] = lossDiff.max() ?? Double.nan
                 }
                 perWorkload[workload.name] = entry
             }
@@ -176,6 +224,47 @@ extension Tovd.Bench {
             json["workloads"] = perWorkload
             return String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self)
         }
+
+        /// The daemon's ToV pipeline on `rows` once per precision (the scoring pass in fp32 each time, so
+        /// only training differs): wall time, and each φ and selection against fp32's.
+        func comparePipelines(_ name: String, rows: [RowText], zval: [RowText]) throws -> String {
+            let config = ScoreBench.shapes[name]!
+            // A file with fewer distinct rows than asked repeats them: the pipeline needs distinct ids.
+            var seen = Set<Int64>()
+            let pool = rows.filter { seen.insert($0.id).inserted }
+            let zval = zval.filter { !seen.contains($0.id) }
+            let defaults = TrajectorySettings.daemonDefaults
+            print("\n-- \(name): the ToV pipeline on \(pool.count) rows (|U| \(pool.count / 2), Z_val \(zval.count), bootstrap θ0 of \(defaults.pretrainSteps) steps, L = \(defaults.epochs), Method A, φ scored in fp32)")
+            var runs: [TrainingPrecision: (seconds: Double, phi: [Double], lengths: [Int])] = [:]
+            for precision in precisions {
+                var settings = defaults
+                settings.trainingPrecision = precision
+                var pipeline = PipelineRun(model: config, settings: settings, uSize: pool.count / 2, method: .A, scoreFunction: .improvement)
+                pipeline.scoring = .init(precision: .fp32)
+                let started = ContinuousClock.now
+                let result = pipeline.run(pool: pool, zval: zval, theta0: .bootstrap)
+                let seconds = (ContinuousClock.now - started).seconds
+                runs[precision] = (seconds, result.rows.map(\.score), result.rows.map(\.length))
+                print(String(format: "%@: %.1f s (θ0 %.1f s, base trajectory %.1f s), %d rows scored",
+                             Self.engine(precision) as NSString, seconds, result.theta0Seconds, result.baseTrainingSeconds, result.rows.count))
+            }
+            var json: [String: Any] = ["surrogate": name, "pipeline_rows": pool.count, "zval_rows": zval.count]
+            for (precision, run) in runs { json[precision.rawValue + "_seconds"] = run.seconds }
+            if let fp32 = runs[.fp32], let bf16 = runs[.bf16] {
+                let spearman = RankCorrelation.spearman(fp32.phi, bf16.phi)
+                let overlap = ScoreBench.selectionOverlap(fp32.phi, bf16.phi, lengths: fp32.lengths, policy: .scoreRandom)
+                let scoreOverlap = ScoreBench.selectionOverlap(fp32.phi, bf16.phi, lengths: fp32.lengths, policy: .scoreOnly)
+                print(String(format: "bf16 training vs fp32: %.2f× the pipeline's speed; φ Spearman %.4f over %d rows; 5 %% Score+Random selection overlap %.1f %%, score_only %.1f %%",
+                             fp32.seconds / bf16.seconds, spearman, fp32.phi.count, 100 * overlap, 100 * scoreOverlap))
+                json["bf16_speedup"] = fp32.seconds / bf16.seconds
+                json["phi_spearman"] = spearman
+                json["selection_overlap"] = overlap
+                json["score_only_overlap"] = scoreOverlap
+            }
+            return String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self)
+        }
+
+        static func engine(_ precision: TrainingPrecision) -> String { precision == .fp32 ? "tovd" : "tovd bf16" }
 
         static func median(_ sorted: [Double]) -> Double {
             let n = sorted.count

@@ -14,8 +14,9 @@ public struct TrajectorySettings: Sendable, Equatable {
     public var pretrainSteps: Int
     /// Seeds θ0's initialisation and pretraining, U's draw and every epoch's data order.
     public var seed: Int64
-    /// The arithmetic of θ0's bootstrap pretraining and of every trajectory pass. The daemon and
-    /// `tovd evaluate` train in fp32; `tovd bench train --pipeline-pool` measures what bf16 changes.
+    /// The arithmetic of θ0's bootstrap pretraining and of every trajectory pass: fp32 unless a host
+    /// runs `tovd run --training-precision bf16` (a host's choice, not a base model's setting, so the
+    /// daemon's trainer sets it and BaseModelConfig leaves it out). `tovd evaluate` trains in fp32.
     public var trainingPrecision: TrainingPrecision = .fp32
 
     public init(epochs: Int, learningRate: Double, valLearningRateRatio: Double, pretrainSteps: Int, seed: Int64) {

@@ -49,7 +49,6 @@ extension Tovd.Bench {
         @Flag(help: "Skip the PyTorch comparison.") var noTorch = false
         @Option(help: "Comma-separated training precisions timed for tovd: fp32, bf16 (bf16 needs AVX-512 BF16).")
         var precision = "fp32"
-
         @Option(help: "Rows of the ToV pipeline run per --precision (0: none; at most --u-size).") var pipelinePool = 0
 
         var precisions: [TrainingPrecision] { precision.split(separator: ",").compactMap { TrainingPrecision(rawValue: String($0)) } }
@@ -66,6 +65,7 @@ extension Tovd.Bench {
             for name in precision.split(separator: ",") where TrainingPrecision(rawValue: String(name)) == nil {
                 throw ValidationError("--precision takes fp32 and/or bf16, comma-separated (got \(name))")
             }
+            guard !precisions.isEmpty else { throw ValidationError("--precision takes fp32 and/or bf16, comma-separated") }
             if precisions.contains(.bf16), !ScoringPrecision.isAvailable(.bf16) {
                 throw ValidationError("--precision bf16 needs a CPU with AVX-512 BF16 (/proc/cpuinfo: avx512_bf16); this one trains in fp32 only")
             }

@@ -88,16 +88,22 @@ struct BF16Tests {
         }
     }
 
+    /// A 64-wide model with 4× the initial weights, so activations are large enough for bf16's rounding
+    /// to show, and a batch for it.
+    static func scaledModel(layers: Int, seed: UInt64, examples: Int, batchSeed: UInt64) -> (Model, [Example]) {
+        let config = ModelConfig(layers: layers, width: 64, heads: 4, context: 80, vocabSize: 300)
+        let model = Model(config: config, seed: seed)
+        model.params = model.params.map { $0 * 4 }
+        return (model, ScoringPassTests.examples(config, count: examples, seed: batchSeed))
+    }
+
     /// bf16 training (forward and input-gradient GEMMs in bf16, weight gradients in fp32): the loss and
     /// every tensor's gradient near fp32's on one batch, with the last layer's tail trimming and two
     /// streams; and a few steps train the model as fp32 steps do. Fails when a GEMM reads the wrong
     /// packed weight (a transposed one in the forward, another layer's) or bf16 silently runs fp32.
     @Test(.enabled(if: BF16Tests.available, "needs AVX-512 BF16"))
     func trainingInBF16StaysCloseToFP32() throws {
-        let config = ModelConfig(layers: 3, width: 64, heads: 4, context: 80, vocabSize: 300)
-        let model = Model(config: config, seed: 9)
-        model.params = model.params.map { $0 * 4 }
-        let batch = ScoringPassTests.examples(config, count: 40, seed: 12)
+        let (model, batch) = Self.scaledModel(layers: 3, seed: 9, examples: 40, batchSeed: 12)
         let fp32Loss = model.forwardBackward(batch, streams: 2)
         let fp32 = model.grads
         let bf16Loss = model.forwardBackward(batch, streams: 2, precision: .bf16)
@@ -131,10 +137,7 @@ struct BF16Tests {
 
     @Test(.enabled(if: BF16Tests.available, "needs AVX-512 BF16"))
     func scoringInBF16StaysCloseToFP32() throws {
-        let config = ModelConfig(layers: 2, width: 64, heads: 4, context: 80, vocabSize: 300)
-        let model = Model(config: config, seed: 5)
-        model.params = model.params.map { $0 * 4 }
-        let batch = ScoringPassTests.examples(config, count: 60, seed: 11)
+        let (model, batch) = Self.scaledModel(layers: 2, seed: 5, examples: 60, batchSeed: 11)
         let fp32 = model.losses(batch, options: .init(streams: 2))
         let bf16 = model.losses(batch, options: .init(streams: 2, precision: .bf16))
         let worst = zip(fp32, bf16).reduce(Float(0)) { max($0, abs($1.0.meanNLL - $1.1.meanNLL) / max(1, $1.0.meanNLL)) }

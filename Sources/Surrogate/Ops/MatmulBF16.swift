@@ -95,7 +95,6 @@ public enum TrainingPrecision: String, Sendable, CaseIterable {
 final class BF16TrainingWeights {
     /// A raw allocation, so the passes read it beside their float buffers without another closure.
     let storage: UnsafeMutablePointer<UInt16>
-    private let count: Int
     /// Offsets into `storage` per layer (W, then Wᵀ) and of the LM head (tied to wte).
     private(set) var qkv: [(w: Int, wt: Int)] = [], attproj: [(w: Int, wt: Int)] = []
     private(set) var fc: [(w: Int, wt: Int)] = [], fcproj: [(w: Int, wt: Int)] = []
@@ -120,7 +119,6 @@ final class BF16TrainingWeights {
             fcproj.append(add(C, 4 * C))
         }
         lmHead = add(config.vocabSize, C)
-        count = offset
         storage = .allocate(capacity: offset)
     }
 

@@ -44,9 +44,14 @@ extension Tovd.Bench {
         @Option(help: "Where the private cluster and the daemon's log go (emptied first).") var directory = "/var/tmp/tovd-bench"
         @Flag(help: "Stop after the latency phase (skips the Z_val refresh and rescoring of the whole pool).") var noRefresh = false
         @Flag(help: "Leave the cluster running afterwards (conninfo is printed).") var keep = false
+        @Option(help: "auto, fp32 or bf16: the daemon's scoring precision (`tovd run --scoring-precision`), and the pure engine's.")
+        var scoringPrecision = "auto"
+        @Option(help: "fp32 or bf16: the daemon's training precision (`tovd run --training-precision`).") var trainingPrecision = "fp32"
 
         func validate() throws {
             guard ["small", "default"].contains(surrogate) else { throw ValidationError("--surrogate must be small or default") }
+            guard PrecisionChoice(rawValue: scoringPrecision) != nil else { throw ValidationError("--scoring-precision must be auto, fp32 or bf16") }
+            guard TrainingPrecision(rawValue: trainingPrecision) != nil else { throw ValidationError("--training-precision must be fp32 or bf16") }
             guard rows >= 100, uSize >= 16 else { throw ValidationError("--rows must be at least 100 and --u-size at least 16") }
             guard load > 0, load <= 1 else { throw ValidationError("--load must be in (0, 1]") }
         }
@@ -56,6 +61,9 @@ extension Tovd.Bench {
             let (pool, extra, zval) = try loadData()
             print("machine: \(CPUFeatures.summary)")
             print("pool \(pool.count) rows (\(rows) scored + \(uSize) U), Z_val \(zval.count - 1) rows of \(zvalSource), surrogate \(surrogate)")
+            // The daemon resolves --scoring-precision the same way; the pure engine must score as it does.
+            let scoring = PrecisionChoice(rawValue: scoringPrecision)!.resolve(bf16Available: ScoringPrecision.isAvailable(.bf16)).precision
+            print("scoring in \(scoring.rawValue) (--scoring-precision \(scoringPrecision)), training in \(trainingPrecision)")
 
             try? FileManager.default.removeItem(atPath: directory)
             let cluster = LocalCluster(directory: directory)
@@ -76,7 +84,8 @@ extension Tovd.Bench {
             try await Self.copy(Array(zval.dropLast()), with: TransferQueries.validationCopyIn, on: c)
             print(String(format: "import: %d rows in %.1f s (%.0f rows/s, COPY)", pool.count, importSeconds, Double(pool.count) / importSeconds))
 
-            let daemon = try DaemonChild(conninfo: conninfo, directory: directory, batchSize: batchSize)
+            let daemon = try DaemonChild(conninfo: conninfo, directory: directory, batchSize: batchSize,
+                                         precisions: ["--scoring-precision", scoringPrecision, "--training-precision", trainingPrecision])
             defer { daemon.stop() }
 
             // 1. Bootstrap and burn-down of the whole backlog under version 1.
@@ -102,7 +111,8 @@ extension Tovd.Bench {
             let endToEnd = Double(burnRows) / burnSeconds
 
             // The pure engine on the same rows and checkpoints, with the daemon idle.
-            let engine = try await EngineBenchmark.run(on: c, rows: min(burnRows, 3000), batchSize: batchSize, includeBase: true, logger: logger)
+            let engine = try await EngineBenchmark.run(on: c, rows: min(burnRows, 3000), batchSize: batchSize, includeBase: true,
+                                                       precision: scoring, logger: logger)
 
             // 2. Latency at a fraction of the measured capacity.
             let latency = try await measureLatency(conninfo: conninfo, rate: load * endToEnd, rows: extra)
@@ -141,7 +151,8 @@ extension Tovd.Bench {
             let refresh = try await BenchQueries.refreshTimingsGet(on: c)
             let refreshTrain = refresh.trainSeconds, rescoreSeconds = refresh.rescoreSeconds, rescored = refresh.rescored
             let poolRows = try await BenchQueries.candidateCount(on: c)
-            let rescoreEngine = try await EngineBenchmark.run(on: c, rows: min(rescored, 3000), batchSize: batchSize, includeBase: false, logger: logger)
+            let rescoreEngine = try await EngineBenchmark.run(on: c, rows: min(rescored, 3000), batchSize: batchSize, includeBase: false,
+                                                              precision: scoring, logger: logger)
 
             print(String(format: "refresh: θ_val %.1f s, rescoring %d rows %.1f s (%.1f rows/s; engine θ_val-only %.1f rows/s, %.2f×)",
                          refreshTrain, rescored, rescoreSeconds, Double(rescored) / rescoreSeconds, rescoreEngine.rowsPerSecond,
@@ -266,14 +277,14 @@ final class DaemonChild {
     let process = Process()
     let logPath: String
 
-    init(conninfo: String, directory: String, batchSize: Int) throws {
+    init(conninfo: String, directory: String, batchSize: Int, precisions: [String] = []) throws {
         logPath = directory + "/tovd.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).standardizedFileURL
         if let path = Bundle.main.executablePath { process.executableURL = URL(fileURLWithPath: path) }
         process.arguments = ["run", "--database-url", conninfo, "--metrics-port=-1", "--batch-size", "\(batchSize)",
-                             "--poll-interval", "0.5", "--instance", "bench"]
+                             "--poll-interval", "0.5", "--instance", "bench"] + precisions
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         process.environment = environment

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PQ
 import Selection
+import Surrogate
 
 /// The pure engine's scoring rate on rows already in the database, for `tovd bench daemon`: the
 /// same live checkpoints a worker loads and the same batch size, with no claims, transactions or
@@ -18,8 +19,9 @@ public enum EngineBenchmark {
 
     /// Scores up to `rows` candidates that have a score under the complete version, in batches of
     /// `batchSize`: θ_bas^1..L and θ_val^1..L (`includeBase`, as for a new row) or θ_val only (as for
-    /// rescoring after a refresh, when the base losses are cached).
-    public static func run(on connection: Connection, rows: Int, batchSize: Int, includeBase: Bool, logger: Logger) async throws -> Result {
+    /// rescoring after a refresh, when the base losses are cached), in the daemon's `precision`.
+    public static func run(on connection: Connection, rows: Int, batchSize: Int, includeBase: Bool, precision: ScoringPrecision,
+                           logger: Logger) async throws -> Result {
         guard let live = try await ModelCache(logger: logger).live(on: connection).last else {
             throw DaemonError(.checkpoint, "no live model version to benchmark: wait until `tovd status` shows one")
         }
@@ -30,11 +32,12 @@ public enum EngineBenchmark {
                                  response: try row.get([UInt8].self, "response")))
             tokens += Int(try row.get(Int32.self, "tokens"))
         }
+        let options = Model.ScoringOptions(precision: precision)
         let started = ContinuousClock.now
         for start in stride(from: 0, to: texts.count, by: batchSize) {
             let batch = Array(texts[start..<min(start + batchSize, texts.count)])
-            if includeBase { _ = try live.baseLosses(batch) }
-            _ = try live.valLosses(batch)
+            if includeBase { _ = try live.baseLosses(batch, options: options) }
+            _ = try live.valLosses(batch, options: options)
         }
         return Result(rows: texts.count, tokens: tokens, seconds: (ContinuousClock.now - started).seconds)
     }

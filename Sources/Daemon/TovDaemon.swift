@@ -113,14 +113,9 @@ public struct TovDaemon: Sendable {
                 health: health, clock: clock, logger: logger, onListening: { if readyOnce.claim() { ready() } }))
         }
         let (precision, precisionWarning) = configuration.scoringPrecision.resolve(bf16Available: ScoringPrecision.isAvailable(.bf16))
-        var trainingPrecision = configuration.trainingPrecision
-        if trainingPrecision == .bf16, !ScoringPrecision.isAvailable(.bf16) {
-            logger.warning("bf16 training needs AVX-512 BF16, which this CPU does not report (/proc/cpuinfo avx512_bf16): training in fp32",
-                           metadata: ["cpu": "\(CPUFeatures.modelName)"])
-            trainingPrecision = .fp32
-        }
-        if let precisionWarning {
-            logger.warning("\(precisionWarning)", metadata: ["cpu": "\(CPUFeatures.modelName)"])
+        let (trainingPrecision, trainingWarning) = configuration.trainingPrecision.resolve(bf16Available: ScoringPrecision.isAvailable(.bf16))
+        for warning in [precisionWarning, trainingWarning].compactMap({ $0 }) {
+            logger.warning("\(warning)", metadata: ["cpu": "\(CPUFeatures.modelName)"])
         }
         logger.notice("scoring in \(precision.rawValue) (--scoring-precision \(configuration.scoringPrecision.rawValue)), training in \(trainingPrecision.rawValue)")
         for index in 0..<configuration.workers {

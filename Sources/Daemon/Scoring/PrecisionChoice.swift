@@ -21,3 +21,13 @@ public enum PrecisionChoice: String, Sendable, CaseIterable {
         }
     }
 }
+
+extension TrainingPrecision {
+    /// `--training-precision` on a CPU that has (or lacks) bf16: an explicit bf16 the host cannot run
+    /// trains in fp32 with a warning, as `--scoring-precision bf16` scores in fp32. There is no auto:
+    /// bf16 training leaves PyTorch's golden tolerance, so it is never chosen for the operator.
+    public func resolve(bf16Available: Bool) -> (precision: TrainingPrecision, warning: String?) {
+        guard self == .bf16, !bf16Available else { return (self, nil) }
+        return (.fp32, "bf16 training needs AVX-512 BF16, which this CPU does not report (/proc/cpuinfo avx512_bf16): training in fp32")
+    }
+}

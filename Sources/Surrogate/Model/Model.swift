@@ -471,7 +471,7 @@ public final class Model {
                                      grads gradients: UnsafeMutablePointer<Float>, bf16: BF16TrainingWeights?) -> Float {
         let L = config.layers, C = config.width, NH = config.heads, V = config.vocabSize
         let nll = forward(batch, keep: true, into: act, bf16: bf16)
-        let scratch = act.bf16Scratch.pointer
+        let scratch = act.bf16Scratch.pointer   // reserved by `forward` for bf16, wide enough for V and 4C
         // The input-gradient GEMM's bf16 operands for the weight whose transpose is packed at `wt`.
         func transposed(_ wt: Int?) -> (transposed: UnsafePointer<UInt16>, scratch: UnsafeMutablePointer<UInt16>)? {
             guard let bf16, let wt, let scratch else { return nil }

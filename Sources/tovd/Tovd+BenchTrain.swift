@@ -188,33 +188,31 @@ extension Tovd.Bench {
                     entry[key(precision, "tovd_tokens_per_s")] = ours
                     entry[key(precision, "tovd_limit_fraction")] = ours / limit
                 }
-                let theirs = t.torch.isEmpty ? nil : row("PyTorch", t.torch)
-                for precision in precisions {
-                    let seconds = t.tovd[precision]!, losses = t.tovdLosses[precision]!
-                    guard let theirs else {
-                        print(String(format: "%-9@ FLOP limit %.0f tokens/s", workload.name as NSString, limit))
-                        break
+                if t.torch.isEmpty {
+                    print(String(format: "%-9@ FLOP limit %.0f tokens/s", workload.name as NSString, limit))
+                } else {
+                    entry["torch_tokens_per_s"] = row("PyTorch", t.torch)
+                    for precision in precisions {
+                        let ratio = Self.ratios(t.tovd[precision]!, against: t.torch)
+                        let gap = Self.lossGap(t.tovdLosses[precision]!.map(Double.init), t.torchLosses)
+                        print(String(format: "%-9@ ratio %@ / PyTorch: %.2f× (median of %d rounds; %.2f–%.2f); FLOP limit %.0f tokens/s; |Δloss| step 1 %.1e, max over %d steps %.1e",
+                                     workload.name as NSString, Self.engine(precision) as NSString, ratio.median, ratio.count, ratio.min, ratio.max, limit,
+                                     gap.first, gap.count, gap.max))
+                        entry[key(precision, "ratio")] = ratio.median
+                        entry[key(precision, "ratio_min")] = ratio.min
+                        entry[key(precision, "ratio_max")] = ratio.max
+                        entry[key(precision, "max_abs_loss_diff")] = gap.max
                     }
-                    let ratios = zip(seconds, t.torch).map { $0.1 / $0.0 }
-                    let lossDiff = zip(losses, t.torchLosses).map { abs(Double($0.0) - $0.1) }
-                    print(String(format: "%-9@ ratio %@ / PyTorch: %.2f× (median of %d rounds; %.2f–%.2f); FLOP limit %.0f tokens/s; |Δloss| step 1 %.1e, max over %d steps %.1e",
-                                 workload.name as NSString, Self.engine(precision) as NSString, Self.median(ratios.sorted()), ratios.count, ratios.min()!, ratios.max()!, limit,
-                                 lossDiff.first ?? .nan, lossDiff.count, lossDiff.max() ?? .nan))
-                    entry["torch_tokens_per_s"] = theirs
-                    entry[key(precision, "ratio")] = Self.median(ratios.sorted())
-                    entry[key(precision, "ratio_min")] = ratios.min()!
-                    entry[key(precision, "ratio_max")] = ratios.max()!
-                    entry[key(precision, "max_abs_loss_diff")] = lossDiff.max() ?? Double.nan
                 }
                 if let fp32 = t.tovd[.fp32], let bf16 = t.tovd[.bf16] {
                     // Same-round ratios, as against PyTorch; the loss gap is what bf16 does to the training itself.
-                    let speedups = zip(bf16, fp32).map { $0.1 / $0.0 }
-                    let lossDiff = zip(t.tovdLosses[.bf16]!, t.tovdLosses[.fp32]!).map { abs(Double($0.0) - Double($0.1)) }
+                    let speedup = Self.ratios(bf16, against: fp32)
+                    let gap = Self.lossGap(t.tovdLosses[.bf16]!.map(Double.init), t.tovdLosses[.fp32]!.map(Double.init))
                     print(String(format: "%-9@ bf16 / fp32: %.2f× (median of %d rounds; %.2f–%.2f); |Δloss| bf16 vs fp32 step 1 %.1e, max over %d steps %.1e",
-                                 workload.name as NSString, Self.median(speedups.sorted()), speedups.count, speedups.min()!, speedups.max()!,
-                                 lossDiff.first ?? .nan, lossDiff.count, lossDiff.max() ?? .nan))
-                    entry["bf16_vs_fp32"] = Self.median(speedups.sorted())
-                    entry["bf16_vs_fp32_max_abs_loss_diff"] = lossDiff.max() ?? Double.nan
+                                 workload.name as NSString, speedup.median, speedup.count, speedup.min, speedup.max,
+                                 gap.first, gap.count, gap.max))
+                    entry["bf16_vs_fp32"] = speedup.median
+                    entry["bf16_vs_fp32_max_abs_loss_diff"] = gap.max
                 }
                 perWorkload[workload.name] = entry
             }
@@ -262,6 +260,18 @@ extension Tovd.Bench {
                 json["score_only_overlap"] = scoreOverlap
             }
             return String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self)
+        }
+
+        /// Per-round speed ratios of `fast` against `slow` (seconds of the same rounds): median, range, rounds.
+        static func ratios(_ fast: [Double], against slow: [Double]) -> (median: Double, min: Double, max: Double, count: Int) {
+            let ratios = zip(fast, slow).map { $0.1 / $0.0 }.sorted()
+            return (median(ratios), ratios.first ?? .nan, ratios.last ?? .nan, ratios.count)
+        }
+
+        /// |Δ| between two engines' step losses: at step 1 and the largest, over `count` steps.
+        static func lossGap(_ a: [Double], _ b: [Double]) -> (first: Double, max: Double, count: Int) {
+            let gaps = zip(a, b).map { abs($0.0 - $0.1) }
+            return (gaps.first ?? .nan, gaps.max() ?? .nan, gaps.count)
         }
 
         static func engine(_ precision: TrainingPrecision) -> String { precision == .fp32 ? "tovd" : "tovd bf16" }

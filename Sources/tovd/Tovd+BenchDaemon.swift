@@ -105,6 +105,7 @@ extension Tovd.Bench {
             }
             bar.finish(rows)
             let bootstrapPeakKB = daemon.peakRSSKilobytes
+            try await Self.waitForIdleLeader(daemon, on: c)
             let burn = try await BenchQueries.bootstrapTimingsGet(on: c)
             let baseTrainSeconds = burn.baseTrainSeconds, valTrainSeconds = burn.valTrainSeconds
             let burnSeconds = burn.burnSeconds, burnRows = burn.burnRows, burnTokens = burn.burnTokens
@@ -123,6 +124,8 @@ extension Tovd.Bench {
             print(String(format: "θ_val (first version)          %.1f s", valTrainSeconds))
             print(String(format: "burn-down, %6d-row backlog   %.1f s: %.1f rows/s, %.0f response tokens/s (θ_bas + θ_val, L=2)",
                          burnRows, burnSeconds, endToEnd, Double(burnTokens) / burnSeconds))
+            print(String(format: "first complete selection       %.1f s after the base model started", burn.totalSeconds))
+            print("Z_val signal                   " + (burn.signalSeconds.map { String(format: "%.1f s after the switch", $0) } ?? "not measured"))
             print(String(format: "pure engine, same rows         %.1f rows/s, %.0f response tokens/s", engine.rowsPerSecond, engine.tokensPerSecond))
             print(String(format: "end-to-end / engine            %.2f× (database path overhead %.1f %%; goal ≤ 20 %%)",
                          endToEnd / engine.rowsPerSecond, 100 * (1 - endToEnd / engine.rowsPerSecond)))
@@ -148,6 +151,7 @@ extension Tovd.Bench {
             }
             refreshBar.finish(burnRows)
             let refreshPeakKB = daemon.peakRSSKilobytes
+            try await Self.waitForIdleLeader(daemon, on: c)
             let refresh = try await BenchQueries.refreshTimingsGet(on: c)
             let refreshTrain = refresh.trainSeconds, rescoreSeconds = refresh.rescoreSeconds, rescored = refresh.rescored
             let poolRows = try await BenchQueries.candidateCount(on: c)
@@ -162,6 +166,15 @@ extension Tovd.Bench {
         }
 
         /// The daemon's settings for this run, as (key, JSON value).
+        /// Waits for what the leader does after a switch (it measures the Z_val signal then), so the
+        /// pure engine is timed on a box the daemon leaves idle.
+        static func waitForIdleLeader(_ daemon: DaemonChild, on c: Connection) async throws {
+            while try await StatusReport.load(on: c).activity?.name != "idle" {
+                guard daemon.isRunning else { throw CLIError("tovd run exited; see \(daemon.logPath)") }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+
         func settings() -> [(key: String, value: String)] {
             [("surrogate", Self.surrogateSetting(surrogate)), ("u_size", "\(uSize)"), ("pretrain_steps", "\(pretrainSteps)"),
                     ("zval_debounce_seconds", "0"), ("budget", #"{"fraction": 0.05}"#)]

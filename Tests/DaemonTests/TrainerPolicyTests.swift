@@ -386,6 +386,32 @@ struct TrainerPolicyTests {
         let blocked = Self.activity(Self.decide(s))
         #expect(blocked == TrainerActivity("blocked", detail: "target drop: diverged: θ_val epoch 1 loss is nan; change lr, val_lr_ratio or Z_val to retry"))
     }
+
+    // MARK: - The Z_val signal, measured after the switch (issue 25)
+
+    @Test func theLiveVersionsSignalIsMeasuredWhenItsTargetHasNothingElseDue() {
+        #expect(Self.decide(Self.settled { $0.targets[0].signalPending = 5 }) == .measureSignal(target: 1, version: 5))
+        // A refresh that is due comes first: its version replaces this one. (The store reports no
+        // pending signal for a version whose Z_val changed; a method change leaves it pending.)
+        let methodChanged = Self.settled {
+            $0.targets[0].signalPending = 5; $0.currentInputsServed = false; $0.targets[0].lastVersion?.method = "B"
+        }
+        #expect(Self.decide(methodChanged) == .refresh(target: 1, base: 1, reason: "method changed", requests: []))
+        let forced = Self.settled { $0.targets[0].signalPending = 5; $0.pendingRequests = [.init(id: 9, kind: .refresh, target: 1)] }
+        #expect(Self.decide(forced) == .refresh(target: 1, base: 1, reason: "tovd refresh", requests: [9]))
+        // So does a rebase, and its debounce: no measurement meanwhile.
+        let rebase = Self.settled { $0.targets[0].signalPending = 5; $0.settings.uSize = 200 }
+        var policy = TrainerPolicy()
+        #expect(Self.activity(policy.decide(rebase, now: Self.t0))?.activity == "debouncing")
+        #expect(policy.decide(rebase, now: Self.t0 + .seconds(10)) == .trainBase(reason: "rebase: u_size changed", requests: []))
+    }
+
+    @Test func aSignalIsMeasuredWhileAnotherTargetsVersionRescores() {
+        let s = Self.targets { $0.targets[0].scoringVersion = 7; $0.targets[1].signalPending = 6 }
+        #expect(Self.decide(s) == .measureSignal(target: 2, version: 6))
+        // Not for a disabled target.
+        #expect(Self.activity(Self.decide(Self.targets { $0.targets[1].signalPending = 6; $0.targets[1].enabled = false }))?.activity == "idle")
+    }
 }
 
 /// The single-target cases read and write the one target 'default' as the snapshot's own facts, as

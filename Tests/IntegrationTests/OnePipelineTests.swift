@@ -50,7 +50,10 @@ struct OnePipelineTests {
             defer { daemon.terminate() }
             let done = try await TovTestDatabase.eventually(timeout: .seconds(240)) {
                 let s = try await StatusReport.load(on: c)
-                return s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10
+                guard s.modelVersion != nil && s.pending == 0 && s.rescorePending == 0 && s.selected == 10 else { return false }
+                // The Z_val signal is measured after the switch.
+                return try await c.query("SELECT 1 FROM tov.model_versions WHERE status = 'complete' AND zval_signal_measured_at IS NOT NULL")
+                    .first != nil
             }
             try #require(done, "\(daemon.log.suffix(3000))")
 
@@ -72,7 +75,9 @@ struct OnePipelineTests {
             }
             let daemonSelected = try await c.query("SELECT id FROM tov.selected ORDER BY id").map { try $0.get(Int64.self, 0) }
             let signal = try #require(try await c.query("""
-                SELECT zval_agreement, zval_halves, zval_transfer, zval_helped_share, zval_agreement_rows FROM tov.model_versions WHERE status = 'complete'
+                SELECT zval_agreement, zval_halves, zval_transfer, zval_helped_share, zval_agreement_rows,
+                       zval_signal_measured_at >= completed_at AS measured_after_switch
+                FROM tov.model_versions WHERE status = 'complete'
                 """).first)
 
             // The evaluation's scoring on the same rows and settings.
@@ -114,6 +119,8 @@ struct OnePipelineTests {
             let daemonRows = Int(try signal.get(Int32.self, "zval_agreement_rows"))
             let daemonAgreement = try signal.get(Double.self, "zval_agreement"), daemonHalves = try signal.get(Double.self, "zval_halves")
             #expect(agreement.sampleRows == 80 && daemonRows == 80)
+            // Measured once the selection was made: the rescoring did not wait for it.
+            #expect(try signal.get(Bool.self, "measured_after_switch"))
             #expect(abs(agreement.agreement - daemonAgreement) < 1e-3, "daemon \(daemonAgreement), evaluation \(agreement)")
             #expect(abs(agreement.halves - daemonHalves) < 1e-3)
             #expect(abs(agreement.transfer - (try signal.get(Double.self, "zval_transfer"))) < 1e-3)

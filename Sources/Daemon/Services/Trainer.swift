@@ -91,6 +91,10 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             guard let target = current.targets.first(where: { $0.id == target }) else { return TrainerPolicy.recheck }
             return try await refresh(target: target, among: current.targets.count, base: base, reason: reason, requests: requests,
                                      answers: answers, fence: fence, activity: activity, on: connection)
+        case .measureSignal(let target, let version):
+            guard let target = current.targets.first(where: { $0.id == target }) else { return TrainerPolicy.recheck }
+            return try await measureSignal(target: target, among: current.targets.count, version: version, fence: fence,
+                                           activity: activity, on: connection)
         }
     }
 
@@ -243,7 +247,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             "target": "\(target.name)", "model_version": "\(modelVersion)", "base_version": "\(base)", "zval_version": "\(zvalVersion)",
             "method": "\(method.rawValue)", "val_lr_ratio": "\(settings.valLearningRateRatio)", "reason": "\(reason)",
         ])
-        // U: Method B's θ_val trains on it, and the Z_val signal's control nudges with it.
+        // U: Method B's θ_val trains on it, and score_dsir's n-gram model compares Z_val with it.
         let u = try await TrainingStore.baseSubsetTexts(base, on: connection)
         var trainer = TrajectoryTrainer(config: config.with(valLearningRateRatio: settings.valLearningRateRatio), logger: logger,
                                         precision: trainingPrecision)
@@ -271,16 +275,12 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             report(problem: error.message)
             throw error
         }
-        try await activity.set("measuring Z_val agreement", reason: reason, detail: named(nil), done: nil, total: nil, unit: nil)
-        let agreement = try await zvalAgreement(target: target.name, modelVersion: modelVersion, base: base, seed: config.seed,
-                                                lastBase: baseCheckpoints.last!, zval: zval, u: u, trainer: trainer, on: connection)
         // score_dsir's weights for this version: Z_val's n-grams against U's (a few seconds of hashing).
         let importance = NgramImportance(zval: zval, u: u)
         let trainedSeconds = (clock.now - started).seconds
         metrics.refreshSeconds.set(to: trainedSeconds)
         let enqueued = try await fence.transaction(on: connection) { tx -> Int in
             try await TrainingStore.requestsServe(requests, by: "model version \(modelVersion)", on: tx)
-            try await TrainingStore.modelVersionAgreementSet(modelVersion, agreement, zval: zval, on: tx)
             try await TrainingStore.modelVersionImportanceSet(modelVersion, importance, on: tx)
             return try await TrainingStore.modelVersionStartScoring(modelVersion, base: base, refresh: refreshID, on: tx)
         }
@@ -292,9 +292,41 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         return .zero
     }
 
-    /// The Z_val signal of a new version (docs/selection.md), measured on a sample of the ready rows
-    /// outside U. It only informs: a failure to measure it is logged and shown as none, and the
-    /// version goes on to rescoring either way.
+    // MARK: - The Z_val signal (after the switch)
+
+    /// Measures the Z_val signal (docs/selection.md) of `version`, the live version of `target`, and
+    /// records it: after the switch, because the selection does not read it, so neither a bootstrap
+    /// nor a refresh waits for it before rescoring. The version's own Z_val, learning rate and last
+    /// θ_bas are what its θ_val was trained with; a Z_val changed since leaves it unmeasured (the
+    /// refresh that follows replaces the version).
+    func measureSignal(target: TargetSettings, among targets: Int, version: Int, fence: LeaderFence, activity: ActivityWriter,
+                       on connection: Connection) async throws -> Duration {
+        guard let inputs = try await connection.query(TrainingStore.modelVersionSignalInputsGet, [version]).first else { return .zero }
+        let zvalVersion = try inputs.get(Int64.self, "zval_version")
+        guard zvalVersion == (try inputs.get(Int64.self, "current_zval_version")) else { return .zero }
+        let base = Int(try inputs.get(Int32.self, "base_version"))
+        let ratio = try inputs.getOptional(Double.self, "val_lr_ratio") ?? target.settings.valLearningRateRatio
+        let config = try await TrainingStore.baseModelConfig(base, on: connection).with(valLearningRateRatio: ratio)
+        let detail = "model version \(version)"
+        try await activity.set("measuring Z_val signal", reason: nil, detail: targets > 1 ? "target \(target.name): \(detail)" : detail,
+                               done: nil, total: nil, unit: nil)
+        let zval = try await checkedZval(target: target.name, settings: target.settings, on: connection).good
+        guard let (_, baseCheckpoints) = try await loadBaseCheckpoints(base: base, epochs: config.epochs, fence: fence, on: connection) else {
+            return .zero
+        }
+        let u = try await TrainingStore.baseSubsetTexts(base, on: connection)
+        var trainer = TrajectoryTrainer(config: config, logger: logger, precision: trainingPrecision)
+        trainer.shouldStop = { [stopping] in stopping.isSet || !fence.isHeld }
+        let agreement = try await zvalAgreement(target: target.name, modelVersion: version, base: base, seed: config.seed,
+                                                lastBase: baseCheckpoints.last!, zval: zval, u: u, trainer: trainer, on: connection)
+        try await fence.transaction(on: connection) { tx in
+            try await TrainingStore.modelVersionAgreementSet(version, agreement, zval: zval, on: tx)
+        }
+        return .zero
+    }
+
+    /// The Z_val signal of a version, measured on a sample of the ready rows outside U. It only
+    /// informs: a failure to measure it is logged and recorded as none.
     private func zvalAgreement(target: String, modelVersion: Int, base: Int, seed: Int64, lastBase: [UInt8], zval: [RowText], u: [RowText],
                                trainer: TrajectoryTrainer, on connection: Connection) async throws -> ZvalAgreement? {
         let sample = try await TrainingStore.agreementSampleTexts(base: base, seed: seed, limit: ZvalAgreement.sampleSize, on: connection)
@@ -315,7 +347,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
         } catch let error as CancellationError {
             throw error
         } catch {
-            logger.warning("the Z_val agreement could not be measured; the version is rescored without it",
+            logger.warning("the Z_val agreement could not be measured; the version keeps none",
                            metadata: ["target": "\(target)", "model_version": "\(modelVersion)", "error": "\(error)"])
             return nil
         }
@@ -327,6 +359,20 @@ final class Trainer: LeaderJob, @unchecked Sendable {
     /// a row back; other targets' rejects stay until their own refresh. Each row keeps its tov.validation
     /// id (the Z_val signal records a gain per row).
     func validatedZval(target: String, settings: Settings, fence: LeaderFence, on connection: Connection) async throws -> [RowText] {
+        let (good, rejected) = try await checkedZval(target: target, settings: settings, on: connection)
+        try await fence.transaction(on: connection) { tx in try await TrainingStore.validationRejectsReplace(target: target, rejected, on: tx) }
+        if !rejected.isEmpty {
+            logger.warning("Z_val rows left out of training; see tov.validation_rejects", metadata: [
+                "target": "\(target)", "rows": "\(rejected.count)", "first_id": "\(rejected[0].0)", "first_reason": "\(rejected[0].2)",
+            ])
+        }
+        return good
+    }
+
+    /// Target `target`'s Z_val rows split by the row validator into the rows training uses and the
+    /// rejected ones (id, reason, detail); nothing is written.
+    private func checkedZval(target: String, settings: Settings,
+                             on connection: Connection) async throws -> (good: [RowText], rejected: [(Int64, String, String)]) {
         let validator = RowValidator(maxTextBytes: settings.maxTextBytes)
         var good: [RowText] = []
         var rejected: [(Int64, String, String)] = []
@@ -341,13 +387,7 @@ final class Trainer: LeaderJob, @unchecked Sendable {
             case .reject(let reason, let detail): rejected.append((row.id, reason.rawValue, detail))
             }
         }
-        try await fence.transaction(on: connection) { tx in try await TrainingStore.validationRejectsReplace(target: target, rejected, on: tx) }
-        if !rejected.isEmpty {
-            logger.warning("Z_val rows left out of training; see tov.validation_rejects", metadata: [
-                "target": "\(target)", "rows": "\(rejected.count)", "first_id": "\(rejected[0].0)", "first_reason": "\(rejected[0].2)",
-            ])
-        }
-        return good
+        return (good, rejected)
     }
 
     /// Test hook: sleeps in short slices so shutdown and a lost lease still stop it promptly.

@@ -178,6 +178,10 @@ public enum BenchQueries {
         public var burnSeconds: Double
         public var burnRows: Int
         public var burnTokens: Int
+        /// From the switch to the Z_val signal's measurement (nil until it is measured).
+        public var signalSeconds: Double?
+        /// From the base model's start to the first complete selection: the three stages above.
+        public var totalSeconds: Double { baseTrainSeconds + valTrainSeconds + burnSeconds }
     }
 
     /// The target `default`'s complete version: θ0 + base trajectory, θ_val and burn-down times, with
@@ -187,6 +191,7 @@ public enum BenchQueries {
             SELECT extract(epoch FROM b.finished_at - b.created_at)::float8 AS base_train_seconds,
                    extract(epoch FROM m.trained_at - b.finished_at)::float8 AS val_train_seconds,
                    extract(epoch FROM m.completed_at - m.trained_at)::float8 AS burn_seconds,
+                   extract(epoch FROM m.zval_signal_measured_at - m.completed_at)::float8 AS signal_seconds,
                    (SELECT count(*) FROM tov.scores WHERE model_version = m.model_version) AS burn_rows,
                    (SELECT coalesce(sum(tokens), 0) FROM tov.scores WHERE model_version = m.model_version) AS burn_tokens
             FROM tov.model_versions m JOIN tov.base_models b USING (base_version)
@@ -195,7 +200,7 @@ public enum BenchQueries {
         return BootstrapTimings(
             baseTrainSeconds: try row.get(Double.self, "base_train_seconds"), valTrainSeconds: try row.get(Double.self, "val_train_seconds"),
             burnSeconds: try row.get(Double.self, "burn_seconds"), burnRows: Int(try row.get(Int64.self, "burn_rows")),
-            burnTokens: Int(try row.get(Int64.self, "burn_tokens")))
+            burnTokens: Int(try row.get(Int64.self, "burn_tokens")), signalSeconds: try row.getOptional(Double.self, "signal_seconds"))
     }
 
     public struct RefreshTimings: Sendable {

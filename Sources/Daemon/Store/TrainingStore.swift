@@ -44,8 +44,8 @@ public enum TrainingStore {
 
     /// Each target of `targets` the database still has, with its Z_val, its version being rescored,
     /// whether its current inputs are served on `base` (by a version none of whose checkpoints are
-    /// broken), a divergence on them, its last served version and the every-target requests it
-    /// answered.
+    /// broken), a divergence on them, a live version whose Z_val signal is still to measure, its last
+    /// served version and the every-target requests it answered.
     static func targetFacts(_ targets: [TargetSettings], base: Int?, method: String, broken: [TrainerSnapshot.BrokenCheckpoint],
                             on connection: Connection) async throws -> [TrainerSnapshot.Target] {
         var stored: [Int: (zval: TrainerSnapshot.Zval, scoring: Int?)] = [:]
@@ -70,6 +70,10 @@ public enum TrainingStore {
             }
             for row in try await connection.query(modelVersionDivergedMany, inputs) {
                 facts[index[Int(try row.get(Int32.self, "target_id"))]!].divergedVersion = try row.get(String.self, "reason")
+            }
+            for row in try await connection.query(modelVersionSignalPendingMany, [base]) {
+                guard let i = index[Int(try row.get(Int32.self, "target_id"))] else { continue }
+                facts[i].signalPending = Int(try row.get(Int32.self, "model_version"))
             }
         }
         for row in try await connection.query(modelVersionLastServedMany) {
@@ -370,8 +374,24 @@ public enum TrainingStore {
 
     static let modelVersionAgreementUpdate = """
         UPDATE tov.model_versions SET zval_agreement = $2::float8, zval_halves = $3::float8, zval_transfer = $4::float8,
-            zval_helped_share = $5::float8, zval_agreement_rows = $6, zval_groups = $7
+            zval_helped_share = $5::float8, zval_agreement_rows = $6, zval_groups = $7, zval_signal_measured_at = now()
         WHERE model_version = $1
+        """
+
+    /// Each target's complete version on base $1, made from the target's current Z_val, whose Z_val
+    /// signal is not measured yet (``TrainerSnapshot/Target/signalPending``). A version whose Z_val
+    /// changed since is left: the refresh that change causes replaces it, and its rows are gone.
+    static let modelVersionSignalPendingMany = """
+        SELECT m.target_id, m.model_version FROM tov.model_versions m JOIN tov.target_zval z USING (target_id)
+        WHERE m.status = 'complete' AND m.base_version = $1 AND m.zval_version = z.version AND m.zval_signal_measured_at IS NULL
+        """
+
+    /// What measuring version $1's Z_val signal needs: its base model and config, the Z_val version and
+    /// θ_val learning-rate ratio it was trained with, and its target's Z_val version now.
+    static let modelVersionSignalInputsGet = """
+        SELECT m.base_version, m.zval_version, m.val_lr_ratio, z.version AS current_zval_version
+        FROM tov.model_versions m JOIN tov.target_zval z USING (target_id)
+        WHERE m.model_version = $1
         """
 
     static func baseModelConfig(_ base: Int, on connection: Connection) async throws -> BaseModelConfig {

@@ -13,6 +13,9 @@ enum TrainerAction: Equatable, Sendable {
     /// version is trained. `answers` are every-target refresh requests that this version answers
     /// for its target while other enabled targets still owe them: marked started, left pending.
     case refresh(target: Int, base: Int, reason: String, requests: [Int64], answers: [Int64] = [])
+    /// Measure the Z_val signal of target `target`'s live version `version` (docs/selection.md): after
+    /// the switch, because the selection does not read it and rescoring should not wait for it.
+    case measureSignal(target: Int, version: Int)
 
     enum Repair: Equatable, Sendable {
         /// A version being rescored whose θ_val cannot be loaded: a new one replaces it.
@@ -53,6 +56,10 @@ struct TrainerActivity: Equatable, Sendable {
 /// version rescoring, no Z_val, debouncing, diverged) does not hold up the others, nor does one whose
 /// refresh cannot start (every Z_val row rejected: the trainer finds nothing to train and the next
 /// decision moves on).
+///
+/// A target whose live version serves its current inputs and has no Z_val signal yet is due for that
+/// measurement instead of idling: the signal comes after the switch, so a bootstrap's or refresh's
+/// selection does not wait for it; a refresh that is due comes first (its version replaces this one).
 ///
 /// Refresh requests: one with a target forces that target's refresh and is served by it. One for
 /// every target (tovd refresh without --target, target_id NULL) forces a refresh of each enabled
@@ -166,6 +173,7 @@ struct TrainerPolicy: Sendable {
         let forced = !owed.isEmpty
         if t.currentInputsServed && !forced {
             changeSeen[.target(t.id)] = nil
+            if let version = t.signalPending { return .measureSignal(target: t.id, version: version) }
             return .wait(TrainerActivity("idle"), recheck: Self.recheck)
         }
         if let diverged = t.divergedVersion, !forced {

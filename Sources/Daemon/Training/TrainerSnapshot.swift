@@ -77,6 +77,10 @@ struct TrainerSnapshot: Equatable, Sendable {
         /// A version of this target with exactly its current inputs diverged before: its reason.
         var divergedVersion: String?
         var lastVersion: LastVersion?
+        /// Its live (complete) version on the current base, when that version was made from the current
+        /// Z_val and its Z_val signal is not measured yet: the signal is measured after the switch, so
+        /// rescoring does not wait for it (migration 015).
+        var signalPending: Int?
         /// Every-target refresh requests (``Request/target`` nil) this target has answered: a version of
         /// it was trained (or diverged) since the request was started. The policy serves such a
         /// request once no other enabled target still owes it.
@@ -84,7 +88,7 @@ struct TrainerSnapshot: Equatable, Sendable {
 
         init(id: Int, name: String, enabled: Bool = true, settings: Settings, zval: Zval, scoringVersion: Int? = nil,
              currentInputsServed: Bool = false, divergedVersion: String? = nil, lastVersion: LastVersion? = nil,
-             answered: Set<Int64> = []) {
+             signalPending: Int? = nil, answered: Set<Int64> = []) {
             self.id = id
             self.name = name
             self.enabled = enabled
@@ -94,6 +98,7 @@ struct TrainerSnapshot: Equatable, Sendable {
             self.currentInputsServed = currentInputsServed
             self.divergedVersion = divergedVersion
             self.lastVersion = lastVersion
+            self.signalPending = signalPending
             self.answered = answered
         }
     }

@@ -409,6 +409,13 @@ struct TrainerPolicyTests {
     @Test func aSignalIsMeasuredWhileAnotherTargetsVersionRescores() {
         let s = Self.targets { $0.targets[0].scoringVersion = 7; $0.targets[1].signalPending = 6 }
         #expect(Self.decide(s) == .measureSignal(target: 2, version: 6))
+        // Any target's refresh comes first, and the measurement does not take that target's turn.
+        var policy = TrainerPolicy()
+        let due = Self.targets { $0.targets[0].signalPending = 5; Self.zvalChanged(&$0.targets[1]) }
+        #expect(policy.decide(due, now: Self.t0) == .refresh(target: 2, base: 1, reason: "Z_val changed", requests: []))
+        let both = Self.targets(three: true) { $0.targets[1].signalPending = 6; $0.targets[2].signalPending = 7 }
+        #expect(policy.decide(both, now: Self.t0) == .measureSignal(target: 3, version: 7))
+        #expect(policy.decide(both, now: Self.t0) == .measureSignal(target: 3, version: 7))
         // Not for a disabled target.
         #expect(Self.activity(Self.decide(Self.targets { $0.targets[1].signalPending = 6; $0.targets[1].enabled = false }))?.activity == "idle")
     }

@@ -86,6 +86,33 @@ struct MigrationTests {
         }
     }
 
+    /// Schema 15 measures a version's Z_val signal after its switch: a version made before it was
+    /// measured at its refresh and must not be measured again (nor block anything), one made after
+    /// starts pending, and the down migration drops the record and nothing else.
+    @Test func versionsMadeBeforeTheSignalMovedCountAsMeasured() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            let version = try #require(Migration.all.first { $0.name == "zval_signal_after_switch" }?.version)
+            let migrator = Migrator()
+            try await migrator.up(on: c, to: version - 1)
+            try await c.simpleQuery("""
+                INSERT INTO tov.base_models (u_size, epochs, config, status) VALUES (16, 2, '{}', 'complete');
+                INSERT INTO tov.model_versions (base_version, zval_version, method, status, trained_at, zval_agreement)
+                VALUES (1, 1, 'A', 'complete', now(), 0.8), (1, 1, 'A', 'failed', NULL, NULL);
+                """)
+            try await migrator.up(on: c, to: version)
+            try await c.execute("INSERT INTO tov.model_versions (base_version, zval_version, method, status) VALUES (1, 2, 'A', 'training')")
+            let measured = try await c.query("SELECT zval_signal_measured_at IS NOT NULL AS m FROM tov.model_versions ORDER BY model_version")
+                .map { try $0.get(Bool.self, "m") }
+            #expect(measured == [true, true, false])
+            #expect(try await migrator.down(on: c, steps: 1) == [version])
+            let agreements = try await c.query("SELECT zval_agreement FROM tov.model_versions ORDER BY model_version")
+                .map { try $0.getOptional(Double.self, "zval_agreement") }
+            #expect(agreements == [0.8, nil, nil])
+        }
+    }
+
     /// The Z_val signal's verdict (tov.zval_signal), one definition for both status views: each band's
     /// edge, a Z_val of one context, and nothing measured.
     @Test func theZvalSignalsVerdict() async throws {

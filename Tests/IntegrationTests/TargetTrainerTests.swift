@@ -166,8 +166,10 @@ struct TargetTrainerTests {
             let switchIn = "UPDATE tov.model_versions SET status = 'superseded' WHERE status = 'complete'; "
                 + "UPDATE tov.model_versions SET status = 'complete', completed_at = now() WHERE status = 'scoring'"
             try await c.simpleQuery(switchIn)
+            // Nothing is trained once all are served: the step measures the first target's Z_val signal.
             try await leader.step(on: c)
             #expect(try await TovTestDatabase.count("tov.model_versions", on: c) == 3, "nothing is due once all are served")
+            #expect(try await TovTestDatabase.count("tov.model_versions", on: c, where: "zval_signal_measured_at IS NOT NULL") == 1)
 
             let every = try await TrainingStore.requestInsert(.refresh, on: c)
             try await leader.step(on: c)

@@ -59,7 +59,8 @@ struct TrainerActivity: Equatable, Sendable {
 ///
 /// A target whose live version serves its current inputs and has no Z_val signal yet is due for that
 /// measurement instead of idling: the signal comes after the switch, so a bootstrap's or refresh's
-/// selection does not wait for it; a refresh that is due comes first (its version replaces this one).
+/// selection does not wait for it. Any target's refresh that is due comes first (a selection waits
+/// for it; nothing waits for a signal), and a measurement does not count as the target's turn.
 ///
 /// Refresh requests: one with a target forces that target's refresh and is served by it. One for
 /// every target (tovd refresh without --target, target_id NULL) forces a refresh of each enabled
@@ -147,14 +148,18 @@ struct TrainerPolicy: Sendable {
         }
         let next = enabled.firstIndex { $0.id > (refreshedLast ?? .min) } ?? 0
         var waits: [(target: TrainerSnapshot.Target, activity: TrainerActivity)] = []
+        var signal: TrainerAction?
         for target in enabled[next...] + enabled[..<next] {
             switch decide(target, base: base.version, in: s, now: now) {
             case .wait(let activity, _): waits.append((target, activity))
+            case .measureSignal(let id, let version): signal = signal ?? .measureSignal(target: id, version: version)
             case let action:
                 refreshedLast = target.id
                 return action
             }
         }
+        // Only when no target is due for a refresh: a selection waits for a refresh, nothing for a signal.
+        if let signal { return signal }
         waits.sort { $0.target.id < $1.target.id }
         return .wait(Self.summary(waits, blockedRebase: blockedRebase, in: s), recheck: Self.recheck)
     }

@@ -76,30 +76,11 @@ extension Array: PQDecodable where Element: PQArrayElement {
     /// array literal (`{1,2,"a b"}`), where NULL elements are an error.
     public static func decode(pqText bytes: ArraySlice<UInt8>) throws -> [Element] {
         if Element.self == UInt8.self {
-            return try decodeByteaHex(bytes) as! [Element]
+            // Not `as!`: a 17 MB checkpoint would be converted element by element through the
+            // runtime's generic cast (seconds per model version). The types are the same.
+            return unsafeBitCast(try byteaFromHex(bytes), to: [Element].self)
         }
         return try parseArrayLiteral(bytes).map { try Element.decode(pqText: $0[...]) }
-    }
-
-    static func decodeByteaHex(_ bytes: ArraySlice<UInt8>) throws -> [UInt8] {
-        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\\"), bytes[bytes.startIndex + 1] == UInt8(ascii: "x"),
-              bytes.count % 2 == 0 else { throw decodingError([UInt8].self, bytes) }
-        func nibble(_ c: UInt8) throws -> UInt8 {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-            default: throw decodingError([UInt8].self, bytes)
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity((bytes.count - 2) / 2)
-        var i = bytes.startIndex + 2
-        while i < bytes.endIndex {
-            out.append(try nibble(bytes[i]) << 4 | nibble(bytes[i + 1]))
-            i += 2
-        }
-        return out
     }
 
     static func parseArrayLiteral(_ bytes: ArraySlice<UInt8>) throws -> [[UInt8]] {
@@ -125,5 +106,38 @@ extension Array: PQDecodable where Element: PQArrayElement {
         if !wasQuoted && current == [UInt8]("NULL".utf8) { throw PQError(.decoding, "array contains NULL; decode into a type that allows it") }
         elements.append(current)
         return elements
+    }
+}
+
+/// bytea's hex output (`\x0a1b`) as bytes. Outside the generic `Array` extension so it is compiled
+/// for bytes, not through `Element`'s witnesses, and by table: checkpoints are tens of megabytes.
+func byteaFromHex(_ bytes: ArraySlice<UInt8>) throws -> [UInt8] {
+    guard bytes.count >= 2, bytes.first == UInt8(ascii: "\\"), bytes[bytes.startIndex + 1] == UInt8(ascii: "x"),
+          bytes.count % 2 == 0 else { throw decodingError([UInt8].self, bytes) }
+    let count = (bytes.count - 2) / 2
+    var invalid: UInt8 = 0
+    let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        bytes.withUnsafeBufferPointer { hex in
+            hexDigitValues.withUnsafeBufferPointer { value in
+                for i in 0..<count {
+                    let high = value[Int(hex[2 + 2 * i])], low = value[Int(hex[3 + 2 * i])]
+                    invalid |= (high | low) & 0x10
+                    buffer[i] = high << 4 | (low & 0x0F)
+                }
+            }
+        }
+        initialized = count
+    }
+    guard invalid == 0 else { throw decodingError([UInt8].self, bytes) }
+    return out
+}
+
+/// Each byte's value as a hex digit; 0x10 marks a byte that is not one.
+private let hexDigitValues: [UInt8] = (0...255).map { c -> UInt8 in
+    switch UInt8(c) {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt8(c) - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt8(c) - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt8(c) - UInt8(ascii: "A") + 10
+    default: return 0x10
     }
 }

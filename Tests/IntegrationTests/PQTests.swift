@@ -40,6 +40,22 @@ struct PQTests {
         }
     }
 
+    /// bytea as checkpoints use it: megabytes each way, exact; hex in either case; text that is not
+    /// bytea hex is refused with the column's name.
+    @Test func largeByteaRoundTripsAndBadHexIsRefused() async throws {
+        try await withConnection { c, _ in
+            var generator = SystemRandomNumberGenerator()
+            let big = (0..<2_000_001).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let row = try await c.query(#"SELECT $1::bytea AS big, '\xABcd'::text AS upper, '\xzz'::text AS bad, '\x0'::text AS odd"#,
+                                        [big]).first!
+            #expect(try row.get([UInt8].self, "big") == big)
+            #expect(try row.get([UInt8].self, "upper") == [0xAB, 0xCD])
+            for column in ["bad", "odd"] {
+                #expect(throws: PQError.self) { try row.get([UInt8].self, column) }
+            }
+        }
+    }
+
     /// An empty array of a non-byte type is an empty array, not an empty bytea (an `as? [UInt8]`
     /// cast succeeds on any empty array).
     @Test func emptyArraysKeepTheirType() async throws {

@@ -113,6 +113,28 @@ struct MigrationTests {
         }
     }
 
+    /// Schema 16 stores checkpoint bytes uncompressed (they are LZ4 frames already); its down migration
+    /// puts PostgreSQL's default storage back.
+    @Test func checkpointBytesAreStoredUncompressed() async throws {
+        try await TestDatabase.withFreshDatabase { conninfo in
+            let c = try await Connection.connect(conninfo)
+            defer { c.close() }
+            let version = try #require(Migration.all.first { $0.name == "checkpoint_storage" }?.version)
+            let migrator = Migrator()
+            func storage() async throws -> [String] {
+                try await c.query("""
+                    SELECT attstorage::text AS storage FROM pg_attribute
+                    WHERE attrelid IN ('tov.checkpoints'::regclass, 'tov.theta0s'::regclass) AND attname = 'data'
+                    ORDER BY attrelid::regclass::text
+                    """).map { try $0.get(String.self, "storage") }
+            }
+            try await migrator.up(on: c, to: version)
+            #expect(try await storage() == ["e", "e"])
+            #expect(try await migrator.down(on: c, steps: 1) == [version])
+            #expect(try await storage() == ["x", "x"])
+        }
+    }
+
     /// The Z_val signal's verdict (tov.zval_signal), one definition for both status views: each band's
     /// edge, a Z_val of one context, and nothing measured.
     @Test func theZvalSignalsVerdict() async throws {

@@ -67,9 +67,9 @@ extension UInt8: PQArrayElement {
 extension Array: PQValue where Element: PQArrayElement {
     /// `[UInt8]` is bytea (binary); any other element type makes an array literal.
     public var pqParameter: (bytes: [UInt8], binary: Bool) {
-        // By element type, not `as?`: an empty [Int64] casts to [UInt8] too, and would go out as
-        // an empty bytea where the server expects an array.
-        // unsafeBitCast, not `as?`: the runtime's cast copies element by element (17 MB checkpoints).
+        // By element type, not `as?`: an empty [Int64] casts to [UInt8] too, and would go out as an
+        // empty bytea where the server expects an array; and the runtime's cast copies element by
+        // element (17 MB checkpoints), where the bit cast of the same type copies nothing.
         if Element.self == UInt8.self { return (unsafeBitCast(self, to: [UInt8].self), true) }
         return ([UInt8](("{" + map(\.pqArrayLiteral).joined(separator: ",") + "}").utf8), false)
     }

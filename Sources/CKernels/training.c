@@ -101,17 +101,16 @@ TOV_CLONES void tov_softmax_backward_inplace(float *d, const float *p, int count
     for (int j = 0; j < count; j++) d[j] = p[j] * (d[j] - dot);
 }
 
-TOV_CLONES double tov_sum_squares(const float *x, size_t count) {
+TOV_CLONES void tov_block_sum_squares(const float *x, size_t count, float *blocks) {
 #pragma clang fp reassociate(on)
-    // Blocks of float sums gathered in double: vectorised, and no precision lost over millions of terms.
-    double total = 0;
-    for (size_t start = 0; start < count; start += 4096) {
-        const size_t end = start + 4096 < count ? start + 4096 : count;
+    // Float sums of 4,096-element blocks (vectorised); the caller gathers them in double, in order,
+    // so a split of x at block boundaries across threads gives the same norm to the bit.
+    for (size_t start = 0, b = 0; start < count; start += TOV_SUM_SQUARES_BLOCK, b++) {
+        const size_t end = start + TOV_SUM_SQUARES_BLOCK < count ? start + TOV_SUM_SQUARES_BLOCK : count;
         float block = 0;
         for (size_t i = start; i < end; i++) block += x[i] * x[i];
-        total += block;
+        blocks[b] = block;
     }
-    return total;
 }
 
 TOV_CLONES void tov_adamw(float *p, const float *g, float *m, float *v, size_t count, float lr, float beta1, float beta2,

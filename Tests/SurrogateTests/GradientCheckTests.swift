@@ -48,17 +48,23 @@ struct GradientCheckTests {
 
     /// Training streams cut the batch and sum their gradient arenas: the same loss and gradient as one
     /// stream, up to summation order. Fails when a slice weights its examples by its own size.
+    /// The arenas are summed range by range on every core (``ArenaChunks``), so a model of several
+    /// norm blocks is checked too, with two and three streams: a range left out fails.
     @Test func twoStreamsGiveTheOneStreamGradient() {
-        let model = Model(config: Self.config, seed: 7)
-        let batch = Self.batch()
-        let oneLoss = model.forwardBackward(batch, streams: 1)
-        let one = model.grads
-        let twoLoss = model.forwardBackward(batch, streams: 2)
-        let two = model.grads
-        #expect(abs(oneLoss - twoLoss) <= 1e-6 * max(1, abs(oneLoss)), "loss \(oneLoss) vs \(twoLoss)")
-        let scale = one.map(abs).max()!
-        let worst = zip(one, two).map { abs($0 - $1) }.max()!
-        #expect(worst <= 1e-5 * scale, "max |Δgrad| \(worst), max |grad| \(scale)")
+        for config in [Self.config, ModelConfig(layers: 2, width: 32, heads: 4, context: 24, vocabSize: 300)] {
+            let model = Model(config: config, seed: 7)
+            let batch = Self.batch()
+            let oneLoss = model.forwardBackward(batch, streams: 1)
+            let one = model.grads
+            for streams in [2, 3] {
+                let twoLoss = model.forwardBackward(batch, streams: streams)
+                let two = model.grads
+                #expect(abs(oneLoss - twoLoss) <= 1e-6 * max(1, abs(oneLoss)), "loss \(oneLoss) vs \(twoLoss)")
+                let scale = one.map(abs).max()!
+                let worst = zip(one, two).map { abs($0 - $1) }.max()!
+                #expect(worst <= 1e-5 * scale, "\(config.width) wide, \(streams) streams: max |Δgrad| \(worst), max |grad| \(scale)")
+            }
+        }
     }
 
     @Test func blasMatmulMatchesTheNaiveReference() {
@@ -199,6 +205,37 @@ struct ModelTests {
         // From an empty state the direction is the gradient's sign.
         let fresh = OptimizerState(m: [], v: [], step: 0).adamDirection(for: [3, -0.5, 0, 1e-3])
         #expect(zip(fresh, [1, -1, 0, 1] as [Float]).allSatisfy { abs($0 - $1) < 1e-4 })
+    }
+
+    /// The passes over the whole arena after a step's streams (their gradients summed, the norm,
+    /// AdamW) run split across cores (``ArenaChunks``). The split must cover every parameter once and
+    /// change no bit: a range skipped, updated twice or given another tensor's weight decay fails here.
+    @Test func theOptimizerSplitAcrossCoresChangesNoBit() {
+        for count in [1, 4095, 4096, 4097, 40_000] {
+            for parts in [1, 2, 3, 8] {
+                let ranges = ArenaChunks(count: count, parts: parts).ranges
+                #expect(ranges.first?.lowerBound == 0 && ranges.last?.upperBound == count)
+                #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound && $1.lowerBound % ArenaChunks.block == 0 })
+                #expect(ranges.allSatisfy { !$0.isEmpty } && ranges.count <= parts)
+            }
+        }
+        // ~36,000 parameters: nine norm blocks, with tensor boundaries inside them.
+        let config = ModelConfig(layers: 2, width: 32, heads: 4, context: 24, vocabSize: 300)
+        let batch = (0..<6).map { i in Example(prompt: [1, Int32(20 + i), 3], response: [Int32(40 + i), 41, 42]) }
+        let one = Model(config: config, seed: 2), split = Model(config: config, seed: 2)
+        #expect(one.layout.count > 8 * ArenaChunks.block)
+        for step in 0..<3 {
+            for (model, parts) in [(one, 1), (split, 3)] {
+                model.forwardBackward(batch)
+                // A clipped step and an unclipped one: the norm decides which.
+                model.adamWUpdate(learningRate: 1e-2, weightDecay: 0.1, clipNorm: step == 1 ? 1e-3 : 1, parts: parts)
+            }
+            // Compared as one Bool: a failing array comparison would print 36,000 numbers.
+            let sameWeights = split.parameters == one.parameters, sameState = split.optimizerState == one.optimizerState
+            #expect(sameWeights && sameState, "step \(step): first weight that differs at \(String(describing: split.parameters.indices.first { split.parameters[$0] != one.parameters[$0] }))")
+        }
+        let moved = one.parameters != Model(config: config, seed: 2).parameters
+        #expect(moved)
     }
 
     @Test func parametersRoundTripAndWrongSizesAreRefused() throws {

@@ -71,8 +71,11 @@ void tov_add(float *out, const float *a, const float *b, size_t count);
 void tov_add_inplace(float *out, const float *a, size_t count);
 /// d = p ⊙ (d − p·d): softmax's backward for one row of probabilities p, in place over d.
 void tov_softmax_backward_inplace(float *d, const float *p, int count);
-/// Σ x² (float blocks summed in double).
-double tov_sum_squares(const float *x, size_t count);
+/// The block length of ``tov_block_sum_squares``.
+#define TOV_SUM_SQUARES_BLOCK 4096
+/// blocks[b] = Σ x² over x[b·4096 ..< (b+1)·4096] (the last block may be short): ⌈count/4096⌉ floats,
+/// which the caller sums in double, in order, for a norm over millions of terms.
+void tov_block_sum_squares(const float *x, size_t count, float *blocks);
 /// One AdamW step over `count` parameters with gradient scale `clip` and bias corrections 1 − β^t.
 void tov_adamw(float *p, const float *g, float *m, float *v, size_t count, float lr, float beta1, float beta2,
                float eps, float decay, float clip, float correction1, float correction2);

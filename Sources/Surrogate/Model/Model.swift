@@ -458,8 +458,13 @@ public final class Model {
                     DispatchQueue.concurrentPerform(iterations: slices) { k in out[k] = run(k) }
                 }
             }
-            for b in buffers.dropFirst() {
-                b.grads.withUnsafeBufferPointer { tov_add_inplace(first, $0.baseAddress!, layout.count) }
+            // Summed on every core, each range in stream order (ArenaChunks): the same bits as one pass.
+            // Unchecked on purpose: each range writes only its own part of the first arena and reads the others.
+            nonisolated(unsafe) let sum = first, others = Array(buffers.dropFirst())
+            ArenaChunks(count: layout.count, parts: slices).run { range in
+                for other in others {
+                    other.grads.withUnsafeBufferPointer { tov_add_inplace(sum + range.lowerBound, $0.baseAddress! + range.lowerBound, range.count) }
+                }
             }
         }
         return losses.reduce(0, +)

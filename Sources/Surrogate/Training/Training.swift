@@ -107,7 +107,7 @@ extension Model {
     @discardableResult
     public func step(on batch: [Example], learningRate: Float, options: TrainingOptions) -> Float {
         let loss = forwardBackward(batch, streams: options.streams, precision: options.precision)
-        adamWUpdate(learningRate: learningRate, weightDecay: options.weightDecay, clipNorm: options.clipNorm)
+        adamWUpdate(learningRate: learningRate, weightDecay: options.weightDecay, clipNorm: options.clipNorm, parts: options.streams)
         return loss
     }
 
@@ -181,27 +181,68 @@ extension Model {
     }
 
     /// One AdamW step over the whole arena, after clipping the global gradient norm. llm.c: gpt2_update.
-    func adamWUpdate(learningRate: Float, weightDecay: Float, clipNorm: Float) {
+    /// The arena is cut into `parts` ranges updated concurrently (``ArenaChunks``): the same bits as
+    /// one pass, in about half the time on two cores, where it is the only serial work of a step.
+    func adamWUpdate(learningRate: Float, weightDecay: Float, clipNorm: Float, parts: Int = 1) {
         let beta1 = OptimizerState.beta1, beta2 = OptimizerState.beta2, eps = OptimizerState.epsilon
         if adamM.count != layout.count {
             adamM = [Float](repeating: 0, count: layout.count)
             adamV = [Float](repeating: 0, count: layout.count)
         }
         adamStep += 1
-        let normSquared = grads.withUnsafeBufferPointer { tov_sum_squares($0.baseAddress!, $0.count) }
+        let chunks = ArenaChunks(count: layout.count, parts: parts)
+        var blockSums = [Float](repeating: 0, count: ArenaChunks.blocks(layout.count))
+        grads.withUnsafeBufferPointer { g in
+        blockSums.withUnsafeMutableBufferPointer { b in
+            // Unchecked on purpose: each chunk reads its own range and writes its own blocks.
+            nonisolated(unsafe) let g = g.baseAddress!, b = b.baseAddress!
+            chunks.run { range in tov_block_sum_squares(g + range.lowerBound, range.count, b + range.lowerBound / ArenaChunks.block) }
+        }}
+        let normSquared = blockSums.reduce(0.0) { $0 + Double($1) }
         let norm = Float(normSquared.squareRoot())
         let clip = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
         let correction1 = 1 - powf(beta1, Float(adamStep))
         let correction2 = 1 - powf(beta2, Float(adamStep))
+        let tensors = layout.tensors
         params.withUnsafeMutableBufferPointer { p in
         grads.withUnsafeBufferPointer { g in
         adamM.withUnsafeMutableBufferPointer { m in
         adamV.withUnsafeMutableBufferPointer { v in
-            for tensor in layout.tensors {
-                let o = tensor.offset
-                tov_adamw(p.baseAddress! + o, g.baseAddress! + o, m.baseAddress! + o, v.baseAddress! + o, tensor.count,
-                          learningRate, beta1, beta2, eps, tensor.decays ? weightDecay : 0, clip, correction1, correction2)
+            // Unchecked on purpose: each chunk updates only its own range of the four arenas.
+            nonisolated(unsafe) let p = p.baseAddress!, g = g.baseAddress!, m = m.baseAddress!, v = v.baseAddress!
+            chunks.run { range in
+                for tensor in tensors {
+                    let lower = max(tensor.offset, range.lowerBound), upper = min(tensor.offset + tensor.count, range.upperBound)
+                    guard lower < upper else { continue }
+                    tov_adamw(p + lower, g + lower, m + lower, v + lower, upper - lower,
+                              learningRate, beta1, beta2, eps, tensor.decays ? weightDecay : 0, clip, correction1, correction2)
+                }
             }
         }}}}
+    }
+}
+
+/// Contiguous ranges of a parameter arena, one per training stream, cut at the norm's block
+/// boundaries (``tov_block_sum_squares``), for the passes over the whole arena that follow a step's
+/// streams: summing their gradients, the norm and AdamW. Each parameter is updated on its own and the
+/// norm's blocks are gathered in order, so the split changes no bit of the result.
+struct ArenaChunks {
+    static let block = Int(TOV_SUM_SQUARES_BLOCK)
+    /// The norm's blocks over `count` parameters.
+    static func blocks(_ count: Int) -> Int { (count + block - 1) / block }
+
+    let ranges: [Range<Int>]
+
+    init(count: Int, parts: Int) {
+        let blocks = Self.blocks(count), parts = max(1, min(parts, blocks))
+        let bounds = (0...parts).map { min(count, blocks * $0 / parts * Self.block) }
+        ranges = (0..<parts).map { bounds[$0]..<bounds[$0 + 1] }
+    }
+
+    /// `body` over every range, concurrently when there are several.
+    func run(_ body: (Range<Int>) -> Void) {
+        guard ranges.count > 1 else { return ranges.forEach(body) }
+        nonisolated(unsafe) let body = body
+        DispatchQueue.concurrentPerform(iterations: ranges.count) { body(ranges[$0]) }
     }
 }

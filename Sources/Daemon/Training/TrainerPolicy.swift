@@ -150,10 +150,11 @@ struct TrainerPolicy: Sendable {
         var waits: [(target: TrainerSnapshot.Target, activity: TrainerActivity)] = []
         var signal: TrainerAction?
         for target in enabled[next...] + enabled[..<next] {
-            switch decide(target, base: base.version, in: s, now: now) {
+            let action = decide(target, base: base.version, in: s, now: now)
+            switch action {
             case .wait(let activity, _): waits.append((target, activity))
-            case .measureSignal(let id, let version): signal = signal ?? .measureSignal(target: id, version: version)
-            case let action:
+            case .measureSignal: signal = signal ?? action
+            default:
                 refreshedLast = target.id
                 return action
             }
